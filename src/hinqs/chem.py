@@ -1,0 +1,191 @@
+"""PySCF: from a system in the config (or an FCIDUMP) to active-space integrals.
+
+The integrals are computed once, here, and handed to every later process through the
+Hamiltonian folder: the SCF of molecules with degenerate orbitals depends on the thread
+count (design notes), so recomputing it per worker could give each worker other orbitals.
+
+Open shells use ROHF, whose single set of orbitals is what a determinant basis over
+spatial orbitals needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hinqs.errors import InputError
+
+
+@dataclass
+class ActiveSpaceIntegrals:
+    """Integrals of the active space and what produced them."""
+
+    hcore: np.ndarray
+    eri: np.ndarray
+    nelec: tuple[int, int]
+    ecore: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def norb(self) -> int:
+        return int(self.hcore.shape[0])
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Silence PySCF's warnings about optional packages while building a molecule."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def build_molecule(system: dict[str, Any]) -> Any:
+    """A PySCF ``Mole`` for a config system, with one-line errors for what the user got wrong."""
+    from pyscf import gto
+    from pyscf.gto.basis import BasisNotFoundError
+
+    name = system["name"]
+    mol = gto.Mole()
+    mol.atom = system["geometry"]
+    mol.unit = system.get("unit", "angstrom")
+    mol.basis = system.get("basis", "sto-3g")
+    mol.charge = system.get("charge", 0)
+    mol.spin = system.get("spin", 0)
+    mol.symmetry = system.get("symmetry", False)
+    mol.verbose = 0
+    mol.output = os.devnull
+    try:
+        with _quiet():
+            mol.build(parse_arg=False)
+    except BasisNotFoundError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"system {name!r}: unknown basis {mol.basis!r} ({first})") from None
+    except RuntimeError as exc:
+        match = re.search(r"Electron number (\d+) and spin (\d+)", str(exc))
+        if match:
+            _check_electrons(name, int(match.group(1)), int(match.group(2)))
+        raise InputError(f"system {name!r}: {str(exc).splitlines()[0]}") from None
+    except (ValueError, KeyError, IndexError) as exc:
+        raise InputError(f"system {name!r}: cannot read geometry ({str(exc).splitlines()[0]})") from None
+    return mol
+
+
+def _check_electrons(name: str, n_electrons: int, spin: int) -> None:
+    if n_electrons <= 0:
+        raise InputError(f"system {name!r}: the molecule has {n_electrons} electrons")
+    if (n_electrons - spin) % 2 or spin > n_electrons:
+        raise InputError(
+            f"system {name!r}: {n_electrons} electrons are incompatible with spin={spin} "
+            "(spin is 2S = N_alpha - N_beta)"
+        )
+
+
+def run_scf(mol: Any, conv_tol: float = 1e-10) -> Any:
+    """RHF for closed shells, ROHF for open shells; an error if it does not converge."""
+    from pyscf import scf
+
+    mf = scf.RHF(mol) if mol.spin == 0 else scf.ROHF(mol)
+    mf.conv_tol = conv_tol
+    mf.verbose = 0
+    mf.kernel()
+    if not mf.converged:
+        mf = mf.newton()
+        mf.kernel()
+    if not mf.converged:
+        raise InputError("the SCF did not converge; check the geometry, charge and spin")
+    return mf
+
+
+def choose_active_space(system: dict[str, Any], mol: Any, nmo: int) -> tuple[int, int, tuple[int, int]]:
+    """(ncore, ncas, (n_alpha, n_beta) active) from ``active_space`` or ``frozen_core``."""
+    name = system["name"]
+    n_alpha, n_beta = mol.nelec
+    if system.get("active_space"):
+        n_active_electrons, ncas = system["active_space"]
+        n_core_electrons = mol.nelectron - n_active_electrons
+        if n_core_electrons < 0 or n_core_electrons % 2:
+            raise InputError(
+                f"system {name!r}: active space of {n_active_electrons} electrons does not fit the "
+                f"molecule's {mol.nelectron} electrons (the rest must fill doubly occupied core orbitals)"
+            )
+        ncore = n_core_electrons // 2
+    else:
+        ncore = system.get("frozen_core", 0)
+        ncas = nmo - ncore
+        if ncore > n_beta:
+            raise InputError(
+                f"system {name!r}: frozen_core={ncore} exceeds the {n_beta} doubly occupied orbitals"
+            )
+    if ncore + ncas > nmo:
+        raise InputError(
+            f"system {name!r}: active space ({ncore} core + {ncas} active orbitals) is larger than the "
+            f"basis ({nmo} orbitals)"
+        )
+    nelecas = (n_alpha - ncore, n_beta - ncore)
+    if nelecas[0] > ncas or nelecas[1] < 0:
+        raise InputError(f"system {name!r}: {nelecas[0]} alpha electrons do not fit in {ncas} active orbitals")
+    return ncore, ncas, nelecas
+
+
+def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegrals, Any]:
+    """Run the SCF for a geometry system and return its active-space integrals and the SCF."""
+    from pyscf import ao2mo, mcscf
+
+    mol = build_molecule(system)
+    _check_electrons(system["name"], mol.nelectron, mol.spin)
+    nmo = mol.nao_nr()
+    ncore, ncas, nelecas = choose_active_space(system, mol, nmo)
+    mf = run_scf(mol, system.get("scf_conv_tol", 1e-10))
+    casci = mcscf.CASCI(mf, ncas, nelecas)
+    casci.verbose = 0
+    hcore, ecore = casci.get_h1eff()
+    eri = ao2mo.restore(1, casci.get_h2eff(), ncas)
+    info = {
+        "source": "geometry",
+        "scf": "RHF" if mol.spin == 0 else "ROHF",
+        "e_hf": float(mf.e_tot),
+        "e_nuc": float(mol.energy_nuc()),
+        "ncore": ncore,
+        "ncas": ncas,
+        "nmo": nmo,
+        "n_electrons": int(mol.nelectron),
+        "mo_energy_active": [float(e) for e in mf.mo_energy[ncore : ncore + ncas]],
+    }
+    return ActiveSpaceIntegrals(hcore=np.asarray(hcore), eri=np.asarray(eri), nelec=nelecas, ecore=float(ecore), info=info), mf
+
+
+def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals:
+    """Read integrals written by another code; a one-line error for a missing or malformed file."""
+    from pyscf import ao2mo
+    from pyscf.tools import fcidump
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"FCIDUMP file not found: {path}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), _quiet():
+            data = fcidump.read(str(path), verbose=False)
+        norb = int(data["NORB"])
+        n_electrons = int(data["NELEC"])
+        ms2 = int(data.get("MS2", 0))
+        hcore = np.asarray(data["H1"], dtype=np.float64).reshape(norb, norb)
+        eri = ao2mo.restore(1, np.asarray(data["H2"], dtype=np.float64), norb)
+        ecore = float(data.get("ECORE", 0.0))
+    except Exception as exc:  # noqa: BLE001 - any parse failure of a foreign file is bad input
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"malformed FCIDUMP {path}: {detail}") from None
+    if norb < 1 or n_electrons < 1 or (n_electrons - ms2) % 2 or abs(ms2) > n_electrons:
+        raise InputError(f"malformed FCIDUMP {path}: NORB={norb}, NELEC={n_electrons}, MS2={ms2} are inconsistent")
+    nelec = ((n_electrons + ms2) // 2, (n_electrons - ms2) // 2)
+    if max(nelec) > norb:
+        raise InputError(f"malformed FCIDUMP {path}: {max(nelec)} electrons of one spin do not fit {norb} orbitals")
+    info = {"source": "fcidump", "fcidump": str(path), "ncas": norb, "n_electrons": n_electrons}
+    return ActiveSpaceIntegrals(hcore=hcore, eri=eri, nelec=nelec, ecore=ecore, info=info)

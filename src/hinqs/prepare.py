@@ -1,0 +1,65 @@
+"""The prepare step: a config system (or FCIDUMP) -> a complete Hamiltonian folder."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hinqs import __version__
+from hinqs.chem import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
+from hinqs.errors import InputError
+from hinqs.hamiltonian import write_hamiltonian
+from hinqs.references import compute_references
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose numbers end up in the results, for the record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"hinqs": __version__, "python": platform.python_version()}
+    for package in ("pyscf", "numpy", "scipy", "qiskit-addon-sqd", "torch"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def ensure_writable_parent(out_dir: str | os.PathLike[str]) -> None:
+    """Fail fast, before any computing, when the output folder cannot be written."""
+    parent = Path(out_dir).resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(f"output folder {out_dir} is not writable: {exc.strerror or exc}") from None
+
+
+def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Compute the active-space integrals and references of ``system`` and write them to ``out_dir``."""
+    ensure_writable_parent(out_dir)
+    integrals: ActiveSpaceIntegrals
+    if "fcidump" in system:
+        integrals = integrals_from_fcidump(system["fcidump"])
+    else:
+        integrals, _ = integrals_from_geometry(system)
+    refs = compute_references(
+        integrals.hcore,
+        integrals.eri,
+        integrals.nelec,
+        integrals.ecore,
+        fci_max_determinants=references["fci_max_determinants"],
+        ccsd=references["ccsd"],
+    )
+    meta = {
+        "e_hf": integrals.info.get("e_hf", refs["hf_active"]),
+        "references": refs,
+        "active_space": integrals.info,
+        "system": system,
+        "versions": library_versions(),
+    }
+    return write_hamiltonian(out_dir, integrals.hcore, integrals.eri, integrals.nelec, integrals.ecore, meta)

@@ -1,0 +1,47 @@
+"""Shared fixtures: small real molecules and a way to run the real ``hinqs`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Geometries from the design notes (Angstrom).
+H2O = "O 0 0 0; H 0.7571 0.5861 0; H -0.7571 0.5861 0"
+LIH = "Li 0 0 0; H 0 0 1.5949"
+N2 = "N 0 0 0; N 0 0 1.0977"
+
+
+def run_hinqs(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600):
+    """Run the installed ``hinqs`` command line in a fresh process, as Snakemake does."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "hinqs", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_config(path: Path, data: dict) -> Path:
+    """Write a config mapping as YAML and return its path."""
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path: Path):
+    """Factory: a config file in tmp_path with the given systems and extra settings."""
+
+    def make(*systems: dict, **extra) -> Path:
+        return write_config(tmp_path / "config.yaml", {"systems": list(systems), **extra})
+
+    return make
