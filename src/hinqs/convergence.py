@@ -1,0 +1,50 @@
+"""When the HI-NQS-SQD loop stops.
+
+The loop stops when the merged energy changed by less than ``tol`` for ``window``
+consecutive iterations, or at ``max`` iterations. The status of iteration k carries the
+whole energy history, so deciding k+1 needs only the status of k (and Snakemake's
+checkpoint reads one small file per iteration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hinqs.errors import InputError
+
+
+def next_status(
+    previous: dict[str, Any] | None, iteration: int, energy: float, *, tol: float, window: int, max_iterations: int
+) -> dict[str, Any]:
+    """The status after ``iteration`` produced ``energy``, given the status before it."""
+    energies = [*(previous["energies"] if previous else []), float(energy)]
+    if len(energies) != iteration:
+        raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
+    delta = None if len(energies) < 2 else energies[-1] - energies[-2]
+    streak = (previous["streak"] + 1 if previous else 1) if delta is not None and abs(delta) < tol else 0
+    converged = streak >= window
+    reason = "converged" if converged else ("max_iterations" if iteration >= max_iterations else None)
+    best = min(energies)
+    return {
+        "iteration": iteration,
+        "energy": float(energy),
+        "delta": delta,
+        "streak": streak,
+        "energies": energies,
+        "best_energy": best,
+        "best_iteration": energies.index(best) + 1,
+        "converged": converged,
+        "stop": reason is not None,
+        "reason": reason,
+    }
+
+
+def read_status(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One iteration's status.json."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read iteration status {path}: {exc}") from None

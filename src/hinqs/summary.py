@@ -1,0 +1,215 @@
+"""Per-system results: summary.json, energies.csv and the convergence plot; the scan table.
+
+Everything here is read back from the files the steps wrote, so a summary can be rebuilt
+at any time (and by ``snakemake --report``) without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hinqs.atomic import atomic_path, write_json, write_text
+from hinqs.hamiltonian import read_meta
+from hinqs.workflow_support import iteration_name
+
+MHA = 1000.0
+CHEMICAL_ACCURACY_MHA = 1.6
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _benchmark_seconds(path: Path) -> float | None:
+    """Wall seconds from a Snakemake ``benchmark:`` file (first column ``s``)."""
+    if not path.exists():
+        return None
+    rows = list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
+    return float(rows[-1]["s"]) if rows else None
+
+
+def _basis_size(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return int(data["alpha"].shape[0])
+
+
+def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
+    """What one iteration produced, from its files."""
+    folder = system_dir / iteration_name(k)
+    result = _read_json(folder / "sqd" / "result.json") or {}
+    status = _read_json(folder / "status.json") or {}
+    train = _read_json(folder / "train.json")
+    batches = result.get("batches", [])
+    best = result.get("best_batch")
+    best_shape = next((b.get("shape") for b in batches if b.get("index") == best), None)
+    bench = system_dir / "benchmarks"
+    return {
+        "iteration": k,
+        "energy": result.get("energy"),
+        "best_energy_so_far": status.get("best_energy"),
+        "delta": status.get("delta"),
+        "basis_size": _basis_size(folder / "basis.npz"),
+        "subspace_shape": best_shape,
+        "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
+        "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
+        "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
+        "train_final_loss": (train or {}).get("final_loss"),
+        "seconds": {
+            stage: _benchmark_seconds(bench / f"{stage}_{k:03d}.tsv") for stage in ("sample", "diagonalize", "train")
+        },
+    }
+
+
+def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
+    """summary.json's content for a system whose iterations 1..n_iterations are done."""
+    system_dir = Path(system_dir)
+    meta = read_meta(system_dir / "hamiltonian")
+    records = [iteration_record(system_dir, k) for k in range(1, n_iterations + 1)]
+    status = _read_json(system_dir / iteration_name(n_iterations) / "status.json") or {}
+    refs = meta.get("references", {})
+    references = {"hf": meta.get("e_hf"), "ccsd": refs.get("ccsd"), "ccsd_t": refs.get("ccsd_t"), "fci": refs.get("fci")}
+    energies = [r["energy"] for r in records if r["energy"] is not None]
+    best = min(energies) if energies else None
+    errors = {name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None}
+    seconds: dict[str, float] = {"prepare": _benchmark_seconds(system_dir / "benchmarks" / "prepare.tsv") or 0.0}
+    for record in records:
+        for stage, value in record["seconds"].items():
+            seconds[stage] = seconds.get(stage, 0.0) + (value or 0.0)
+    return {
+        "system": meta.get("system", {}).get("name", system_dir.name),
+        "norb": meta["norb"],
+        "nelec": meta["nelec"],
+        "fci_space": refs.get("n_determinants"),
+        "final_energy": energies[-1] if energies else None,
+        "best_energy": best,
+        "best_iteration": (energies.index(best) + 1) if energies else None,
+        "iterations": n_iterations,
+        "converged": bool(status.get("converged")),
+        "stop_reason": status.get("reason"),
+        "references": references,
+        "error_mha": errors,
+        "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
+        "seconds_per_stage": seconds,
+        "per_iteration": records,
+    }
+
+
+CSV_COLUMNS = [
+    "iteration",
+    "energy",
+    "best_energy_so_far",
+    "error_fci_mha",
+    "basis_size",
+    "subspace_dimension",
+    "batches_ok",
+    "batches_failed",
+    "seconds_sample",
+    "seconds_diagonalize",
+    "seconds_train",
+]
+
+
+def energies_csv(summary: dict[str, Any]) -> str:
+    """One row per iteration, for spreadsheets and quick plots."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    fci = summary["references"].get("fci")
+    for r in summary["per_iteration"]:
+        writer.writerow(
+            {
+                "iteration": r["iteration"],
+                "energy": repr(r["energy"]),
+                "best_energy_so_far": repr(r["best_energy_so_far"]),
+                "error_fci_mha": "" if fci is None or r["energy"] is None else f"{(r['energy'] - fci) * MHA:.6f}",
+                "basis_size": r["basis_size"],
+                "subspace_dimension": r["subspace_dimension"],
+                "batches_ok": r["batches_ok"],
+                "batches_failed": r["batches_failed"],
+                **{f"seconds_{k}": "" if v is None else f"{v:.2f}" for k, v in r["seconds"].items()},
+            }
+        )
+    return out.getvalue()
+
+
+def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Energy error against the best reference (FCI, else CCSD(T)) per iteration, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    refs = summary["references"]
+    ref_name, ref = ("FCI", refs["fci"]) if refs.get("fci") is not None else ("CCSD(T)", refs.get("ccsd_t"))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    iterations = [r["iteration"] for r in summary["per_iteration"] if r["energy"] is not None]
+    energies = [r["energy"] for r in summary["per_iteration"] if r["energy"] is not None]
+    if ref is not None:
+        errors = [max(abs(e - ref) * MHA, 1e-9) for e in energies]
+        ax.semilogy(iterations, errors, "o-", label=f"HI-NQS-SQD - {ref_name}")
+        ax.axhline(CHEMICAL_ACCURACY_MHA, color="grey", ls="--", label="chemical accuracy (1.6 mHa)")
+        for name, label in (("ccsd_t", "CCSD(T)"), ("ccsd", "CCSD"), ("hf", "HF")):
+            if refs.get(name) is not None and label != ref_name and abs(refs[name] - ref) > 0:
+                ax.axhline(abs(refs[name] - ref) * MHA, ls=":", lw=1, label=f"{label} - {ref_name}", color=None)
+        ax.set_ylabel(f"|E - E({ref_name})| (mHa)")
+    else:
+        ax.plot(iterations, energies, "o-", label="HI-NQS-SQD")
+        ax.set_ylabel("E (Ha)")
+    ax.set_xlabel("iteration")
+    ax.set_title(f"{summary['system']}: {summary['norb']} orbitals, nelec {tuple(summary['nelec'])}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
+    """Write summary.json, energies.csv and convergence.png into the system folder."""
+    system_dir = Path(system_dir)
+    summary = build_summary(system_dir, n_iterations)
+    write_text(system_dir / "energies.csv", energies_csv(summary))
+    plot_convergence(summary, system_dir / "convergence.png")
+    write_json(system_dir / "summary.json", summary)
+    return summary
+
+
+def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_path: Path, png_path: Path) -> None:
+    """Potential-energy curve of several systems against their references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["system", "coordinate", "energy", "hf", "ccsd", "ccsd_t", "fci", "error_fci_mha", "converged"])
+    for x, s in zip(coordinates, summaries, strict=True):
+        r = s["references"]
+        writer.writerow(
+            [s["system"], x, repr(s["best_energy"]), r["hf"], r["ccsd"], r["ccsd_t"], r["fci"],
+             s["error_mha"].get("fci", ""), s["converged"]]  # fmt: skip
+        )
+    write_text(csv_path, out.getvalue())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(coordinates, [s["best_energy"] for s in summaries], "o-", label="HI-NQS-SQD")
+    for name, label, style in (("fci", "FCI", "k--"), ("ccsd_t", "CCSD(T)", ":"), ("hf", "HF", "-.")):
+        values = [s["references"][name] for s in summaries]
+        if all(v is not None for v in values):
+            ax.plot(coordinates, values, style, label=label)
+    ax.set_xlabel("coordinate")
+    ax.set_ylabel("E (Ha)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)

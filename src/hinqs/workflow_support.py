@@ -1,0 +1,66 @@
+"""What the Snakefile needs beyond Snakemake itself, kept here so it is tested.
+
+- ``snapshot_config`` writes the validated config (defaults filled) where every rule's
+  ``hinqs`` command reads it, and only when its content changed: rules name it as a
+  parameter, not an input, and list the config sections they depend on as ``params``, so
+  Snakemake's params trigger reruns exactly the steps whose settings changed.
+- ``iteration_name`` and ``iterations_to_run`` define the iteration folders and walk the
+  chain of checkpoint statuses until one says stop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hinqs.atomic import write_text
+from hinqs.convergence import read_status
+
+ITERATION_DIGITS = 3
+
+
+def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``config`` as YAML at ``path`` unless the file already holds exactly that."""
+    path = Path(path)
+    text = yaml.safe_dump(config, sort_keys=True)
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+    return path
+
+
+def iteration_name(k: int) -> str:
+    """Folder name of iteration ``k`` (0 holds the initial model)."""
+    return f"iter_{k:0{ITERATION_DIGITS}d}"
+
+
+def iterations_to_run(status_path_of: Callable[[int], str], max_iterations: int) -> int:
+    """Number of iterations until a status says stop; ``status_path_of(k)`` may raise
+    Snakemake's IncompleteCheckpointException when that status does not exist yet."""
+    for k in range(1, max_iterations + 1):
+        if read_status(status_path_of(k))["stop"]:
+            return k
+    return max_iterations
+
+
+def diagonalize_launcher(parallel: dict[str, Any]) -> str:
+    """The command that runs ``hinqs`` for the diagonalize step.
+
+    For ``executor: mpi`` the step runs under an MPI launcher with mpi4py.futures' server
+    mode: rank 0 runs ``hinqs`` and dispatches batches, ranks 1..workers solve them.
+    """
+    if parallel["executor"] != "mpi":
+        return "hinqs"
+    ranks = int(parallel["workers"]) + 1
+    launcher = parallel["mpi_launcher"].format(ranks=ranks)
+    return f"{launcher} python -m mpi4py.futures -m hinqs"
+
+
+def diagonalize_threads(parallel: dict[str, Any]) -> int:
+    """Cores the diagonalize step occupies: workers x threads per worker (local executors)."""
+    if parallel["executor"] == "sequential":
+        return int(parallel["threads_per_worker"])
+    return int(parallel["workers"]) * int(parallel["threads_per_worker"])
