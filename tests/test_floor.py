@@ -1,0 +1,23 @@
+"""The accuracy floor: full string sets give FCI, fewer strings give a variational upper bound."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import LIH
+
+from hinqs.floor import exact_ground_state, floor_energy
+from hinqs.hamiltonian import load_hamiltonian
+from hinqs.prepare import prepare_system
+
+
+def test_floor_is_variational_and_exact_with_all_strings(tmp_path):
+    system = {"name": "lih", "geometry": LIH, "basis": "sto-3g"}
+    prepare_system(system, {"fci_max_determinants": 10**6, "ccsd": False}, tmp_path / "ham")
+    ham = load_hamiltonian(tmp_path / "ham")
+    state = exact_ground_state(ham)
+    n_a, n_b = state.civec.shape
+    assert abs(floor_energy(ham, state, n_a, n_b) - state.energy) < 1e-9
+    energies = [floor_energy(ham, state, k, k) for k in (2, 5, 10)]
+    assert all(e >= state.energy - 1e-10 for e in energies)
+    assert energies[0] >= energies[1] - 1e-10 >= energies[2] - 2e-10
+    assert np.isfinite(energies).all()
