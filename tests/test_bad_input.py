@@ -38,7 +38,10 @@ CASES = {
         )[1],
         "malformed FCIDUMP",
     ),
-    "not a mapping": (lambda t: (t / "config.yaml").write_text("- 1\n- 2\n") and t / "config.yaml", "must be a mapping"),
+    "not a mapping": (
+        lambda t: (t / "config.yaml").write_text("- 1\n- 2\n") and t / "config.yaml",
+        "must be a mapping",
+    ),
     "invalid yaml": (lambda t: (t / "config.yaml").write_text("systems: [\n") and t / "config.yaml", "not valid YAML"),
     "missing config": (lambda t: t / "nope.yaml", "config file not found"),
     "no systems": (lambda t: write_config(t / "config.yaml", {"seed": 1}), "'systems' is a required property"),

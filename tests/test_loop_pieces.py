@@ -26,7 +26,9 @@ def test_basis_accumulates_counts_and_always_holds_hf(tmp_path):
         (0b0101, 0b0011, 5),
     ]
     second = grow_basis(first, dets([(0b0101, 0b0011), (0b1001, 0b0110)], [2, 3]), 4, (2, 2))
-    table = dict(zip(zip(second.alpha.tolist(), second.beta.tolist(), strict=True), second.counts.tolist(), strict=True))
+    table = dict(
+        zip(zip(second.alpha.tolist(), second.beta.tolist(), strict=True), second.counts.tolist(), strict=True)
+    )
     assert table == {(0b0011, 0b0011): 2, (0b0101, 0b0011): 7, (0b1001, 0b0110): 3}
     save_determinants(tmp_path / "b.npz", second)
     loaded = load_determinants(tmp_path / "b.npz")
@@ -46,7 +48,8 @@ def test_convergence_needs_window_consecutive_small_changes():
     assert s["streak"] == 1 and not s["stop"]
     s = next_status(s, 3, -1.1, **kw)
     assert s["streak"] == 0 and not s["stop"]
-    s = next_status(s, 4, -1.1, **kw)
+    s = next_status(s, 4, -1.05, **kw)  # a worse iteration does not reset the best
+    assert s["streak"] == 1 and s["delta"] == 0.0 and s["best_energy"] == -1.1
     s = next_status(s, 5, -1.1, **kw)
     assert s["converged"] and s["stop"] and s["reason"] == "converged"
     assert s["best_iteration"] == 3 and s["energies"][-1] == -1.1

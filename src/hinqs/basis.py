@@ -48,9 +48,7 @@ def load_determinants(path: str | os.PathLike[str]) -> Determinants:
     return Determinants(alpha, beta, counts)
 
 
-def grow_basis(
-    previous: Determinants | None, samples: Determinants, norb: int, nelec: tuple[int, int]
-) -> Determinants:
+def grow_basis(previous: Determinants | None, samples: Determinants, norb: int, nelec: tuple[int, int]) -> Determinants:
     """Union of the previous basis, the new samples and the HF determinant, counts summed."""
     try:
         validate_determinants(samples.alpha, samples.beta, norb, nelec)

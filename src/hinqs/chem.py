@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +121,7 @@ def choose_active_space(system: dict[str, Any], mol: Any, nmo: int) -> tuple[int
         ncore = system.get("frozen_core", 0)
         ncas = nmo - ncore
         if ncore > n_beta:
-            raise InputError(
-                f"system {name!r}: frozen_core={ncore} exceeds the {n_beta} doubly occupied orbitals"
-            )
+            raise InputError(f"system {name!r}: frozen_core={ncore} exceeds the {n_beta} doubly occupied orbitals")
     if ncore + ncas > nmo:
         raise InputError(
             f"system {name!r}: active space ({ncore} core + {ncas} active orbitals) is larger than the "
@@ -159,7 +157,9 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
         "n_electrons": int(mol.nelectron),
         "mo_energy_active": [float(e) for e in mf.mo_energy[ncore : ncore + ncas]],
     }
-    return ActiveSpaceIntegrals(hcore=np.asarray(hcore), eri=np.asarray(eri), nelec=nelecas, ecore=float(ecore), info=info), mf
+    return ActiveSpaceIntegrals(
+        hcore=np.asarray(hcore), eri=np.asarray(eri), nelec=nelecas, ecore=float(ecore), info=info
+    ), mf
 
 
 def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals:
@@ -179,7 +179,7 @@ def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals
         hcore = np.asarray(data["H1"], dtype=np.float64).reshape(norb, norb)
         eri = ao2mo.restore(1, np.asarray(data["H2"], dtype=np.float64), norb)
         ecore = float(data.get("ECORE", 0.0))
-    except Exception as exc:  # noqa: BLE001 - any parse failure of a foreign file is bad input
+    except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"malformed FCIDUMP {path}: {detail}") from None
     if norb < 1 or n_electrons < 1 or (n_electrons - ms2) % 2 or abs(ms2) > n_electrons:

@@ -1,9 +1,11 @@
 """When the HI-NQS-SQD loop stops.
 
-The loop stops when the merged energy changed by less than ``tol`` for ``window``
-consecutive iterations, or at ``max`` iterations. The status of iteration k carries the
-whole energy history, so deciding k+1 needs only the status of k (and Snakemake's
-checkpoint reads one small file per iteration).
+Every SQD energy is a variational upper bound, and the batches of an iteration are random
+subsets of the basis, so an iteration's merged energy can rise even though the basis only
+grows. The loop therefore follows the best (lowest) energy so far: it stops when that
+improved by less than ``tol`` for ``window`` consecutive iterations, or at ``max``
+iterations. The status of iteration k carries the whole energy history, so deciding k+1
+needs only the status of k (Snakemake's checkpoint reads one small file per iteration).
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ def next_status(
     energies = [*(previous["energies"] if previous else []), float(energy)]
     if len(energies) != iteration:
         raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
-    delta = None if len(energies) < 2 else energies[-1] - energies[-2]
+    best = min(energies)
+    delta = None if previous is None else best - previous["best_energy"]
     streak = (previous["streak"] + 1 if previous else 1) if delta is not None and abs(delta) < tol else 0
     converged = streak >= window
     reason = "converged" if converged else ("max_iterations" if iteration >= max_iterations else None)
-    best = min(energies)
     return {
         "iteration": iteration,
         "energy": float(energy),

@@ -113,9 +113,7 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON: {exc.msg}") from None
 
 
-def load_hamiltonian(
-    directory: str | os.PathLike[str], *, mmap: bool = True, verify: bool = False
-) -> Hamiltonian:
+def load_hamiltonian(directory: str | os.PathLike[str], *, mmap: bool = True, verify: bool = False) -> Hamiltonian:
     """Open a Hamiltonian folder; with ``mmap`` the arrays are read-only memory maps.
 
     Memory-mapping lets every worker process of a node share one copy of ``eri`` through the

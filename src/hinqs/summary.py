@@ -50,7 +50,7 @@ def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
     train = _read_json(folder / "train.json")
     batches = result.get("batches", [])
     best = result.get("best_batch")
-    best_shape = next((b.get("shape") for b in batches if b.get("index") == best), None)
+    best_shape = next((b.get("subspace_shape") for b in batches if b.get("index") == best), None)
     bench = system_dir / "benchmarks"
     return {
         "iteration": k,
@@ -76,10 +76,17 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
     records = [iteration_record(system_dir, k) for k in range(1, n_iterations + 1)]
     status = _read_json(system_dir / iteration_name(n_iterations) / "status.json") or {}
     refs = meta.get("references", {})
-    references = {"hf": meta.get("e_hf"), "ccsd": refs.get("ccsd"), "ccsd_t": refs.get("ccsd_t"), "fci": refs.get("fci")}
+    references = {
+        "hf": meta.get("e_hf"),
+        "ccsd": refs.get("ccsd"),
+        "ccsd_t": refs.get("ccsd_t"),
+        "fci": refs.get("fci"),
+    }
     energies = [r["energy"] for r in records if r["energy"] is not None]
     best = min(energies) if energies else None
-    errors = {name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None}
+    errors = {
+        name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
+    }
     seconds: dict[str, float] = {"prepare": _benchmark_seconds(system_dir / "benchmarks" / "prepare.tsv") or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
@@ -155,15 +162,21 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     energies = [r["energy"] for r in summary["per_iteration"] if r["energy"] is not None]
     if ref is not None:
         errors = [max(abs(e - ref) * MHA, 1e-9) for e in energies]
-        ax.semilogy(iterations, errors, "o-", label=f"HI-NQS-SQD - {ref_name}")
+        best = [max(abs(min(energies[: i + 1]) - ref) * MHA, 1e-9) for i in range(len(energies))]
+        ax.semilogy(iterations, errors, "o", color="C0", alpha=0.6, label=f"iteration energy - {ref_name}")
+        ax.semilogy(iterations, best, "-", color="C0", label=f"best so far - {ref_name}")
         ax.axhline(CHEMICAL_ACCURACY_MHA, color="grey", ls="--", label="chemical accuracy (1.6 mHa)")
+        colours = iter(("C1", "C2", "C3"))
         for name, label in (("ccsd_t", "CCSD(T)"), ("ccsd", "CCSD"), ("hf", "HF")):
             if refs.get(name) is not None and label != ref_name and abs(refs[name] - ref) > 0:
-                ax.axhline(abs(refs[name] - ref) * MHA, ls=":", lw=1, label=f"{label} - {ref_name}", color=None)
+                ax.axhline(
+                    abs(refs[name] - ref) * MHA, ls=":", lw=1.2, color=next(colours), label=f"{label} - {ref_name}"
+                )
         ax.set_ylabel(f"|E - E({ref_name})| (mHa)")
     else:
         ax.plot(iterations, energies, "o-", label="HI-NQS-SQD")
         ax.set_ylabel("E (Ha)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("iteration")
     ax.set_title(f"{summary['system']}: {summary['norb']} orbitals, nelec {tuple(summary['nelec'])}")
     ax.legend(fontsize=8)
@@ -196,8 +209,17 @@ def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_pa
     for x, s in zip(coordinates, summaries, strict=True):
         r = s["references"]
         writer.writerow(
-            [s["system"], x, repr(s["best_energy"]), r["hf"], r["ccsd"], r["ccsd_t"], r["fci"],
-             s["error_mha"].get("fci", ""), s["converged"]]  # fmt: skip
+            [
+                s["system"],
+                x,
+                repr(s["best_energy"]),
+                r["hf"],
+                r["ccsd"],
+                r["ccsd_t"],
+                r["fci"],
+                s["error_mha"].get("fci", ""),
+                s["converged"],
+            ]
         )
     write_text(csv_path, out.getvalue())
     fig, ax = plt.subplots(figsize=(6, 4))

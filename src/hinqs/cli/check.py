@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from hinqs.atomic import write_json
     from hinqs.config import load_config
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_config(args.config)["iterations"]
     previous = read_status(args.previous) if args.previous else None
     try:
-        energy = float(json.loads(open(args.result).read())["energy"])
+        energy = float(json.loads(Path(args.result).read_text())["energy"])
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read the merged energy from {args.result}: {exc}") from None
     status = next_status(
