@@ -22,6 +22,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/nqs.smk"
 include: "workflow/rules/sqd.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/verify.smk"
 
 
 rule all:
