@@ -1,0 +1,149 @@
+"""Batch formation: which determinants of the pool each diagonalisation sees.
+
+Each batch is drawn from its own random stream ``numpy_stream(seed, "batch", iteration,
+batch_index)``, so batch 3 holds the same determinants whether it is formed alone, in a
+worker, first or last: nothing about how or where batches run can change what they hold.
+
+The pool is made canonical first (duplicate pairs merged, counts summed, sorted by
+``(alpha, beta)``), so a batch depends on the pool as a set, not on the order the sampler
+happened to emit it in. The draw itself is plain: ``samples_per_batch`` determinants without
+replacement, weighted by ``counts`` when given, uniform otherwise; nothing is added. When
+the pool is not larger than a batch there is exactly one batch holding the whole pool:
+drawing it ``n_batches`` times would solve the same eigenproblem again and again.
+
+A batch's subspace is the product of its alpha strings and its beta strings. For closed
+shells (``n_alpha == n_beta``) both spins use the union of the two string sets, as
+qiskit-addon-sqd's ``open_shell=False`` does; this makes the subspace symmetric under spin
+exchange, which a singlet ground state needs. Open shells keep the two sets apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from hinqs.determinants import unique_determinants
+from hinqs.seeding import numpy_stream
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The canonical determinant pool: unique pairs sorted by (alpha, beta), with weights."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    counts: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.alpha)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch: its index, the drawn determinant pairs and the subspace strings they span."""
+
+    index: int
+    alpha: np.ndarray
+    beta: np.ndarray
+    ci_strs_a: np.ndarray
+    ci_strs_b: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Subspace shape ``(len(ci_strs_a), len(ci_strs_b))``."""
+        return len(self.ci_strs_a), len(self.ci_strs_b)
+
+    @property
+    def n_determinants(self) -> int:
+        """Number of determinants in the product subspace."""
+        return len(self.ci_strs_a) * len(self.ci_strs_b)
+
+    def content_hash(self) -> str:
+        """sha256 of the subspace strings: what the solve depends on, used to key saved results."""
+        digest = hashlib.sha256()
+        for strings in (self.ci_strs_a, self.ci_strs_b):
+            digest.update(len(strings).to_bytes(8, "little"))
+            digest.update(np.ascontiguousarray(strings, dtype="<u8").tobytes())
+        return digest.hexdigest()
+
+
+def make_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None = None) -> Pool:
+    """Canonical pool from paired CI strings; ``counts`` (non-negative weights) are summed over duplicates."""
+    alpha = np.asarray(alpha, dtype=np.uint64)
+    beta = np.asarray(beta, dtype=np.uint64)
+    if alpha.ndim != 1 or alpha.shape != beta.shape:
+        raise ValueError("alpha and beta must be 1-d arrays of the same length")
+    if len(alpha) == 0:
+        raise ValueError("the determinant pool is empty")
+    if counts is None:
+        ua, ub, _ = unique_determinants(alpha, beta)
+        return Pool(ua, ub, None)
+    weights = np.asarray(counts, dtype=np.float64)
+    if weights.shape != alpha.shape:
+        raise ValueError("counts must have one entry per determinant")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("counts must be finite and non-negative")
+    pairs = np.stack([alpha, beta], axis=1)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    summed = np.zeros(len(uniq), dtype=np.float64)
+    np.add.at(summed, inverse.reshape(-1), weights)
+    if not np.any(summed > 0):
+        raise ValueError("counts are all zero")
+    return Pool(uniq[:, 0].copy(), uniq[:, 1].copy(), summed)
+
+
+def draw_indices(pool: Pool, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` distinct pool indices, weighted by the pool's counts; sorted ascending.
+
+    NumPy's weighted draw without replacement needs at least ``size`` non-zero weights; when
+    fewer exist, every weighted determinant is taken and the rest drawn uniformly among the
+    zero-weight ones.
+    """
+    n = len(pool)
+    if size >= n:
+        return np.arange(n)
+    if pool.counts is None:
+        chosen = rng.choice(n, size=size, replace=False)
+    else:
+        positive = np.flatnonzero(pool.counts > 0)
+        if len(positive) >= size:
+            p = pool.counts / pool.counts.sum()
+            chosen = rng.choice(n, size=size, replace=False, p=p)
+        else:
+            zero = np.flatnonzero(pool.counts == 0)
+            extra = rng.choice(zero, size=size - len(positive), replace=False)
+            chosen = np.concatenate([positive, extra])
+    return np.sort(chosen)
+
+
+def subspace_strings(alpha: np.ndarray, beta: np.ndarray, nelec: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique CI strings of each spin; for closed shells the union serves both spins."""
+    if nelec[0] == nelec[1]:
+        union = np.unique(np.concatenate([alpha, beta]).astype(np.uint64))
+        return union, union.copy()
+    return np.unique(alpha.astype(np.uint64)), np.unique(beta.astype(np.uint64))
+
+
+def form_batches(
+    pool: Pool,
+    nelec: tuple[int, int],
+    *,
+    n_batches: int,
+    samples_per_batch: int,
+    seed: int,
+    iteration: int,
+) -> list[Batch]:
+    """The batches of one iteration; a single whole-pool batch when the pool fits in one."""
+    if len(pool) <= samples_per_batch:
+        a, b = subspace_strings(pool.alpha, pool.beta, nelec)
+        return [Batch(0, pool.alpha, pool.beta, a, b)]
+    batches = []
+    for index in range(n_batches):
+        rng = numpy_stream(seed, "batch", iteration, index)
+        chosen = draw_indices(pool, samples_per_batch, rng)
+        alpha, beta = pool.alpha[chosen], pool.beta[chosen]
+        a, b = subspace_strings(alpha, beta, nelec)
+        batches.append(Batch(index, alpha, beta, a, b))
+    return batches

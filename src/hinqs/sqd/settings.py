@@ -1,0 +1,158 @@
+"""Settings of one diagonalisation step, as plain frozen dataclasses.
+
+They mirror the ``seed``, ``sqd`` and ``parallel`` sections of the run config (see
+``schemas/config.schema.yaml``) so that the step can be driven from a config, from the
+command line or from Python without a config file. They are picklable and hold only
+plain Python values: a :class:`SolverSettings` travels with every batch task to worker
+processes and MPI ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from hinqs.errors import InputError
+
+SOLVERS = ("solve_fermion", "lean")
+EXECUTORS = ("sequential", "process", "mpi")
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How one batch is diagonalised; all of it enters the batch fingerprint.
+
+    ``shift`` is the level shift of PySCF's ``fix_spin_`` penalty, used only when
+    ``spin_sq`` is set (qiskit-addon-sqd's default, 0.1).
+    """
+
+    solver: str = "solve_fermion"
+    max_cycle: int = 200
+    conv_tol: float = 1.0e-10
+    spin_sq: float | None = None
+    shift: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise InputError(f"unknown solver {self.solver!r} (choose from {', '.join(SOLVERS)})")
+        if self.max_cycle < 1:
+            raise InputError("max_cycle must be at least 1")
+        if not self.conv_tol > 0:
+            raise InputError("conv_tol must be positive")
+        if self.spin_sq is not None and self.spin_sq < 0:
+            raise InputError("spin_sq must be non-negative")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what the fingerprint hashes)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParallelSettings:
+    """Where and how the batches run.
+
+    ``kill_grace`` is how long past ``batch_timeout`` the parent waits for the worker's own
+    timer to stop a batch before it kills the worker process (``process`` executor only):
+    the in-worker timer can only fire between Python statements, and one call into PySCF's
+    C code can take a while at large subspaces.
+    """
+
+    executor: str = "process"
+    workers: int = 2
+    threads_per_worker: int = 1
+    batch_timeout: float | None = None
+    retries: int = 1
+    kill_grace: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise InputError(f"unknown executor {self.executor!r} (choose from {', '.join(EXECUTORS)})")
+        if self.workers < 1:
+            raise InputError("workers must be at least 1")
+        if self.threads_per_worker < 1:
+            raise InputError("threads_per_worker must be at least 1")
+        if self.batch_timeout is not None and not self.batch_timeout > 0:
+            raise InputError("batch_timeout must be positive (or null for no limit)")
+        if self.retries < 0:
+            raise InputError("retries must be non-negative")
+        if self.kill_grace < 0:
+            raise InputError("kill_grace must be non-negative")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SQDSettings:
+    """Everything one diagonalisation step needs besides its inputs."""
+
+    seed: int = 1234
+    iteration: int = 0
+    n_batches: int = 4
+    samples_per_batch: int = 300
+    solver: SolverSettings = field(default_factory=SolverSettings)
+    parallel: ParallelSettings = field(default_factory=ParallelSettings)
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise InputError("seed must be non-negative")
+        if self.iteration < 0:
+            raise InputError("iteration must be non-negative")
+        if self.n_batches < 1:
+            raise InputError("n_batches must be at least 1")
+        if self.samples_per_batch < 1:
+            raise InputError("samples_per_batch must be at least 1")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], iteration: int = 0) -> SQDSettings:
+        """Settings from a validated config (``hinqs.config.load_config``: defaults filled)."""
+        sqd = config.get("sqd", {})
+        par = config.get("parallel", {})
+        solver = SolverSettings(**{k: sqd[k] for k in ("solver", "max_cycle", "conv_tol", "spin_sq") if k in sqd})
+        parallel = ParallelSettings(
+            **{k: par[k] for k in ("executor", "workers", "threads_per_worker", "batch_timeout", "retries") if k in par}
+        )
+        top = {k: sqd[k] for k in ("n_batches", "samples_per_batch") if k in sqd}
+        return cls(
+            seed=int(config.get("seed", cls.seed)),
+            iteration=iteration,
+            solver=solver,
+            parallel=parallel,
+            **top,
+        )
+
+    def with_overrides(self, **changes: Any) -> SQDSettings:
+        """A copy with some fields replaced; ``solver__x`` / ``parallel__x`` reach the nested ones.
+
+        ``None`` values are ignored, so command-line options left out keep the config's value.
+        """
+        top: dict[str, Any] = {}
+        solver: dict[str, Any] = {}
+        parallel: dict[str, Any] = {}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key.startswith("solver__"):
+                solver[key.removeprefix("solver__")] = value
+            elif key.startswith("parallel__"):
+                parallel[key.removeprefix("parallel__")] = value
+            else:
+                top[key] = value
+        return replace(
+            self,
+            solver=replace(self.solver, **solver),
+            parallel=replace(self.parallel, **parallel),
+            **top,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, recorded in result.json."""
+        return {
+            "seed": self.seed,
+            "iteration": self.iteration,
+            "n_batches": self.n_batches,
+            "samples_per_batch": self.samples_per_batch,
+            "solver": self.solver.as_dict(),
+            "parallel": self.parallel.as_dict(),
+        }

@@ -1,0 +1,216 @@
+"""The batch solvers: one eigenproblem, two ways to finish it.
+
+Both diagonalise the Hamiltonian in the product space ``ci_strs_a x ci_strs_b`` with PySCF's
+selected-CI Davidson (``selected_ci.kernel_fixed_space``), with the same arguments, so both
+find the same vector bit for bit. They differ in what they compute afterwards:
+
+``solve_fermion``
+    qiskit-addon-sqd's solver, the default: the energy from the 1- and 2-particle density
+    matrices, occupancies from the 1-RDMs, <S^2>. It does not say whether Davidson
+    converged, so we find out from the residual ``|A c - (c.A c) c|`` of the operator
+    Davidson used (``H``, plus the ``fix_spin_`` penalty when ``spin_sq`` is set), at the
+    cost of one more ``A|c>`` product (about one Davidson iteration). The criterion is
+    PySCF's own residual test, ``|r| < sqrt(conv_tol)``.
+
+``lean``
+    Only what the loop needs: the energy from one ``H|c>`` product (``E = c.Hc`` for a
+    normalised ``c``), occupancies from the squared amplitudes summed over the other spin
+    (exactly the diagonal of the 1-RDMs, without building them), <S^2> through PySCF's
+    selected-CI ``spin_square`` (cheap: no two-particle work), and convergence as PySCF's
+    Davidson reported it. With ``spin_sq`` set the Davidson eigenvalue includes the penalty,
+    which is why the energy always comes from the plain ``H|c>``.
+
+Energies here are electronic: the caller adds the core energy. Integrals may be read-only
+memory maps; nothing here writes to them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hinqs.sqd.settings import SolverSettings
+
+
+@dataclass
+class SolverState:
+    """The ground state of one batch: what the merge keeps from the winning batch."""
+
+    ci_strs_a: np.ndarray
+    ci_strs_b: np.ndarray
+    amplitudes: np.ndarray
+    occ_a: np.ndarray
+    occ_b: np.ndarray
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays under their on-disk names (state.npz and the per-batch .npz)."""
+        return {
+            "ci_strs_a": np.asarray(self.ci_strs_a, dtype=np.uint64),
+            "ci_strs_b": np.asarray(self.ci_strs_b, dtype=np.uint64),
+            "amplitudes": np.asarray(self.amplitudes, dtype=np.float64),
+            "occ_a": np.asarray(self.occ_a, dtype=np.float64),
+            "occ_b": np.asarray(self.occ_b, dtype=np.float64),
+        }
+
+
+@dataclass
+class SolveOutput:
+    """What a solver returns: electronic energy, state and diagnostics."""
+
+    energy: float
+    state: SolverState
+    spin_sq: float | None
+    converged: bool
+    residual_norm: float | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _as_int64(strings: np.ndarray) -> np.ndarray:
+    """PySCF's selected CI keeps CI strings as int64; bit patterns are unchanged."""
+    return np.ascontiguousarray(np.asarray(strings, dtype=np.uint64).view(np.int64))
+
+
+def _absorbed_h2e(hcore: np.ndarray, eri: np.ndarray, norb: int, nelec: tuple[int, int]) -> np.ndarray:
+    """The two-electron operator with the one-electron part absorbed, as kernel_fixed_space builds it."""
+    from pyscf import ao2mo
+    from pyscf.fci import direct_spin1
+
+    h2e = direct_spin1.absorb_h1e(np.asarray(hcore), np.asarray(eri), norb, nelec, 0.5)
+    return ao2mo.restore(1, h2e, norb)
+
+
+def _make_solver(settings: SolverSettings) -> Any:
+    """A SelectedCI object, with the fix_spin_ penalty when a target <S^2> is set."""
+    from pyscf import fci
+
+    myci = fci.selected_ci.SelectedCI()
+    if settings.spin_sq is not None:
+        myci = fci.addons.fix_spin_(myci, ss=settings.spin_sq, shift=settings.shift)
+    return myci
+
+
+def _occupancies(amplitudes: np.ndarray, strs_a: np.ndarray, strs_b: np.ndarray, norb: int):
+    """Orbital occupancies from |c|^2 marginals: diag(rdm1a) and diag(rdm1b) without the RDMs."""
+    from hinqs.determinants import strings_to_occupations
+
+    probs = amplitudes * amplitudes
+    norm = probs.sum()
+    occ_a = probs.sum(axis=1) @ strings_to_occupations(strs_a.view(np.uint64), norb) / norm
+    occ_b = probs.sum(axis=0) @ strings_to_occupations(strs_b.view(np.uint64), norb) / norm
+    return occ_a, occ_b
+
+
+def _convergence_warning(residual: float | None, settings: SolverSettings) -> list[str]:
+    text = f"Davidson did not converge within max_cycle={settings.max_cycle} (conv_tol={settings.conv_tol:g})"
+    if residual is not None:
+        text += f": residual {residual:.3g}, sqrt(conv_tol) = {math.sqrt(settings.conv_tol):.3g}"
+    return [text]
+
+
+def solve_with_solve_fermion(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: SolverSettings,
+) -> SolveOutput:
+    """qiskit-addon-sqd's ``solve_fermion`` plus a residual check of the Davidson vector."""
+    from pyscf.fci import selected_ci
+    from qiskit_addon_sqd.fermion import solve_fermion
+
+    norb = hcore.shape[0]
+    strs = (_as_int64(ci_strs_a), _as_int64(ci_strs_b))
+    energy, sci_state, (occ_a, occ_b), spin_sq = solve_fermion(
+        strs,
+        hcore,
+        eri,
+        spin_sq=settings.spin_sq,
+        shift=settings.shift,
+        max_cycle=settings.max_cycle,
+        tol=settings.conv_tol,
+    )
+    amplitudes = np.asarray(sci_state.amplitudes, dtype=np.float64)
+    strs = (np.asarray(sci_state.ci_strs_a), np.asarray(sci_state.ci_strs_b))
+
+    # Residual of the operator Davidson used: solve_fermion keeps PySCF's converged flag to itself.
+    myci = _make_solver(settings)
+    h2e = _absorbed_h2e(hcore, eri, norb, nelec)
+    link_index = myci.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    vec = selected_ci._as_SCIvector(amplitudes, strs)
+    hc = np.asarray(myci.contract_2e(h2e, vec, norb, nelec, link_index)).reshape(amplitudes.shape)
+    norm2 = float(np.vdot(amplitudes, amplitudes))
+    eig = float(np.vdot(amplitudes, hc)) / norm2
+    residual = float(np.linalg.norm(hc - eig * amplitudes)) / math.sqrt(norm2)
+    converged = residual < math.sqrt(settings.conv_tol)
+    state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
+    return SolveOutput(
+        energy=float(energy),
+        state=state,
+        spin_sq=float(spin_sq),
+        converged=converged,
+        residual_norm=residual,
+        warnings=[] if converged else _convergence_warning(residual, settings),
+    )
+
+
+def solve_lean(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: SolverSettings,
+) -> SolveOutput:
+    """The same Davidson through ``kernel_fixed_space``; energy from one ``H|c>`` product."""
+    from pyscf.fci import selected_ci
+
+    norb = hcore.shape[0]
+    strs = (_as_int64(ci_strs_a), _as_int64(ci_strs_b))
+    myci = _make_solver(settings)
+    _, vec = selected_ci.kernel_fixed_space(
+        myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol
+    )
+    converged = bool(np.all(myci.converged))
+    amplitudes = np.asarray(vec, dtype=np.float64).reshape(len(strs[0]), len(strs[1]))
+
+    plain = selected_ci.SelectedCI()  # H without the spin penalty: the energy, not the eigenvalue
+    h2e = _absorbed_h2e(hcore, eri, norb, nelec)
+    link_index = plain.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    hc = np.asarray(plain.contract_2e(h2e, selected_ci._as_SCIvector(amplitudes, strs), norb, nelec, link_index))
+    hc = hc.reshape(amplitudes.shape)
+    norm2 = float(np.vdot(amplitudes, amplitudes))
+    energy = float(np.vdot(amplitudes, hc)) / norm2
+    # Without a penalty, H is Davidson's operator and the residual comes for free.
+    residual = None
+    if settings.spin_sq is None:
+        residual = float(np.linalg.norm(hc - energy * amplitudes)) / math.sqrt(norm2)
+    spin_sq = float(selected_ci.spin_square(selected_ci._as_SCIvector(amplitudes, strs), norb, nelec)[0]) / norm2
+    occ_a, occ_b = _occupancies(amplitudes, strs[0], strs[1], norb)
+    state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
+    return SolveOutput(
+        energy=energy,
+        state=state,
+        spin_sq=spin_sq,
+        converged=converged,
+        residual_norm=residual,
+        warnings=[] if converged else _convergence_warning(residual, settings),
+    )
+
+
+SOLVER_FUNCTIONS = {"solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
+
+
+def solve(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: SolverSettings,
+) -> SolveOutput:
+    """Diagonalise one batch subspace with the solver named in ``settings``."""
+    return SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings)

@@ -1,0 +1,224 @@
+"""One diagonalisation step: pool -> batches -> parallel solves -> merged result on disk.
+
+Python API (what ``hinqs diagonalize``, the workflow and ``hinqs verify`` call)::
+
+    from hinqs.sqd import SQDSettings, run_diagonalization
+
+    result = run_diagonalization(
+        "results/n2/hamiltonian",        # Hamiltonian folder (hcore.npy, eri.npy, meta.json)
+        alpha, beta, counts,             # the pool: uint64 CI strings; counts may be None
+        "results/n2/iter_3/sqd",         # output folder
+        SQDSettings.from_config(config, iteration=3),
+    )
+    result.energy, result.best_batch, result.batch_energies
+    state = result.load_state()          # ci_strs_a, ci_strs_b, amplitudes, occ_a, occ_b
+
+Output folder::
+
+    result.json          merged energy, best batch, batch_energies, per-batch records,
+                         settings, executor report, timings (written last: the step's
+                         commit marker)
+    state.npz            the best batch's ci_strs_a, ci_strs_b (uint64), amplitudes
+                         (len(a) x len(b)), occ_a, occ_b, plus energy and batch_index
+    batches/batch_NNN.json/.npz   each batch as it finished (see hinqs.sqd.store)
+
+Energies are total energies (core energy added) and are written as JSON floats, whose
+shortest-repr form round-trips float64 exactly: bit-identical runs give identical files.
+
+The step raises :class:`hinqs.errors.StepFailed` only when every batch failed (the
+per-batch files still record why) and :class:`hinqs.errors.InputError` for bad inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hinqs.atomic import save_npz, write_json
+from hinqs.errors import InputError, StepFailed
+from hinqs.hamiltonian import read_meta
+from hinqs.sqd import merge, store
+from hinqs.sqd.batches import form_batches, make_pool
+from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
+from hinqs.sqd.settings import SQDSettings
+from hinqs.sqd.task import BatchOutcome, BatchTask
+
+RESULT_FILE = "result.json"
+STATE_FILE = "state.npz"
+RESULT_FORMAT = "hinqs-sqd-result/1"
+
+log = logging.getLogger("hinqs.sqd")
+
+
+@dataclass(frozen=True)
+class DiagonalizationResult:
+    """The merged outcome of one step, as also written to ``out_dir/result.json``."""
+
+    energy: float
+    best_batch: int
+    batch_energies: list[float | None]
+    batches: list[dict[str, Any]]
+    out_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def result_path(self) -> Path:
+        return self.out_dir / RESULT_FILE
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+    def load_state(self) -> dict[str, np.ndarray]:
+        """The winning batch's state arrays from ``state.npz``."""
+        with np.load(self.state_path) as data:
+            return {name: data[name] for name in data.files}
+
+
+def executor_for(settings: SQDSettings) -> BatchExecutor:
+    """The executor the settings ask for."""
+    par = settings.parallel
+    return make_executor(
+        par.executor,
+        workers=par.workers,
+        threads=par.threads_per_worker,
+        retries=par.retries,
+        timeout=par.batch_timeout,
+        kill_grace=par.kill_grace,
+    )
+
+
+def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
+    from hinqs.determinants import validate_determinants
+
+    norb, nelec = int(meta["norb"]), (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    if alpha.ndim != 1 or alpha.shape != beta.shape:
+        raise InputError("alpha and beta must be 1-d arrays of the same length")
+    if len(alpha) == 0:
+        raise InputError("the determinant pool is empty")
+    try:
+        validate_determinants(alpha, beta, norb, nelec)
+    except ValueError as exc:
+        raise InputError(f"determinants do not fit the Hamiltonian: {exc}") from None
+    if counts is not None and (counts.shape != alpha.shape or not np.all(np.isfinite(counts)) or np.any(counts < 0)):
+        raise InputError("counts must hold one finite, non-negative weight per determinant")
+    if counts is not None and not np.any(counts > 0):
+        raise InputError("counts are all zero")
+
+
+def run_diagonalization(
+    hamiltonian_dir: str | os.PathLike[str],
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    counts: np.ndarray | None,
+    out_dir: str | os.PathLike[str],
+    settings: SQDSettings | None = None,
+    *,
+    executor: BatchExecutor | None = None,
+) -> DiagonalizationResult:
+    """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
+
+    Batches already finished in ``out_dir`` by an earlier run with the same inputs are
+    reused. ``executor`` overrides the one named in ``settings.parallel``.
+    """
+    start = time.perf_counter()
+    settings = settings or SQDSettings()
+    ham_dir = Path(hamiltonian_dir).resolve()
+    meta = read_meta(ham_dir)
+    nelec = (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    alpha = np.asarray(alpha)
+    beta = np.asarray(beta)
+    if not (np.issubdtype(alpha.dtype, np.integer) and np.issubdtype(beta.dtype, np.integer)):
+        raise InputError("alpha and beta must be integer CI strings")
+    alpha, beta = alpha.astype(np.uint64), beta.astype(np.uint64)
+    counts = None if counts is None else np.asarray(counts, dtype=np.float64)
+    _check_pool(alpha, beta, counts, meta)
+
+    pool = make_pool(alpha, beta, counts)
+    batches = form_batches(
+        pool,
+        nelec,
+        n_batches=settings.n_batches,
+        samples_per_batch=settings.samples_per_batch,
+        seed=settings.seed,
+        iteration=settings.iteration,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (out / RESULT_FILE, out / STATE_FILE):  # a failed rerun must not leave old answers
+        stale.unlink(missing_ok=True)
+
+    hashes = {b.index: b.content_hash() for b in batches}
+    prints = {b.index: store.fingerprint(meta, hashes[b.index], settings.solver) for b in batches}
+    records: dict[int, dict[str, Any]] = {}
+    tasks = []
+    for batch in batches:
+        previous = store.load_finished(out, batch.index, prints[batch.index])
+        if previous is not None:
+            records[batch.index] = previous
+            log.info("batch %d: reused from an earlier run (E = %.10f)", batch.index, previous["energy"])
+            continue
+        tasks.append(BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver))
+
+    def on_outcome(outcome: BatchOutcome) -> None:
+        records[outcome.index] = store.save_outcome(out, outcome, prints[outcome.index], hashes[outcome.index])
+        if outcome.ok:
+            log.info(
+                "batch %d: E = %.10f  (%d x %d, %.1f s, %s threads%s)",
+                outcome.index, outcome.energy, *outcome.subspace_shape, outcome.seconds, outcome.threads,
+                "" if outcome.converged else ", NOT converged",
+            )  # fmt: skip
+        else:
+            log.warning("batch %d failed after %d attempt(s): %s", outcome.index, outcome.attempt, outcome.error)
+
+    runner = executor or executor_for(settings)
+    report = runner.run(tasks, on_outcome) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)
+    ordered = [records[b.index] for b in batches]
+    best = merge.select_best(ordered)
+    if best is None:
+        raise StepFailed(f"all {len(batches)} batches failed: {merge.failure_summary(ordered)}")
+
+    best_record = records[best]
+    energy = float(best_record["energy"])
+    save_npz(
+        out / STATE_FILE,
+        **store.load_state(out, best),
+        energy=np.float64(energy),
+        batch_index=np.int64(best),
+    )
+    warnings = [f"batch {r['index']}: {w}" for r in ordered for w in r["warnings"]]
+    summary = {
+        "format": RESULT_FORMAT,
+        "energy": energy,
+        "best_batch": best,
+        "batch_energies": [r["energy"] for r in ordered],
+        "n_batches": len(batches),
+        "n_ok": sum(r["status"] == "ok" for r in ordered),
+        "n_failed": sum(r["status"] != "ok" for r in ordered),
+        "n_reused": sum(bool(r.get("reused")) for r in ordered),
+        "pool": {"input_determinants": len(alpha), "unique_determinants": len(pool), "single_batch": len(batches) == 1},
+        "hamiltonian": {
+            "dir": str(ham_dir),
+            "norb": int(meta["norb"]),
+            "nelec": list(nelec),
+            "ecore": float(meta["ecore"]),
+            "sha256": meta.get("sha256"),
+        },
+        "settings": settings.as_dict(),
+        "executor": report.as_dict(),
+        "timing": {
+            "wall_seconds": time.perf_counter() - start,
+            "pool_start_seconds": report.pool_start_seconds,
+            "batch_seconds_sum": sum(r["seconds"] for r in ordered if not r.get("reused")),
+        },
+        "warnings": warnings,
+        "batches": ordered,
+    }
+    write_json(out / RESULT_FILE, summary)
+    return DiagonalizationResult(energy, best, summary["batch_energies"], ordered, out, summary)

@@ -1,0 +1,97 @@
+"""Small real systems and determinant pools for the SQD engine tests (no mocks of the chemistry).
+
+Integrals are computed with PySCF (RHF/ROHF, no symmetry) and written with
+``write_hamiltonian``. Pools mimic what an NQS proposes: a few hundred determinant pairs
+built from a small vocabulary of low-excitation CI strings (many samples share strings),
+so a batch of a few hundred sampled determinants spans a subspace of a few thousand
+determinants: real solves that take a fraction of a second on one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hinqs.hamiltonian import write_hamiltonian
+
+SYSTEMS = {
+    # name: (atom, basis, 2S, frozen core orbitals)
+    "h2": ("H 0 0 0; H 0 0 0.74", "sto-3g", 0, 0),
+    "lih": ("Li 0 0 0; H 0 0 1.5949", "sto-3g", 0, 0),
+    "n2": ("N 0 0 0; N 0 0 1.0977", "6-31g", 0, 2),
+    "nh": ("N 0 0 0; H 0 0 1.036", "sto-3g", 2, 1),
+}
+
+
+def build_hamiltonian(name: str, out_dir: Path) -> Path:
+    """Active-space integrals of a named system (frozen core), written as a Hamiltonian folder."""
+    from pyscf import ao2mo, gto, mcscf, scf
+
+    atom, basis, spin, frozen = SYSTEMS[name]
+    mol = gto.M(atom=atom, basis=basis, spin=spin, verbose=0)
+    mf = (scf.RHF(mol) if spin == 0 else scf.ROHF(mol)).run(conv_tol=1e-10)
+    norb = mol.nao - frozen
+    nelec = (mol.nelec[0] - frozen, mol.nelec[1] - frozen)
+    cas = mcscf.CASCI(mf, norb, nelec)
+    h1, ecore = cas.get_h1eff()
+    h2 = ao2mo.restore(1, cas.get_h2eff(), norb)
+    return write_hamiltonian(out_dir, h1, h2, nelec, float(ecore), {"system": name})
+
+
+def random_strings(norb: int, nocc: int, n: int, rng: np.random.Generator, max_exc: int = 2) -> np.ndarray:
+    """Up to ``n`` distinct CI strings, each the aufbau string with up to ``max_exc`` electrons moved."""
+    found = {(1 << nocc) - 1}
+    for _ in range(50 * n):
+        if len(found) >= n:
+            break
+        n_exc = int(rng.integers(1, min(max_exc, nocc, norb - nocc) + 1))
+        holes = rng.choice(nocc, size=n_exc, replace=False)
+        parts = rng.choice(np.arange(nocc, norb), size=n_exc, replace=False)
+        occ = (set(range(nocc)) - set(holes.tolist())) | set(parts.tolist())
+        found.add(sum(1 << int(i) for i in occ))
+    strings = sorted(found)
+    return np.array(strings, dtype=np.uint64)
+
+
+def make_pool(
+    norb: int, nelec: tuple[int, int], n_pairs: int, n_strings: int = 40, seed: int = 7, max_exc: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_pairs`` (alpha, beta) pairs over ``n_strings`` strings per spin, with counts; HF included."""
+    rng = np.random.default_rng(seed)
+    vocab_a = random_strings(norb, nelec[0], n_strings, rng, max_exc)
+    vocab_b = vocab_a if nelec[0] == nelec[1] else random_strings(norb, nelec[1], n_strings, rng, max_exc)
+    # Low indices (near the aufbau string) more often, as a trained NQS would propose them.
+    weights_a = 1.0 / (1.0 + np.arange(len(vocab_a)))
+    weights_b = 1.0 / (1.0 + np.arange(len(vocab_b)))
+    ia = rng.choice(len(vocab_a), size=4 * n_pairs, p=weights_a / weights_a.sum())
+    ib = rng.choice(len(vocab_b), size=4 * n_pairs, p=weights_b / weights_b.sum())
+    pairs = np.unique(np.stack([ia, ib], axis=1), axis=0)[:n_pairs]
+    pairs = np.concatenate([[[0, 0]], pairs])
+    pairs = np.unique(pairs, axis=0)
+    rng.shuffle(pairs)
+    counts = rng.integers(1, 50, size=len(pairs))
+    return vocab_a[pairs[:, 0]], vocab_b[pairs[:, 1]], counts
+
+
+def run_hinqs(*args: str, env: dict[str, str] | None = None, timeout: float = 300, launcher: list[str] | None = None):
+    """Run ``python -m hinqs ARGS`` in a fresh process (optionally behind a launcher such as mpiexec)."""
+    full_env = {**os.environ, **(env or {})}
+    command = [*(launcher or []), sys.executable, *(["-m", "mpi4py.futures"] if launcher else []), "-m", "hinqs"]
+    return subprocess.run([*command, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def mpiexec() -> str | None:
+    """The mpiexec beside this Python (the mpich wheel), else one on PATH, if mpi4py imports."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return None
+    local = Path(sys.executable).with_name("mpiexec")
+    if local.exists():
+        return str(local)
+    return shutil.which("mpiexec")

@@ -1,0 +1,123 @@
+"""Batch formation, settings and the fault-injection syntax (no solves: fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqd_helpers import make_pool as make_test_pool
+
+from hinqs.errors import InputError
+from hinqs.sqd import faults
+from hinqs.sqd.batches import draw_indices, form_batches, make_pool, subspace_strings
+from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+
+NORB, NELEC = 16, (5, 5)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return make_pool(*make_test_pool(NORB, NELEC, 800, n_strings=60))
+
+
+def _batches(pool, **kw):
+    args = {"n_batches": 4, "samples_per_batch": 200, "seed": 11, "iteration": 2, **kw}
+    return form_batches(pool, NELEC, **args)
+
+
+def test_a_batch_depends_only_on_seed_iteration_and_index(pool):
+    four = _batches(pool)
+    two = _batches(pool, n_batches=2)
+    for a, b in zip(two, four[:2], strict=True):
+        assert np.array_equal(a.alpha, b.alpha) and np.array_equal(a.beta, b.beta)
+        assert a.content_hash() == b.content_hash()
+    # Different indices, iterations and seeds draw different batches.
+    assert len({b.content_hash() for b in four}) == 4
+    assert _batches(pool, iteration=3)[0].content_hash() != four[0].content_hash()
+    assert _batches(pool, seed=12)[0].content_hash() != four[0].content_hash()
+
+
+def test_pool_order_and_duplicates_do_not_change_batches(pool):
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(pool))
+    a, b, c = pool.alpha[order], pool.beta[order], pool.counts[order]
+    # Duplicated entries with their counts split between the copies are the same pool.
+    split = c.astype(float)
+    split[:10] /= 2
+    dup = make_pool(np.concatenate([a, a[:10]]), np.concatenate([b, b[:10]]), np.concatenate([split, split[:10]]))
+    shuffled = make_pool(a, b, c)
+    for x, y, z in zip(_batches(pool), _batches(shuffled), _batches(dup), strict=True):
+        assert x.content_hash() == y.content_hash() == z.content_hash()
+
+
+def test_draw_is_without_replacement_and_weighted():
+    n = 50
+    alpha = np.arange(n, dtype=np.uint64)
+    counts = np.ones(n)
+    counts[:5] = 1000.0
+    pool = make_pool(alpha, alpha, counts)
+    rng = np.random.default_rng(1)
+    hits = np.zeros(n)
+    for _ in range(200):
+        chosen = draw_indices(pool, 10, rng)
+        assert len(np.unique(chosen)) == 10
+        hits[chosen] += 1
+    assert hits[:5].min() > 190  # heavy determinants are nearly always drawn
+    assert hits[5:].mean() < 60
+    # Fewer positive weights than the batch size: all of them, the rest uniform among zeros.
+    zero = make_pool(alpha, alpha, np.r_[np.ones(3), np.zeros(n - 3)])
+    chosen = draw_indices(zero, 8, np.random.default_rng(2))
+    assert set(range(3)) <= set(chosen.tolist()) and len(np.unique(chosen)) == 8
+
+
+def test_small_pool_is_solved_once(pool):
+    small = make_pool(pool.alpha[:150], pool.beta[:150], pool.counts[:150])
+    batches = _batches(small, samples_per_batch=150)
+    assert len(batches) == 1 and batches[0].index == 0
+    assert len(batches[0].alpha) == 150
+
+
+def test_closed_shells_share_the_union_open_shells_do_not():
+    a = np.array([0b00111, 0b01011], dtype=np.uint64)
+    b = np.array([0b00111, 0b10101], dtype=np.uint64)
+    sa, sb = subspace_strings(a, b, (3, 3))
+    assert np.array_equal(sa, sb) and sa.tolist() == [0b00111, 0b01011, 0b10101]
+    sa, sb = subspace_strings(a, np.array([0b011, 0b101], dtype=np.uint64), (3, 2))
+    assert sa.tolist() == [0b00111, 0b01011] and sb.tolist() == [0b011, 0b101]
+
+
+def test_bad_pools_are_rejected():
+    with pytest.raises(ValueError):
+        make_pool(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
+    with pytest.raises(ValueError):
+        make_pool(np.array([1], dtype=np.uint64), np.array([1], dtype=np.uint64), np.array([-1.0]))
+
+
+def test_settings_from_config_and_overrides():
+    config = {
+        "seed": 5,
+        "sqd": {"solver": "lean", "n_batches": 3, "samples_per_batch": 40, "max_cycle": 50, "conv_tol": 1e-9},
+        "parallel": {"executor": "sequential", "workers": 4, "threads_per_worker": 2, "retries": 0},
+    }
+    s = SQDSettings.from_config(config, iteration=7)
+    assert (s.seed, s.iteration, s.n_batches, s.samples_per_batch) == (5, 7, 3, 40)
+    assert s.solver == SolverSettings("lean", 50, 1e-9, None)
+    assert s.parallel == ParallelSettings("sequential", 4, 2, None, 0)
+    t = s.with_overrides(seed=None, n_batches=6, parallel__workers=8, solver__solver="solve_fermion")
+    assert (t.seed, t.n_batches, t.parallel.workers, t.solver.solver) == (5, 6, 8, "solve_fermion")
+    with pytest.raises(InputError):
+        s.with_overrides(parallel__executor="threads")
+    with pytest.raises(InputError):
+        SQDSettings(n_batches=0)
+
+
+def test_fault_spec_parsing(monkeypatch):
+    parsed = faults.parse("batch=1:kill, batch=2@1:raise,batch=*:sleep=2.5")
+    assert parsed[0] == faults.Fault(1, None, "kill")
+    assert parsed[1] == faults.Fault(2, 1, "raise")
+    assert parsed[2] == faults.Fault(None, None, "sleep", 2.5)
+    monkeypatch.setenv(faults.ENV_VAR, "batch=2@1:raise,batch=3:nan")
+    assert faults.lookup(2, 1).action == "raise"
+    assert faults.lookup(2, 2) is None
+    assert faults.lookup(0, 1) is None
+    with pytest.raises(ValueError, match="HINQS_FAULT_INJECT"):
+        faults.parse("batch=1:explode")

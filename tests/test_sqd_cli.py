@@ -1,0 +1,98 @@
+"""``hinqs diagonalize``: options, config defaults, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from sqd_helpers import build_hamiltonian, make_pool
+
+from hinqs.cli import main
+from hinqs.hamiltonian import load_hamiltonian
+
+
+@pytest.fixture(scope="module")
+def lih(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lih")
+    ham_dir = build_hamiltonian("lih", root / "hamiltonian")
+    ham = load_hamiltonian(ham_dir)
+    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 120, n_strings=15)
+    pool = root / "pool.npz"
+    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
+    return {"ham": str(ham_dir), "pool": str(pool), "root": root, "alpha": alpha, "beta": beta}
+
+
+def diagonalize(lih, out, *extra: str) -> int:
+    return main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(out), *extra])
+
+
+def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "systems": [{"name": "lih", "geometry": "Li 0 0 0; H 0 0 1.5949"}],
+                "seed": 99,
+                "sqd": {"solver": "lean", "n_batches": 2, "samples_per_batch": 30},
+                "parallel": {"executor": "sequential", "threads_per_worker": 1, "retries": 0},
+            }
+        )
+    )
+    assert diagonalize(lih, tmp_path / "a", "--config", str(config), "--quiet") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("E = ") and "result.json" in out
+    summary = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert summary["n_batches"] == 2
+    assert summary["settings"]["seed"] == 99 and summary["settings"]["solver"]["solver"] == "lean"
+    assert summary["settings"]["parallel"]["executor"] == "sequential"
+    assert summary["pool"]["unique_determinants"] == len(lih["alpha"])
+    assert summary["energy"] == min(summary["batch_energies"])
+    state = np.load(tmp_path / "a" / "state.npz")
+    assert set(state.files) >= {"ci_strs_a", "ci_strs_b", "amplitudes", "occ_a", "occ_b"}
+    assert abs(state["occ_a"].sum() - 2) < 1e-10 and abs(state["occ_b"].sum() - 2) < 1e-10
+
+    assert diagonalize(lih, tmp_path / "b", "--config", str(config), "--batches", "3", "--seed", "5", "--quiet") == 0
+    summary = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert summary["n_batches"] == 3 and summary["settings"]["seed"] == 5
+    batch = summary["batches"][0]
+    for key in ("index", "status", "energy", "subspace_shape", "spin_sq", "converged", "seconds", "attempts", "error"):
+        assert key in batch
+
+
+def test_a_pool_smaller_than_a_batch_is_solved_once(lih, tmp_path):
+    assert diagonalize(lih, tmp_path, "--executor", "sequential", "--samples-per-batch", "1000", "--quiet") == 0
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["n_batches"] == 1 and summary["pool"]["single_batch"]
+    assert abs(summary["energy"] - -7.88240341) < 1e-3  # near FCI: the pool spans most of the space
+
+
+def _error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
+    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "missing.npz")) == 2
+    assert "configs file not found" in _error(capsys)
+
+    np.savez(tmp_path / "half.npz", alpha=lih["alpha"])
+    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "half.npz")) == 2
+    assert "missing beta" in _error(capsys)
+
+    np.savez(tmp_path / "wrong.npz", alpha=lih["alpha"], beta=lih["beta"] | np.uint64(1 << 5))
+    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "wrong.npz")) == 2
+    assert "do not fit the Hamiltonian" in _error(capsys)
+
+    np.savez(tmp_path / "float.npz", alpha=lih["alpha"].astype(float), beta=lih["beta"].astype(float))
+    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "float.npz")) == 2
+    assert "integer CI strings" in _error(capsys)
+
+    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
+    assert "no Hamiltonian" in _error(capsys)
+
+    assert diagonalize(lih, tmp_path, "--workers", "0") == 2
+    assert "workers must be at least 1" in _error(capsys)
+    assert not (tmp_path / "result.json").exists()
