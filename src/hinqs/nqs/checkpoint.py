@@ -1,0 +1,203 @@
+"""Model, optimiser and random state in one file, written atomically.
+
+A run is a chain ``init -> (sample, train) x K``; each step reads one checkpoint and writes
+the next, so a killed job resumes from the last file and reproduces exactly what an
+uninterrupted run gives. What has to be in the file for that:
+
+- the model's shape and weights;
+- Adam's state (moments and step counts): training continues the same optimiser across
+  iterations, and a fresh Adam would take different steps;
+- the random state: sampling draws from the stream ``("nqs-sample", iteration)`` derived
+  from the run seed, so it needs only the seed; training draws mini-batches (when used)
+  from ``("nqs-train", iteration)``, and the file keeps that stream's state together with
+  how many epochs of the iteration are done, so a stage cut in two continues the stream
+  where it stopped instead of restarting it.
+
+File format (``torch.save`` of a dict, read with ``weights_only=True``; all tensors on CPU)::
+
+    format            "hinqs-nqs-checkpoint/1"
+    model_config      {norb, n_alpha, n_beta, d_model, n_layers, n_heads}
+    model_state       state_dict of AutoregressiveNQS
+    optimizer_state   state_dict of torch.optim.Adam, or null for a fresh one
+    learning_rate     float, the Adam learning rate last used
+    seed              int, the run seed
+    system            str, the system name (the init stream is ("nqs-init", system))
+    progress          {iteration: last trained iteration or -1, epochs_done: epochs of it}
+    train_rng         null or {iteration: int, state: NumPy PCG64 state dict}
+    history           list of short per-training-call summaries
+    versions          {torch, hinqs}
+
+Python API::
+
+    state = init_checkpoint(norb, nelec, config["nqs"], seed=config["seed"], system="LiH")
+    save_checkpoint(state, "model.pt")
+    state = load_checkpoint("model.pt", device="cpu")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hinqs import __version__
+from hinqs.atomic import atomic_path
+from hinqs.errors import InputError
+from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
+from hinqs.seeding import int_seed, numpy_stream
+
+FORMAT = "hinqs-nqs-checkpoint/1"
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+@dataclass
+class NQSState:
+    """Everything one NQS step needs and hands on: the unit saved in a checkpoint.
+
+    The Adam optimiser is built on first use: constructing a torch optimiser imports
+    ``torch._dynamo`` (over a second), which ``init-model`` and ``sample`` do not need. Until
+    then its saved state is kept as it was read, so saving writes it back unchanged.
+    """
+
+    model: AutoregressiveNQS
+    seed: int
+    system: str
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    iteration: int = -1  # last iteration trained on, -1 for a fresh model
+    epochs_done: int = 0  # epochs of `iteration` done so far
+    train_rng: dict[str, Any] | None = None  # {"iteration": k, "state": PCG64 state}
+    history: list[dict[str, Any]] = field(default_factory=list)
+    optimizer_state: dict[str, Any] | None = None  # as read from the file, until `optimizer` is built
+    _optimizer: torch.optim.Adam | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> NQSConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def optimizer(self) -> torch.optim.Adam:
+        """Adam over the model's parameters, restored from the checkpoint's state on first use."""
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model, self.learning_rate)
+            if self.optimizer_state is not None:
+                self._optimizer.load_state_dict(self.optimizer_state)
+                self.optimizer_state = None
+            self.set_learning_rate(self.learning_rate)
+        return self._optimizer
+
+    def train_generator(self, iteration: int) -> np.random.Generator:
+        """The training stream of ``iteration``: continued from the file if that stage was begun."""
+        generator = numpy_stream(self.seed, "nqs-train", iteration)
+        if self.train_rng is not None and int(self.train_rng["iteration"]) == iteration:
+            generator.bit_generator.state = self.train_rng["state"]
+        return generator
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        self.learning_rate = float(learning_rate)
+        if self._optimizer is not None:
+            for group in self._optimizer.param_groups:
+                group["lr"] = self.learning_rate
+
+
+def make_optimizer(model: AutoregressiveNQS, learning_rate: float) -> torch.optim.Adam:
+    """Adam over all model parameters (one group, so the state dict maps back unambiguously)."""
+    return torch.optim.Adam(model.parameters(), lr=float(learning_rate))
+
+
+def init_checkpoint(
+    norb: int,
+    nelec: tuple[int, int],
+    nqs: dict[str, Any] | None = None,
+    *,
+    seed: int,
+    system: str,
+    device: torch.device | str = "cpu",
+) -> NQSState:
+    """A fresh model and optimiser from the ``nqs`` config section (defaults for missing keys).
+
+    Weights are drawn from the stream ``("nqs-init", system)``, on the CPU, then moved to
+    ``device``, so the initial model is the same on every device.
+    """
+    nqs = nqs or {}
+    config = NQSConfig(
+        norb=int(norb),
+        n_alpha=int(nelec[0]),
+        n_beta=int(nelec[1]),
+        d_model=int(nqs.get("d_model", 32)),
+        n_layers=int(nqs.get("n_layers", 2)),
+        n_heads=int(nqs.get("n_heads", 4)),
+    )
+    model = build_model(config, int_seed(seed, "nqs-init", system)).to(device)
+    learning_rate = float(nqs.get("learning_rate", DEFAULT_LEARNING_RATE))
+    return NQSState(model=model, seed=int(seed), system=str(system), learning_rate=learning_rate)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {key: _to_cpu(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(value) for value in obj)
+    return obj
+
+
+def checkpoint_dict(state: NQSState) -> dict[str, Any]:
+    """The dict written to disk (tensors moved to the CPU)."""
+    return {
+        "format": FORMAT,
+        "model_config": state.config.to_dict(),
+        "model_state": _to_cpu(state.model.state_dict()),
+        "optimizer_state": _to_cpu(
+            state._optimizer.state_dict() if state._optimizer is not None else state.optimizer_state
+        ),
+        "learning_rate": state.learning_rate,
+        "seed": state.seed,
+        "system": state.system,
+        "progress": {"iteration": state.iteration, "epochs_done": state.epochs_done},
+        "train_rng": state.train_rng,
+        "history": state.history,
+        "versions": {"torch": str(torch.__version__), "hinqs": __version__},
+    }
+
+
+def save_checkpoint(state: NQSState, path: str | os.PathLike[str]) -> None:
+    """Write the checkpoint atomically: a killed write never leaves a truncated file."""
+    data = checkpoint_dict(state)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> NQSState:
+    """Read a checkpoint onto ``device``; a missing or foreign file is an input error."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"model checkpoint not found: {path}") from None
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{path}: not a hinqs NQS checkpoint (expected format {FORMAT})")
+    config = NQSConfig.from_dict(data["model_config"])
+    model = AutoregressiveNQS(config)
+    model.load_state_dict(data["model_state"])
+    model.to(device)
+    progress = data["progress"]
+    return NQSState(
+        model=model,
+        optimizer_state=data["optimizer_state"],
+        learning_rate=float(data["learning_rate"]),
+        seed=int(data["seed"]),
+        system=str(data["system"]),
+        iteration=int(progress["iteration"]),
+        epochs_done=int(progress["epochs_done"]),
+        train_rng=data["train_rng"],
+        history=list(data["history"]),
+    )

@@ -1,0 +1,150 @@
+"""The training target: the SQD ground state's |c|^2 over its alpha x beta product space.
+
+The SQD engine writes ``state.npz`` with ``ci_strs_a`` (M uint64), ``ci_strs_b`` (N uint64)
+and ``amplitudes`` (M x N float64, normalised): the ground state over every pair
+``(ci_strs_a[i], ci_strs_b[j])``. The teacher is ``|amplitudes[i, j]|^2`` over those pairs:
+the real weights of the product state, not a product of alpha and beta marginals (which
+would credit determinants the state does not contain with weight).
+
+Truncation rule, so that a large product space (hundreds of thousands of pairs) stays cheap
+to train on: after normalising, drop pairs with weight below ``min_weight`` (1e-12); if more
+than ``max_determinants`` remain keep the ``max_determinants`` heaviest, ties at the cut
+broken by position in the product (row-major over ``i``, ``j``); renormalise what is kept.
+The kept weight (before renormalising) is reported, so a cut that drops real weight shows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from hinqs.determinants import validate_determinants
+from hinqs.errors import InputError
+
+DEFAULT_MAX_DETERMINANTS = 4096
+DEFAULT_MIN_WEIGHT = 1e-12
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A normalised distribution over determinants (paired uint64 CI strings)."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    probs: np.ndarray  # float64, sums to 1
+    n_alpha_strings: int  # M
+    n_beta_strings: int  # N
+    n_above_min_weight: int  # pairs with weight >= min_weight, before the cap
+    kept_weight: float  # fraction of |c|^2 the kept pairs carry, before renormalising
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    @property
+    def entropy(self) -> float:
+        """Shannon entropy (nats), the floor of the cross-entropy: KL = CE - entropy."""
+        p = self.probs[self.probs > 0]
+        return float(-(p * np.log(p)).sum())
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "n_alpha_strings": self.n_alpha_strings,
+            "n_beta_strings": self.n_beta_strings,
+            "n_product": self.n_alpha_strings * self.n_beta_strings,
+            "n_above_min_weight": self.n_above_min_weight,
+            "n_kept": len(self),
+            "kept_weight": self.kept_weight,
+            "entropy": self.entropy,
+        }
+
+
+def _top_indices(weights: np.ndarray, keep: np.ndarray, max_determinants: int) -> np.ndarray:
+    """Flat indices of the heaviest ``max_determinants`` among ``keep``, ties by index, sorted."""
+    if len(keep) <= max_determinants:
+        return keep
+    w = weights[keep]
+    cut = np.partition(w, len(w) - max_determinants)[len(w) - max_determinants]
+    above = keep[w > cut]
+    ties = keep[w == cut][: max_determinants - len(above)]
+    return np.sort(np.concatenate([above, ties]))
+
+
+def teacher_from_amplitudes(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    amplitudes: np.ndarray,
+    *,
+    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
+    min_weight: float = DEFAULT_MIN_WEIGHT,
+) -> Teacher:
+    """Build the teacher from a product-space ground state (see the module docstring for the cut)."""
+    ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
+    ci_strs_b = np.asarray(ci_strs_b, dtype=np.uint64).reshape(-1)
+    amplitudes = np.asarray(amplitudes)
+    shape = (len(ci_strs_a), len(ci_strs_b))
+    if amplitudes.shape != shape:
+        raise InputError(f"teacher amplitudes have shape {amplitudes.shape}, expected {shape} (ci_strs_a x ci_strs_b)")
+    if max_determinants < 1:
+        raise InputError("the teacher must keep at least one determinant")
+    weights = np.abs(amplitudes).astype(np.float64, copy=False).reshape(-1) ** 2
+    if not np.all(np.isfinite(weights)):
+        raise InputError("teacher amplitudes contain non-finite values")
+    total = weights.sum()
+    if total <= 0:
+        raise InputError("teacher amplitudes are all zero")
+    weights = weights / total
+    keep = np.flatnonzero(weights >= min_weight)
+    if len(keep) == 0:
+        keep = np.array([int(np.argmax(weights))])
+    chosen = _top_indices(weights, keep, max_determinants)
+    rows, cols = np.divmod(chosen, shape[1])
+    kept = weights[chosen]
+    # Sorted by (alpha, beta); a CI string listed twice would repeat a determinant: merge its weight.
+    pairs = np.stack([ci_strs_a[rows], ci_strs_b[cols]], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    probs = np.bincount(inverse.reshape(-1), weights=kept, minlength=len(unique))
+    alpha, beta = unique[:, 0].copy(), unique[:, 1].copy()
+    return Teacher(
+        alpha=alpha,
+        beta=beta,
+        probs=probs / probs.sum(),
+        n_alpha_strings=shape[0],
+        n_beta_strings=shape[1],
+        n_above_min_weight=len(keep),
+        kept_weight=float(kept.sum()),
+    )
+
+
+def load_teacher(
+    path: str | os.PathLike[str],
+    *,
+    norb: int | None = None,
+    nelec: tuple[int, int] | None = None,
+    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
+    min_weight: float = DEFAULT_MIN_WEIGHT,
+) -> Teacher:
+    """Read ``state.npz`` and build the teacher; with ``norb``/``nelec`` check the electron counts."""
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in ("ci_strs_a", "ci_strs_b", "amplitudes")}
+    except FileNotFoundError:
+        raise InputError(f"teacher state not found: {path}") from None
+    except KeyError as exc:
+        raise InputError(f"{path}: teacher state lacks array {exc.args[0]!r}") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read teacher state: {exc}") from None
+    teacher = teacher_from_amplitudes(
+        arrays["ci_strs_a"],
+        arrays["ci_strs_b"],
+        arrays["amplitudes"],
+        max_determinants=max_determinants,
+        min_weight=min_weight,
+    )
+    if norb is not None and nelec is not None:
+        try:
+            validate_determinants(teacher.alpha, teacher.beta, norb, nelec)
+        except ValueError as exc:
+            raise InputError(f"{path}: teacher does not match the model: {exc}") from None
+    return teacher
