@@ -72,9 +72,11 @@ def run_system(
         here, before = sys_dir / iteration_name(k), sys_dir / iteration_name(k - 1)
         previous_basis = ["--previous", before / "basis.npz"] if k > 1 else []
         previous_status = ["--previous", before / "status.json"] if k > 1 else []
+        known = ["--known", before / "basis.npz"] if k > 1 else []
         _step(
-            ["sample", "--config", cfg, "--model", before / "model.pt", "--iteration", k, "--out", here / "samples.npz"]
-        )
+            ["sample", "--config", cfg, "--model", before / "model.pt", "--iteration", k, "--out",
+             here / "samples.npz", "--stats", here / "sample_stats.json", *known]
+        )  # fmt: skip
         _step(
             [
                 "basis",

@@ -48,6 +48,7 @@ def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
     result = _read_json(folder / "sqd" / "result.json") or {}
     status = _read_json(folder / "status.json") or {}
     train = _read_json(folder / "train.json")
+    stats = _read_json(folder / "sample_stats.json") or {}
     batches = result.get("batches", [])
     best = result.get("best_batch")
     best_shape = next((b.get("subspace_shape") for b in batches if b.get("index") == best), None)
@@ -57,12 +58,15 @@ def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
         "energy": result.get("energy"),
         "best_energy_so_far": status.get("best_energy"),
         "delta": status.get("delta"),
+        "unique_sampled": stats.get("n_unique"),
+        "new_determinants": stats.get("n_new_unique", stats.get("n_unique")),
         "basis_size": _basis_size(folder / "basis.npz"),
         "subspace_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
-        "train_final_loss": (train or {}).get("final_loss"),
+        "train_kl_after": (train or {}).get("kl_after"),
+        "teacher_mass_after": (train or {}).get("teacher_mass_after"),
         "seconds": {
             stage: _benchmark_seconds(bench / f"{stage}_{k:03d}.tsv") for stage in ("sample", "diagonalize", "train")
         },
@@ -115,6 +119,7 @@ CSV_COLUMNS = [
     "energy",
     "best_energy_so_far",
     "error_fci_mha",
+    "new_determinants",
     "basis_size",
     "subspace_dimension",
     "batches_ok",
@@ -138,6 +143,7 @@ def energies_csv(summary: dict[str, Any]) -> str:
                 "energy": repr(r["energy"]),
                 "best_energy_so_far": repr(r["best_energy_so_far"]),
                 "error_fci_mha": "" if fci is None or r["energy"] is None else f"{(r['energy'] - fci) * MHA:.6f}",
+                "new_determinants": r["new_determinants"],
                 "basis_size": r["basis_size"],
                 "subspace_dimension": r["subspace_dimension"],
                 "batches_ok": r["batches_ok"],

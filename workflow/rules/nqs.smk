@@ -27,13 +27,18 @@ rule sample:
         HINQS_ENV
     input:
         model=lambda w: f"{iterdir(w.system, int(w.k) - 1)}/model.pt",
+        known=lambda w: (
+            [f"{iterdir(w.system, int(w.k) - 1)}/basis.npz"] if int(w.k) > 1 else []
+        ),
     output:
         samples=f"{RESULTS}/{{system}}/iter_{{k}}/samples.npz",
+        stats=f"{RESULTS}/{{system}}/iter_{{k}}/sample_stats.json",
     params:
         config=RUN_CONFIG,
         nqs=config["nqs"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
+        known=lambda w, input: f"--known {input.known}" if input.known else "",
     threads: 1
     resources:
         gpu=USE_GPU,
@@ -43,7 +48,8 @@ rule sample:
         f"{RESULTS}/{{system}}/benchmarks/sample_{{k}}.tsv"
     shell:
         "OMP_NUM_THREADS={threads} hinqs sample --config {params.config} --model {input.model}"
-        " --iteration {params.iteration} --out {output.samples} > {log} 2>&1"
+        " --iteration {params.iteration} --out {output.samples} --stats {output.stats} {params.known}"
+        " > {log} 2>&1"
 
 
 rule train:

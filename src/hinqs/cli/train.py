@@ -15,7 +15,6 @@ import argparse
 
 COMMAND = "train"
 HELP = "train the neural quantum state towards the SQD ground state (model.pt, history.json)"
-PROBE_SAMPLES = 10000  # enough to estimate the fraction of new samples to ~1%
 EXACT_MASS_MAX = 8192  # previous determinants up to which the model's mass on them is computed exactly
 
 
@@ -32,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-teacher", type=int, help="most teacher determinants kept (default 4096)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size; 0 for full batch (default 256)")
     parser.add_argument("--smoothing", type=float, help="conditional label smoothing against collapse (default 0.01)")
-    parser.add_argument("--probe-samples", type=int, help="collapse-probe samples (default: nqs.samples; 0: none)")
+    parser.add_argument(
+        "--probe-samples",
+        type=int,
+        help="collapse-probe samples (default 0: `hinqs sample --known` reports new determinants at no cost)",
+    )
 
 
 def _sampled_mass(path: str) -> float | None:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     max_teacher = nqs["max_teacher_determinants"] if args.max_teacher is None else args.max_teacher
     batch_size = nqs["batch_size"] if args.batch_size is None else args.batch_size
     smoothing = nqs["smoothing"] if args.smoothing is None else args.smoothing
-    probe_samples = min(nqs["samples"], PROBE_SAMPLES) if args.probe_samples is None else args.probe_samples
+    probe_samples = 0 if args.probe_samples is None else args.probe_samples
     if epochs < 0 or args.iteration < 0 or probe_samples < 0 or batch_size < 0:
         raise InputError("--epochs, --iteration, --batch-size and --probe-samples must be non-negative")
     if max_teacher < 1:

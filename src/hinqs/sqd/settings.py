@@ -109,9 +109,15 @@ class SQDSettings:
         """Settings from a validated config (``hinqs.config.load_config``: defaults filled)."""
         sqd = config.get("sqd", {})
         par = config.get("parallel", {})
-        solver = SolverSettings(**{k: sqd[k] for k in ("solver", "max_cycle", "conv_tol", "spin_sq") if k in sqd})
+        solver = SolverSettings(
+            **{k: sqd[k] for k in ("solver", "max_cycle", "conv_tol", "spin_sq", "shift") if k in sqd}
+        )
         parallel = ParallelSettings(
-            **{k: par[k] for k in ("executor", "workers", "threads_per_worker", "batch_timeout", "retries") if k in par}
+            **{
+                k: par[k]
+                for k in ("executor", "workers", "threads_per_worker", "batch_timeout", "retries", "kill_grace")
+                if k in par
+            }
         )
         top = {k: sqd[k] for k in ("n_batches", "samples_per_batch") if k in sqd}
         return cls(
