@@ -45,3 +45,15 @@ def config_file(tmp_path: Path):
         return write_config(tmp_path / "config.yaml", {"systems": list(systems), **extra})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def scan_run(tmp_path_factory) -> Path:
+    """One uninterrupted run of the two-point LiH scan with `snakemake --cores 2`, shared by
+    the workflow tests (local, resume, MPI, SLURM), which compare their energies to it."""
+    from workflow_helpers import SCAN_CONFIG, make_workdir, run_snakemake
+
+    workdir = make_workdir(tmp_path_factory.mktemp("scan"), SCAN_CONFIG)
+    proc = run_snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir

@@ -1,0 +1,75 @@
+"""Running the real Snakemake workflow on small configs, and comparing what runs produced."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+BIN = Path(sys.executable).parent
+
+# Two points of a LiH scan (225 determinants each): a few seconds per step on 2 cores.
+SCAN_CONFIG = {
+    "seed": 11,
+    "systems": [
+        {"name": "lih_r1", "geometry": "Li 0 0 0; H 0 0 1.5949", "basis": "sto-3g", "coordinate": 1.5949},
+        {"name": "lih_r2", "geometry": "Li 0 0 0; H 0 0 2.2", "basis": "sto-3g", "coordinate": 2.2},
+    ],
+    "nqs": {"samples": 2000, "epochs": 20, "device": "cpu"},
+    "sqd": {"n_batches": 2, "samples_per_batch": 40},
+    "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
+    "iterations": {"max": 3, "tol": 1.0e-7, "window": 1},
+}
+
+
+def one_system(config: dict, **changes) -> dict:
+    """The config with only its first system, and top-level sections updated."""
+    out = json.loads(json.dumps(config))
+    out["systems"] = out["systems"][:1]
+    for section, values in changes.items():
+        out[section] = {**out.get(section, {}), **values} if isinstance(values, dict) else values
+    return out
+
+
+def make_workdir(path: Path, config: dict) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def workflow_env() -> dict[str, str]:
+    """The venv's bin first on PATH, so rules find the `hinqs` under test."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def snakemake_args(*extra: str) -> list[str]:
+    return [str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--configfile", "config.yaml", *extra]
+
+
+def run_snakemake(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        snakemake_args(*extra), cwd=workdir, env=workflow_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def summary(workdir: Path, system: str) -> dict:
+    return json.loads((workdir / "results" / system / "summary.json").read_text())
+
+
+def energies(workdir: Path, system: str) -> list[float]:
+    return [r["energy"] for r in summary(workdir, system)["per_iteration"]]
+
+
+def comparable(data: dict) -> dict:
+    """A summary without what legitimately differs between runs (timings)."""
+    data = json.loads(json.dumps(data))
+    data.pop("seconds_per_stage", None)
+    for record in data["per_iteration"]:
+        record.pop("seconds", None)
+    return data
