@@ -1,0 +1,72 @@
+"""hinqs verify: the parallel path equals the sequential one, and a real difference is caught."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REPO, run_hinqs, write_config
+
+pytestmark = pytest.mark.slow
+
+OPEN_SHELL = {
+    "seed": 5,
+    "systems": [
+        {"name": "ch2_triplet", "geometry": "C 0 0 0; H 0 0.99 0.55; H 0 -0.99 0.55", "spin": 2, "frozen_core": 1}
+    ],
+    "nqs": {"samples": 3000, "epochs": 30},
+    "sqd": {"n_batches": 3, "samples_per_batch": 40},
+    "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
+    "iterations": {"max": 3, "tol": 1.0e-8, "window": 1},
+}
+
+
+def test_verify_passes_on_the_default_config(tmp_path):
+    proc = run_hinqs("verify", str(REPO / "config" / "config.yaml"), "--out", str(tmp_path / "v"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    assert report["identical"] and report["paths"]["exact"]
+    assert report["paths"]["parallel"]["executor"] == "process"
+    assert set(report["largest_deviation"]) >= {
+        "sampled determinants",
+        "batch compositions",
+        "batch energies",
+        "merged energy",
+        "teacher state",
+        "model weights",
+    }
+    assert all(value == 0.0 for value in report["largest_deviation"].values())
+    assert report["iterations"]["sequential"] == report["iterations"]["parallel"] >= 2
+    assert "VERIFIED" in (tmp_path / "v" / "report.txt").read_text()
+    # The parallel path really ran in worker processes.
+    result = json.loads((tmp_path / "v/parallel/n2_sto3g/iter_001/sqd/result.json").read_text())
+    assert result["executor"]["executor"] == "process" and result["executor"]["pool_starts"] >= 1
+
+
+def test_verify_passes_on_an_open_shell_system(tmp_path):
+    cfg = write_config(tmp_path / "open.yaml", OPEN_SHELL)
+    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    assert report["identical"]
+    meta = json.loads((tmp_path / "v/hamiltonian/ch2_triplet/meta.json").read_text())
+    assert meta["nelec"] == [4, 2]
+
+
+def test_verify_names_the_first_divergence(tmp_path):
+    cfg = write_config(tmp_path / "open.yaml", OPEN_SHELL)
+    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"), "--iterations", "1", "--parallel-seed", "6")
+    assert proc.returncode == 1
+    assert "diverged from the sequential path at iteration 1, sampled determinants" in proc.stderr
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    assert not report["identical"]
+    assert report["first_divergence"]["iteration"] == 1
+    assert report["first_divergence"]["quantity"] == "sampled determinants"
+    assert "DIVERGED at iteration 1: sampled determinants" in (tmp_path / "v" / "report.txt").read_text()
+
+
+def test_verify_refuses_a_config_without_a_parallel_path(tmp_path):
+    cfg = write_config(tmp_path / "seq.yaml", {**OPEN_SHELL, "parallel": {"executor": "sequential"}})
+    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"))
+    assert proc.returncode == 2
+    assert "no parallel path to verify" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
