@@ -84,3 +84,13 @@ def test_launcher_and_threads():
     assert diagonalize_launcher({**par, "executor": "process"}) == "hinqs"
     assert diagonalize_threads({**par, "executor": "process"}) == 6
     assert diagonalize_threads({**par, "executor": "sequential"}) == 2
+
+
+def test_diagonalize_memory_request_grows_with_batch_and_workers():
+    from hinqs.workflow_support import diagonalize_mem_mb
+
+    small = diagonalize_mem_mb({"samples_per_batch": 300}, {"executor": "process", "workers": 2})
+    assert small == 400 + 2 * (400 + 72)  # (2 x 300)^2 determinants x 200 B = 72 MB per worker
+    big = diagonalize_mem_mb({"samples_per_batch": 5000}, {"executor": "process", "workers": 4})
+    assert big > 4 * 200 * 10_000**2 / 1e6
+    assert diagonalize_mem_mb({"samples_per_batch": 300}, {"executor": "sequential", "workers": 8}) < small

@@ -73,6 +73,7 @@ def run_system(
         previous_basis = ["--previous", before / "basis.npz"] if k > 1 else []
         previous_status = ["--previous", before / "status.json"] if k > 1 else []
         known = ["--known", before / "basis.npz"] if k > 1 else []
+        teacher = ["--teacher", before / "sqd" / "state.npz"] if k > 1 else []
         _step(
             ["sample", "--config", cfg, "--model", before / "model.pt", "--iteration", k, "--out",
              here / "samples.npz", "--stats", here / "sample_stats.json", *known]
@@ -85,6 +86,9 @@ def run_system(
                 "--samples",
                 here / "samples.npz",
                 *previous_basis,
+                "--config",
+                cfg,
+                *teacher,
                 "--out",
                 here / "basis.npz",
             ]

@@ -64,3 +64,22 @@ def diagonalize_threads(parallel: dict[str, Any]) -> int:
     if parallel["executor"] == "sequential":
         return int(parallel["threads_per_worker"])
     return int(parallel["workers"]) * int(parallel["threads_per_worker"])
+
+
+# Measured here (design notes): ~260 MB per process after importing PySCF and
+# qiskit-addon-sqd, plus ~200 B per determinant of the largest subspace solved.
+PROCESS_BASE_MB = 400
+BYTES_PER_DETERMINANT = 200
+
+
+def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+    """Memory (MB) to ask the scheduler for one diagonalize step.
+
+    A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
+    both spins' strings), so its subspace holds at most (2S)^2 determinants; every worker may
+    solve one at a time, and the parent holds the pool and the merged state.
+    """
+    largest = (2 * int(sqd["samples_per_batch"])) ** 2
+    per_worker = PROCESS_BASE_MB + BYTES_PER_DETERMINANT * largest / 1e6
+    workers = 1 if parallel["executor"] == "sequential" else int(parallel["workers"])
+    return int(PROCESS_BASE_MB + workers * per_worker + 0.5)

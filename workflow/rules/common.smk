@@ -9,6 +9,8 @@ SYSTEMS = [s["name"] for s in config["systems"]]
 SYSTEM_BY_NAME = {s["name"]: s for s in config["systems"]}
 MAX_ITER = config["iterations"]["max"]
 HINQS_ENV = "../envs/hinqs.yaml"
+# torch + the model, the sampler frontier (bounded by nqs.max_batch) and the teacher.
+NQS_MEM_MB = 4000
 USE_GPU = 0 if config["nqs"]["device"] == "cpu" else 1
 
 

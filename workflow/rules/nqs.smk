@@ -15,6 +15,7 @@ rule init_model:
         ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
     resources:
         gpu=USE_GPU,
+        mem_mb=NQS_MEM_MB,
     log:
         f"{RESULTS}/{{system}}/logs/init_model.log",
     shell:
@@ -42,6 +43,7 @@ rule sample:
     threads: 1
     resources:
         gpu=USE_GPU,
+        mem_mb=NQS_MEM_MB,
     log:
         f"{RESULTS}/{{system}}/logs/sample_{{k}}.log",
     benchmark:
@@ -72,6 +74,7 @@ rule train:
     threads: 1
     resources:
         gpu=USE_GPU,
+        mem_mb=NQS_MEM_MB,
     log:
         f"{RESULTS}/{{system}}/logs/train_{{k}}.log",
     benchmark:

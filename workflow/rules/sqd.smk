@@ -1,5 +1,5 @@
 # Cumulative basis, batched diagonalisation and the convergence checkpoint.
-from hinqs.workflow_support import diagonalize_launcher, diagonalize_threads
+from hinqs.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads
 
 
 rule basis:
@@ -11,16 +11,22 @@ rule basis:
         previous=lambda w: (
             [f"{iterdir(w.system, int(w.k) - 1)}/basis.npz"] if int(w.k) > 1 else []
         ),
+        teacher=lambda w: (
+            [f"{iterdir(w.system, int(w.k) - 1)}/sqd/state.npz"] if int(w.k) > 1 else []
+        ),
     output:
         basis=f"{RESULTS}/{{system}}/iter_{{k}}/basis.npz",
     params:
+        config=RUN_CONFIG,
+        options=config["basis"],
         ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
         previous=lambda w, input: f"--previous {input.previous}" if input.previous else "",
+        teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     log:
         f"{RESULTS}/{{system}}/logs/basis_{{k}}.log",
     shell:
         "hinqs basis --hamiltonian {params.ham} --samples {input.samples} {params.previous}"
-        " --out {output.basis} > {log} 2>&1"
+        " --config {params.config} {params.teacher} --out {output.basis} > {log} 2>&1"
 
 
 rule diagonalize:
@@ -44,6 +50,8 @@ rule diagonalize:
         out=lambda w: f"{iterdir(w.system, w.k)}/sqd",
         launch=diagonalize_launcher(config["parallel"]),
     threads: diagonalize_threads(config["parallel"])
+    resources:
+        mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"]),
     log:
         f"{RESULTS}/{{system}}/logs/diagonalize_{{k}}.log",
     benchmark:
