@@ -66,6 +66,8 @@ def test_init_sample_train_sample(workdir):
         str(tmp / "h1.json"),
         "--previous-samples",
         str(tmp / "s1.npz"),
+        "--probe-samples",
+        "5000",
         env=ENV,
     )
     assert done.returncode == 0, done.stderr

@@ -1,0 +1,158 @@
+"""The accuracy options of the basis step: PT2-ranked string expansion and the size cap."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from hinqs.basis import Determinants, grow_basis, load_determinants, save_determinants
+from hinqs.config import load_config
+from hinqs.determinants import hartree_fock_strings
+from hinqs.expansion import (
+    ExpansionSettings,
+    TeacherState,
+    cap_basis,
+    excitations,
+    expand_basis,
+    hartree_fock_teacher,
+    load_teacher,
+    select_strings,
+    teacher_weights,
+)
+
+U = np.uint64
+
+
+def _h2_chain(n: int = 4):
+    """Integrals of a short H chain (STO-3G, RHF orbitals), norb = n, nelec = (n/2, n/2)."""
+    from pyscf import ao2mo, gto, scf
+
+    mol = gto.M(atom="; ".join(f"H 0 0 {0.9 * i}" for i in range(n)), basis="sto-3g", verbose=0)
+    mf = scf.RHF(mol).run()
+    c = mf.mo_coeff
+    hcore = c.T @ mf.get_hcore() @ c
+    eri = ao2mo.restore(1, ao2mo.full(mol, c), c.shape[1])
+    return hcore, eri, (n // 2, n // 2)
+
+
+def test_excitations_are_singles_and_doubles_with_the_same_electron_count():
+    parent = np.array([0b000111], U)
+    exc = excitations(parent, 6)
+    assert len(exc) == 3 * 3 + 3 * 3  # singles 3x3, doubles C(3,2) x C(3,2)
+    assert all(bin(int(x)).count("1") == 3 for x in exc)
+    assert 0b000111 not in exc.tolist()
+    assert len(np.unique(exc)) == len(exc)
+
+
+def test_defaults_leave_the_basis_unchanged(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
+    config = load_config(path)
+    assert config["basis"] == {"max_size": 0, "expansion": {"strings": 0, "top_strings": 64, "partner_strings": 128}}
+    settings = ExpansionSettings.from_config(config)
+    assert settings.strings == 0
+    basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 2], np.int64))
+    assert select_strings(hartree_fock_teacher(4, (2, 2)), np.eye(4), np.zeros((4,) * 4), (2, 2), settings)[0].size == 0
+    assert cap_basis(basis, 0, 4, (2, 2)) is basis
+
+
+def test_pt2_expansion_from_hf_is_deterministic_and_lowers_the_energy():
+    from pyscf.fci import selected_ci
+
+    hcore, eri, nelec = _h2_chain(6)
+    norb = hcore.shape[0]
+    settings = ExpansionSettings(strings=4, top_strings=8, partner_strings=8)
+    teacher = hartree_fock_teacher(norb, nelec)
+    a1, b1 = select_strings(teacher, hcore, eri, nelec, settings)
+    a2, b2 = select_strings(teacher, hcore, eri, nelec, settings)
+    assert np.array_equal(a1, a2) and np.array_equal(b1, b2)
+    assert len(a1) == 4
+    hf_a, _ = hartree_fock_strings(norb, nelec)
+    assert hf_a not in a1.tolist()
+
+    def energy(strings):
+        s = np.unique(np.asarray(strings, np.int64))
+        e, _ = selected_ci.kernel_fixed_space(selected_ci.SelectedCI(), hcore, eri, norb, nelec, (s, s))
+        return e
+
+    e_hf = energy([hf_a])
+    e_new = energy([hf_a, *a1.tolist()])
+    # PT2-chosen strings beat the same number of arbitrary (highest-index) excitations
+    worst = excitations(np.array([hf_a], U), norb)[-4:]
+    assert e_new < e_hf - 1e-3
+    assert e_new <= energy([hf_a, *worst.tolist()]) + 1e-12
+
+
+def test_open_shell_expansion_adds_strings_of_both_spins():
+    hcore, eri, _ = _h2_chain(4)
+    nelec = (2, 1)
+    teacher = hartree_fock_teacher(4, nelec)
+    a, b = select_strings(teacher, hcore, eri, nelec, ExpansionSettings(strings=2, top_strings=4, partner_strings=4))
+    assert len(a) == len(b) == 4
+    assert all(bin(int(x)).count("1") == 2 for x in a) and all(bin(int(x)).count("1") == 1 for x in b)
+
+
+def test_expand_gives_new_determinants_the_largest_count():
+    basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 7], np.int64))
+    out = expand_basis(basis, np.array([9, 3], U), np.array([3, 3], U))
+    table = dict(zip(zip(out.alpha.tolist(), out.beta.tolist(), strict=True), out.counts.tolist(), strict=True))
+    assert table == {(3, 3): 8, (5, 3): 7, (9, 3): 7}
+
+
+def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
+    norb, nelec = 4, (2, 2)
+    alpha = np.array([3, 5, 6, 9, 10], U)
+    beta = np.array([3, 3, 3, 3, 3], U)
+    counts = np.array([0, 5, 1, 2, 1], np.int64)
+    basis = Determinants(alpha, beta, counts)
+    teacher = TeacherState(np.array([3, 6], U), np.array([3], U), np.array([[0.6], [0.8]]))
+    w = teacher_weights(teacher, alpha, beta)
+    assert w[2] == pytest.approx(0.64) and w[1] == 0.0
+    capped = cap_basis(basis, 3, norb, nelec, teacher, keep_alpha=np.array([10], U), keep_beta=np.array([3], U))
+    kept = set(capped.alpha.tolist())
+    # HF (3) and the protected (10) stay; then the highest max(|c|^2, count share): 6 (0.64) over 5 (0.56)
+    assert kept == {3, 10, 6}
+    assert math.isclose(float(capped.counts.sum()), 0 + 1 + 1)
+
+
+def test_basis_command_applies_options(tmp_path):
+    """`hinqs basis --config --teacher` adds expansion determinants and respects the cap."""
+    from hinqs.cli import main
+    from hinqs.hamiltonian import write_hamiltonian
+
+    hcore, eri, nelec = _h2_chain(6)
+    ham = write_hamiltonian(tmp_path / "ham", hcore, eri, nelec, 0.0, {})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}],
+                "basis": {"max_size": 6, "expansion": {"strings": 3, "top_strings": 4, "partner_strings": 4}},
+            }
+        )
+    )
+    save_determinants(
+        tmp_path / "s.npz",
+        grow_basis(
+            None, Determinants(np.array([0b001011], U), np.array([0b000111], U), np.array([4], np.int64)), 6, nelec
+        ),
+    )
+    teacher = tmp_path / "state.npz"
+    np.savez(
+        teacher,
+        ci_strs_a=np.array([7, 11], U),
+        ci_strs_b=np.array([7, 11], U),
+        amplitudes=np.array([[0.9, 0.1], [0.1, 0.3]]),
+    )
+    argv = ["basis", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--config", cfg, "--teacher", teacher]
+    assert main([str(x) for x in [*argv, "--out", tmp_path / "b.npz"]]) == 0
+    out = load_determinants(tmp_path / "b.npz")
+    assert len(out) <= 6 and len(out) >= 4
+    assert load_teacher(teacher).amplitudes.shape == (2, 2)
+    # without --config the step is the plain union
+    plain = ["basis", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--out", tmp_path / "p.npz"]
+    assert main([str(x) for x in plain]) == 0
+    assert len(load_determinants(tmp_path / "p.npz")) == 2
