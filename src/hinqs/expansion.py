@@ -8,6 +8,7 @@ batch's alpha x beta strings, so what limits accuracy is which *strings* the bas
 From the previous iteration's teacher state (the best batch's ground state |Psi> over
 strings ``S_a x S_b``):
 
+0. at the first iteration (no teacher yet) the HF determinant is the teacher;
 1. take the ``top_strings`` strings of each spin with the largest marginal weight
    (sum of |c|^2 over the other spin) and generate all their single and double
    same-spin excitations; the candidates are those not already in the teacher's strings;
@@ -86,6 +87,12 @@ def load_teacher(path: str | os.PathLike[str]) -> TeacherState:
     amps = amps.reshape(len(strs_a), len(strs_b))
     oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
     return TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)])
+
+
+def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
+    """The HF determinant as a teacher: what expansion starts from at the first iteration."""
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    return TeacherState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
 def excitations(parents: np.ndarray, norb: int) -> np.ndarray:

@@ -35,18 +35,26 @@ def run(args: argparse.Namespace) -> int:
     extra = ""
     if args.config:
         from hinqs.config import load_config
-        from hinqs.expansion import ExpansionSettings, cap_basis, expand_basis, load_teacher, select_strings
+        from hinqs.expansion import (
+            ExpansionSettings,
+            cap_basis,
+            expand_basis,
+            hartree_fock_teacher,
+            load_teacher,
+            select_strings,
+        )
 
         config = load_config(args.config)
         settings = ExpansionSettings.from_config(config)
         max_size = int(config.get("basis", {}).get("max_size", 0))
         teacher = load_teacher(args.teacher) if args.teacher and (settings.strings > 0 or max_size > 0) else None
         new_a = new_b = None
-        if teacher is not None and settings.strings > 0:
+        if settings.strings > 0:
             from hinqs.hamiltonian import load_hamiltonian
 
             ham = load_hamiltonian(args.hamiltonian)
-            new_a, new_b = select_strings(teacher, ham.hcore, ham.eri, nelec, settings)
+            source = teacher if teacher is not None else hartree_fock_teacher(norb, nelec)
+            new_a, new_b = select_strings(source, ham.hcore, ham.eri, nelec, settings)
             basis = expand_basis(basis, new_a, new_b)
             extra += f", {len(new_a)} expansion determinants"
         if max_size > 0:

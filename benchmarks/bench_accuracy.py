@@ -1,0 +1,356 @@
+"""Accuracy of the HI-NQS-SQD loop against FCI, and against the SQD floor, per molecule.
+
+For each molecule the whole loop runs in-process (:func:`hinqs.pipeline.run_system`, the
+same ``hinqs`` commands the Snakemake rules call) with a config written to
+``OUT_DIR/<variant>/<molecule>.yaml``, once per variant:
+
+``plain``    the loop as it is by default (no basis options);
+``options``  the accuracy options of ``basis`` (PT2-ranked string expansion, size cap) on.
+
+Columns of the table:
+
+``E``          the best energy of the run (what ``hinqs check`` reports), Ha;
+``err``        E - E_FCI in mHa (FCI from ``hinqs prepare``'s meta.json);
+``it``         iterations run;
+``subspace``   the best iteration's best batch: K_alpha x K_beta and its size as a fraction
+               of the FCI space;
+``sample/basis/diag/train``  wall seconds summed over iterations per step;
+``floor``      the lowest energy in the product space of the top-K_alpha / top-K_beta strings of
+               the exact FCI vector (:mod:`hinqs.floor`), and its error in mHa.
+
+The Hamiltonians (with FCI) are prepared once into ``OUT_DIR/hams/<molecule>`` and reused;
+the FCI vector for the floor is cached as ``OUT_DIR/hams/<molecule>/fci_civec.npz`` and each
+floor energy as ``floor_<Ka>x<Kb>.json`` beside it. ``--collect`` builds the table from run
+folders already there (e.g. a run stopped at the time limit) instead of running.
+C2H4/STO-3G has 9.0 M determinants: its FCI takes minutes and about 2-3 GB.
+
+    python benchmarks/bench_accuracy.py --molecules lih_631g,beh2_sto3g --quick
+    python benchmarks/bench_accuracy.py --variants options --out results/bench_accuracy/table.json
+    python benchmarks/bench_accuracy.py --molecules h2o_631g --set h2o_631g:basis.expansion.strings=80
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+MOLECULES: dict[str, dict[str, Any]] = {
+    "lih_631g": {"geometry": "Li 0 0 0; H 0 0 1.5949", "basis": "6-31g"},
+    "beh2_sto3g": {"geometry": "Be 0 0 0; H 0 0 1.326; H 0 0 -1.326", "basis": "sto-3g"},
+    "n2_sto3g": {"geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2},
+    # O-H 0.9572, HOH 104.52 deg
+    "h2o_631g": {"geometry": "O 0 0 0; H 0 0.756869 0.586028; H 0 -0.756869 0.586028", "basis": "6-31g"},
+    # planar, C=C 1.339 on z, C-H 1.087, HCH 117.4 deg
+    "c2h4_sto3g": {
+        "geometry": "C 0 0 0.6695; C 0 0 -0.6695; H 0.928704 0 1.234391; H -0.928704 0 1.234391;"
+        " H 0.928704 0 -1.234391; H -0.928704 0 -1.234391",
+        "basis": "sto-3g",
+    },
+}
+
+BASE: dict[str, Any] = {
+    "seed": 1234,
+    "references": {"fci_max_determinants": 20_000_000, "ccsd": False},
+    "nqs": {"samples": 20000, "epochs": 100, "device": "cpu"},
+    "sqd": {"solver": "lean", "n_batches": 2, "samples_per_batch": 300},
+    "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
+    "iterations": {"max": 10, "tol": 1.0e-6, "window": 2},
+}
+
+# Settings with the accuracy options on, per molecule (merged over BASE). The cap equals the
+# batch size, so each iteration diagonalises the whole basis in one batch.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "lih_631g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "beh2_sto3g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "n2_sto3g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "h2o_631g": {
+        "nqs": {"samples": 300},
+        "basis": {"max_size": 600, "expansion": {"strings": 50}},
+        "sqd": {"samples_per_batch": 1000, "n_batches": 1},
+        "parallel": {"executor": "sequential", "threads_per_worker": 2},
+        "iterations": {"max": 6},
+    },
+    "c2h4_sto3g": {
+        "nqs": {"samples": 200},
+        "basis": {"max_size": 800, "expansion": {"strings": 80}},
+        "sqd": {"samples_per_batch": 1500, "n_batches": 1},
+        "parallel": {"executor": "sequential", "threads_per_worker": 2},
+        "iterations": {"max": 5},
+    },
+}
+PLAIN: dict[str, dict[str, Any]] = {}
+QUICK = {"nqs": {"samples": 5000, "epochs": 30}, "iterations": {"max": 3}}
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``MOL:section.key=value`` (value parsed as YAML) -> per-molecule override dicts."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in items:
+        mol, _, rest = item.partition(":")
+        path, _, value = rest.partition("=")
+        node = out[mol]
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def prepare(name: str, hams: Path) -> Path:
+    from hinqs.config import load_config
+    from hinqs.prepare import prepare_system
+
+    folder = hams / name
+    if (folder / "meta.json").exists():
+        return folder
+    path = hams / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({**BASE, "systems": [{"name": name, **MOLECULES[name]}]}))
+    config = load_config(path)
+    start = time.perf_counter()
+    prepare_system(config["systems"][0], config["references"], folder)
+    print(f"# prepared {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return folder
+
+
+def fci_state(folder: Path) -> Any:
+    from hinqs.floor import FciState, exact_ground_state
+    from hinqs.hamiltonian import load_hamiltonian
+
+    ham = load_hamiltonian(folder, mmap=False)
+    cache = folder / "fci_civec.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return ham, FciState(float(data["energy"]), data["civec"], data["strings_a"], data["strings_b"])
+    state = exact_ground_state(ham)
+    np.savez(cache, energy=state.energy, civec=state.civec, strings_a=state.strings_a, strings_b=state.strings_b)
+    return ham, state
+
+
+def run_one(name: str, variant: str, config: dict[str, Any], out_dir: Path, ham_dir: Path) -> dict[str, Any]:
+    import hinqs.pipeline as pipeline
+
+    run_dir = out_dir / variant
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / f"{name}.yaml"
+    cfg_path.write_text(yaml.safe_dump({**config, "systems": [{"name": name, **MOLECULES[name]}]}))
+    seconds: dict[str, float] = defaultdict(float)
+    original = pipeline._step
+
+    def timed(argv: Any) -> None:
+        start = time.perf_counter()
+        try:
+            original(argv)
+        finally:
+            seconds[str(argv[0])] += time.perf_counter() - start
+
+    pipeline._step = timed
+    start = time.perf_counter()
+    try:
+        sys_dir = run_dir / name
+        if sys_dir.exists():
+            import shutil
+
+            shutil.rmtree(sys_dir)
+        run = pipeline.run_system(
+            cfg_path, name, run_dir, max_iterations=config["iterations"]["max"], hamiltonian_dir=ham_dir
+        )
+    finally:
+        pipeline._step = original
+    wall = time.perf_counter() - start
+    status = json.loads((run.system_dir / f"iter_{run.iterations:03d}" / "status.json").read_text())
+    best_it = int(status["best_iteration"])
+    result = json.loads((run.system_dir / f"iter_{best_it:03d}" / "sqd" / "result.json").read_text())
+    best = next(b for b in result["batches"] if b["index"] == result["best_batch"])
+    ka, kb = best["subspace_shape"]
+    with np.load(run.system_dir / f"iter_{run.iterations:03d}" / "basis.npz") as data:
+        basis_size = int(data["alpha"].shape[0])
+    return {
+        "energy": float(status["best_energy"]),
+        "iterations": run.iterations,
+        "best_iteration": best_it,
+        "k_alpha": int(ka),
+        "k_beta": int(kb),
+        "basis_size": basis_size,
+        "wall": wall,
+        "seconds": {k: seconds.get(k, 0.0) for k in ("sample", "basis", "diagonalize", "train")},
+    }
+
+
+def collect_one(name: str, variant: str, out_dir: Path) -> dict[str, Any]:
+    """A row from a run folder left by an earlier (possibly stopped) run: its completed iterations.
+
+    Stage seconds come from the files the steps wrote (``sample_stats.json``, ``sqd/result.json``,
+    ``train.json`` wall times; the basis step records none), not from timing the commands.
+    """
+    sys_dir = out_dir / variant / name
+    done = sorted(p.parent for p in sys_dir.glob("iter_*/status.json"))
+    if not done:
+        raise SystemExit(f"no completed iteration in {sys_dir}")
+    last = done[-1]
+    status = json.loads((last / "status.json").read_text())
+    best_it = int(status["best_iteration"])
+    result = json.loads((sys_dir / f"iter_{best_it:03d}" / "sqd" / "result.json").read_text())
+    best = next(b for b in result["batches"] if b["index"] == result["best_batch"])
+    seconds: dict[str, float] = defaultdict(float)
+    for folder in done:
+        for stage, file, key in (
+            ("sample", "sample_stats.json", ("wall_s",)),
+            ("diagonalize", "sqd/result.json", ("timing", "wall_seconds")),
+            ("train", "train.json", ("wall_s",)),
+        ):
+            if (folder / file).exists():
+                value: Any = json.loads((folder / file).read_text())
+                for part in key:
+                    value = value.get(part, 0.0) if isinstance(value, dict) else 0.0
+                seconds[stage] += float(value or 0.0)
+    with np.load(last / "basis.npz") as data:
+        basis_size = int(data["alpha"].shape[0])
+    config = yaml.safe_load((out_dir / variant / f"{name}.yaml").read_text())
+    return {
+        "energy": float(status["best_energy"]),
+        "iterations": len(done),
+        "best_iteration": best_it,
+        "k_alpha": int(best["subspace_shape"][0]),
+        "k_beta": int(best["subspace_shape"][1]),
+        "basis_size": basis_size,
+        "wall": None,
+        "seconds": {k: seconds.get(k, 0.0) for k in ("sample", "basis", "diagonalize", "train")},
+        "collected": True,
+        "_config": config,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--molecules", default=",".join(MOLECULES), help="comma-separated subset of " + ",".join(MOLECULES)
+    )
+    parser.add_argument("--variants", default="plain,options", help="comma-separated: plain, options")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, epochs and iterations (a smoke run)")
+    parser.add_argument("--set", action="append", default=[], metavar="MOL:KEY=VALUE", help="override a setting")
+    parser.add_argument("--out-dir", default="results/bench_accuracy", help="run folders, Hamiltonians, FCI cache")
+    parser.add_argument("--out", help="write the table to this .json (and a .csv beside it)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor (needs the FCI vector)")
+    parser.add_argument(
+        "--collect", action="store_true", help="do not run: build the rows from the run folders already in --out-dir"
+    )
+    args = parser.parse_args(argv)
+
+    out_dir = Path(args.out_dir)
+    overrides = parse_set(args.set)
+    rows = []
+    for name in [m for m in args.molecules.split(",") if m]:
+        if name not in MOLECULES:
+            parser.error(f"unknown molecule {name!r}")
+        ham_dir = prepare(name, out_dir / "hams")
+        meta = json.loads((ham_dir / "meta.json").read_text())
+        e_fci = meta["references"].get("fci")
+        n_fci = meta["references"].get("n_determinants") or None
+        if n_fci is None:
+            import math
+
+            n_fci = math.comb(meta["norb"], meta["nelec"][0]) * math.comb(meta["norb"], meta["nelec"][1])
+        floor_cache: dict[tuple[int, int], float] = {}
+        for variant in [v for v in args.variants.split(",") if v]:
+            config = merge(BASE, (OPTIONS if variant == "options" else PLAIN).get(name, {}))
+            if args.quick:
+                config = merge(config, QUICK)
+            config = merge(config, overrides.get(name, {}))
+            if args.collect:
+                rec = collect_one(name, variant, out_dir)
+                saved = rec.pop("_config")
+                config = merge(BASE, {k: v for k, v in saved.items() if k != "systems"})
+            else:
+                print(f"# running {name} [{variant}]", file=sys.stderr, flush=True)
+                rec = run_one(name, variant, config, out_dir, ham_dir)
+            row = {"molecule": name, "variant": variant, "e_fci": e_fci, "n_fci": n_fci, **rec}
+            row["error_mha"] = (rec["energy"] - e_fci) * 1000 if e_fci is not None else None
+            row["fraction"] = rec["k_alpha"] * rec["k_beta"] / n_fci
+            if not args.no_floor:
+                key = (rec["k_alpha"], rec["k_beta"])
+                cached = ham_dir / f"floor_{key[0]}x{key[1]}.json"
+                if key not in floor_cache and cached.exists():
+                    floor_cache[key] = float(json.loads(cached.read_text())["floor"])
+                if key not in floor_cache:
+                    from hinqs.floor import floor_energy
+
+                    ham, state = fci_state(ham_dir)
+                    floor_cache[key] = floor_energy(ham, state, *key)
+                    cached.write_text(json.dumps({"floor": floor_cache[key]}))
+                row["floor"] = floor_cache[key]
+                row["floor_error_mha"] = (floor_cache[key] - e_fci) * 1000 if e_fci is not None else None
+            row["config"] = {k: config[k] for k in ("nqs", "sqd", "parallel", "iterations") if k in config}
+            row["config"]["basis"] = config.get("basis", {})
+            rows.append(row)
+            print_row(row)
+
+    print()
+    print(f"machine: {platform.node()} {platform.machine()} {platform.processor() or ''} cores={_cores()}")
+    print_table(rows)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"machine": platform.platform(), "cores": _cores(), "rows": rows}, indent=1))
+        with open(out.with_suffix(".csv"), "w", newline="") as handle:
+            flat = [{k: v for k, v in r.items() if k not in ("config", "seconds")} | r["seconds"] for r in rows]
+            writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
+            writer.writeheader()
+            writer.writerows(flat)
+    return 0
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+HEADER = (
+    f"{'molecule':<11} {'variant':<8} {'E (Ha)':>14} {'err mHa':>8} {'it':>3} {'Ka x Kb':>11} {'frac':>7}"
+    f" {'sample':>7} {'basis':>6} {'diag':>7} {'train':>6} {'floor err':>9}"
+)
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    s = row["seconds"]
+    floor = row.get("floor_error_mha")
+    return (
+        f"{row['molecule']:<11} {row['variant']:<8} {row['energy']:>14.8f} {row['error_mha']:>8.3f} "
+        f"{row['iterations']:>3} {str(row['k_alpha']) + 'x' + str(row['k_beta']):>11} {row['fraction']:>7.2%}"
+        f" {s['sample']:>7.1f} {s['basis']:>6.1f} {s['diagonalize']:>7.1f} {s['train']:>6.1f}"
+        f" {f'{floor:.3f}' if floor is not None else '-':>9}"
+    )
+
+
+def print_row(row: dict[str, Any]) -> None:
+    print(HEADER, file=sys.stderr)
+    print(_fmt(row), file=sys.stderr, flush=True)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(HEADER)
+    for row in rows:
+        print(_fmt(row))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
