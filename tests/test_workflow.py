@@ -100,5 +100,8 @@ def test_mpi_executor_runs_batches_on_ranks_with_identical_energies(scan_run, tm
 
     result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
     assert result["executor"]["executor"] == "mpi"
-    pids = {b["worker"]["pid"] for b in result["batches"]}
-    assert len(pids) >= 1 and os.getpid() not in pids
+    ranks = result["executor"]["worker_info"]
+    assert len(ranks) == 2 and all(r["mpi_loaded"] for r in ranks)  # mpiexec -n 3: two solver ranks
+    rank_pids = {r["pid"] for r in ranks}
+    assert {b["worker"]["pid"] for b in result["batches"]} <= rank_pids
+    assert os.getpid() not in rank_pids
