@@ -71,18 +71,13 @@ SYSTEMS = {
 
 
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
-    """RHF active-space integrals of a named molecule, frozen core, written as a Hamiltonian folder."""
-    from pyscf import ao2mo, gto, mcscf, scf
+    """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
+    from hinqs.chem import integrals_from_geometry
 
     atom, basis, frozen = SYSTEMS[name]
-    mol = gto.M(atom=atom, basis=basis, verbose=0)
-    mf = scf.RHF(mol).run(conv_tol=1e-10)
-    norb = mol.nao - frozen
-    nelec = (mol.nelec[0] - frozen, mol.nelec[1] - frozen)
-    cas = mcscf.CASCI(mf, norb, nelec)
-    h1, ecore = cas.get_h1eff()
-    h2 = ao2mo.restore(1, cas.get_h2eff(), norb)
-    return write_hamiltonian(out_dir, h1, h2, nelec, float(ecore), {"system": name})
+    system = {"name": name, "geometry": atom, "basis": basis, "spin": 0, "frozen_core": frozen}
+    ints, _ = integrals_from_geometry(system)
+    return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 
 def nqs_like_pool(norb: int, nelec: tuple[int, int], n_pairs: int, n_strings: int, seed: int, max_exc: int):

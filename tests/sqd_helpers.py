@@ -29,18 +29,13 @@ SYSTEMS = {
 
 
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
-    """Active-space integrals of a named system (frozen core), written as a Hamiltonian folder."""
-    from pyscf import ao2mo, gto, mcscf, scf
+    """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
+    from hinqs.chem import integrals_from_geometry
 
     atom, basis, spin, frozen = SYSTEMS[name]
-    mol = gto.M(atom=atom, basis=basis, spin=spin, verbose=0)
-    mf = (scf.RHF(mol) if spin == 0 else scf.ROHF(mol)).run(conv_tol=1e-10)
-    norb = mol.nao - frozen
-    nelec = (mol.nelec[0] - frozen, mol.nelec[1] - frozen)
-    cas = mcscf.CASCI(mf, norb, nelec)
-    h1, ecore = cas.get_h1eff()
-    h2 = ao2mo.restore(1, cas.get_h2eff(), norb)
-    return write_hamiltonian(out_dir, h1, h2, nelec, float(ecore), {"system": name})
+    system = {"name": name, "geometry": atom, "basis": basis, "spin": spin, "frozen_core": frozen}
+    ints, _ = integrals_from_geometry(system)
+    return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 
 def random_strings(norb: int, nocc: int, n: int, rng: np.random.Generator, max_exc: int = 2) -> np.ndarray:

@@ -113,6 +113,14 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON: {exc.msg}") from None
 
 
+def active_shape(meta: dict[str, Any], source: str | os.PathLike[str] = "meta.json") -> tuple[int, tuple[int, int]]:
+    """(norb, (n_alpha, n_beta)) of a Hamiltonian's meta.json: what every step needs first."""
+    try:
+        return int(meta["norb"]), (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise InputError(f"{source}: meta.json lacks a valid 'norb' and 'nelec'") from None
+
+
 def load_hamiltonian(directory: str | os.PathLike[str], *, mmap: bool = True, verify: bool = False) -> Hamiltonian:
     """Open a Hamiltonian folder; with ``mmap`` the arrays are read-only memory maps.
 
@@ -127,12 +135,11 @@ def load_hamiltonian(directory: str | os.PathLike[str], *, mmap: bool = True, ve
         eri = np.load(directory / ERI_FILE, mmap_mode=mode)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(f"cannot read integrals in {directory}: {exc}") from None
-    norb = int(meta["norb"])
+    norb, nelec = active_shape(meta, directory)
     if hcore.shape != (norb, norb) or eri.shape != (norb,) * 4:
         raise InputError(f"integrals in {directory} do not match norb={norb} in {META_FILE}")
     if verify:
         for name, array in ((HCORE_FILE, hcore), (ERI_FILE, eri)):
             if sha256_of_array(array) != meta["sha256"][name]:
                 raise InputError(f"{directory / name} does not match its checksum in {META_FILE}")
-    nelec = (int(meta["nelec"][0]), int(meta["nelec"][1]))
     return Hamiltonian(hcore=hcore, eri=eri, norb=norb, nelec=nelec, ecore=float(meta["ecore"]), meta=meta)

@@ -154,13 +154,26 @@ def energies_csv(summary: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Energy error against the best reference (FCI, else CCSD(T)) per iteration, log scale."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend (compute nodes have no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_png(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Write a figure atomically and free it."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    _pyplot().close(fig)
+
+
+def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Energy error against the best reference (FCI, else CCSD(T)) per iteration, log scale."""
+    plt = _pyplot()
     refs = summary["references"]
     ref_name, ref = ("FCI", refs["fci"]) if refs.get("fci") is not None else ("CCSD(T)", refs.get("ccsd_t"))
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -187,9 +200,7 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     ax.set_title(f"{summary['system']}: {summary['norb']} orbitals, nelec {tuple(summary['nelec'])}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120)
-    plt.close(fig)
+    _save_png(fig, path)
 
 
 def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
@@ -204,11 +215,7 @@ def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
 
 def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_path: Path, png_path: Path) -> None:
     """Potential-energy curve of several systems against their references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["system", "coordinate", "energy", "hf", "ccsd", "ccsd_t", "fci", "error_fci_mha", "converged"])
@@ -238,6 +245,4 @@ def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_pa
     ax.set_ylabel("E (Ha)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(png_path) as tmp, open(tmp, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120)
-    plt.close(fig)
+    _save_png(fig, png_path)

@@ -25,11 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hinqs.basis import grow_basis, load_determinants, save_determinants
-    from hinqs.hamiltonian import read_meta
+    from hinqs.hamiltonian import active_shape, read_meta
 
     meta = read_meta(args.hamiltonian)
-    norb = int(meta["norb"])
-    nelec = (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    norb, nelec = active_shape(meta, args.hamiltonian)
     previous = load_determinants(args.previous) if args.previous else None
     basis = grow_basis(previous, load_determinants(args.samples), norb, nelec)
     extra = ""

@@ -22,18 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hinqs.config import get_system, load_config
     from hinqs.errors import InputError
-    from hinqs.hamiltonian import read_meta
+    from hinqs.hamiltonian import active_shape, read_meta
     from hinqs.nqs.checkpoint import init_checkpoint, save_checkpoint
     from hinqs.nqs.settings import nqs_settings
 
     config = load_config(args.config)
     system = get_system(config, args.system)["name"]
     meta = read_meta(args.hamiltonian)
-    try:
-        norb = int(meta["norb"])
-        nelec = (int(meta["nelec"][0]), int(meta["nelec"][1]))
-    except (KeyError, TypeError, ValueError, IndexError):
-        raise InputError(f"{args.hamiltonian}: meta.json lacks a valid 'norb' and 'nelec'") from None
+    norb, nelec = active_shape(meta, args.hamiltonian)
     try:
         state = init_checkpoint(norb, nelec, nqs_settings(config), seed=int(config["seed"]), system=system)
     except ValueError as exc:

@@ -42,7 +42,7 @@ import numpy as np
 
 from hinqs.atomic import save_npz, write_json
 from hinqs.errors import InputError, StepFailed
-from hinqs.hamiltonian import read_meta
+from hinqs.hamiltonian import active_shape, read_meta
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import form_batches, make_pool
 from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
@@ -97,7 +97,7 @@ def executor_for(settings: SQDSettings) -> BatchExecutor:
 def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
     from hinqs.determinants import validate_determinants
 
-    norb, nelec = int(meta["norb"]), (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    norb, nelec = active_shape(meta)
     if alpha.ndim != 1 or alpha.shape != beta.shape:
         raise InputError("alpha and beta must be 1-d arrays of the same length")
     if len(alpha) == 0:
@@ -131,7 +131,7 @@ def run_diagonalization(
     settings = settings or SQDSettings()
     ham_dir = Path(hamiltonian_dir).resolve()
     meta = read_meta(ham_dir)
-    nelec = (int(meta["nelec"][0]), int(meta["nelec"][1]))
+    _, nelec = active_shape(meta, ham_dir)
     alpha = np.asarray(alpha)
     beta = np.asarray(beta)
     if not (np.issubdtype(alpha.dtype, np.integer) and np.issubdtype(beta.dtype, np.integer)):
