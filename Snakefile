@@ -1,4 +1,4 @@
-# HI-NQS-SQD: prepare -> initial model -> per iteration (sample -> basis -> diagonalize ->
+# HI-NQS-SQD: prepare -> initial model -> per iteration (sample -> subspace -> diagonalize ->
 # train -> check) until the energy converges; then summary, plots and report.
 # Thin by design: every rule calls the `hinqs` command; the logic lives in src/hinqs.
 import sys

@@ -1,11 +1,11 @@
 """Accuracy of the HI-NQS-SQD loop against FCI, and against the SQD floor, per molecule.
 
-For each molecule the whole loop runs in-process (:func:`hinqs.pipeline.run_system`, the
-same ``hinqs`` commands the Snakemake rules call) with a config written to
+For each molecule the whole loop runs in-process (:func:`hinqs.driver.run_loop`, the
+same step functions the Snakemake rules' commands call) with a config written to
 ``OUT_DIR/<variant>/<molecule>.yaml``, once per variant:
 
-``plain``    the loop as it is by default (no basis options);
-``options``  the accuracy options of ``basis`` (PT2-ranked string expansion, size cap) on.
+``plain``    the loop as it is by default (no subspace options);
+``options``  the accuracy options of ``subspace`` (PT2-ranked string expansion, size cap) on.
 
 Columns of the table:
 
@@ -14,7 +14,7 @@ Columns of the table:
 ``it``         iterations run;
 ``subspace``   the best iteration's best batch: K_alpha x K_beta and its size as a fraction
                of the FCI space;
-``sample/basis/diag/train``  wall seconds summed over iterations per step;
+``sample/subspace/diag/train``  wall seconds summed over iterations per step;
 ``floor``      the lowest energy in the product space of the top-K_alpha / top-K_beta strings of
                the exact FCI vector (:mod:`hinqs.floor`), and its error in mHa.
 
@@ -26,7 +26,7 @@ C2H4/STO-3G has 9.0 M determinants: its FCI takes minutes and about 2-3 GB.
 
     python benchmarks/bench_accuracy.py --molecules lih_631g,beh2_sto3g --quick
     python benchmarks/bench_accuracy.py --variants options --out results/bench_accuracy/table.json
-    python benchmarks/bench_accuracy.py --molecules h2o_631g --set h2o_631g:basis.expansion.strings=80
+    python benchmarks/bench_accuracy.py --molecules h2o_631g --set h2o_631g:subspace.expansion.strings=80
 """
 
 from __future__ import annotations
@@ -69,21 +69,21 @@ BASE: dict[str, Any] = {
 }
 
 # Settings with the accuracy options on, per molecule (merged over BASE). The cap equals the
-# batch size, so each iteration diagonalises the whole basis in one batch.
+# batch size, so each iteration diagonalises the whole subspace in one batch.
 OPTIONS: dict[str, dict[str, Any]] = {
-    "lih_631g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
-    "beh2_sto3g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
-    "n2_sto3g": {"basis": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "lih_631g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "beh2_sto3g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+    "n2_sto3g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
     "h2o_631g": {
         "nqs": {"samples": 300},
-        "basis": {"max_size": 600, "expansion": {"strings": 50}},
+        "subspace": {"max_size": 600, "expansion": {"strings": 50}},
         "sqd": {"samples_per_batch": 1000, "n_batches": 1},
         "parallel": {"executor": "sequential", "threads_per_worker": 2},
         "iterations": {"max": 6},
     },
     "c2h4_sto3g": {
         "nqs": {"samples": 200},
-        "basis": {"max_size": 800, "expansion": {"strings": 80}},
+        "subspace": {"max_size": 800, "expansion": {"strings": 80}},
         "sqd": {"samples_per_batch": 1500, "n_batches": 1},
         "parallel": {"executor": "sequential", "threads_per_worker": 2},
         "iterations": {"max": 5},
@@ -146,52 +146,46 @@ def fci_state(folder: Path) -> Any:
 
 
 def run_one(name: str, variant: str, config: dict[str, Any], out_dir: Path, ham_dir: Path) -> dict[str, Any]:
-    import hinqs.pipeline as pipeline
+    import shutil
+
+    from hinqs.config import load_config
+    from hinqs.driver import run_loop
+    from hinqs.settings import RunSettings
 
     run_dir = out_dir / variant
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / f"{name}.yaml"
     cfg_path.write_text(yaml.safe_dump({**config, "systems": [{"name": name, **MOLECULES[name]}]}))
-    seconds: dict[str, float] = defaultdict(float)
-    original = pipeline._step
-
-    def timed(argv: Any) -> None:
-        start = time.perf_counter()
-        try:
-            original(argv)
-        finally:
-            seconds[str(argv[0])] += time.perf_counter() - start
-
-    pipeline._step = timed
+    settings = RunSettings.from_config(load_config(cfg_path))
+    shutil.rmtree(run_dir / name, ignore_errors=True)
     start = time.perf_counter()
-    try:
-        sys_dir = run_dir / name
-        if sys_dir.exists():
-            import shutil
-
-            shutil.rmtree(sys_dir)
-        run = pipeline.run_system(
-            cfg_path, name, run_dir, max_iterations=config["iterations"]["max"], hamiltonian_dir=ham_dir
-        )
-    finally:
-        pipeline._step = original
+    run = run_loop(settings, name, run_dir, hamiltonian_dir=ham_dir)
     wall = time.perf_counter() - start
-    status = json.loads((run.system_dir / f"iter_{run.iterations:03d}" / "status.json").read_text())
-    best_it = int(status["best_iteration"])
-    result = json.loads((run.system_dir / f"iter_{best_it:03d}" / "sqd" / "result.json").read_text())
-    best = next(b for b in result["batches"] if b["index"] == result["best_batch"])
-    ka, kb = best["subspace_shape"]
-    with np.load(run.system_dir / f"iter_{run.iterations:03d}" / "basis.npz") as data:
-        basis_size = int(data["alpha"].shape[0])
+    seconds: dict[str, float] = defaultdict(float)
+    for row in run.seconds:
+        for stage, value in row.items():
+            seconds[stage] += value
+    return {**_best_row(run.system, run.iterations), "wall": wall, "seconds": _stage_seconds(seconds)}
+
+
+def _stage_seconds(seconds: dict[str, float]) -> dict[str, float]:
+    return {k: seconds.get(k, 0.0) for k in ("sample", "subspace", "diagonalize", "train")}
+
+
+def _best_row(system: Any, iterations: int) -> dict[str, Any]:
+    """Energy, best iteration, its best batch's K_alpha x K_beta and the last subspace size."""
+    from hinqs.convergence import read_status
+    from hinqs.files import read_determinants, read_result
+
+    status = read_status(system.iteration(iterations).status)
+    shape = read_result(system.iteration(status.best_iteration).result).best_record()["subspace_shape"]
     return {
-        "energy": float(status["best_energy"]),
-        "iterations": run.iterations,
-        "best_iteration": best_it,
-        "k_alpha": int(ka),
-        "k_beta": int(kb),
-        "basis_size": basis_size,
-        "wall": wall,
-        "seconds": {k: seconds.get(k, 0.0) for k in ("sample", "basis", "diagonalize", "train")},
+        "energy": status.best_energy,
+        "iterations": iterations,
+        "best_iteration": status.best_iteration,
+        "k_alpha": int(shape[0]),
+        "k_beta": int(shape[1]),
+        "subspace_size": len(read_determinants(system.iteration(iterations).subspace)),
     }
 
 
@@ -199,44 +193,31 @@ def collect_one(name: str, variant: str, out_dir: Path) -> dict[str, Any]:
     """A row from a run folder left by an earlier (possibly stopped) run: its completed iterations.
 
     Stage seconds come from the files the steps wrote (``sample_stats.json``, ``sqd/result.json``,
-    ``train.json`` wall times; the basis step records none), not from timing the commands.
+    ``train.json`` wall times; the subspace step records none), not from timing the steps.
     """
-    sys_dir = out_dir / variant / name
-    done = sorted(p.parent for p in sys_dir.glob("iter_*/status.json"))
+    from hinqs.layout import SystemLayout
+
+    system = SystemLayout(out_dir / variant / name)
+    done = sorted(int(p.parent.name.removeprefix("iter_")) for p in system.root.glob("iter_*/status.json"))
     if not done:
-        raise SystemExit(f"no completed iteration in {sys_dir}")
-    last = done[-1]
-    status = json.loads((last / "status.json").read_text())
-    best_it = int(status["best_iteration"])
-    result = json.loads((sys_dir / f"iter_{best_it:03d}" / "sqd" / "result.json").read_text())
-    best = next(b for b in result["batches"] if b["index"] == result["best_batch"])
+        raise SystemExit(f"no completed iteration in {system.root}")
     seconds: dict[str, float] = defaultdict(float)
-    for folder in done:
-        for stage, file, key in (
-            ("sample", "sample_stats.json", ("wall_s",)),
-            ("diagonalize", "sqd/result.json", ("timing", "wall_seconds")),
-            ("train", "train.json", ("wall_s",)),
+    for k in done:
+        files = system.iteration(k)
+        for stage, path, key in (
+            ("sample", files.sample_stats, ("wall_s",)),
+            ("diagonalize", files.result, ("timing", "wall_seconds")),
+            ("train", files.train_history, ("wall_s",)),
         ):
-            if (folder / file).exists():
-                value: Any = json.loads((folder / file).read_text())
+            if path.exists():
+                value: Any = json.loads(path.read_text())
                 for part in key:
                     value = value.get(part, 0.0) if isinstance(value, dict) else 0.0
                 seconds[stage] += float(value or 0.0)
-    with np.load(last / "basis.npz") as data:
-        basis_size = int(data["alpha"].shape[0])
     config = yaml.safe_load((out_dir / variant / f"{name}.yaml").read_text())
-    return {
-        "energy": float(status["best_energy"]),
-        "iterations": len(done),
-        "best_iteration": best_it,
-        "k_alpha": int(best["subspace_shape"][0]),
-        "k_beta": int(best["subspace_shape"][1]),
-        "basis_size": basis_size,
-        "wall": None,
-        "seconds": {k: seconds.get(k, 0.0) for k in ("sample", "basis", "diagonalize", "train")},
-        "collected": True,
-        "_config": config,
-    }
+    row = _best_row(system, done[-1])
+    return {**row, "iterations": len(done), "wall": None, "seconds": _stage_seconds(seconds), "collected": True,
+            "_config": config}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["floor"] = floor_cache[key]
                 row["floor_error_mha"] = (floor_cache[key] - e_fci) * 1000 if e_fci is not None else None
             row["config"] = {k: config[k] for k in ("nqs", "sqd", "parallel", "iterations") if k in config}
-            row["config"]["basis"] = config.get("basis", {})
+            row["config"]["subspace"] = config.get("subspace", {})
             rows.append(row)
             print_row(row)
 
@@ -326,7 +307,7 @@ def _cores() -> int:
 
 HEADER = (
     f"{'molecule':<11} {'variant':<8} {'E (Ha)':>14} {'err mHa':>8} {'it':>3} {'Ka x Kb':>11} {'frac':>7}"
-    f" {'sample':>7} {'basis':>6} {'diag':>7} {'train':>6} {'floor err':>9}"
+    f" {'sample':>7} {'subspace':>8} {'diag':>7} {'train':>6} {'floor err':>9}"
 )
 
 
@@ -336,7 +317,7 @@ def _fmt(row: dict[str, Any]) -> str:
     return (
         f"{row['molecule']:<11} {row['variant']:<8} {row['energy']:>14.8f} {row['error_mha']:>8.3f} "
         f"{row['iterations']:>3} {str(row['k_alpha']) + 'x' + str(row['k_beta']):>11} {row['fraction']:>7.2%}"
-        f" {s['sample']:>7.1f} {s['basis']:>6.1f} {s['diagonalize']:>7.1f} {s['train']:>6.1f}"
+        f" {s['sample']:>7.1f} {s['subspace']:>8.1f} {s['diagonalize']:>7.1f} {s['train']:>6.1f}"
         f" {f'{floor:.3f}' if floor is not None else '-':>9}"
     )
 

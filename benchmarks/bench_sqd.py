@@ -53,8 +53,9 @@ from pathlib import Path
 import numpy as np
 
 from hinqs.hamiltonian import load_hamiltonian, write_hamiltonian
+from hinqs.settings import RunSettings, with_overrides
 from hinqs.sqd.batches import form_batches, make_pool
-from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization
 
 SYSTEMS = {
@@ -114,13 +115,16 @@ def parse_layouts(text: str) -> list[tuple[int, int]]:
 
 
 def run_step(args, ham_dir: Path, pool, out: Path, solver: str, executor: str, workers: int, threads: int):
+    defaults = RunSettings.defaults()
     settings = SQDSettings(
         seed=args.seed,
         iteration=0,
         n_batches=args.batches,
         samples_per_batch=args.samples_per_batch,
-        solver=SolverSettings(solver=solver, max_cycle=args.max_cycle),
-        parallel=ParallelSettings(executor=executor, workers=workers, threads_per_worker=threads, retries=0),
+        solver=with_overrides(defaults.sqd.solver, solver=solver, max_cycle=args.max_cycle),
+        parallel=with_overrides(
+            defaults.parallel, executor=executor, workers=workers, threads_per_worker=threads, retries=0
+        ),
     )
     shutil.rmtree(out, ignore_errors=True)
     result = run_diagonalization(ham_dir, *pool, out, settings)
@@ -142,7 +146,7 @@ def compare_solvers(ham_dir: Path, batch) -> None:
     from hinqs.sqd.task import thread_limit
 
     ham = load_hamiltonian(ham_dir)
-    settings = SolverSettings()
+    settings = RunSettings.defaults().sqd.solver
     a, b = batch.ci_strs_a, batch.ci_strs_b
     times = {}
     with thread_limit(1):

@@ -90,3 +90,17 @@ def mpiexec() -> str | None:
     if local.exists():
         return str(local)
     return shutil.which("mpiexec")
+
+
+def solver_settings(**changes):
+    """The schema's default solver settings with some fields changed."""
+    from hinqs.settings import RunSettings, with_overrides
+
+    return with_overrides(RunSettings.defaults().sqd.solver, **changes)
+
+
+def parallel_settings(**changes):
+    """The schema's default parallel settings with some fields changed."""
+    from hinqs.settings import RunSettings, with_overrides
+
+    return with_overrides(RunSettings.defaults().parallel, **changes)

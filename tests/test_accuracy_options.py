@@ -1,4 +1,4 @@
-"""The accuracy options of the basis step: PT2-ranked string expansion and the size cap."""
+"""The accuracy options of the subspace step: PT2-ranked string expansion and the size cap."""
 
 from __future__ import annotations
 
@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 import yaml
 
-from hinqs.basis import Determinants, grow_basis, load_determinants, save_determinants
 from hinqs.config import load_config
-from hinqs.determinants import hartree_fock_strings
+from hinqs.determinants import Determinants, hartree_fock_strings
 from hinqs.expansion import (
-    ExpansionSettings,
     TeacherState,
     cap_basis,
     excitations,
     expand_basis,
     hartree_fock_teacher,
-    load_teacher,
+    read_teacher_state,
     select_strings,
     teacher_weights,
 )
+from hinqs.files import read_determinants, write_determinants
+from hinqs.settings import ExpansionSettings, RunSettings
+from hinqs.subspace import grow_subspace
 
 U = np.uint64
 
@@ -51,8 +52,8 @@ def test_defaults_leave_the_basis_unchanged(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
     config = load_config(path)
-    assert config["basis"] == {"max_size": 0, "expansion": {"strings": 0, "top_strings": 64, "partner_strings": 128}}
-    settings = ExpansionSettings.from_config(config)
+    assert config["subspace"] == {"max_size": 0, "expansion": {"strings": 0, "top_strings": 64, "partner_strings": 128}}
+    settings = RunSettings.from_config(config).subspace.expansion
     assert settings.strings == 0
     basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 2], np.int64))
     assert select_strings(hartree_fock_teacher(4, (2, 2)), np.eye(4), np.zeros((4,) * 4), (2, 2), settings)[0].size == 0
@@ -118,8 +119,8 @@ def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
     assert math.isclose(float(capped.counts.sum()), 0 + 1 + 1)
 
 
-def test_basis_command_applies_options(tmp_path):
-    """`hinqs basis --config --teacher` adds expansion determinants and respects the cap."""
+def test_subspace_command_applies_options(tmp_path):
+    """`hinqs subspace --config --teacher` adds expansion determinants and respects the cap."""
     from hinqs.cli import main
     from hinqs.hamiltonian import write_hamiltonian
 
@@ -130,13 +131,13 @@ def test_basis_command_applies_options(tmp_path):
         yaml.safe_dump(
             {
                 "systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}],
-                "basis": {"max_size": 6, "expansion": {"strings": 3, "top_strings": 4, "partner_strings": 4}},
+                "subspace": {"max_size": 6, "expansion": {"strings": 3, "top_strings": 4, "partner_strings": 4}},
             }
         )
     )
-    save_determinants(
+    write_determinants(
         tmp_path / "s.npz",
-        grow_basis(
+        grow_subspace(
             None, Determinants(np.array([0b001011], U), np.array([0b000111], U), np.array([4], np.int64)), 6, nelec
         ),
     )
@@ -147,12 +148,24 @@ def test_basis_command_applies_options(tmp_path):
         ci_strs_b=np.array([7, 11], U),
         amplitudes=np.array([[0.9, 0.1], [0.1, 0.3]]),
     )
-    argv = ["basis", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--config", cfg, "--teacher", teacher]
+    argv = ["subspace", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--config", cfg, "--teacher", teacher]
     assert main([str(x) for x in [*argv, "--out", tmp_path / "b.npz"]]) == 0
-    out = load_determinants(tmp_path / "b.npz")
+    out = read_determinants(tmp_path / "b.npz")
     assert len(out) <= 6 and len(out) >= 4
-    assert load_teacher(teacher).amplitudes.shape == (2, 2)
-    # without --config the step is the plain union
-    plain = ["basis", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--out", tmp_path / "p.npz"]
-    assert main([str(x) for x in plain]) == 0
-    assert len(load_determinants(tmp_path / "p.npz")) == 2
+    assert read_teacher_state(teacher).amplitudes.shape == (2, 2)
+    # with the default (off) options the step is the plain union
+    plain_cfg = tmp_path / "plain.yaml"
+    plain_cfg.write_text(yaml.safe_dump({"systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}]}))
+    plain = [
+        "subspace",
+        "--hamiltonian",
+        ham,
+        "--samples",
+        tmp_path / "s.npz",
+        "--config",
+        plain_cfg,
+        "--teacher",
+        teacher,
+    ]
+    assert main([str(x) for x in [*plain, "--out", tmp_path / "p.npz"]]) == 0
+    assert len(read_determinants(tmp_path / "p.npz")) == 2

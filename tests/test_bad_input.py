@@ -53,7 +53,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     make, expected = CASES[case]
     cfg = make(tmp_path)
     out = tmp_path / "out" / "ham"
-    proc = run_hinqs("prepare", str(cfg), "--out", str(out))
+    proc = run_hinqs("prepare", "--config", str(cfg), "--out", str(out))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -67,7 +67,7 @@ def test_unwritable_output_folder(tmp_path):
     cfg = config_with(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
-    proc = run_hinqs("prepare", str(cfg), "--out", str(blocker / "ham"))
+    proc = run_hinqs("prepare", "--config", str(cfg), "--out", str(blocker / "ham"))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "is not writable" in proc.stderr
@@ -75,7 +75,7 @@ def test_unwritable_output_folder(tmp_path):
 
 
 def test_unknown_system_name(tmp_path):
-    proc = run_hinqs("prepare", str(config_with(tmp_path)), "--out", str(tmp_path / "h"), "--system", "nh3")
+    proc = run_hinqs("prepare", "--config", str(config_with(tmp_path)), "--out", str(tmp_path / "h"), "--system", "nh3")
     assert proc.returncode == 2
     assert "no system named 'nh3'" in proc.stderr
     assert not (tmp_path / "h").exists()

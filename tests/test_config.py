@@ -58,3 +58,33 @@ def test_invalid_values_name_the_key(patch, message):
         validate_config({**MINIMAL, **patch}, "cfg.yaml")
     assert message in str(info.value)
     assert str(info.value).startswith("cfg.yaml: ")
+
+
+def test_settings_come_from_the_schema_alone():
+    """Every settings field is a schema key, the schema's defaults build settings, and the
+    keyword defaults that the NQS library functions keep for direct use agree with them."""
+    from dataclasses import fields
+
+    from hinqs.nqs.sampler import DEFAULT_MAX_BATCH
+    from hinqs.nqs.teacher import DEFAULT_MAX_DETERMINANTS, DEFAULT_MIN_WEIGHT
+    from hinqs.nqs.trainer import DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING
+    from hinqs.settings import RunSettings
+    from hinqs.sqd.settings import EXECUTORS, SOLVERS
+
+    config = validate_config(copy.deepcopy(MINIMAL))
+    settings = RunSettings.from_config(config)
+    assert settings == RunSettings.from_config({**validate_config(copy.deepcopy(MINIMAL))})
+    for section, obj in (("nqs", settings.nqs), ("parallel", settings.parallel), ("sqd", settings.sqd.solver)):
+        for f in fields(obj):
+            assert config[section][f.name] == getattr(obj, f.name), f"{section}.{f.name}"
+    assert RunSettings.defaults().nqs == settings.nqs
+    nqs = settings.nqs
+    assert (nqs.max_batch, nqs.max_teacher_determinants, nqs.teacher_min_weight) == (
+        DEFAULT_MAX_BATCH,
+        DEFAULT_MAX_DETERMINANTS,
+        DEFAULT_MIN_WEIGHT,
+    )
+    assert (nqs.batch_size, nqs.smoothing) == (DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING)
+    props = load_schema()["properties"]
+    assert tuple(props["sqd"]["properties"]["solver"]["enum"]) == SOLVERS
+    assert tuple(props["parallel"]["properties"]["executor"]["enum"]) == EXECUTORS

@@ -1,13 +1,15 @@
-"""Basis growth, convergence decisions and the workflow's iteration walk."""
+"""Subspace growth, convergence decisions and the workflow's iteration walk."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hinqs.basis import Determinants, grow_basis, load_determinants, save_determinants
 from hinqs.convergence import next_status
+from hinqs.determinants import Determinants
 from hinqs.errors import InputError
+from hinqs.files import read_determinants, write_determinants
+from hinqs.subspace import grow_subspace
 from hinqs.workflow_support import diagonalize_launcher, diagonalize_threads, iterations_to_run, snapshot_config
 
 U = np.uint64
@@ -19,52 +21,55 @@ def dets(pairs, counts=None):
     return Determinants(alpha, beta, np.array(counts or [1] * len(pairs), np.int64))
 
 
-def test_basis_accumulates_counts_and_always_holds_hf(tmp_path):
-    first = grow_basis(None, dets([(0b0101, 0b0011)], [5]), 4, (2, 2))
+def test_subspace_accumulates_counts_and_always_holds_hf(tmp_path):
+    first = grow_subspace(None, dets([(0b0101, 0b0011)], [5]), 4, (2, 2))
     assert sorted(zip(first.alpha.tolist(), first.beta.tolist(), first.counts.tolist(), strict=True)) == [
         (0b0011, 0b0011, 1),
         (0b0101, 0b0011, 5),
     ]
-    second = grow_basis(first, dets([(0b0101, 0b0011), (0b1001, 0b0110)], [2, 3]), 4, (2, 2))
+    second = grow_subspace(first, dets([(0b0101, 0b0011), (0b1001, 0b0110)], [2, 3]), 4, (2, 2))
     table = dict(
         zip(zip(second.alpha.tolist(), second.beta.tolist(), strict=True), second.counts.tolist(), strict=True)
     )
     assert table == {(0b0011, 0b0011): 2, (0b0101, 0b0011): 7, (0b1001, 0b0110): 3}
-    save_determinants(tmp_path / "b.npz", second)
-    loaded = load_determinants(tmp_path / "b.npz")
+    write_determinants(tmp_path / "b.npz", second)
+    loaded = read_determinants(tmp_path / "b.npz")
     assert np.array_equal(loaded.alpha, second.alpha) and np.array_equal(loaded.counts, second.counts)
 
 
-def test_basis_rejects_wrong_electron_counts():
+def test_subspace_rejects_wrong_electron_counts():
     with pytest.raises(InputError, match="sampled determinants are invalid"):
-        grow_basis(None, dets([(0b0111, 0b0011)]), 4, (2, 2))
+        grow_subspace(None, dets([(0b0111, 0b0011)]), 4, (2, 2))
 
 
 def test_convergence_needs_window_consecutive_small_changes():
     kw = {"tol": 1e-6, "window": 2, "max_iterations": 10}
     s = next_status(None, 1, -1.0, **kw)
-    assert not s["stop"] and s["delta"] is None
+    assert not s.stop and s.delta is None
     s = next_status(s, 2, -1.0000000005, **kw)
-    assert s["streak"] == 1 and not s["stop"]
+    assert s.streak == 1 and not s.stop
     s = next_status(s, 3, -1.1, **kw)
-    assert s["streak"] == 0 and not s["stop"]
+    assert s.streak == 0 and not s.stop
     s = next_status(s, 4, -1.05, **kw)  # a worse iteration does not reset the best
-    assert s["streak"] == 1 and s["delta"] == 0.0 and s["best_energy"] == -1.1
+    assert s.streak == 1 and s.delta == 0.0 and s.best_energy == -1.1
     s = next_status(s, 5, -1.1, **kw)
-    assert s["converged"] and s["stop"] and s["reason"] == "converged"
-    assert s["best_iteration"] == 3 and s["energies"][-1] == -1.1
+    assert s.converged and s.stop and s.reason == "converged"
+    assert s.best_iteration == 3 and s.energies[-1] == -1.1
 
 
 def test_convergence_stops_at_max_iterations():
     s = next_status(None, 1, -1.0, tol=1e-6, window=2, max_iterations=1)
-    assert s["stop"] and s["reason"] == "max_iterations" and not s["converged"]
+    assert s.stop and s.reason == "max_iterations" and not s.converged
 
 
 def test_iteration_walk_stops_at_first_stop(tmp_path):
-    import json
+    from hinqs.convergence import write_status
 
-    for k, stop in ((1, False), (2, False), (3, True)):
-        (tmp_path / f"{k}.json").write_text(json.dumps({"stop": stop}))
+    status = None
+    for k, energy in ((1, -1.0), (2, -1.0), (3, -1.0)):
+        status = next_status(status, k, energy, tol=1e-6, window=2, max_iterations=10)
+        write_status(tmp_path / f"{k}.json", status)
+    assert status.stop
     assert iterations_to_run(lambda k: str(tmp_path / f"{k}.json"), 10) == 3
 
 

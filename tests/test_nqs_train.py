@@ -12,8 +12,11 @@ from hinqs.errors import InputError
 from hinqs.nqs.checkpoint import init_checkpoint, load_checkpoint, save_checkpoint
 from hinqs.nqs.exact import exact_distribution, strings_with
 from hinqs.nqs.sampler import sample_for_iteration
-from hinqs.nqs.teacher import load_teacher, teacher_from_amplitudes
+from hinqs.nqs.teacher import read_teacher, teacher_from_amplitudes
 from hinqs.nqs.trainer import known_mask, probe_new, support_mass, train
+from hinqs.settings import RunSettings
+
+NQS_DEFAULTS = RunSettings.defaults().nqs.as_dict()
 
 LIH = "Li 0 0 0; H 0 0 1.5949"
 
@@ -76,20 +79,20 @@ def test_teacher_input_errors(tmp_path):
     with pytest.raises(InputError):
         teacher_from_amplitudes(np.array([1], np.uint64), np.array([1, 2], np.uint64), np.ones((2, 2)))
     with pytest.raises(InputError):
-        load_teacher(tmp_path / "missing.npz")
+        read_teacher(tmp_path / "missing.npz")
     path = tmp_path / "state.npz"
     one = np.ones((1, 1))
     np.savez(path, ci_strs_a=np.array([0b11], np.uint64), ci_strs_b=np.array([0b1], np.uint64), amplitudes=one)
-    assert len(load_teacher(path, norb=4, nelec=(2, 1))) == 1
+    assert len(read_teacher(path, norb=4, nelec=(2, 1))) == 1
     with pytest.raises(InputError, match="does not match"):
-        load_teacher(path, norb=4, nelec=(2, 2))
+        read_teacher(path, norb=4, nelec=(2, 2))
 
 
 def test_training_on_lih_fci_cuts_kl_thirtyfold():
     """100 Adam steps at the default lr (1e-3) take KL(FCI || model) from ~2.7 to below a tenth of it."""
     strings, civec = lih_fci()
     teacher = teacher_from_amplitudes(strings, strings, civec)
-    state = init_checkpoint(6, (2, 2), {}, seed=1, system="LiH")
+    state = init_checkpoint(6, (2, 2), NQS_DEFAULTS, seed=1, system="LiH")
     report = train(state, teacher, iteration=0, epochs=100)
     assert report.kl_before > 2.0
     assert report.kl_after < report.kl_before / 20, report.kl_after  # measured 31x (smoothing 0.01)
@@ -109,7 +112,7 @@ def test_smoothing_keeps_the_sampler_exploring():
     teacher = toy_teacher()
     off_support = {}
     for smoothing in (0.0, 0.1):
-        state = init_checkpoint(7, (3, 1), {"learning_rate": 3e-3}, seed=2, system="toy")
+        state = init_checkpoint(7, (3, 1), {**NQS_DEFAULTS, "learning_rate": 3e-3}, seed=2, system="toy")
         train(state, teacher, iteration=0, epochs=150, smoothing=smoothing)
         off_support[smoothing] = 1.0 - support_mass(state.model, teacher.alpha, teacher.beta)
         probe = probe_new(state.model, 20000, 2, 0, teacher.alpha, teacher.beta)
@@ -133,7 +136,7 @@ def _loop(tmp_path, interrupt: bool):
     resumed run must also restore the training stream mid-stage.
     """
     teacher = toy_teacher()
-    state = init_checkpoint(7, (3, 1), {"learning_rate": 5e-3}, seed=9, system="toy")
+    state = init_checkpoint(7, (3, 1), {**NQS_DEFAULTS, "learning_rate": 5e-3}, seed=9, system="toy")
 
     def roundtrip(st, name):
         if not interrupt:
@@ -172,7 +175,7 @@ def test_same_seed_gives_identical_trained_weights():
     teacher = toy_teacher()
     weights = []
     for seed in (4, 4, 5):
-        state = init_checkpoint(7, (3, 1), {}, seed=seed, system="toy")
+        state = init_checkpoint(7, (3, 1), NQS_DEFAULTS, seed=seed, system="toy")
         train(state, teacher, 0, 5, batch_size=16)
         weights.append(state.model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

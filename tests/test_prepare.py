@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import H2O, LIH, N2, run_hinqs
-from pyscf import fci, gto, mcscf, scf
+from pyscf import gto, mcscf, scf
 from pyscf.tools import fcidump
 
 from hinqs.cli import main
+from hinqs.fci import fci_energy
 from hinqs.hamiltonian import load_hamiltonian
 
 CASES = {
@@ -36,10 +37,7 @@ def pyscf_reference(system: dict, ncore: int) -> float:
 def energy_from_files(directory: Path) -> float:
     """FCI energy computed from nothing but the written Hamiltonian folder."""
     ham = load_hamiltonian(directory, verify=True)
-    solver = fci.direct_spin1.FCI()
-    solver.conv_tol = 1e-12
-    energy, _ = solver.kernel(np.asarray(ham.hcore), np.asarray(ham.eri), ham.norb, ham.nelec, ecore=ham.ecore)
-    return float(energy)
+    return fci_energy(ham.hcore, ham.eri, ham.nelec, ham.ecore)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -47,7 +45,7 @@ def test_written_integrals_reproduce_pyscf_casci(case, tmp_path, config_file):
     system, ncore = CASES[case]
     cfg = config_file({"name": case, **system})
     out = tmp_path / "ham"
-    assert main(["prepare", str(cfg), "--out", str(out)]) == 0
+    assert main(["prepare", "--config", str(cfg), "--out", str(out)]) == 0
 
     meta = json.loads((out / "meta.json").read_text())
     expected = pyscf_reference(system, ncore)
@@ -66,7 +64,7 @@ def test_open_shell_uses_rohf_and_matches_casci(tmp_path, config_file):
     system = {"geometry": "C 0 0 0; H 0 0.99 0.55; H 0 -0.99 0.55", "basis": "sto-3g", "spin": 2, "frozen_core": 1}
     cfg = config_file({"name": "ch2_triplet", **system})
     out = tmp_path / "ham"
-    assert main(["prepare", str(cfg), "--out", str(out)]) == 0
+    assert main(["prepare", "--config", str(cfg), "--out", str(out)]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["active_space"]["scf"] == "ROHF"
     assert meta["nelec"] == [4, 2]
@@ -76,7 +74,7 @@ def test_open_shell_uses_rohf_and_matches_casci(tmp_path, config_file):
 def test_active_space_cas(tmp_path, config_file):
     cfg = config_file({"name": "h2o_cas", "geometry": H2O, "basis": "6-31g", "active_space": [6, 6]})
     out = tmp_path / "ham"
-    assert main(["prepare", str(cfg), "--out", str(out)]) == 0
+    assert main(["prepare", "--config", str(cfg), "--out", str(out)]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["norb"] == 6 and meta["nelec"] == [3, 3] and meta["active_space"]["ncore"] == 2
     mol = gto.M(atom=H2O, basis="6-31g", verbose=0)
@@ -89,7 +87,7 @@ def test_active_space_cas(tmp_path, config_file):
 def test_fcidump_gives_same_arrays_as_geometry(tmp_path, config_file):
     system = {"name": "n2", "geometry": N2, "basis": "sto-3g", "frozen_core": 2}
     geo = tmp_path / "geo"
-    assert main(["prepare", str(config_file(system)), "--out", str(geo)]) == 0
+    assert main(["prepare", "--config", str(config_file(system)), "--out", str(geo)]) == 0
     ham = load_hamiltonian(geo)
     dump = tmp_path / "n2.fcidump"
     fcidump.from_integrals(
@@ -98,7 +96,7 @@ def test_fcidump_gives_same_arrays_as_geometry(tmp_path, config_file):
     (tmp_path / "dump").mkdir()
     cfg2 = config_file({"name": "n2_dump", "fcidump": str(dump)})
     out = tmp_path / "from_dump"
-    assert main(["prepare", str(cfg2), "--out", str(out)]) == 0
+    assert main(["prepare", "--config", str(cfg2), "--out", str(out)]) == 0
     other = load_hamiltonian(out)
     assert other.nelec == ham.nelec and other.norb == ham.norb
     np.testing.assert_allclose(other.hcore, ham.hcore, rtol=0, atol=1e-14)
@@ -113,7 +111,7 @@ def test_fcidump_gives_same_arrays_as_geometry(tmp_path, config_file):
 def test_prepare_command_line_in_a_fresh_process(tmp_path, config_file):
     cfg = config_file({"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"})
     out = tmp_path / "nested" / "ham"
-    proc = run_hinqs("prepare", str(cfg), "--out", str(out))
+    proc = run_hinqs("prepare", "--config", str(cfg), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((out / "meta.json").read_text())
     assert abs(meta["references"]["fci"] - (-1.137283834)) < 1e-6

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from sqd_helpers import make_pool as make_test_pool
 
+from hinqs.config import validate_config
 from hinqs.errors import InputError
+from hinqs.settings import RunSettings, with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.batches import draw_indices, form_batches, make_pool, subspace_strings
-from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+from hinqs.sqd.settings import ParallelSettings, SolverSettings
 
 NORB, NELEC = 16, (5, 5)
 
@@ -98,16 +100,19 @@ def test_settings_from_config_and_overrides():
         "sqd": {"solver": "lean", "n_batches": 3, "samples_per_batch": 40, "max_cycle": 50, "conv_tol": 1e-9},
         "parallel": {"executor": "sequential", "workers": 4, "threads_per_worker": 2, "retries": 0},
     }
-    s = SQDSettings.from_config(config, iteration=7)
+    config["systems"] = [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]
+    s = RunSettings.from_config(validate_config(config)).sqd_step(iteration=7)
     assert (s.seed, s.iteration, s.n_batches, s.samples_per_batch) == (5, 7, 3, 40)
-    assert s.solver == SolverSettings("lean", 50, 1e-9, None)
-    assert s.parallel == ParallelSettings("sequential", 4, 2, None, 0)
-    t = s.with_overrides(seed=None, n_batches=6, parallel__workers=8, solver__solver="solve_fermion")
+    assert s.solver == SolverSettings("lean", 50, 1e-9, None, 0.1)
+    assert s.parallel == ParallelSettings("sequential", 4, 2, None, 0, 10)
+    t = with_overrides(s, seed=None, n_batches=6, parallel__workers=8, solver__solver="solve_fermion")
     assert (t.seed, t.n_batches, t.parallel.workers, t.solver.solver) == (5, 6, 8, "solve_fermion")
     with pytest.raises(InputError):
-        s.with_overrides(parallel__executor="threads")
+        with_overrides(s, parallel__executor="threads")
     with pytest.raises(InputError):
-        SQDSettings(n_batches=0)
+        with_overrides(s, n_batches=0)
+    with pytest.raises(InputError):
+        with_overrides(s, parallel__kill_grace=0)  # the schema refuses it too
 
 
 def test_fault_spec_parsing(monkeypatch):

@@ -25,7 +25,7 @@ def lih(tmp_path_factory):
 
 
 def diagonalize(lih, out, *extra: str) -> int:
-    return main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(out), *extra])
+    return main(["diagonalize", "--hamiltonian", lih["ham"], "--pool", lih["pool"], "--out", str(out), *extra])
 
 
 def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
@@ -75,24 +75,27 @@ def _error(capsys) -> str:
 
 
 def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
-    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "missing.npz")) == 2
-    assert "configs file not found" in _error(capsys)
+    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "missing.npz")) == 2
+    assert "determinant pool not found" in _error(capsys)
 
     np.savez(tmp_path / "half.npz", alpha=lih["alpha"])
-    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "half.npz")) == 2
-    assert "missing beta" in _error(capsys)
+    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "half.npz")) == 2
+    assert "lacks beta" in _error(capsys)
 
     np.savez(tmp_path / "wrong.npz", alpha=lih["alpha"], beta=lih["beta"] | np.uint64(1 << 5))
-    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "wrong.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "wrong.npz")) == 2
     assert "do not fit the Hamiltonian" in _error(capsys)
 
     np.savez(tmp_path / "float.npz", alpha=lih["alpha"].astype(float), beta=lih["beta"].astype(float))
-    assert diagonalize(lih, tmp_path, "--configs", str(tmp_path / "float.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "float.npz")) == 2
     assert "integer CI strings" in _error(capsys)
 
-    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
+    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--pool", lih["pool"], "--out", str(tmp_path)]) == 2
     assert "no Hamiltonian" in _error(capsys)
 
     assert diagonalize(lih, tmp_path, "--workers", "0") == 2
     assert "workers must be at least 1" in _error(capsys)
+
+    assert main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
+    assert "--configs is now --pool" in _error(capsys)
     assert not (tmp_path / "result.json").exists()

@@ -14,12 +14,12 @@ import os
 import numpy as np
 import psutil
 import pytest
-from sqd_helpers import build_hamiltonian, make_pool, mpiexec, run_hinqs
+from sqd_helpers import build_hamiltonian, make_pool, mpiexec, parallel_settings, run_hinqs, solver_settings
 
 from hinqs.errors import StepFailed
 from hinqs.hamiltonian import load_hamiltonian
 from hinqs.sqd import faults
-from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization
 
 N_REF = 6  # batches in the reference run; a batch's content does not depend on n_batches
@@ -44,8 +44,8 @@ def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSett
         iteration=1,
         n_batches=n_batches,
         samples_per_batch=SAMPLES,
-        solver=SolverSettings(),
-        parallel=ParallelSettings(executor=executor, **par),
+        solver=solver_settings(),
+        parallel=parallel_settings(executor=executor, **par),
     )
 
 
@@ -138,7 +138,7 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
     assert saved["status"] == "failed" and saved["attempts"] == 2
     # The command line says so in one line and exits 1.
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--configs", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--retries", "0",
         env={faults.ENV_VAR: "batch=*:raise"},
     )  # fmt: skip
@@ -148,7 +148,7 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
 
 def test_a_killed_step_redoes_only_unfinished_batches(system, reference, tmp_path):
     args = [
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--configs", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1",
     ]  # fmt: skip
@@ -175,7 +175,7 @@ def test_mpi_executor_outside_mpi_ranks_is_refused(system, tmp_path):
     if mpiexec() is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--configs", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
         "--executor", "mpi", timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "python -m mpi4py.futures" in proc.stderr
@@ -187,7 +187,7 @@ def test_mpi_ranks_are_bit_identical_to_sequential(system, reference, tmp_path):
     if launcher is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--configs", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "mpi", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1", "--retries", "0",
         launcher=[launcher, "-n", "3"], timeout=240,

@@ -7,10 +7,9 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from sqd_helpers import build_hamiltonian, random_strings
+from sqd_helpers import build_hamiltonian, random_strings, solver_settings
 
 from hinqs.hamiltonian import load_hamiltonian
-from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.solvers import solve_lean, solve_with_solve_fermion
 from hinqs.sqd.task import BatchTask, run_task, thread_limit
 
@@ -48,7 +47,7 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
     a, b = subspace(name, ham)
     target = 0.0 if ham.nelec[0] == ham.nelec[1] else 2.0  # singlet; NH is a triplet
     for spin_sq in (None, target):
-        settings = SolverSettings(spin_sq=spin_sq)
+        settings = solver_settings(spin_sq=spin_sq)
         ref = solve_with_solve_fermion(a, b, ham.hcore, ham.eri, ham.nelec, settings)
         lean = solve_lean(a, b, ham.hcore, ham.eri, ham.nelec, settings)
         assert abs(lean.energy - ref.energy) < 1e-9
@@ -67,13 +66,13 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
 
 
 def test_full_space_reaches_fci(hamiltonians):
-    from pyscf import fci
+    from hinqs.fci import fci_energy
 
     ham = load_hamiltonian(hamiltonians["lih"])
-    e_fci = fci.direct_spin1.kernel(np.asarray(ham.hcore), np.asarray(ham.eri), ham.norb, ham.nelec, tol=1e-12)[0]
+    e_fci = fci_energy(ham.hcore, ham.eri, ham.nelec)
     a, b = subspace("lih", ham)
     for solver in ("solve_fermion", "lean"):
-        out = run_task(BatchTask(str(hamiltonians["lih"]), 0, a, b, ham.nelec, SolverSettings(solver=solver)))
+        out = run_task(BatchTask(str(hamiltonians["lih"]), 0, a, b, ham.nelec, solver_settings(solver=solver)))
         assert out.ok and abs(out.energy - (e_fci + ham.ecore)) < 1e-8
         assert abs(out.energy - -7.88240341) < 1e-6  # design notes' reference
         assert out.subspace_shape == (15, 15) and out.threads == 1
@@ -83,7 +82,7 @@ def test_full_space_reaches_fci(hamiltonians):
 def test_unconverged_davidson_is_detected(hamiltonians, solver):
     ham = load_hamiltonian(hamiltonians["n2"])
     a, b = subspace("n2", ham)
-    out = run_task(BatchTask(str(hamiltonians["n2"]), 0, a, b, ham.nelec, SolverSettings(solver=solver, max_cycle=2)))
+    out = run_task(BatchTask(str(hamiltonians["n2"]), 0, a, b, ham.nelec, solver_settings(solver=solver, max_cycle=2)))
     assert out.ok and out.converged is False
     assert any("did not converge" in w for w in out.warnings)
     assert out.residual_norm is None or out.residual_norm > math.sqrt(1e-10)

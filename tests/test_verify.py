@@ -22,7 +22,7 @@ OPEN_SHELL = {
 
 
 def test_verify_passes_on_the_default_config(tmp_path):
-    proc = run_hinqs("verify", str(REPO / "config" / "config.yaml"), "--out", str(tmp_path / "v"))
+    proc = run_hinqs("verify", "--config", str(REPO / "config" / "config.yaml"), "--out", str(tmp_path / "v"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["identical"] and report["paths"]["exact"]
@@ -45,7 +45,7 @@ def test_verify_passes_on_the_default_config(tmp_path):
 
 def test_verify_passes_on_an_open_shell_system(tmp_path):
     cfg = write_config(tmp_path / "open.yaml", OPEN_SHELL)
-    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"))
+    proc = run_hinqs("verify", "--config", str(cfg), "--out", str(tmp_path / "v"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["identical"]
@@ -55,7 +55,9 @@ def test_verify_passes_on_an_open_shell_system(tmp_path):
 
 def test_verify_names_the_first_divergence(tmp_path):
     cfg = write_config(tmp_path / "open.yaml", OPEN_SHELL)
-    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"), "--iterations", "1", "--parallel-seed", "6")
+    proc = run_hinqs(
+        "verify", "--config", str(cfg), "--out", str(tmp_path / "v"), "--iterations", "1", "--parallel-seed", "6"
+    )
     assert proc.returncode == 1
     assert "diverged from the sequential path at iteration 1, sampled determinants" in proc.stderr
     report = json.loads((tmp_path / "v" / "report.json").read_text())
@@ -67,6 +69,6 @@ def test_verify_names_the_first_divergence(tmp_path):
 
 def test_verify_refuses_a_config_without_a_parallel_path(tmp_path):
     cfg = write_config(tmp_path / "seq.yaml", {**OPEN_SHELL, "parallel": {"executor": "sequential"}})
-    proc = run_hinqs("verify", str(cfg), "--out", str(tmp_path / "v"))
+    proc = run_hinqs("verify", "--config", str(cfg), "--out", str(tmp_path / "v"))
     assert proc.returncode == 2
     assert "no parallel path to verify" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

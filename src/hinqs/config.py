@@ -70,12 +70,34 @@ def validate_config(data: Any, source: str = "config") -> dict[str, Any]:
     """Validate ``data`` (a parsed YAML mapping) and return a copy with defaults filled in."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: the config must be a mapping of keys to values")
+    _check_renamed(data, source)
     config = copy.deepcopy(data)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise InputError(f"{source}: {_describe(errors[0])}")
     _check_semantics(config, source)
     return config
+
+
+# Config keys renamed since earlier versions: the old spelling gets a one-line pointer.
+RENAMED_KEYS = {"basis": "subspace"}
+
+
+def schema_defaults() -> dict[str, Any]:
+    """Every top-level key's default with nested defaults filled (``systems`` has none)."""
+    out: dict[str, Any] = {}
+    for key, node in load_schema()["properties"].items():
+        if "default" in node:
+            value = copy.deepcopy(node["default"])
+            _Validator(node).validate(value)
+            out[key] = value
+    return out
+
+
+def _check_renamed(data: dict[str, Any], source: str) -> None:
+    for old, new in RENAMED_KEYS.items():
+        if old in data:
+            raise InputError(f"{source}: the section {old!r} is now called {new!r} (the determinant subspace)")
 
 
 def _check_semantics(config: dict[str, Any], source: str) -> None:
@@ -109,17 +131,3 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise InputError(f"{path}: not valid YAML{where}") from None
     return validate_config(data, str(path))
-
-
-def get_system(config: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The system called ``name``; with ``None`` the only system (an error if there are several)."""
-    systems = config["systems"]
-    if name is None:
-        if len(systems) != 1:
-            raise InputError("the config has several systems: choose one with --system NAME")
-        return systems[0]
-    for system in systems:
-        if system["name"] == name:
-            return system
-    known = ", ".join(s["name"] for s in systems)
-    raise InputError(f"no system named {name!r} in the config (known: {known})")

@@ -1,8 +1,8 @@
 """When the HI-NQS-SQD loop stops.
 
 Every SQD energy is a variational upper bound, and the batches of an iteration are random
-subsets of the basis, so an iteration's merged energy can rise even though the basis only
-grows. The loop therefore follows the best (lowest) energy so far: it stops when that
+subsets of the subspace, so an iteration's merged energy can rise even though the subspace
+only grows. The loop therefore follows the best (lowest) energy so far: it stops when that
 improved by less than ``tol`` for ``window`` consecutive iterations, or at ``max``
 iterations. The status of iteration k carries the whole energy history, so deciding k+1
 needs only the status of k (Snakemake's checkpoint reads one small file per iteration).
@@ -12,41 +12,63 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from hinqs.atomic import write_json
 from hinqs.errors import InputError
 
 
+@dataclass(frozen=True)
+class Status:
+    """``status.json``: the convergence decision after one iteration."""
+
+    iteration: int
+    energy: float
+    delta: float | None
+    streak: int
+    energies: list[float]
+    best_energy: float
+    best_iteration: int
+    converged: bool
+    stop: bool
+    reason: str | None
+
+
 def next_status(
-    previous: dict[str, Any] | None, iteration: int, energy: float, *, tol: float, window: int, max_iterations: int
-) -> dict[str, Any]:
+    previous: Status | None, iteration: int, energy: float, *, tol: float, window: int, max_iterations: int
+) -> Status:
     """The status after ``iteration`` produced ``energy``, given the status before it."""
-    energies = [*(previous["energies"] if previous else []), float(energy)]
+    energies = [*(previous.energies if previous else []), float(energy)]
     if len(energies) != iteration:
         raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
     best = min(energies)
-    delta = None if previous is None else best - previous["best_energy"]
-    streak = (previous["streak"] + 1 if previous else 1) if delta is not None and abs(delta) < tol else 0
+    delta = None if previous is None else best - previous.best_energy
+    streak = (previous.streak + 1 if previous else 1) if delta is not None and abs(delta) < tol else 0
     converged = streak >= window
     reason = "converged" if converged else ("max_iterations" if iteration >= max_iterations else None)
-    return {
-        "iteration": iteration,
-        "energy": float(energy),
-        "delta": delta,
-        "streak": streak,
-        "energies": energies,
-        "best_energy": best,
-        "best_iteration": energies.index(best) + 1,
-        "converged": converged,
-        "stop": reason is not None,
-        "reason": reason,
-    }
+    return Status(
+        iteration=iteration,
+        energy=float(energy),
+        delta=delta,
+        streak=streak,
+        energies=energies,
+        best_energy=best,
+        best_iteration=energies.index(best) + 1,
+        converged=converged,
+        stop=reason is not None,
+        reason=reason,
+    )
 
 
-def read_status(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_status(path: str | os.PathLike[str]) -> Status:
     """One iteration's status.json."""
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        return Status(**json.loads(Path(path).read_text()))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError) as exc:
         raise InputError(f"cannot read iteration status {path}: {exc}") from None
+
+
+def write_status(path: str | os.PathLike[str], status: Status) -> None:
+    """Write one iteration's status.json atomically."""
+    write_json(path, asdict(status))

@@ -12,9 +12,32 @@ bit (orbital ``norb - 1``). Conversions to and from that layout live here and no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 MAX_ORBITALS = 64
+
+
+@dataclass(frozen=True)
+class Determinants:
+    """A set of determinants: paired uint64 CI strings with weights (sample counts).
+
+    ``counts`` is ``None`` for a set read from a file without counts: the batch draws of
+    the SQD engine are then uniform, which is not the same random stream as all-ones
+    weights, so the absence is kept rather than filled in.
+    """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    counts: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.alpha.shape[0])
+
+    def weights(self) -> np.ndarray:
+        """The counts, or ones where the set carries none."""
+        return np.ones(len(self), np.int64) if self.counts is None else self.counts
 
 
 def _check_norb(norb: int) -> None:

@@ -1,7 +1,8 @@
-"""Accuracy options of the cumulative basis: PT2-ranked string expansion and a size cap.
+"""Accuracy options of the cumulative subspace: PT2-ranked string expansion and a size cap.
 
-Both act in ``hinqs basis`` and are off by default (``basis.expansion.strings: 0``,
-``basis.max_size: 0``), in which case the basis is exactly the previous basis + samples + HF.
+Both act in ``hinqs subspace`` and are off by default (``subspace.expansion.strings: 0``,
+``subspace.max_size: 0``), in which case the subspace is exactly the previous one + samples
++ HF. (Below, "basis" is the determinant set being grown.)
 
 Expansion (deterministic, no randomness). SQD diagonalises in the product space of a
 batch's alpha x beta strings, so what limits accuracy is which *strings* the basis holds.
@@ -23,7 +24,7 @@ strings ``S_a x S_b``):
    are ranked once. The added determinants get the largest count present in the basis,
    so that weighted batch draws take them almost surely.
 
-Cap (``basis.max_size``): when the grown basis holds more determinants, keep the
+Cap (``subspace.max_size``): when the grown basis holds more determinants, keep the
 ``max_size`` with the largest score ``max(|c|^2 in the teacher state, count / total
 count)`` -- the smallest-amplitude, lowest-count determinants are evicted; the HF
 determinant and this iteration's expansion determinants always stay. Ties break on the
@@ -35,14 +36,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from hinqs.basis import Determinants
-from hinqs.determinants import hartree_fock_strings, unique_determinants
-from hinqs.errors import InputError
+from hinqs.determinants import Determinants, hartree_fock_strings, unique_determinants
+from hinqs.files import read_state
+from hinqs.settings import ExpansionSettings
 
 
 @dataclass(frozen=True)
@@ -54,37 +53,10 @@ class TeacherState:
     amplitudes: np.ndarray
 
 
-@dataclass(frozen=True)
-class ExpansionSettings:
-    """``basis.expansion`` of the config."""
-
-    strings: int = 0
-    top_strings: int = 64
-    partner_strings: int = 128
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any] | None) -> ExpansionSettings:
-        section = ((config or {}).get("basis") or {}).get("expansion") or {}
-        return cls(
-            strings=int(section.get("strings", 0)),
-            top_strings=int(section.get("top_strings", 64)),
-            partner_strings=int(section.get("partner_strings", 128)),
-        )
-
-
-def load_teacher(path: str | os.PathLike[str]) -> TeacherState:
-    """The state of ``sqd/state.npz`` (``ci_strs_a``, ``ci_strs_b``, ``amplitudes``)."""
-    path = Path(path)
-    try:
-        with np.load(path) as data:
-            strs_a = np.asarray(data["ci_strs_a"]).astype(np.uint64)
-            strs_b = np.asarray(data["ci_strs_b"]).astype(np.uint64)
-            amps = np.asarray(data["amplitudes"], dtype=np.float64)
-    except FileNotFoundError:
-        raise InputError(f"teacher state not found: {path}") from None
-    except (KeyError, ValueError, OSError) as exc:
-        raise InputError(f"{path} is not a state file with ci_strs_a, ci_strs_b, amplitudes ({exc})") from None
-    amps = amps.reshape(len(strs_a), len(strs_b))
+def read_teacher_state(path: str | os.PathLike[str]) -> TeacherState:
+    """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted."""
+    state = read_state(path)
+    strs_a, strs_b, amps = state.ci_strs_a, state.ci_strs_b, state.amplitudes
     oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
     return TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)])
 
@@ -203,11 +175,11 @@ def expand_basis(basis: Determinants, alpha: np.ndarray, beta: np.ndarray) -> De
     """The basis plus the given determinants, each weighted with the basis's largest count."""
     if len(alpha) == 0:
         return basis
-    weight = int(basis.counts.max()) if len(basis) else 1
+    weight = int(basis.weights().max()) if len(basis) else 1
     a, b, c = unique_determinants(
         np.concatenate([basis.alpha, alpha.astype(np.uint64)]),
         np.concatenate([basis.beta, beta.astype(np.uint64)]),
-        np.concatenate([basis.counts, np.full(len(alpha), weight, np.int64)]),
+        np.concatenate([basis.weights(), np.full(len(alpha), weight, np.int64)]),
     )
     return Determinants(a, b, c)
 
@@ -239,7 +211,8 @@ def cap_basis(
     """At most ``max_size`` determinants: evict the lowest ``max(|c|^2, count share)``; HF and ``keep`` stay."""
     if max_size <= 0 or len(basis) <= max_size:
         return basis
-    score = np.maximum(teacher_weights(teacher, basis.alpha, basis.beta), basis.counts / max(basis.counts.sum(), 1))
+    counts = basis.weights()
+    score = np.maximum(teacher_weights(teacher, basis.alpha, basis.beta), counts / max(counts.sum(), 1))
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
     protected = (basis.alpha == np.uint64(hf_a)) & (basis.beta == np.uint64(hf_b))
     if keep_alpha is not None and len(keep_alpha):
@@ -248,4 +221,4 @@ def cap_basis(
     score = np.where(protected, np.inf, score)
     order = np.argsort(-score, kind="stable")[: max(max_size, int(protected.sum()))]
     order = np.sort(order)
-    return Determinants(basis.alpha[order], basis.beta[order], basis.counts[order])
+    return Determinants(basis.alpha[order], basis.beta[order], counts[order])

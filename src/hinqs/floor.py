@@ -8,37 +8,16 @@ beat this, so the accuracy table reports how close a run gets to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from hinqs.fci import FciState
+from hinqs.fci import exact_ground_state as fci_ground_state
 from hinqs.hamiltonian import Hamiltonian
 
 
-@dataclass(frozen=True)
-class FciState:
-    """The exact ground state as PySCF's (alpha strings x beta strings) coefficient matrix."""
-
-    energy: float
-    civec: np.ndarray
-    strings_a: np.ndarray
-    strings_b: np.ndarray
-
-
 def exact_ground_state(ham: Hamiltonian) -> FciState:
-    """FCI ground state of the Hamiltonian (total energy, core energy included)."""
-    from pyscf import fci
-    from pyscf.fci import cistring
-
-    solver = fci.direct_spin1.FCI()
-    solver.conv_tol = 1e-12
-    solver.max_cycle = 300
-    solver.verbose = 0
-    hcore, eri = np.asarray(ham.hcore), np.asarray(ham.eri)
-    energy, civec = solver.kernel(hcore, eri, ham.norb, ham.nelec, ecore=ham.ecore)
-    strings_a = np.asarray(cistring.make_strings(range(ham.norb), ham.nelec[0]), dtype=np.uint64)
-    strings_b = np.asarray(cistring.make_strings(range(ham.norb), ham.nelec[1]), dtype=np.uint64)
-    return FciState(float(energy), np.asarray(civec), strings_a, strings_b)
+    """FCI ground state of a loaded Hamiltonian (total energy, core energy included)."""
+    return fci_ground_state(ham.hcore, ham.eri, ham.nelec, ham.ecore)
 
 
 def top_strings(state: FciState, k_alpha: int, k_beta: int) -> tuple[np.ndarray, np.ndarray]:

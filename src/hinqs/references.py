@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.fci import fci_energy
+
 
 def n_determinants(norb: int, nelec: tuple[int, int]) -> int:
     """Size of the full CI space of the active space."""
@@ -47,18 +49,6 @@ def mean_field_on_integrals(hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int
     dm0 = np.diag(occ_a + occ_b) if mol.spin == 0 else np.array([np.diag(occ_a), np.diag(occ_b)])
     mf.kernel(dm0)
     return mf
-
-
-def fci_energy(hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], ecore: float) -> float:
-    """Lowest eigenvalue of the Hamiltonian in the full CI space of the given N_alpha, N_beta."""
-    from pyscf import fci
-
-    solver = fci.direct_spin1.FCI()
-    solver.conv_tol = 1e-12
-    solver.max_cycle = 300
-    solver.verbose = 0
-    energy, _ = solver.kernel(np.asarray(hcore), np.asarray(eri), hcore.shape[0], nelec, ecore=ecore)
-    return float(energy)
 
 
 def compute_references(

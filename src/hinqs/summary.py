@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,13 @@ from typing import Any
 import numpy as np
 
 from hinqs.atomic import atomic_path, write_json, write_text
+from hinqs.convergence import Status, read_status
+from hinqs.files import read_determinants, read_json_or_none, read_result
 from hinqs.hamiltonian import read_meta
-from hinqs.workflow_support import iteration_name
+from hinqs.layout import SystemLayout
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _benchmark_seconds(path: Path) -> float | None:
@@ -35,50 +32,49 @@ def _benchmark_seconds(path: Path) -> float | None:
     return float(rows[-1]["s"]) if rows else None
 
 
-def _basis_size(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    with np.load(path) as data:
-        return int(data["alpha"].shape[0])
+def _subspace_size(path: Path) -> int | None:
+    return len(read_determinants(path)) if path.exists() else None
 
 
-def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
+def _status_or_none(path: Path) -> Status | None:
+    return read_status(path) if path.exists() else None
+
+
+def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     """What one iteration produced, from its files."""
-    folder = system_dir / iteration_name(k)
-    result = _read_json(folder / "sqd" / "result.json") or {}
-    status = _read_json(folder / "status.json") or {}
-    train = _read_json(folder / "train.json")
-    stats = _read_json(folder / "sample_stats.json") or {}
-    batches = result.get("batches", [])
-    best = result.get("best_batch")
-    best_shape = next((b.get("subspace_shape") for b in batches if b.get("index") == best), None)
-    bench = system_dir / "benchmarks"
+    files = system.iteration(k)
+    result = read_result(files.result) if files.result.exists() else None
+    status = _status_or_none(files.status)
+    train = read_json_or_none(files.train_history) or {}
+    stats = read_json_or_none(files.sample_stats) or {}
+    batches = result.batches if result else []
+    best_shape = result.best_record().get("subspace_shape") if result else None
     return {
         "iteration": k,
-        "energy": result.get("energy"),
-        "best_energy_so_far": status.get("best_energy"),
-        "delta": status.get("delta"),
+        "energy": result.energy if result else None,
+        "best_energy_so_far": status.best_energy if status else None,
+        "delta": status.delta if status else None,
         "unique_sampled": stats.get("n_unique"),
         "new_determinants": stats.get("n_new_unique", stats.get("n_unique")),
-        "basis_size": _basis_size(folder / "basis.npz"),
+        "subspace_size": _subspace_size(files.subspace),
         "subspace_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
-        "train_kl_after": (train or {}).get("kl_after"),
-        "teacher_mass_after": (train or {}).get("teacher_mass_after"),
+        "train_kl_after": train.get("kl_after"),
+        "teacher_mass_after": train.get("teacher_mass_after"),
         "seconds": {
-            stage: _benchmark_seconds(bench / f"{stage}_{k:03d}.tsv") for stage in ("sample", "diagonalize", "train")
+            stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in ("sample", "diagonalize", "train")
         },
     }
 
 
 def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
     """summary.json's content for a system whose iterations 1..n_iterations are done."""
-    system_dir = Path(system_dir)
-    meta = read_meta(system_dir / "hamiltonian")
-    records = [iteration_record(system_dir, k) for k in range(1, n_iterations + 1)]
-    status = _read_json(system_dir / iteration_name(n_iterations) / "status.json") or {}
+    system = SystemLayout(Path(system_dir))
+    meta = read_meta(system.hamiltonian)
+    records = [iteration_record(system, k) for k in range(1, n_iterations + 1)]
+    last = _status_or_none(system.iteration(n_iterations).status)
     refs = meta.get("references", {})
     references = {
         "hf": meta.get("e_hf"),
@@ -91,12 +87,12 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
     errors = {
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }
-    seconds: dict[str, float] = {"prepare": _benchmark_seconds(system_dir / "benchmarks" / "prepare.tsv") or 0.0}
+    seconds: dict[str, float] = {"prepare": _benchmark_seconds(system.benchmark("prepare")) or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
             seconds[stage] = seconds.get(stage, 0.0) + (value or 0.0)
     return {
-        "system": meta.get("system", {}).get("name", system_dir.name),
+        "system": meta.get("system", {}).get("name", system.name),
         "norb": meta["norb"],
         "nelec": meta["nelec"],
         "fci_space": refs.get("n_determinants"),
@@ -104,8 +100,8 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
         "best_energy": best,
         "best_iteration": (energies.index(best) + 1) if energies else None,
         "iterations": n_iterations,
-        "converged": bool(status.get("converged")),
-        "stop_reason": status.get("reason"),
+        "converged": bool(last and last.converged),
+        "stop_reason": last.reason if last else None,
         "references": references,
         "error_mha": errors,
         "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
@@ -120,7 +116,7 @@ CSV_COLUMNS = [
     "best_energy_so_far",
     "error_fci_mha",
     "new_determinants",
-    "basis_size",
+    "subspace_size",
     "subspace_dimension",
     "batches_ok",
     "batches_failed",
@@ -144,7 +140,7 @@ def energies_csv(summary: dict[str, Any]) -> str:
                 "best_energy_so_far": repr(r["best_energy_so_far"]),
                 "error_fci_mha": "" if fci is None or r["energy"] is None else f"{(r['energy'] - fci) * MHA:.6f}",
                 "new_determinants": r["new_determinants"],
-                "basis_size": r["basis_size"],
+                "subspace_size": r["subspace_size"],
                 "subspace_dimension": r["subspace_dimension"],
                 "batches_ok": r["batches_ok"],
                 "batches_failed": r["batches_failed"],
@@ -205,11 +201,11 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
 
 def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
     """Write summary.json, energies.csv and convergence.png into the system folder."""
-    system_dir = Path(system_dir)
-    summary = build_summary(system_dir, n_iterations)
-    write_text(system_dir / "energies.csv", energies_csv(summary))
-    plot_convergence(summary, system_dir / "convergence.png")
-    write_json(system_dir / "summary.json", summary)
+    system = SystemLayout(Path(system_dir))
+    summary = build_summary(system.root, n_iterations)
+    write_text(system.energies_csv, energies_csv(summary))
+    plot_convergence(summary, system.convergence_png)
+    write_json(system.summary, summary)
     return summary
 
 

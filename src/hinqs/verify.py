@@ -2,7 +2,7 @@
 
 Path A is the reference: batches one after another in-process, one thread. Path B is the
 configured parallel path (process pool or MPI ranks). Iteration by iteration, in the order
-the loop produces them, the comparison covers the sampled determinants, the basis, the
+the loop produces them, the comparison covers the sampled determinants, the subspace, the
 batch compositions, the per-batch and merged energies, the teacher state and the trained
 model weights. With one thread per solve on both paths everything must be bit-identical;
 with more threads PySCF's reductions run in a dynamic order, so energies may differ by up
@@ -13,13 +13,15 @@ determinants, which batches — must always be identical.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hinqs.workflow_support import iteration_name
+from hinqs.files import StepResult, read_determinants, read_result, read_samples, read_state
+from hinqs.layout import IterationFiles, SystemLayout
+from hinqs.settings import RunSettings
 
 ENERGY_TOL = 1e-10
 AMPLITUDE_TOL = 1e-8
@@ -52,30 +54,39 @@ def _array_deviation(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))), ""
 
 
-def _npz_deviation(path_a: Path, path_b: Path, keys: list[str]) -> tuple[float, str]:
+def _arrays_deviation(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, str]:
     worst, notes = 0.0, []
-    with np.load(path_a) as a, np.load(path_b) as b:
-        for key in keys:
-            if key not in a or key not in b:
-                continue
-            dev, note = _array_deviation(np.asarray(a[key]), np.asarray(b[key]))
-            worst = max(worst, dev)
-            if note:
-                notes.append(f"{key}: {note}")
-    return worst, "; ".join(notes)
+    for key in a.keys() & b.keys():
+        dev, note = _array_deviation(np.asarray(a[key]), np.asarray(b[key]))
+        worst = max(worst, dev)
+        if note:
+            notes.append(f"{key}: {note}")
+    return worst, "; ".join(sorted(notes))
 
 
-def _amplitude_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
+def _samples_arrays(path: Path) -> dict[str, np.ndarray]:
+    samples = read_samples(path)
+    dets = samples.determinants
+    out = {"alpha": dets.alpha, "beta": dets.beta, "counts": dets.weights()}
+    return out if samples.log_prob is None else {**out, "log_prob": samples.log_prob}
+
+
+def _subspace_arrays(path: Path) -> dict[str, np.ndarray]:
+    dets = read_determinants(path)
+    return {"alpha": dets.alpha, "beta": dets.beta, "counts": dets.weights()}
+
+
+def _state_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
     """Strings must match exactly; amplitudes up to a global sign (an eigenvector's sign is free)."""
-    dev, note = _npz_deviation(path_a, path_b, ["ci_strs_a", "ci_strs_b"])
+    a, b = read_state(path_a), read_state(path_b)
+    dev, note = _arrays_deviation({"ci_strs_a": a.ci_strs_a, "ci_strs_b": a.ci_strs_b},
+                                  {"ci_strs_a": b.ci_strs_a, "ci_strs_b": b.ci_strs_b})  # fmt: skip
     if dev:
         return dev, note
-    with np.load(path_a) as a, np.load(path_b) as b:
-        amp_a, amp_b = np.asarray(a["amplitudes"]), np.asarray(b["amplitudes"])
-    if amp_a.shape != amp_b.shape:
-        return float("inf"), f"amplitude shapes {amp_a.shape} and {amp_b.shape}"
-    sign = 1.0 if float(np.vdot(amp_a, amp_b)) >= 0 else -1.0
-    return float(np.max(np.abs(amp_a - sign * amp_b))), ("opposite global sign" if sign < 0 else "")
+    if a.amplitudes.shape != b.amplitudes.shape:
+        return float("inf"), f"amplitude shapes {a.amplitudes.shape} and {b.amplitudes.shape}"
+    sign = 1.0 if float(np.vdot(a.amplitudes, b.amplitudes)) >= 0 else -1.0
+    return float(np.max(np.abs(a.amplitudes - sign * b.amplitudes))), ("opposite global sign" if sign < 0 else "")
 
 
 def _weights_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
@@ -89,57 +100,65 @@ def _weights_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
     return worst, ""
 
 
-def _batches(sqd_dir: Path) -> dict[int, dict[str, Any]]:
-    return {b["index"]: b for b in json.loads((sqd_dir / "result.json").read_text())["batches"]}
-
-
-def _batch_hashes(sqd_dir: Path) -> dict[int, str | None]:
+def _batch_hashes(batches_dir: Path) -> dict[int, str | None]:
     hashes = {}
-    for path in sorted((sqd_dir / "batches").glob("batch_*.json")):
+    for path in sorted(batches_dir.glob("batch_*.json")):
         record = json.loads(path.read_text())
         hashes[int(record["index"])] = record.get("content_hash")
     return hashes
 
 
+def _batch_energies(ra: StepResult, rb: StepResult) -> tuple[float, str]:
+    ea_all, eb_all = ra.batch_energies, rb.batch_energies
+    worst, notes = 0.0, []
+    for index in sorted(set(ea_all) | set(eb_all)):
+        ea, eb = ea_all.get(index), eb_all.get(index)
+        if ea is None or eb is None:
+            if (ea is None) != (eb is None):
+                worst, notes = float("inf"), [*notes, f"batch {index} failed on one path only"]
+            continue
+        worst = max(worst, abs(ea - eb))
+    return worst, "; ".join(notes)
+
+
+def _compare_iteration(
+    ia: IterationFiles, ib: IterationFiles, k: int, tol: tuple[float, float, float]
+) -> list[Comparison]:
+    e_tol, a_tol, w_tol = tol
+    samples = _arrays_deviation(_samples_arrays(ia.samples), _samples_arrays(ib.samples))
+    subspace = _arrays_deviation(_subspace_arrays(ia.subspace), _subspace_arrays(ib.subspace))
+    out = [
+        Comparison(k, "sampled determinants", *_with_tolerance(samples, 0.0)),
+        Comparison(k, "subspace", *_with_tolerance(subspace, 0.0)),
+    ]
+    ha, hb = _batch_hashes(ia.batches), _batch_hashes(ib.batches)
+    differing = sorted(i for i in set(ha) | set(hb) if ha.get(i) != hb.get(i))
+    out.append(
+        Comparison(k, "batch compositions", float(len(differing)), 0.0, f"batches {differing}" if differing else "")
+    )
+    ra, rb = read_result(ia.result), read_result(ib.result)
+    dev, note = _batch_energies(ra, rb)
+    out.append(Comparison(k, "batch energies", dev, e_tol, note))
+    out.append(Comparison(k, "merged energy", abs(ra.energy - rb.energy), e_tol))
+    out.append(Comparison(k, "teacher state", *_with_tolerance(_state_deviation(ia.state, ib.state), a_tol)))
+    if ia.model.exists() or ib.model.exists():
+        both = ia.model.exists() and ib.model.exists()
+        dev, note = _weights_deviation(ia.model, ib.model) if both else (float("inf"), "trained on one path only")
+        out.append(Comparison(k, "model weights", dev, w_tol, note))
+    return out
+
+
+def _with_tolerance(found: tuple[float, str], tolerance: float) -> tuple[float, float, str]:
+    return found[0], tolerance, found[1]
+
+
 def compare_runs(dir_a: Path, dir_b: Path, iterations: int, *, exact: bool) -> list[Comparison]:
     """Every comparison, in the order the loop produces the quantities."""
-    e_tol = 0.0 if exact else ENERGY_TOL
-    a_tol = 0.0 if exact else AMPLITUDE_TOL
-    w_tol = 0.0 if exact else WEIGHT_TOL
+    tol = (0.0, 0.0, 0.0) if exact else (ENERGY_TOL, AMPLITUDE_TOL, WEIGHT_TOL)
+    a, b = SystemLayout(Path(dir_a)), SystemLayout(Path(dir_b))
     out: list[Comparison] = []
     for k in range(1, iterations + 1):
-        ia, ib = dir_a / iteration_name(k), dir_b / iteration_name(k)
-        dev, note = _npz_deviation(ia / "samples.npz", ib / "samples.npz", ["alpha", "beta", "counts", "log_prob"])
-        out.append(Comparison(k, "sampled determinants", dev, 0.0, note))
-        dev, note = _npz_deviation(ia / "basis.npz", ib / "basis.npz", ["alpha", "beta", "counts"])
-        out.append(Comparison(k, "basis", dev, 0.0, note))
-        ha, hb = _batch_hashes(ia / "sqd"), _batch_hashes(ib / "sqd")
-        differing = sorted(i for i in set(ha) | set(hb) if ha.get(i) != hb.get(i))
-        out.append(
-            Comparison(k, "batch compositions", float(len(differing)), 0.0, f"batches {differing}" if differing else "")
-        )
-        ba, bb = _batches(ia / "sqd"), _batches(ib / "sqd")
-        worst, notes = 0.0, []
-        for index in sorted(set(ba) | set(bb)):
-            ea, eb = ba.get(index, {}).get("energy"), bb.get(index, {}).get("energy")
-            if ea is None or eb is None:
-                if (ea is None) != (eb is None):
-                    worst, notes = float("inf"), [*notes, f"batch {index} failed on one path only"]
-                continue
-            if abs(ea - eb) > worst:
-                worst = abs(ea - eb)
-        out.append(Comparison(k, "batch energies", worst, e_tol, "; ".join(notes)))
-        ra = json.loads((ia / "sqd" / "result.json").read_text())
-        rb = json.loads((ib / "sqd" / "result.json").read_text())
-        out.append(Comparison(k, "merged energy", abs(ra["energy"] - rb["energy"]), e_tol))
-        dev, note = _amplitude_deviation(ia / "sqd" / "state.npz", ib / "sqd" / "state.npz")
-        out.append(Comparison(k, "teacher state", dev, a_tol, note))
-        if (ia / "model.pt").exists() or (ib / "model.pt").exists():
-            if (ia / "model.pt").exists() and (ib / "model.pt").exists():
-                dev, note = _weights_deviation(ia / "model.pt", ib / "model.pt")
-            else:
-                dev, note = float("inf"), "trained on one path only"
-            out.append(Comparison(k, "model weights", dev, w_tol, note))
+        out.extend(_compare_iteration(a.iteration(k), b.iteration(k), k, tol))
     return out
 
 
@@ -189,3 +208,52 @@ def format_table(data: dict[str, Any]) -> str:
     else:
         lines.append("DIVERGED: the paths ran a different number of iterations.")
     return "\n".join(lines)
+
+
+def _check_parallel(settings: RunSettings) -> None:
+    from hinqs.errors import InputError
+
+    executor = settings.parallel.executor
+    if executor == "sequential":
+        raise InputError("parallel.executor is 'sequential': there is no parallel path to verify")
+    if executor == "mpi":
+        raise InputError(
+            "hinqs verify runs its paths in-process and cannot start MPI ranks; verify with executor 'process'"
+        )
+
+
+def verify_settings(
+    settings: RunSettings, system: str, out: Path, *, iterations: int | None = None, parallel_seed: int | None = None
+) -> tuple[dict[str, Any], str]:
+    """Run both paths into ``out`` (one shared Hamiltonian) and write report.json/report.txt.
+
+    Both paths use one Hamiltonian: integrals are computed once (the SCF of degenerate
+    molecules depends on thread counts), exactly as the workflow does.
+    """
+    import shutil
+
+    from hinqs.atomic import write_json, write_text
+    from hinqs.driver import run_loop
+    from hinqs.steps.prepare import prepare
+
+    _check_parallel(settings)
+    for name in ("sequential", "parallel"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    ham = prepare(settings, system, out / "hamiltonian" / system)
+    reference = {"parallel__executor": "sequential", "parallel__threads_per_worker": 1}
+    seq = run_loop(settings, system, out / "sequential", max_iterations=iterations, sqd_overrides=reference,
+                   hamiltonian_dir=ham)  # fmt: skip
+    par_settings = settings if parallel_seed is None else replace(settings, seed=parallel_seed)
+    par = run_loop(par_settings, system, out / "parallel", max_iterations=iterations, hamiltonian_dir=ham)
+    exact = settings.parallel.threads_per_worker == 1
+    comparisons = compare_runs(seq.system_dir, par.system_dir, min(seq.iterations, par.iterations), exact=exact)
+    paths = {
+        "sequential": {"executor": "sequential", "workers": 1, "threads_per_worker": 1},
+        "parallel": {k: getattr(settings.parallel, k) for k in ("executor", "workers", "threads_per_worker")},
+        "exact": exact,
+    }
+    data = report(comparisons, (seq.iterations, par.iterations), paths)
+    table = format_table(data)
+    write_json(out / "report.json", data)
+    write_text(out / "report.txt", table + "\n")
+    return data, table

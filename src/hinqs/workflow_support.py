@@ -4,8 +4,8 @@
   ``hinqs`` command reads it, and only when its content changed: rules name it as a
   parameter, not an input, and list the config sections they depend on as ``params``, so
   Snakemake's params trigger reruns exactly the steps whose settings changed.
-- ``iteration_name`` and ``iterations_to_run`` define the iteration folders and walk the
-  chain of checkpoint statuses until one says stop.
+- ``iterations_to_run`` walks the chain of checkpoint statuses until one says stop (where
+  the files are is :mod:`hinqs.layout`'s business).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import yaml
 from hinqs.atomic import write_text
 from hinqs.convergence import read_status
 
-ITERATION_DIGITS = 3
-
 
 def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``config`` as YAML at ``path`` unless the file already holds exactly that."""
@@ -32,16 +30,11 @@ def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Pat
     return path
 
 
-def iteration_name(k: int) -> str:
-    """Folder name of iteration ``k`` (0 holds the initial model)."""
-    return f"iter_{k:0{ITERATION_DIGITS}d}"
-
-
 def iterations_to_run(status_path_of: Callable[[int], str], max_iterations: int) -> int:
     """Number of iterations until a status says stop; ``status_path_of(k)`` may raise
     Snakemake's IncompleteCheckpointException when that status does not exist yet."""
     for k in range(1, max_iterations + 1):
-        if read_status(status_path_of(k))["stop"]:
+        if read_status(status_path_of(k)).stop:
             return k
     return max_iterations
 

@@ -1,17 +1,20 @@
-# Paths, config snapshot and the iteration walk shared by all rules.
+# Paths (from hinqs.layout), config snapshot and the iteration walk shared by all rules.
 from hinqs.config import validate_config
-from hinqs.workflow_support import iteration_name, iterations_to_run, snapshot_config
+from hinqs.layout import RunLayout
+from hinqs.workflow_support import iterations_to_run, snapshot_config
 
 config = validate_config(config, "config")  # the checks a schema cannot express
-RESULTS = config["results_dir"]
-RUN_CONFIG = str(snapshot_config(config, f"{RESULTS}/.hinqs/config.yaml"))
+RESULTS = RunLayout.at(config["results_dir"])
+RUN_CONFIG = str(snapshot_config(config, RESULTS.config_snapshot))
 SYSTEMS = [s["name"] for s in config["systems"]]
-SYSTEM_BY_NAME = {s["name"]: s for s in config["systems"]}
 MAX_ITER = config["iterations"]["max"]
 HINQS_ENV = "../envs/hinqs.yaml"
 # torch + the model, the sampler frontier (bounded by nqs.max_batch) and the teacher.
 NQS_MEM_MB = 4000
 USE_GPU = 0 if config["nqs"]["device"] == "cpu" else 1
+# Output patterns: {system} and {k} are wildcards.
+SYS = RESULTS.system("{system}")
+IT = SYS.iteration("{k}")
 
 
 wildcard_constraints:
@@ -20,15 +23,12 @@ wildcard_constraints:
 
 
 def sysdir(system):
-    return f"{RESULTS}/{system}"
+    return str(RESULTS.system(system).root)
 
 
-def iterdir(system, k):
-    return f"{RESULTS}/{system}/{iteration_name(int(k))}"
-
-
-def prev(k):
-    return iteration_name(int(k) - 1)
+def files(system, k):
+    """The files of iteration k (an int or a wildcard string) of a system."""
+    return RESULTS.system(system).iteration(int(k))
 
 
 def n_iterations(system):
@@ -38,7 +38,7 @@ def n_iterations(system):
 
 
 def all_targets():
-    targets = expand(f"{RESULTS}/{{system}}/summary.json", system=SYSTEMS)
+    targets = expand(str(SYS.summary), system=SYSTEMS)
     if len(SYSTEMS) > 1:
-        targets.append(f"{RESULTS}/scan.csv")
+        targets.append(str(RESULTS.scan_csv))
     return targets

@@ -7,17 +7,17 @@ rule init_model:
     input:
         meta=rules.prepare.output.meta,
     output:
-        model=f"{RESULTS}/{{system}}/iter_000/model.pt",
+        model=str(SYS.iteration(0).model),
     params:
         config=RUN_CONFIG,
         nqs=config["nqs"],
         seed=config["seed"],
-        ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
     resources:
         gpu=USE_GPU,
         mem_mb=NQS_MEM_MB,
     log:
-        f"{RESULTS}/{{system}}/logs/init_model.log",
+        str(SYS.log("init_model")),
     shell:
         "hinqs init-model --config {params.config} --system {wildcards.system}"
         " --hamiltonian {params.ham} --out {output.model} > {log} 2>&1"
@@ -27,13 +27,11 @@ rule sample:
     conda:
         HINQS_ENV
     input:
-        model=lambda w: f"{iterdir(w.system, int(w.k) - 1)}/model.pt",
-        known=lambda w: (
-            [f"{iterdir(w.system, int(w.k) - 1)}/basis.npz"] if int(w.k) > 1 else []
-        ),
+        model=lambda w: str(files(w.system, int(w.k) - 1).model),
+        known=lambda w: [str(files(w.system, int(w.k) - 1).subspace)] if int(w.k) > 1 else [],
     output:
-        samples=f"{RESULTS}/{{system}}/iter_{{k}}/samples.npz",
-        stats=f"{RESULTS}/{{system}}/iter_{{k}}/sample_stats.json",
+        samples=str(IT.samples),
+        stats=str(IT.sample_stats),
     params:
         config=RUN_CONFIG,
         nqs=config["nqs"],
@@ -45,9 +43,9 @@ rule sample:
         gpu=USE_GPU,
         mem_mb=NQS_MEM_MB,
     log:
-        f"{RESULTS}/{{system}}/logs/sample_{{k}}.log",
+        str(SYS.log("sample", "{k}")),
     benchmark:
-        f"{RESULTS}/{{system}}/benchmarks/sample_{{k}}.tsv"
+        str(SYS.benchmark("sample", "{k}"))
     shell:
         "OMP_NUM_THREADS={threads} hinqs sample --config {params.config} --model {input.model}"
         " --iteration {params.iteration} --out {output.samples} --stats {output.stats} {params.known}"
@@ -60,12 +58,12 @@ rule train:
     wildcard_constraints:
         k=r"(?!000)\d{3}",
     input:
-        model=lambda w: f"{iterdir(w.system, int(w.k) - 1)}/model.pt",
-        teacher=f"{RESULTS}/{{system}}/iter_{{k}}/sqd/state.npz",
-        samples=f"{RESULTS}/{{system}}/iter_{{k}}/samples.npz",
+        model=lambda w: str(files(w.system, int(w.k) - 1).model),
+        teacher=str(IT.state),
+        samples=str(IT.samples),
     output:
-        model=f"{RESULTS}/{{system}}/iter_{{k}}/model.pt",
-        history=f"{RESULTS}/{{system}}/iter_{{k}}/train.json",
+        model=str(IT.model),
+        history=str(IT.train_history),
     params:
         config=RUN_CONFIG,
         nqs=config["nqs"],
@@ -76,9 +74,9 @@ rule train:
         gpu=USE_GPU,
         mem_mb=NQS_MEM_MB,
     log:
-        f"{RESULTS}/{{system}}/logs/train_{{k}}.log",
+        str(SYS.log("train", "{k}")),
     benchmark:
-        f"{RESULTS}/{{system}}/benchmarks/train_{{k}}.tsv"
+        str(SYS.benchmark("train", "{k}"))
     shell:
         "OMP_NUM_THREADS={threads} hinqs train --config {params.config} --model {input.model}"
         " --teacher {input.teacher} --previous-samples {input.samples} --iteration {params.iteration}"

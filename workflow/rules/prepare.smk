@@ -5,17 +5,17 @@ rule prepare:
     conda:
         HINQS_ENV
     output:
-        meta=f"{RESULTS}/{{system}}/hamiltonian/meta.json",
-        hcore=f"{RESULTS}/{{system}}/hamiltonian/hcore.npy",
-        eri=f"{RESULTS}/{{system}}/hamiltonian/eri.npy",
+        meta=str(SYS.meta),
+        hcore=str(SYS.hamiltonian / "hcore.npy"),
+        eri=str(SYS.hamiltonian / "eri.npy"),
     params:
         config=RUN_CONFIG,
-        system=lambda w: SYSTEM_BY_NAME[w.system],
+        system=lambda w: next(s for s in config["systems"] if s["name"] == w.system),
         references=config["references"],
-        out=lambda w: f"{sysdir(w.system)}/hamiltonian",
+        out=lambda w: str(RESULTS.system(w.system).hamiltonian),
     log:
-        f"{RESULTS}/{{system}}/logs/prepare.log",
+        str(SYS.log("prepare")),
     benchmark:
-        f"{RESULTS}/{{system}}/benchmarks/prepare.tsv"
+        str(SYS.benchmark("prepare"))
     shell:
-        "hinqs prepare {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"
+        "hinqs prepare --config {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"

@@ -6,19 +6,17 @@ rule summarize:
         HINQS_ENV
     input:
         meta=rules.prepare.output.meta,
-        status=lambda w: [
-            f"{iterdir(w.system, k)}/status.json" for k in range(1, n_iterations(w.system) + 1)
-        ],
+        status=lambda w: [str(files(w.system, k).status) for k in range(1, n_iterations(w.system) + 1)],
     output:
-        summary=f"{RESULTS}/{{system}}/summary.json",
+        summary=str(SYS.summary),
         table=report(
-            f"{RESULTS}/{{system}}/energies.csv",
+            str(SYS.energies_csv),
             caption="../report/energies.rst",
             category="Energies",
             subcategory="{system}",
         ),
         plot=report(
-            f"{RESULTS}/{{system}}/convergence.png",
+            str(SYS.convergence_png),
             caption="../report/convergence.rst",
             category="Convergence",
             subcategory="{system}",
@@ -27,7 +25,7 @@ rule summarize:
         n=lambda w, input: len(input.status),
         dir=lambda w: sysdir(w.system),
     log:
-        f"{RESULTS}/{{system}}/logs/summarize.log",
+        str(SYS.log("summarize")),
     shell:
         "hinqs summarize {params.dir} --iterations {params.n} > {log} 2>&1"
 
@@ -36,14 +34,14 @@ rule scan:
     conda:
         HINQS_ENV
     input:
-        summaries=expand(f"{RESULTS}/{{system}}/summary.json", system=SYSTEMS),
+        summaries=expand(str(SYS.summary), system=SYSTEMS),
     output:
-        table=report(f"{RESULTS}/scan.csv", caption="../report/scan.rst", category="Scan"),
-        plot=report(f"{RESULTS}/scan.png", caption="../report/scan.rst", category="Scan"),
+        table=report(str(RESULTS.scan_csv), caption="../report/scan.rst", category="Scan"),
+        plot=report(str(RESULTS.scan_png), caption="../report/scan.rst", category="Scan"),
     params:
         config=RUN_CONFIG,
     log:
-        f"{RESULTS}/logs/scan.log",
+        str(RESULTS.scan_log),
     shell:
         "hinqs scan --config {params.config} {input.summaries} --csv {output.table}"
         " --png {output.plot} > {log} 2>&1"

@@ -1,32 +1,28 @@
-# Cumulative basis, batched diagonalisation and the convergence checkpoint.
+# Cumulative determinant subspace, batched diagonalisation and the convergence checkpoint.
 from hinqs.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads
 
 
-rule basis:
+rule subspace:
     conda:
         HINQS_ENV
     input:
         meta=rules.prepare.output.meta,
-        samples=f"{RESULTS}/{{system}}/iter_{{k}}/samples.npz",
-        previous=lambda w: (
-            [f"{iterdir(w.system, int(w.k) - 1)}/basis.npz"] if int(w.k) > 1 else []
-        ),
-        teacher=lambda w: (
-            [f"{iterdir(w.system, int(w.k) - 1)}/sqd/state.npz"] if int(w.k) > 1 else []
-        ),
+        samples=str(IT.samples),
+        previous=lambda w: [str(files(w.system, int(w.k) - 1).subspace)] if int(w.k) > 1 else [],
+        teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
     output:
-        basis=f"{RESULTS}/{{system}}/iter_{{k}}/basis.npz",
+        subspace=str(IT.subspace),
     params:
         config=RUN_CONFIG,
-        options=config["basis"],
-        ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
-        previous=lambda w, input: f"--previous {input.previous}" if input.previous else "",
+        options=config["subspace"],
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        previous=lambda w, input: f"--previous-subspace {input.previous}" if input.previous else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     log:
-        f"{RESULTS}/{{system}}/logs/basis_{{k}}.log",
+        str(SYS.log("subspace", "{k}")),
     shell:
-        "hinqs basis --hamiltonian {params.ham} --samples {input.samples} {params.previous}"
-        " --config {params.config} {params.teacher} --out {output.basis} > {log} 2>&1"
+        "hinqs subspace --config {params.config} --hamiltonian {params.ham} --samples {input.samples}"
+        " {params.previous} {params.teacher} --out {output.subspace} > {log} 2>&1"
 
 
 rule diagonalize:
@@ -34,50 +30,48 @@ rule diagonalize:
         HINQS_ENV
     input:
         meta=rules.prepare.output.meta,
-        basis=f"{RESULTS}/{{system}}/iter_{{k}}/basis.npz",
+        subspace=str(IT.subspace),
     output:
         # Only the merged files are outputs: the per-batch files in sqd/batches survive a
         # killed job, so a rerun redoes only the unfinished batches.
-        result=f"{RESULTS}/{{system}}/iter_{{k}}/sqd/result.json",
-        state=f"{RESULTS}/{{system}}/iter_{{k}}/sqd/state.npz",
+        result=str(IT.result),
+        state=str(IT.state),
     params:
         config=RUN_CONFIG,
         sqd=config["sqd"],
         parallel=config["parallel"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
-        ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
-        out=lambda w: f"{iterdir(w.system, w.k)}/sqd",
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        out=lambda w: str(files(w.system, w.k).sqd),
         launch=diagonalize_launcher(config["parallel"]),
     threads: diagonalize_threads(config["parallel"])
     resources:
         mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"]),
     log:
-        f"{RESULTS}/{{system}}/logs/diagonalize_{{k}}.log",
+        str(SYS.log("diagonalize", "{k}")),
     benchmark:
-        f"{RESULTS}/{{system}}/benchmarks/diagonalize_{{k}}.tsv"
+        str(SYS.benchmark("diagonalize", "{k}"))
     shell:
         "{params.launch} diagonalize --config {params.config} --hamiltonian {params.ham}"
-        " --configs {input.basis} --iteration {params.iteration} --out {params.out} > {log} 2>&1"
+        " --pool {input.subspace} --iteration {params.iteration} --out {params.out} > {log} 2>&1"
 
 
 checkpoint check:
     conda:
         HINQS_ENV
     input:
-        result=f"{RESULTS}/{{system}}/iter_{{k}}/sqd/result.json",
-        previous=lambda w: (
-            [f"{iterdir(w.system, int(w.k) - 1)}/status.json"] if int(w.k) > 1 else []
-        ),
+        result=str(IT.result),
+        previous=lambda w: [str(files(w.system, int(w.k) - 1).status)] if int(w.k) > 1 else [],
     output:
-        status=f"{RESULTS}/{{system}}/iter_{{k}}/status.json",
+        status=str(IT.status),
     params:
         config=RUN_CONFIG,
         iterations=config["iterations"],
         iteration=lambda w: int(w.k),
-        previous=lambda w, input: f"--previous {input.previous}" if input.previous else "",
+        previous=lambda w, input: f"--previous-status {input.previous}" if input.previous else "",
     log:
-        f"{RESULTS}/{{system}}/logs/check_{{k}}.log",
+        str(SYS.log("check", "{k}")),
     shell:
         "hinqs check --config {params.config} --iteration {params.iteration}"
         " --result {input.result} {params.previous} --out {output.status} > {log} 2>&1"

@@ -6,23 +6,23 @@ rule verify_system:
     conda:
         HINQS_ENV
     output:
-        report=f"{RESULTS}/verify/{{system}}/report.json",
+        report=str(RESULTS.verify("{system}") / "report.json"),
         table=report(
-            f"{RESULTS}/verify/{{system}}/report.txt",
+            str(RESULTS.verify("{system}") / "report.txt"),
             caption="../report/verify.rst",
             category="Verification",
             subcategory="{system}",
         ),
     params:
         config=RUN_CONFIG,
-        out=lambda w: f"{RESULTS}/verify/{w.system}",
+        out=lambda w: str(RESULTS.verify(w.system)),
     threads: diagonalize_threads(config["parallel"])
     log:
-        f"{RESULTS}/{{system}}/logs/verify.log",
+        str(SYS.log("verify")),
     shell:
-        "hinqs verify {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"
+        "hinqs verify --config {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"
 
 
 rule verify:
     input:
-        expand(f"{RESULTS}/verify/{{system}}/report.json", system=SYSTEMS),
+        expand(str(RESULTS.verify("{system}") / "report.json"), system=SYSTEMS),

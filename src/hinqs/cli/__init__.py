@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from hinqs import __version__
+from hinqs.cli._options import RENAMED_COMMANDS, check_renamed, renamed_option
 from hinqs.errors import InputError, StepFailed
 
 
@@ -47,9 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hinqs`` console script."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv and argv[0] in RENAMED_COMMANDS:
+        print(f"hinqs: error: the command {argv[0]!r} is now {RENAMED_COMMANDS[argv[0]]!r}", file=sys.stderr)
+        return InputError.exit_code
+    module = next((m for m in _command_modules() if argv and argv[0] == m.COMMAND), None)
+    message = renamed_option(module, argv[1:]) if module else None
+    if message:
+        print(f"hinqs {argv[0]}: error: {message}", file=sys.stderr)
+        return InputError.exit_code
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_renamed(args)
         return int(args._run(args) or 0)
     except InputError as exc:
         print(f"hinqs {args.command}: error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Diagonalise batches of a determinant pool in parallel and merge them (one SQD step).
 
-Reads the pool from FILE.npz (``alpha`` and ``beta`` uint64 CI strings, optional
+Reads the pool from ``--pool FILE.npz`` (``alpha`` and ``beta`` uint64 CI strings, optional
 ``counts``), draws ``--batches`` batches of ``--samples-per-batch`` determinants from the
 seeded streams of ``--iteration``, solves them with the chosen executor and writes
 ``OUT/result.json`` (merged energy, best batch, every batch's status) and ``OUT/state.npz``
@@ -15,22 +15,25 @@ For the mpi executor, start it under MPI with mpi4py's pool server, e.g.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from hinqs.cli._options import add_config, load_settings
+from hinqs.sqd.settings import EXECUTORS, SOLVERS
 
 COMMAND = "diagonalize"
+RENAMED = {"--configs": "--pool"}
 HELP = "diagonalise batches of determinants in parallel and merge them (one SQD step)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hinqs diagonalize``."""
     parser.add_argument("--hamiltonian", required=True, metavar="DIR", help="Hamiltonian folder (hinqs prepare)")
-    parser.add_argument("--configs", required=True, metavar="FILE.npz", help="pool: alpha, beta (uint64), counts")
+    parser.add_argument("--pool", required=True, metavar="FILE.npz", help="determinants: alpha, beta (uint64), counts")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (result.json, state.npz)")
-    parser.add_argument("--config", metavar="YAML", help="run config supplying defaults (seed, sqd.*, parallel.*)")
+    add_config(parser, required=False, purpose="seed, sqd.*, parallel.* (default: the schema's defaults)")
     parser.add_argument("--batches", type=int, metavar="N", help="number of batches (sqd.n_batches)")
     parser.add_argument("--samples-per-batch", type=int, metavar="M", help="determinants per batch")
-    parser.add_argument("--solver", choices=["solve_fermion", "lean"], help="batch solver (sqd.solver)")
-    parser.add_argument("--executor", choices=["sequential", "process", "mpi"], help="where batches run")
+    parser.add_argument("--solver", choices=SOLVERS, help="batch solver (sqd.solver)")
+    parser.add_argument("--executor", choices=EXECUTORS, help="where batches run")
     parser.add_argument("--workers", type=int, metavar="W", help="worker processes (process executor)")
     parser.add_argument("--threads-per-worker", type=int, metavar="T", help="OpenMP/BLAS threads per worker")
     parser.add_argument("--seed", type=int, metavar="S", help="run seed")
@@ -41,39 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-batch progress lines on stderr")
 
 
-def _read_pool(path: str) -> tuple[Any, Any, Any]:
-    import zipfile
-
-    import numpy as np
-
-    from hinqs.errors import InputError
-
-    try:
-        with np.load(path) as data:
-            missing = [k for k in ("alpha", "beta") if k not in data.files]
-            if missing:
-                raise InputError(f"{path}: missing {', '.join(missing)} (expected alpha, beta, optional counts)")
-            alpha, beta = data["alpha"], data["beta"]
-            counts = data["counts"] if "counts" in data.files else None
-    except FileNotFoundError:
-        raise InputError(f"configs file not found: {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
-    for name, array in (("alpha", alpha), ("beta", beta)):
-        if not np.issubdtype(array.dtype, np.integer):
-            raise InputError(f"{path}: {name} must hold integer CI strings, got {array.dtype}")
-    if counts is not None and not (np.issubdtype(counts.dtype, np.integer) or np.issubdtype(counts.dtype, np.floating)):
-        raise InputError(f"{path}: counts must be numbers, got {counts.dtype}")
-    return alpha, beta, counts
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run one diagonalisation step; print the merged energy."""
+def _log_to_stderr(quiet: bool) -> None:
     import logging
     import sys
-
-    from hinqs.sqd.settings import SQDSettings
-    from hinqs.sqd.step import run_diagonalization
 
     logger = logging.getLogger("hinqs.sqd")
     if not logger.handlers:
@@ -81,15 +54,18 @@ def run(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("hinqs diagonalize: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
-    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
-    if args.config:
-        from hinqs.config import load_config
 
-        settings = SQDSettings.from_config(load_config(args.config), iteration=args.iteration)
-    else:
-        settings = SQDSettings(iteration=args.iteration)
-    settings = settings.with_overrides(
+def run(args: argparse.Namespace) -> int:
+    """Run one diagonalisation step; print the merged energy."""
+    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.steps.diagonalize import diagonalize
+
+    _log_to_stderr(args.quiet)
+    settings = load_settings(args.config) if args.config else RunSettings.defaults()
+    step = with_overrides(
+        settings.sqd_step(args.iteration),
         seed=args.seed,
         n_batches=args.batches,
         samples_per_batch=args.samples_per_batch,
@@ -101,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         parallel__batch_timeout=args.batch_timeout,
         parallel__retries=args.retries,
     )
-    alpha, beta, counts = _read_pool(args.configs)
-    result = run_diagonalization(args.hamiltonian, alpha, beta, counts, args.out, settings)
+    result = diagonalize(args.hamiltonian, args.pool, args.out, step)
     summary = result.summary
     print(
         f"E = {result.energy!r} Ha (batch {result.best_batch}; {summary['n_ok']} ok, "

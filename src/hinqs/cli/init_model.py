@@ -8,37 +8,28 @@ from __future__ import annotations
 
 import argparse
 
+from hinqs.cli._options import add_config, load_settings
+
 COMMAND = "init-model"
 HELP = "initialise the neural quantum state (model.pt) of a system from the config"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="run config (YAML)")
+    add_config(parser)
     parser.add_argument("--hamiltonian", required=True, help="Hamiltonian folder (norb and nelec from meta.json)")
     parser.add_argument("--out", required=True, help="checkpoint to write (model.pt)")
     parser.add_argument("--system", help="system name (needed when the config has several)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hinqs.config import get_system, load_config
-    from hinqs.errors import InputError
-    from hinqs.hamiltonian import active_shape, read_meta
-    from hinqs.nqs.checkpoint import init_checkpoint, save_checkpoint
-    from hinqs.nqs.settings import nqs_settings
+    from hinqs.steps.nqs import init_model
 
-    config = load_config(args.config)
-    system = get_system(config, args.system)["name"]
-    meta = read_meta(args.hamiltonian)
-    norb, nelec = active_shape(meta, args.hamiltonian)
-    try:
-        state = init_checkpoint(norb, nelec, nqs_settings(config), seed=int(config["seed"]), system=system)
-    except ValueError as exc:
-        raise InputError(f"cannot build the model: {exc}") from None
-    save_checkpoint(state, args.out)
-    n_params = sum(p.numel() for p in state.model.parameters())
-    cfg = state.config
+    settings = load_settings(args.config)
+    system = settings.system(args.system)["name"]
+    report = init_model(settings.nqs, settings.seed, system, args.hamiltonian, args.out)
+    nqs = settings.nqs
     print(
-        f"hinqs init-model: {system}: norb={norb} nelec={nelec} d_model={cfg.d_model} "
-        f"n_layers={cfg.n_layers} n_heads={cfg.n_heads} ({n_params} parameters) -> {args.out}"
+        f"hinqs init-model: {system}: norb={report.norb} nelec={report.nelec} d_model={nqs.d_model} "
+        f"n_layers={nqs.n_layers} n_heads={nqs.n_heads} ({report.n_parameters} parameters) -> {args.out}"
     )
     return 0

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import argparse
 
+from hinqs.cli._options import add_config, add_positional_config_pointer, load_settings
+
 COMMAND = "prepare"
 HELP = "SCF + active space -> hcore.npy, eri.npy, meta.json (with reference energies)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config (YAML)")
+    add_config(parser, required=False)  # required, checked after the pointer for the old positional form
     parser.add_argument("--out", required=True, help="Hamiltonian folder to write")
     parser.add_argument("--system", help="system name (needed when the config has several)")
+    add_positional_config_pointer(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hinqs.config import get_system, load_config
-    from hinqs.prepare import prepare_system
+    from hinqs.steps.prepare import prepare
 
-    config = load_config(args.config)
-    system = get_system(config, args.system)
-    out = prepare_system(system, config["references"], args.out)
+    out = prepare(load_settings(args.config), args.system, args.out)
     print(f"hinqs prepare: wrote {out}")
     return 0

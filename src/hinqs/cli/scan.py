@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from hinqs.cli._options import add_config, load_settings
+
 COMMAND = "scan"
 HELP = "potential-energy curve (scan.csv, scan.png) over several systems' summaries"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="run config (for the systems' coordinates)")
+    add_config(parser, purpose="the systems' coordinates")
     parser.add_argument("summaries", nargs="+", help="summary.json files, in the config's system order")
     parser.add_argument("--csv", required=True, help="table to write")
     parser.add_argument("--png", required=True, help="plot to write")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from hinqs.steps.summarize import scan
 
-    from hinqs.config import load_config
-    from hinqs.summary import write_scan
-
-    systems = load_config(args.config)["systems"]
-    summaries = [json.loads(Path(p).read_text()) for p in args.summaries]
-    coordinates = [float(s.get("coordinate", i)) for i, s in enumerate(systems)]
-    write_scan(summaries, coordinates, Path(args.csv), Path(args.png))
+    scan(load_settings(args.config), args.summaries, args.csv, args.png)
     return 0

@@ -14,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hinqs.summary import write_summary
+    from hinqs.steps.summarize import summarize
 
-    summary = write_summary(args.system_dir, args.iterations)
+    summary = summarize(args.system_dir, args.iterations)
     errors = ", ".join(f"{k} {v:+.4f} mHa" for k, v in summary["error_mha"].items())
     print(f"hinqs summarize: {summary['system']} E={summary['best_energy']:.10f} ({errors})")
     return 0

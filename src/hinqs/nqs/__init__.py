@@ -19,7 +19,7 @@ The loop in-process (what a ``verify`` command can run)::
     for k in range(1, n_iterations + 1):
         samples = sampler.sample_for_iteration(state.model, n_samples, state.seed, k, temperature)
         ...  # basis + SQD on samples.alpha, samples.beta -> state.npz
-        target = teacher.load_teacher("state.npz", norb=norb, nelec=nelec)
+        target = teacher.read_teacher("state.npz", norb=norb, nelec=nelec)
         report = trainer.train(state, target, iteration=k, epochs=100)
         checkpoint.save_checkpoint(state, f"iter_{k}/model.pt")
 """

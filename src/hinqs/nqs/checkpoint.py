@@ -37,6 +37,7 @@ Python API::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,28 +115,27 @@ def make_optimizer(model: AutoregressiveNQS, learning_rate: float) -> torch.opti
 def init_checkpoint(
     norb: int,
     nelec: tuple[int, int],
-    nqs: dict[str, Any] | None = None,
+    nqs: Mapping[str, Any],
     *,
     seed: int,
     system: str,
     device: torch.device | str = "cpu",
 ) -> NQSState:
-    """A fresh model and optimiser from the ``nqs`` config section (defaults for missing keys).
+    """A fresh model and optimiser from the ``nqs`` settings (d_model, n_layers, n_heads, learning_rate).
 
     Weights are drawn from the stream ``("nqs-init", system)``, on the CPU, then moved to
     ``device``, so the initial model is the same on every device.
     """
-    nqs = nqs or {}
     config = NQSConfig(
         norb=int(norb),
         n_alpha=int(nelec[0]),
         n_beta=int(nelec[1]),
-        d_model=int(nqs.get("d_model", 32)),
-        n_layers=int(nqs.get("n_layers", 2)),
-        n_heads=int(nqs.get("n_heads", 4)),
+        d_model=int(nqs["d_model"]),
+        n_layers=int(nqs["n_layers"]),
+        n_heads=int(nqs["n_heads"]),
     )
     model = build_model(config, int_seed(seed, "nqs-init", system)).to(device)
-    learning_rate = float(nqs.get("learning_rate", DEFAULT_LEARNING_RATE))
+    learning_rate = float(nqs["learning_rate"])
     return NQSState(model=model, seed=int(seed), system=str(system), learning_rate=learning_rate)
 
 

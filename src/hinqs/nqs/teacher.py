@@ -22,6 +22,7 @@ import numpy as np
 
 from hinqs.determinants import validate_determinants
 from hinqs.errors import InputError
+from hinqs.files import read_state
 
 DEFAULT_MAX_DETERMINANTS = 4096
 DEFAULT_MIN_WEIGHT = 1e-12
@@ -117,7 +118,7 @@ def teacher_from_amplitudes(
     )
 
 
-def load_teacher(
+def read_teacher(
     path: str | os.PathLike[str],
     *,
     norb: int | None = None,
@@ -125,20 +126,12 @@ def load_teacher(
     max_determinants: int = DEFAULT_MAX_DETERMINANTS,
     min_weight: float = DEFAULT_MIN_WEIGHT,
 ) -> Teacher:
-    """Read ``state.npz`` and build the teacher; with ``norb``/``nelec`` check the electron counts."""
-    try:
-        with np.load(path) as data:
-            arrays = {key: data[key] for key in ("ci_strs_a", "ci_strs_b", "amplitudes")}
-    except FileNotFoundError:
-        raise InputError(f"teacher state not found: {path}") from None
-    except KeyError as exc:
-        raise InputError(f"{path}: teacher state lacks array {exc.args[0]!r}") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read teacher state: {exc}") from None
+    """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
+    state = read_state(path)
     teacher = teacher_from_amplitudes(
-        arrays["ci_strs_a"],
-        arrays["ci_strs_b"],
-        arrays["amplitudes"],
+        state.ci_strs_a,
+        state.ci_strs_b,
+        state.amplitudes,
         max_determinants=max_determinants,
         min_weight=min_weight,
     )

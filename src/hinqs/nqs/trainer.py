@@ -114,6 +114,53 @@ def kl_divergence(model: AutoregressiveNQS, teacher: Teacher) -> tuple[float, fl
     return kl, float(np.exp(log_p).sum())
 
 
+def _record(state: NQSState, report: TrainReport, teacher: Teacher) -> None:
+    """A short line of this training call in the checkpoint's history."""
+    state.history.append(
+        {
+            "iteration": report.iteration,
+            "epochs": report.epochs,
+            "kl_before": report.kl_before,
+            "kl_after": report.kl_after,
+            "loss_last": report.losses[-1] if report.losses else None,
+            "teacher_kept": len(teacher),
+        }
+    )
+
+
+def _epoch(
+    state: NQSState,
+    states: torch.Tensor,
+    q: torch.Tensor,
+    teacher: Teacher,
+    generator: np.random.Generator,
+    batch_size: int | None,
+    smoothing: float,
+) -> tuple[float, float]:
+    """One Adam step over the whole teacher (``batch_size`` None) or a drawn mini-batch.
+
+    Returns the objective and the cross-entropy of the teacher under the model before the step.
+    """
+    model = state.model
+    state.optimizer.zero_grad(set_to_none=True)
+    if batch_size is None:
+        batches = [(states[i : i + CHUNK], q[i : i + CHUNK]) for i in range(0, len(states), CHUNK)]
+    else:
+        picks = torch.from_numpy(generator.choice(len(teacher), size=batch_size, p=teacher.probs))
+        picked = states[picks.to(model.device)]
+        uniform = torch.full((batch_size,), 1.0 / batch_size, dtype=torch.float64, device=model.device)
+        batches = [(picked[i : i + CHUNK], uniform[i : i + CHUNK]) for i in range(0, batch_size, CHUNK)]
+    total = 0.0
+    cross_entropy = 0.0
+    for chunk_states, chunk_weights in batches:
+        loss, log_p = _objective(model, chunk_states, chunk_weights, smoothing)
+        loss.backward()
+        total += float(loss.detach())
+        cross_entropy -= float((chunk_weights * log_p).sum())
+    state.optimizer.step()
+    return total, cross_entropy
+
+
 def train(
     state: NQSState,
     teacher: Teacher,
@@ -130,10 +177,8 @@ def train(
     the state after ``train(k, 4)`` and calling ``train(k, 6)`` on the loaded copy gives the
     same weights as ``train(k, 10)``.
     """
-    if epochs < 0:
-        raise ValueError("epochs must be non-negative")
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError("smoothing must be in [0, 1)")
+    if epochs < 0 or not 0.0 <= smoothing < 1.0:
+        raise ValueError("epochs must be non-negative and smoothing in [0, 1)")
     started = time.perf_counter()
     model = state.model
     if learning_rate is not None:
@@ -147,26 +192,12 @@ def train(
     losses: list[float] = []
     kls: list[float] = []
     for _ in range(epochs):
-        state.optimizer.zero_grad(set_to_none=True)
-        if full_batch:
-            batches = [(states[i : i + CHUNK], q[i : i + CHUNK]) for i in range(0, len(states), CHUNK)]
-        else:
-            assert batch_size is not None
-            picks = torch.from_numpy(generator.choice(len(teacher), size=batch_size, p=teacher.probs))
-            picked = states[picks.to(model.device)]
-            uniform = torch.full((batch_size,), 1.0 / batch_size, dtype=torch.float64, device=model.device)
-            batches = [(picked[i : i + CHUNK], uniform[i : i + CHUNK]) for i in range(0, batch_size, CHUNK)]
-        total = 0.0
-        cross_entropy = 0.0
-        for chunk_states, chunk_weights in batches:
-            loss, log_p = _objective(model, chunk_states, chunk_weights, smoothing)
-            loss.backward()
-            total += float(loss.detach())
-            cross_entropy -= float((chunk_weights * log_p).sum())
+        total, cross_entropy = _epoch(
+            state, states, q, teacher, generator, None if full_batch else batch_size, smoothing
+        )
         losses.append(total)
         if full_batch:
             kls.append(cross_entropy - teacher.entropy)
-        state.optimizer.step()
     kl_after, mass_after = kl_divergence(model, teacher)
     state.epochs_done = (state.epochs_done if continuing else 0) + epochs
     state.iteration = iteration
@@ -187,16 +218,7 @@ def train(
         teacher=teacher.summary(),
         wall_s=time.perf_counter() - started,
     )
-    state.history.append(
-        {
-            "iteration": iteration,
-            "epochs": epochs,
-            "kl_before": kl_before,
-            "kl_after": kl_after,
-            "loss_last": losses[-1] if losses else None,
-            "teacher_kept": len(teacher),
-        }
-    )
+    _record(state, report, teacher)
     return report
 
 

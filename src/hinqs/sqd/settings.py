@@ -1,15 +1,15 @@
 """Settings of one diagonalisation step, as plain frozen dataclasses.
 
 They mirror the ``seed``, ``sqd`` and ``parallel`` sections of the run config (see
-``schemas/config.schema.yaml``) so that the step can be driven from a config, from the
-command line or from Python without a config file. They are picklable and hold only
-plain Python values: a :class:`SolverSettings` travels with every batch task to worker
-processes and MPI ranks.
+``schemas/config.schema.yaml``, which owns every default: these classes have none, and
+:class:`hinqs.settings.RunSettings` builds them). They are picklable and hold only plain
+Python values: a :class:`SolverSettings` travels with every batch task to worker processes
+and MPI ranks.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from hinqs.errors import InputError
@@ -26,11 +26,11 @@ class SolverSettings:
     ``spin_sq`` is set (qiskit-addon-sqd's default, 0.1).
     """
 
-    solver: str = "solve_fermion"
-    max_cycle: int = 200
-    conv_tol: float = 1.0e-10
-    spin_sq: float | None = None
-    shift: float = 0.1
+    solver: str
+    max_cycle: int
+    conv_tol: float
+    spin_sq: float | None
+    shift: float
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -57,12 +57,12 @@ class ParallelSettings:
     C code can take a while at large subspaces.
     """
 
-    executor: str = "process"
-    workers: int = 2
-    threads_per_worker: int = 1
-    batch_timeout: float | None = None
-    retries: int = 1
-    kill_grace: float = 10.0
+    executor: str
+    workers: int
+    threads_per_worker: int
+    batch_timeout: float | None
+    retries: int
+    kill_grace: float
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -75,8 +75,8 @@ class ParallelSettings:
             raise InputError("batch_timeout must be positive (or null for no limit)")
         if self.retries < 0:
             raise InputError("retries must be non-negative")
-        if self.kill_grace < 0:
-            raise InputError("kill_grace must be non-negative")
+        if not self.kill_grace > 0:
+            raise InputError("kill_grace must be positive")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -87,12 +87,12 @@ class ParallelSettings:
 class SQDSettings:
     """Everything one diagonalisation step needs besides its inputs."""
 
-    seed: int = 1234
-    iteration: int = 0
-    n_batches: int = 4
-    samples_per_batch: int = 300
-    solver: SolverSettings = field(default_factory=SolverSettings)
-    parallel: ParallelSettings = field(default_factory=ParallelSettings)
+    seed: int
+    iteration: int
+    n_batches: int
+    samples_per_batch: int
+    solver: SolverSettings
+    parallel: ParallelSettings
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -103,54 +103,6 @@ class SQDSettings:
             raise InputError("n_batches must be at least 1")
         if self.samples_per_batch < 1:
             raise InputError("samples_per_batch must be at least 1")
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], iteration: int = 0) -> SQDSettings:
-        """Settings from a validated config (``hinqs.config.load_config``: defaults filled)."""
-        sqd = config.get("sqd", {})
-        par = config.get("parallel", {})
-        solver = SolverSettings(
-            **{k: sqd[k] for k in ("solver", "max_cycle", "conv_tol", "spin_sq", "shift") if k in sqd}
-        )
-        parallel = ParallelSettings(
-            **{
-                k: par[k]
-                for k in ("executor", "workers", "threads_per_worker", "batch_timeout", "retries", "kill_grace")
-                if k in par
-            }
-        )
-        top = {k: sqd[k] for k in ("n_batches", "samples_per_batch") if k in sqd}
-        return cls(
-            seed=int(config.get("seed", cls.seed)),
-            iteration=iteration,
-            solver=solver,
-            parallel=parallel,
-            **top,
-        )
-
-    def with_overrides(self, **changes: Any) -> SQDSettings:
-        """A copy with some fields replaced; ``solver__x`` / ``parallel__x`` reach the nested ones.
-
-        ``None`` values are ignored, so command-line options left out keep the config's value.
-        """
-        top: dict[str, Any] = {}
-        solver: dict[str, Any] = {}
-        parallel: dict[str, Any] = {}
-        for key, value in changes.items():
-            if value is None:
-                continue
-            if key.startswith("solver__"):
-                solver[key.removeprefix("solver__")] = value
-            elif key.startswith("parallel__"):
-                parallel[key.removeprefix("parallel__")] = value
-            else:
-                top[key] = value
-        return replace(
-            self,
-            solver=replace(self.solver, **solver),
-            parallel=replace(self.parallel, **parallel),
-            **top,
-        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json."""

@@ -1,0 +1,42 @@
+"""Grow the cumulative determinant subspace: previous subspace + this iteration's samples + HF.
+
+With ``--teacher`` (the previous iteration's ``sqd/state.npz``) the config's ``subspace``
+options apply (see :mod:`hinqs.expansion`): PT2-ranked single/double string excitations of
+the teacher's top strings join the subspace, and ``subspace.max_size`` caps it. Both are
+off by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hinqs.cli._options import add_config, load_settings
+
+COMMAND = "subspace"
+RENAMED = {"--previous": "--previous-subspace"}
+HELP = "merge sampled determinants into the cumulative determinant subspace (subspace.npz)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config(parser, purpose="its `subspace` section (expansion and cap)")
+    parser.add_argument("--hamiltonian", required=True, help="Hamiltonian folder (for norb and nelec)")
+    parser.add_argument("--samples", required=True, help="samples.npz of this iteration")
+    parser.add_argument("--previous-subspace", help="subspace.npz of the previous iteration (none at the first)")
+    parser.add_argument("--teacher", help="sqd/state.npz of the previous iteration (for expansion and cap)")
+    parser.add_argument("--out", required=True, help="subspace.npz to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hinqs.steps.subspace import build_subspace
+
+    settings = load_settings(args.config)
+    report = build_subspace(
+        settings.subspace,
+        args.hamiltonian,
+        args.samples,
+        args.out,
+        previous=args.previous_subspace,
+        teacher=args.teacher,
+    )
+    print(f"hinqs subspace: {report.line()}")
+    return 0

@@ -1,0 +1,141 @@
+"""The HI-NQS-SQD loop of one system in one process: the steps called as functions.
+
+The Snakemake rules run each step as its own ``hinqs`` command; this driver calls the very
+same step functions (:mod:`hinqs.steps`) one after another, on the same files
+(:mod:`hinqs.layout`), so both produce the same numbers bit for bit. ``hinqs verify`` runs
+a config twice through it and the accuracy benchmarks run many systems with it. It times
+each stage itself and keeps one process pool open for all its diagonalisations (the
+per-step pool start of the workflow, 1-3 s, is paid once).
+
+    from hinqs.driver import run_loop
+    run = run_loop(RunSettings.from_config(load_config("config.yaml")), "n2", "results")
+    run.iterations, run.seconds[0]["diagonalize"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hinqs.convergence import Status
+from hinqs.layout import RunLayout, SystemLayout
+from hinqs.settings import RunSettings, with_overrides
+from hinqs.sqd.settings import SQDSettings
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """Where a run's files are, how many iterations it did, and seconds per stage."""
+
+    system: SystemLayout
+    iterations: int
+    status: Status | None
+    seconds: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def system_dir(self) -> Path:
+        return self.system.root
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Torch's CPU threads for the NQS stages, as the rules give them (OMP_NUM_THREADS=1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Clock:
+    """Seconds per stage of the current iteration."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def new_iteration(self) -> None:
+        self.rows.append({})
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.rows[-1][name] = time.perf_counter() - start
+
+
+def _iteration(
+    settings: RunSettings, system: SystemLayout, ham: Path, k: int, sqd: SQDSettings, executor: Any, clock: _Clock
+) -> Status:
+    """Sample, grow the subspace, diagonalise, check and (unless stopping) train: iteration ``k``."""
+    from hinqs.steps.check import check
+    from hinqs.steps.diagonalize import diagonalize
+    from hinqs.steps.nqs import sample, train
+    from hinqs.steps.subspace import build_subspace
+
+    here, before = system.iteration(k), system.iteration(k - 1)
+    previous = None if k == 1 else before  # iteration 1 has no previous subspace, state or status
+    clock.new_iteration()
+    with clock.stage("sample"), _torch_threads(1):
+        known = previous and previous.subspace
+        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats, known=known)
+    with clock.stage("subspace"):
+        teacher = previous and previous.state
+        build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher)
+    with clock.stage("diagonalize"):
+        diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor)
+    with clock.stage("check"):
+        last = previous and previous.status
+        status = check(settings.iterations, k, here.result, here.status, previous_status=last)
+    if not status.stop:
+        with clock.stage("train"), _torch_threads(1):
+            train(settings.nqs, before.model, here.state, k, here.model, history=here.train_history,
+                  previous_samples=here.samples)  # fmt: skip
+    return status
+
+
+def run_loop(
+    settings: RunSettings,
+    system: str,
+    results_dir: str | os.PathLike[str],
+    *,
+    max_iterations: int | None = None,
+    sqd_overrides: dict[str, Any] | None = None,
+    hamiltonian_dir: str | os.PathLike[str] | None = None,
+    keep_pool: bool = True,
+) -> LoopRun:
+    """Prepare (unless ``hamiltonian_dir`` is given), initialise, iterate until the status says stop.
+
+    ``sqd_overrides`` replace diagonalisation settings (``with_overrides`` keys, e.g.
+    ``{"parallel__executor": "sequential"}``): the only thing the two paths of
+    ``hinqs verify`` change. With ``keep_pool`` one executor serves every iteration.
+    """
+    from hinqs.sqd.step import executor_for
+    from hinqs.steps.nqs import init_model
+    from hinqs.steps.prepare import prepare
+
+    layout = RunLayout.at(results_dir).system(system)
+    ham = Path(hamiltonian_dir) if hamiltonian_dir else layout.hamiltonian
+    if hamiltonian_dir is None:
+        prepare(settings, system, ham)
+    init_model(settings.nqs, settings.seed, system, ham, layout.iteration(0).model)
+    sqd = with_overrides(settings.sqd_step(1), **(sqd_overrides or {}))
+    clock, status, k = _Clock(), None, 0
+    with contextlib.ExitStack() as stack:
+        executor = executor_for(sqd) if keep_pool else None
+        if executor is not None and hasattr(executor, "__enter__"):
+            stack.enter_context(executor)  # type: ignore[arg-type]
+        for k in range(1, (max_iterations or settings.iterations.max) + 1):
+            status = _iteration(settings, layout, ham, k, sqd, executor, clock)
+            if status.stop:
+                break
+    return LoopRun(layout, k, status, clock.rows)

@@ -1,0 +1,197 @@
+"""A run's settings as frozen dataclasses, built from a validated config.
+
+The config schema (``schemas/config.schema.yaml``) owns every default: these classes have
+none of their own, so a default can never drift between the schema, the command line and
+Python. :meth:`RunSettings.from_config` takes a config validated by
+:func:`hinqs.config.validate_config` (defaults filled in); :meth:`RunSettings.defaults`
+gives the schema's defaults for a command run without a config. Command-line options
+reach a section through :func:`with_overrides`, which ignores options left out (``None``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from typing import Any, TypeVar
+
+from hinqs.errors import InputError
+from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+
+T = TypeVar("T")
+
+
+def _section(cls: type[T], data: dict[str, Any]) -> T:
+    """``cls`` from the keys of a config section that name its fields."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """``references``: which reference energies ``hinqs prepare`` computes."""
+
+    fci_max_determinants: int
+    ccsd: bool
+
+
+@dataclass(frozen=True)
+class NQSSettings:
+    """``nqs``: the neural quantum state, its sampler and its training."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    samples: int
+    epochs: int
+    learning_rate: float
+    temperature: float
+    max_teacher_determinants: int
+    teacher_min_weight: float
+    batch_size: int
+    smoothing: float
+    max_batch: int
+    device: str
+
+    def __post_init__(self) -> None:
+        # The schema checks a config; these checks also cover command-line overrides.
+        checks = [
+            (self.samples >= 1, "nqs.samples must be at least 1"),
+            (self.temperature > 0, "nqs.temperature must be positive"),
+            (self.max_batch >= 4, "nqs.max_batch must be at least 4"),
+            (self.epochs >= 0, "nqs.epochs must be non-negative"),
+            (self.batch_size >= 0, "nqs.batch_size must be non-negative"),
+            (self.max_teacher_determinants >= 1, "nqs.max_teacher_determinants must be at least 1"),
+            (0.0 <= self.smoothing < 1.0, "nqs.smoothing must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExpansionSettings:
+    """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
+
+    strings: int
+    top_strings: int
+    partner_strings: int
+
+
+@dataclass(frozen=True)
+class SubspaceSettings:
+    """``subspace``: how the cumulative determinant set grows (expansion) and is capped."""
+
+    max_size: int
+    expansion: ExpansionSettings
+
+
+@dataclass(frozen=True)
+class SQDSection:
+    """``sqd``: the batches drawn per iteration and how each is solved."""
+
+    n_batches: int
+    samples_per_batch: int
+    solver: SolverSettings
+
+
+@dataclass(frozen=True)
+class IterationSettings:
+    """``iterations``: when the loop stops."""
+
+    max: int
+    tol: float
+    window: int
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every section of a validated run config."""
+
+    seed: int
+    results_dir: str
+    systems: tuple[dict[str, Any], ...]
+    references: ReferenceSettings
+    nqs: NQSSettings
+    sqd: SQDSection
+    parallel: ParallelSettings
+    mpi_launcher: str
+    subspace: SubspaceSettings
+    iterations: IterationSettings
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RunSettings:
+        """Settings from a validated config (every key present)."""
+        parallel = dict(config["parallel"])
+        subspace = dict(config["subspace"])
+        return cls(
+            seed=int(config["seed"]),
+            results_dir=str(config["results_dir"]),
+            systems=tuple(config["systems"]),
+            references=_section(ReferenceSettings, config["references"]),
+            nqs=_section(NQSSettings, config["nqs"]),
+            sqd=SQDSection(
+                int(config["sqd"]["n_batches"]),
+                int(config["sqd"]["samples_per_batch"]),
+                _section(SolverSettings, config["sqd"]),
+            ),
+            parallel=_section(ParallelSettings, parallel),
+            mpi_launcher=str(parallel["mpi_launcher"]),
+            subspace=SubspaceSettings(subspace["max_size"], _section(ExpansionSettings, subspace["expansion"])),
+            iterations=_section(IterationSettings, config["iterations"]),
+        )
+
+    @classmethod
+    def defaults(cls) -> RunSettings:
+        """The schema's defaults (no systems): for commands run without a config."""
+        from hinqs.config import schema_defaults
+
+        return cls.from_config({**schema_defaults(), "systems": []})
+
+    def sqd_step(self, iteration: int) -> SQDSettings:
+        """The settings of iteration ``iteration``'s diagonalisation step."""
+        return SQDSettings(
+            seed=self.seed,
+            iteration=iteration,
+            n_batches=self.sqd.n_batches,
+            samples_per_batch=self.sqd.samples_per_batch,
+            solver=self.sqd.solver,
+            parallel=self.parallel,
+        )
+
+    def system(self, name: str | None) -> dict[str, Any]:
+        """The system called ``name``; with ``None`` the only one (an error if there are several)."""
+        if name is None:
+            if len(self.systems) != 1:
+                raise InputError("the config has several systems: choose one with --system NAME")
+            return self.systems[0]
+        for system in self.systems:
+            if system["name"] == name:
+                return system
+        known = ", ".join(s["name"] for s in self.systems)
+        raise InputError(f"no system named {name!r} in the config (known: {known})")
+
+
+def with_overrides(settings: T, **changes: Any) -> T:
+    """A copy of a settings dataclass with some fields replaced.
+
+    ``None`` values are ignored (a command-line option left out keeps the config's value);
+    ``outer__inner`` reaches a field of a nested dataclass.
+    """
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        outer, _, inner = key.partition("__")
+        if inner:
+            nested.setdefault(outer, {})[inner] = value
+        else:
+            top[outer] = value
+    for outer, inner in nested.items():
+        child = getattr(settings, outer)
+        if not is_dataclass(child):
+            raise TypeError(f"{outer} is not a settings section")
+        top[outer] = with_overrides(child, **inner)
+    return replace(settings, **top)  # type: ignore[type-var]

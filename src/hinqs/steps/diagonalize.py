@@ -1,0 +1,32 @@
+"""Step: batches of the subspace diagonalised in parallel and merged -> sqd/{result.json, state.npz}."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from hinqs.files import read_determinants
+from hinqs.sqd.settings import SQDSettings
+
+if TYPE_CHECKING:
+    from hinqs.sqd.executors import BatchExecutor
+    from hinqs.sqd.step import DiagonalizationResult
+
+
+def diagonalize(
+    hamiltonian: str | os.PathLike[str],
+    pool: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    settings: SQDSettings,
+    *,
+    executor: BatchExecutor | None = None,
+) -> DiagonalizationResult:
+    """Draw ``settings.n_batches`` batches from the determinant file ``pool`` and solve them.
+
+    ``executor`` (e.g. a process pool kept open across iterations by the driver) replaces
+    the one ``settings.parallel`` names; results do not depend on which one runs them.
+    """
+    from hinqs.sqd.step import run_diagonalization
+
+    dets = read_determinants(pool, "determinant pool")
+    return run_diagonalization(hamiltonian, dets.alpha, dets.beta, dets.counts, out, settings, executor=executor)

@@ -1,0 +1,187 @@
+"""Steps of the neural quantum state: initial model, sampling, training.
+
+Deterministic given the checkpoint, the seed and the iteration: the initial weights come
+from the stream ("nqs-init", SYSTEM), the samples from ("nqs-sample", ITERATION), the
+mini-batches from ("nqs-train", ITERATION) (see :mod:`hinqs.seeding`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hinqs.atomic import write_json
+from hinqs.determinants import Determinants, validate_determinants
+from hinqs.files import read_determinants, read_samples, write_samples
+from hinqs.hamiltonian import active_shape, read_meta
+from hinqs.settings import NQSSettings
+
+EXACT_MASS_MAX = 8192  # previous determinants up to which the model's mass on them is computed exactly
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """The initial model's shape."""
+
+    norb: int
+    nelec: tuple[int, int]
+    n_parameters: int
+
+
+def init_model(
+    nqs: NQSSettings, seed: int, system: str, hamiltonian: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> InitReport:
+    """A fresh checkpoint shaped by the Hamiltonian (norb, nelec), weights from the seed."""
+    from hinqs.errors import InputError
+    from hinqs.nqs.checkpoint import init_checkpoint, save_checkpoint
+
+    norb, nelec = active_shape(read_meta(hamiltonian), hamiltonian)
+    try:
+        state = init_checkpoint(norb, nelec, nqs.as_dict(), seed=seed, system=system)
+    except ValueError as exc:
+        raise InputError(f"cannot build the model: {exc}") from None
+    save_checkpoint(state, out)
+    return InitReport(norb, nelec, sum(p.numel() for p in state.model.parameters()))
+
+
+def _load(model: str | os.PathLike[str], device_name: str) -> Any:
+    """The checkpoint on the chosen device, with deterministic kernels configured first."""
+    from hinqs.nqs.checkpoint import load_checkpoint
+    from hinqs.nqs.device import configure_determinism, resolve_device
+
+    device = resolve_device(device_name)
+    configure_determinism(device)
+    return load_checkpoint(model, device), device
+
+
+def _new_against(dets: Determinants, known_path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
+    from hinqs.nqs.trainer import known_mask
+
+    known = read_determinants(known_path, "known determinants")
+    new = ~known_mask(dets.alpha, dets.beta, known.alpha, known.beta)
+    return {
+        "n_known": len(known),
+        "n_new_unique": int(new.sum()),
+        "new_sample_fraction": float(dets.weights()[new].sum() / n_samples),
+    }
+
+
+def sample(
+    nqs: NQSSettings,
+    seed: int,
+    model: str | os.PathLike[str],
+    iteration: int,
+    out: str | os.PathLike[str],
+    *,
+    stats: str | os.PathLike[str] | None = None,
+    known: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Draw ``nqs.samples`` samples; write the unique determinants and return the statistics.
+
+    With ``known`` (e.g. the previous subspace) the statistics count the new determinants.
+    """
+    from hinqs.nqs.sampler import sample_for_iteration
+
+    state, device = _load(model, nqs.device)
+    started = time.perf_counter()
+    drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
+    wall = time.perf_counter() - started
+    validate_determinants(drawn.alpha, drawn.beta, state.config.norb, state.config.nelec)
+    dets = Determinants(drawn.alpha, drawn.beta, drawn.counts)
+    write_samples(out, dets, drawn.log_prob)
+    report: dict[str, Any] = {
+        "iteration": iteration,
+        "seed": seed,
+        "device": str(device),
+        "n_samples": nqs.samples,
+        "temperature": nqs.temperature,
+        "n_unique": len(dets),
+        "max_count_fraction": float(drawn.counts.max() / nqs.samples),
+        "sampled_mass": float(np.exp(drawn.log_prob).sum()),
+        "wall_s": wall,
+    }
+    if known:
+        report.update(_new_against(dets, known, nqs.samples))
+    if stats:
+        write_json(stats, report)
+    return report
+
+
+def _previous_summary(
+    state: Any, nqs: NQSSettings, iteration: int, previous_samples: str | os.PathLike[str], probe_samples: int
+) -> dict[str, Any]:
+    """The model's mass on the determinants sampled before training, and what a probe finds new."""
+    from hinqs.nqs.trainer import probe_new, support_mass
+
+    previous = read_samples(previous_samples)
+    dets = previous.determinants
+    summary: dict[str, Any] = {"n_unique": len(dets), "mass_before": previous.sampled_mass()}
+    if len(dets) <= EXACT_MASS_MAX:
+        summary["mass_after"] = support_mass(state.model, dets.alpha, dets.beta)
+    if probe_samples:
+        summary.update(
+            probe_new(
+                state.model, probe_samples, state.seed, iteration, dets.alpha, dets.beta, nqs.temperature, nqs.max_batch
+            )
+        )
+    return summary
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """The training history written beside the checkpoint."""
+
+    history: dict[str, Any]
+    n_teacher: int
+    device: str
+
+
+def train(
+    nqs: NQSSettings,
+    model: str | os.PathLike[str],
+    teacher: str | os.PathLike[str],
+    iteration: int,
+    out: str | os.PathLike[str],
+    *,
+    history: str | os.PathLike[str] | None = None,
+    previous_samples: str | os.PathLike[str] | None = None,
+    probe_samples: int = 0,
+) -> TrainReport:
+    """Train the model on the ground state's |c|^2 (``teacher``) and write the next checkpoint.
+
+    Adam's state carries over from ``model``. With ``previous_samples`` the history records
+    the model's mass on them before and after (a collapse check) and, with
+    ``probe_samples``, how many new determinants a probe sampling finds.
+    """
+    from hinqs.nqs.checkpoint import save_checkpoint
+    from hinqs.nqs.teacher import read_teacher
+    from hinqs.nqs.trainer import train as train_model
+
+    state, device = _load(model, nqs.device)
+    target = read_teacher(
+        teacher,
+        norb=state.config.norb,
+        nelec=state.config.nelec,
+        max_determinants=nqs.max_teacher_determinants,
+        min_weight=nqs.teacher_min_weight,
+    )
+    report = train_model(
+        state,
+        target,
+        iteration,
+        nqs.epochs,
+        learning_rate=nqs.learning_rate,
+        smoothing=nqs.smoothing,
+        batch_size=nqs.batch_size or None,
+    )
+    data = {**report.as_dict(), "device": str(device), "seed": state.seed}
+    if previous_samples is not None:
+        data["previous"] = _previous_summary(state, nqs, iteration, previous_samples, probe_samples)
+    save_checkpoint(state, out)
+    if history:
+        write_json(history, data)
+    return TrainReport(data, len(target), str(device))

@@ -1,0 +1,31 @@
+"""Steps after the loop: a system's summary, and the scan over several systems."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hinqs.settings import RunSettings
+
+
+def summarize(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
+    """Write summary.json, energies.csv and convergence.png from the iteration files."""
+    from hinqs.summary import write_summary
+
+    return write_summary(system_dir, n_iterations)
+
+
+def scan(
+    settings: RunSettings,
+    summaries: list[str | os.PathLike[str]],
+    csv: str | os.PathLike[str],
+    png: str | os.PathLike[str],
+) -> None:
+    """Tabulate and plot the systems' best energies against their references (config order)."""
+    from hinqs.summary import write_scan
+
+    data = [json.loads(Path(p).read_text()) for p in summaries]
+    coordinates = [float(s.get("coordinate", i)) for i, s in enumerate(settings.systems)]
+    write_scan(data, coordinates, Path(csv), Path(png))
