@@ -57,3 +57,15 @@ def scan_run(tmp_path_factory) -> Path:
     proc = run_snakemake(workdir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a test module: tiny models gain nothing from more, and it
+    keeps timings stable on a busy machine (modules opt in with ``pytestmark``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

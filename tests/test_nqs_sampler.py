@@ -12,14 +12,7 @@ from hinqs.nqs.exact import enumerate_determinants, exact_distribution
 from hinqs.nqs.model import BOS, NQSConfig, build_model, states_from_strings
 from hinqs.nqs.sampler import sample_for_iteration, sample_unique
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: tiny models gain nothing from more, and it keeps timings stable on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # (norb, (n_alpha, n_beta)): LiH/STO-3G, open shells both ways, empty and full spins.

@@ -21,13 +21,7 @@ NQS_DEFAULTS = RunSettings.defaults().nqs.as_dict()
 LIH = "Li 0 0 0; H 0 0 1.5949"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: tiny models gain nothing from more, and it keeps timings stable on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @cache
