@@ -9,6 +9,7 @@ batch can describe at least the mean-field state.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def load_determinants(path: str | os.PathLike[str]) -> Determinants:
             counts = np.asarray(data["counts"], dtype=np.int64) if "counts" in data else np.ones(len(alpha), np.int64)
     except FileNotFoundError:
         raise InputError(f"determinant file not found: {path}") from None
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path} is not a determinant file with 'alpha' and 'beta' arrays ({exc})") from None
     if alpha.shape != beta.shape or alpha.shape != counts.shape or alpha.ndim != 1:
         raise InputError(f"{path}: 'alpha', 'beta' and 'counts' must be 1-d arrays of one length")
@@ -54,6 +55,12 @@ def grow_basis(previous: Determinants | None, samples: Determinants, norb: int, 
         validate_determinants(samples.alpha, samples.beta, norb, nelec)
     except ValueError as exc:
         raise InputError(f"sampled determinants are invalid: {exc}") from None
+    if previous is not None:
+        # A previous basis of another system would be merged in silently otherwise.
+        try:
+            validate_determinants(previous.alpha, previous.beta, norb, nelec)
+        except ValueError as exc:
+            raise InputError(f"the previous basis does not match the Hamiltonian: {exc}") from None
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
     parts = [samples]
     if previous is not None:

@@ -33,6 +33,7 @@ determinant and this iteration's expansion determinants always stay. Ties break 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -43,6 +44,7 @@ import numpy as np
 from hinqs.basis import Determinants
 from hinqs.determinants import hartree_fock_strings, unique_determinants
 from hinqs.errors import InputError
+from hinqs.validation import check_strings
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class TeacherState:
     strs_a: np.ndarray
     strs_b: np.ndarray
     amplitudes: np.ndarray
+    source: str = "teacher state"  # the file it came from, for error messages
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,14 @@ class ExpansionSettings:
         )
 
 
-def load_teacher(path: str | os.PathLike[str]) -> TeacherState:
-    """The state of ``sqd/state.npz`` (``ci_strs_a``, ``ci_strs_b``, ``amplitudes``)."""
+def load_teacher(
+    path: str | os.PathLike[str], *, norb: int | None = None, nelec: tuple[int, int] | None = None
+) -> TeacherState:
+    """The state of ``sqd/state.npz`` (``ci_strs_a``, ``ci_strs_b``, ``amplitudes``).
+
+    With ``norb`` and ``nelec`` (the run's Hamiltonian) a state of another system is refused
+    here; :func:`select_strings` and :func:`cap_basis` check it again against what they are given.
+    """
     path = Path(path)
     try:
         with np.load(path) as data:
@@ -82,11 +91,29 @@ def load_teacher(path: str | os.PathLike[str]) -> TeacherState:
             amps = np.asarray(data["amplitudes"], dtype=np.float64)
     except FileNotFoundError:
         raise InputError(f"teacher state not found: {path}") from None
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path} is not a state file with ci_strs_a, ci_strs_b, amplitudes ({exc})") from None
-    amps = amps.reshape(len(strs_a), len(strs_b))
+    if strs_a.ndim != 1 or strs_b.ndim != 1 or amps.shape != (len(strs_a), len(strs_b)):
+        raise InputError(
+            f"{path}: amplitudes have shape {amps.shape}, expected {(len(strs_a), len(strs_b))} (ci_strs_a x ci_strs_b)"
+        )
+    if not np.all(np.isfinite(amps)):
+        raise InputError(f"{path}: amplitudes contain non-finite values")
     oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
-    return TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)])
+    teacher = TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)], source=str(path))
+    if norb is not None and nelec is not None:
+        check_teacher(teacher, norb, nelec)
+    return teacher
+
+
+def check_teacher(teacher: TeacherState, norb: int, nelec: tuple[int, int]) -> None:
+    """A teacher state must be of the run's system: strings within ``norb`` holding ``nelec`` electrons.
+
+    A state of another system would otherwise be expanded into determinants of the wrong
+    electron count, which only the diagonalisation would trip over.
+    """
+    check_strings(teacher.strs_a, norb, nelec[0], f"{teacher.source}: ci_strs_a")
+    check_strings(teacher.strs_b, norb, nelec[1], f"{teacher.source}: ci_strs_b")
 
 
 def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
@@ -168,6 +195,7 @@ def select_strings(
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
     norb = hcore.shape[0]
+    check_teacher(teacher, norb, nelec)
     prob = teacher.amplitudes**2
     w_a, w_b = prob.sum(axis=1), prob.sum(axis=0)
     closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
@@ -237,6 +265,8 @@ def cap_basis(
     keep_beta: np.ndarray | None = None,
 ) -> Determinants:
     """At most ``max_size`` determinants: evict the lowest ``max(|c|^2, count share)``; HF and ``keep`` stay."""
+    if teacher is not None:
+        check_teacher(teacher, norb, nelec)
     if max_size <= 0 or len(basis) <= max_size:
         return basis
     score = np.maximum(teacher_weights(teacher, basis.alpha, basis.beta), basis.counts / max(basis.counts.sum(), 1))

@@ -16,12 +16,14 @@ The kept weight (before renormalising) is reported, so a cut that drops real wei
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from hinqs.determinants import validate_determinants
 from hinqs.errors import InputError
+from hinqs.validation import check_strings
 
 DEFAULT_MAX_DETERMINANTS = 4096
 DEFAULT_MIN_WEIGHT = 1e-12
@@ -133,8 +135,12 @@ def load_teacher(
         raise InputError(f"teacher state not found: {path}") from None
     except KeyError as exc:
         raise InputError(f"{path}: teacher state lacks array {exc.args[0]!r}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: cannot read teacher state: {exc}") from None
+    if norb is not None and nelec is not None:
+        # Every string, not only those the truncation keeps: a state of another system is refused whole.
+        for key, count in (("ci_strs_a", nelec[0]), ("ci_strs_b", nelec[1])):
+            check_strings(arrays[key], norb, count, f"{path}: teacher does not match the model: {key}", "the model")
     teacher = teacher_from_amplitudes(
         arrays["ci_strs_a"],
         arrays["ci_strs_b"],
