@@ -85,14 +85,29 @@ def build_molecule(system: dict[str, Any]) -> Any:
             written = _as_written(system["geometry"], symbol.group(1))
             raise InputError(f"system {name!r}: unknown element {written!r}") from None
         raise InputError(f"system {name!r}: {str(exc).splitlines()[0]}") from None
-    except (ValueError, KeyError, IndexError, TypeError, SyntaxError, NameError) as exc:
-        # PySCF falls back to eval() on coordinates it cannot parse as floats, hence the
-        # SyntaxError and NameError of a typo such as "0.74x".
+    except (SyntaxError, NameError):
+        # PySCF falls back to eval() on coordinates it cannot parse as floats: a typo such
+        # as "0.74x" surfaces as a SyntaxError or NameError of the evaluated text.
+        raise InputError(
+            f"system {name!r}: cannot read geometry ({_unreadable_coordinate(system['geometry'])})"
+        ) from None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"system {name!r}: cannot read geometry ({detail})") from None
     symbols = [mol.atom_symbol(i) for i in range(mol.natm)]
     check_atom_positions(name, symbols, mol.atom_coords(unit="Angstrom"))
     return mol
+
+
+def _unreadable_coordinate(geometry: Any) -> str:
+    """Name the first coordinate that is not a number, for the error message."""
+    for number, line in enumerate(geometry_lines(geometry) or [], start=1):
+        for text in line.split()[1:]:
+            try:
+                float(text)
+            except ValueError:
+                return f"atom {number}: {text!r} is not a number"
+    return "a coordinate is not a number"
 
 
 def _as_written(geometry: Any, upper_symbol: str) -> str:

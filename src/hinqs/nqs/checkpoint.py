@@ -209,6 +209,7 @@ def load_checkpoint(
         raise InputError(f"{path}: the checkpoint's model_config is invalid ({_first_line(exc)})") from None
     check_model_matches(config, path, norb, nelec)
     model = AutoregressiveNQS(config)
+    check_weight_shapes(model, data.get("model_state"), path)
     try:
         model.load_state_dict(data["model_state"])
         progress = data["progress"]
@@ -243,6 +244,25 @@ def check_model_matches(
             f"{path}: the model was made for norb={config.norb}, nelec={config.nelec}, but the Hamiltonian "
             f"has norb={norb}, nelec={tuple(nelec)}: a checkpoint of another system"
         )
+
+
+def check_weight_shapes(model: AutoregressiveNQS, weights: Any, path: str | os.PathLike[str]) -> None:
+    """Name the first tensor whose shape the checkpoint's own model_config does not produce.
+
+    torch's load_state_dict reports this over many lines; a hand-edited or mixed-up file
+    deserves one that says which tensor and what was expected.
+    """
+    if not isinstance(weights, dict):
+        raise InputError(f"{path}: the checkpoint lacks 'model_state'")
+    for key, expected in model.state_dict().items():
+        found = weights.get(key)
+        if not isinstance(found, torch.Tensor):
+            raise InputError(f"{path}: the weights lack tensor {key!r} that its model_config needs")
+        if tuple(found.shape) != tuple(expected.shape):
+            raise InputError(
+                f"{path}: the weights do not fit its model_config: {key!r} has shape {tuple(found.shape)}, "
+                f"expected {tuple(expected.shape)}"
+            )
 
 
 def _first_line(exc: BaseException) -> str:
