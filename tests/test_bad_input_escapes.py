@@ -247,6 +247,7 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
     "nan coordinate": (lambda e: e.prepare({"geometry": "H 0 0 nan; H 0 0 0.74"}), "atom 1 (H) has a non-finite"),
     "inf coordinate": (lambda e: e.prepare({"geometry": "H 0 0 0; H 0 0 1e400"}), "atom 2 (H) has a non-finite"),
     "empty geometry": (lambda e: e.prepare({"geometry": " ; "}), "the geometry has no atoms"),
+    "missing geometry file": (lambda e: e.prepare({"geometry": "geometries/h2.xyz"}), "geometry file not found"),
     "unknown element": (lambda e: e.prepare({"geometry": "Qq 0 0 0; H 0 0 1"}), "unknown element 'Qq'"),
     "fifth field on an atom line": (
         lambda e: e.prepare({"geometry": "H 0 0 0; H 0 0 0.74 5"}),

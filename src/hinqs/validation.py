@@ -68,6 +68,9 @@ def check_geometry_text(name: str, geometry: Any) -> None:
         return
     if not lines:
         raise InputError(f"system {name!r}: the geometry has no atoms")
+    if len(lines) == 1 and _looks_like_path(lines[0]):
+        # PySCF reads an existing path as a geometry file; a missing one it parses as an atom.
+        raise InputError(f"system {name!r}: geometry file not found: {geometry.strip()}")
     if len(lines[0].split()) < 4:
         return  # Z-matrix input: PySCF checks its own format
     for number, line in enumerate(lines, start=1):
@@ -76,6 +79,10 @@ def check_geometry_text(name: str, geometry: Any) -> None:
                 f"system {name!r}: atom {number} ({line!r}) has {len(line.split())} fields; "
                 "a Cartesian geometry line is 'symbol x y z'"
             )
+
+
+def _looks_like_path(line: str) -> bool:
+    return len(line.split()) == 1 and ("/" in line or line.lower().endswith((".xyz", ".zmat", ".txt")))
 
 
 def check_atom_positions(name: str, symbols: Sequence[str], coords_angstrom: np.ndarray) -> None:
