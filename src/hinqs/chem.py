@@ -22,6 +22,13 @@ from typing import Any
 import numpy as np
 
 from hinqs.errors import InputError
+from hinqs.validation import (
+    check_atom_positions,
+    check_geometry_text,
+    check_orbital_count,
+    geometry_lines,
+    scan_fcidump,
+)
 
 
 @dataclass
@@ -53,6 +60,7 @@ def build_molecule(system: dict[str, Any]) -> Any:
     from pyscf.gto.basis import BasisNotFoundError
 
     name = system["name"]
+    check_geometry_text(name, system["geometry"])
     mol = gto.Mole()
     mol.atom = system["geometry"]
     mol.unit = system.get("unit", "angstrom")
@@ -72,10 +80,43 @@ def build_molecule(system: dict[str, Any]) -> Any:
         match = re.search(r"Electron number (\d+) and spin (\d+)", str(exc))
         if match:
             _check_electrons(name, int(match.group(1)), int(match.group(2)))
+        symbol = re.search(r"Unsupported atom symbol (\S+)", str(exc))
+        if symbol:
+            written = _as_written(system["geometry"], symbol.group(1))
+            raise InputError(f"system {name!r}: unknown element {written!r}") from None
         raise InputError(f"system {name!r}: {str(exc).splitlines()[0]}") from None
-    except (ValueError, KeyError, IndexError) as exc:
-        raise InputError(f"system {name!r}: cannot read geometry ({str(exc).splitlines()[0]})") from None
+    except (SyntaxError, NameError):
+        # PySCF falls back to eval() on coordinates it cannot parse as floats: a typo such
+        # as "0.74x" surfaces as a SyntaxError or NameError of the evaluated text.
+        raise InputError(
+            f"system {name!r}: cannot read geometry ({_unreadable_coordinate(system['geometry'])})"
+        ) from None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"system {name!r}: cannot read geometry ({detail})") from None
+    symbols = [mol.atom_symbol(i) for i in range(mol.natm)]
+    check_atom_positions(name, symbols, mol.atom_coords(unit="Angstrom"))
     return mol
+
+
+def _unreadable_coordinate(geometry: Any) -> str:
+    """Name the first coordinate that is not a number, for the error message."""
+    for number, line in enumerate(geometry_lines(geometry) or [], start=1):
+        for text in line.split()[1:]:
+            try:
+                float(text)
+            except ValueError:
+                return f"atom {number}: {text!r} is not a number"
+    return "a coordinate is not a number"
+
+
+def _as_written(geometry: Any, upper_symbol: str) -> str:
+    """The atom label as the user wrote it (PySCF reports it upper-cased)."""
+    for line in geometry_lines(geometry) or []:
+        label = line.split()[0]
+        if label.upper() == upper_symbol:
+            return label
+    return upper_symbol
 
 
 def _check_electrons(name: str, n_electrons: int, spin: int) -> None:
@@ -141,6 +182,7 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
     _check_electrons(system["name"], mol.nelectron, mol.spin)
     nmo = mol.nao_nr()
     ncore, ncas, nelecas = choose_active_space(system, mol, nmo)
+    check_orbital_count(ncas, f"system {system['name']!r}", "; choose a smaller active_space")
     mf = run_scf(mol, system.get("scf_conv_tol", 1e-10))
     casci = mcscf.CASCI(mf, ncas, nelecas)
     casci.verbose = 0
@@ -163,29 +205,51 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
 
 
 def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals:
-    """Read integrals written by another code; a one-line error for a missing or malformed file."""
+    """Read integrals written by another code; a one-line error for a missing, malformed or inconsistent file.
+
+    The header is checked against the integral lines first (:func:`hinqs.validation.scan_fcidump`):
+    PySCF's reader trusts NORB and fails, or silently misreads, when they disagree.
+    """
     from pyscf import ao2mo
     from pyscf.tools import fcidump
+
+    from hinqs.hamiltonian import check_integrals
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"FCIDUMP file not found: {path}")
+    shape = scan_fcidump(path)
+    norb, n_electrons, ms2 = shape.norb, shape.n_electrons, shape.ms2
+    if n_electrons < 1:
+        raise InputError(f"malformed FCIDUMP {path}: NELEC={n_electrons}, the system has no electrons")
+    if n_electrons > 2 * norb:
+        raise InputError(f"malformed FCIDUMP {path}: NELEC={n_electrons} electrons do not fit NORB={norb} orbitals")
+    if (n_electrons - ms2) % 2 or abs(ms2) > n_electrons:
+        raise InputError(
+            f"malformed FCIDUMP {path}: MS2={ms2} is impossible with NELEC={n_electrons} "
+            "(MS2 = N_alpha - N_beta must have the parity of NELEC and not exceed it)"
+        )
+    nelec = ((n_electrons + ms2) // 2, (n_electrons - ms2) // 2)
+    if max(nelec) > norb:
+        raise InputError(
+            f"malformed FCIDUMP {path}: {max(nelec)} electrons of one spin (NELEC={n_electrons}, MS2={ms2}) "
+            f"do not fit NORB={norb} orbitals"
+        )
+    check_orbital_count(norb, f"FCIDUMP {path}")
     try:
         with contextlib.redirect_stdout(io.StringIO()), _quiet():
             data = fcidump.read(str(path), verbose=False)
-        norb = int(data["NORB"])
-        n_electrons = int(data["NELEC"])
-        ms2 = int(data.get("MS2", 0))
         hcore = np.asarray(data["H1"], dtype=np.float64).reshape(norb, norb)
         eri = ao2mo.restore(1, np.asarray(data["H2"], dtype=np.float64), norb)
         ecore = float(data.get("ECORE", 0.0))
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"malformed FCIDUMP {path}: {detail}") from None
-    if norb < 1 or n_electrons < 1 or (n_electrons - ms2) % 2 or abs(ms2) > n_electrons:
-        raise InputError(f"malformed FCIDUMP {path}: NORB={norb}, NELEC={n_electrons}, MS2={ms2} are inconsistent")
-    nelec = ((n_electrons + ms2) // 2, (n_electrons - ms2) // 2)
-    if max(nelec) > norb:
-        raise InputError(f"malformed FCIDUMP {path}: {max(nelec)} electrons of one spin do not fit {norb} orbitals")
+    try:
+        check_integrals(hcore, eri)
+    except InputError as exc:
+        raise InputError(f"malformed FCIDUMP {path}: {exc}") from None
+    if not np.isfinite(ecore):
+        raise InputError(f"malformed FCIDUMP {path}: the core energy is not finite")
     info = {"source": "fcidump", "fcidump": str(path), "ncas": norb, "n_electrons": n_electrons}
     return ActiveSpaceIntegrals(hcore=hcore, eri=eri, nelec=nelec, ecore=ecore, info=info)

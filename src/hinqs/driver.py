@@ -87,7 +87,8 @@ def _iteration(
     clock.new_iteration()
     with clock.stage("sample"), _torch_threads(1):
         known = previous and previous.subspace
-        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats, known=known)
+        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats, known=known,
+               hamiltonian=ham)  # fmt: skip
     with clock.stage("subspace"):
         teacher = previous and previous.state
         build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher)
@@ -99,7 +100,7 @@ def _iteration(
     if not status.stop:
         with clock.stage("train"), _torch_threads(1):
             train(settings.nqs, before.model, here.state, k, here.model, history=here.train_history,
-                  previous_samples=here.samples)  # fmt: skip
+                  previous_samples=here.samples, hamiltonian=ham)  # fmt: skip
     return status
 
 

@@ -40,8 +40,10 @@ from itertools import combinations
 import numpy as np
 
 from hinqs.determinants import Determinants, hartree_fock_strings, unique_determinants
+from hinqs.errors import InputError
 from hinqs.files import read_state
 from hinqs.settings import ExpansionSettings
+from hinqs.validation import check_strings
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,36 @@ class TeacherState:
     strs_a: np.ndarray
     strs_b: np.ndarray
     amplitudes: np.ndarray
+    source: str = "teacher state"  # the file it came from, for error messages
 
 
-def read_teacher_state(path: str | os.PathLike[str]) -> TeacherState:
-    """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted."""
+def read_teacher_state(
+    path: str | os.PathLike[str], *, norb: int | None = None, nelec: tuple[int, int] | None = None
+) -> TeacherState:
+    """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted.
+
+    With ``norb`` and ``nelec`` (the run's Hamiltonian) a state of another system is refused
+    here; :func:`select_strings` and :func:`cap_basis` check it again against what they are given.
+    """
     state = read_state(path)
     strs_a, strs_b, amps = state.ci_strs_a, state.ci_strs_b, state.amplitudes
+    if not np.all(np.isfinite(amps)):
+        raise InputError(f"{path}: amplitudes contain non-finite values")
     oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
-    return TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)])
+    teacher = TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)], source=str(path))
+    if norb is not None and nelec is not None:
+        check_teacher(teacher, norb, nelec)
+    return teacher
+
+
+def check_teacher(teacher: TeacherState, norb: int, nelec: tuple[int, int]) -> None:
+    """A teacher state must be of the run's system: strings within ``norb`` holding ``nelec`` electrons.
+
+    A state of another system would otherwise be expanded into determinants of the wrong
+    electron count, which only the diagonalisation would trip over.
+    """
+    check_strings(teacher.strs_a, norb, nelec[0], f"{teacher.source}: ci_strs_a")
+    check_strings(teacher.strs_b, norb, nelec[1], f"{teacher.source}: ci_strs_b")
 
 
 def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
@@ -140,6 +164,7 @@ def select_strings(
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
     norb = hcore.shape[0]
+    check_teacher(teacher, norb, nelec)
     prob = teacher.amplitudes**2
     w_a, w_b = prob.sum(axis=1), prob.sum(axis=0)
     closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
@@ -209,6 +234,8 @@ def cap_basis(
     keep_beta: np.ndarray | None = None,
 ) -> Determinants:
     """At most ``max_size`` determinants: evict the lowest ``max(|c|^2, count share)``; HF and ``keep`` stay."""
+    if teacher is not None:
+        check_teacher(teacher, norb, nelec)
     if max_size <= 0 or len(basis) <= max_size:
         return basis
     counts = basis.weights()

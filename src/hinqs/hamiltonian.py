@@ -27,6 +27,7 @@ import numpy as np
 
 from hinqs.atomic import atomic_dir
 from hinqs.errors import InputError
+from hinqs.validation import check_orbital_count
 
 HCORE_FILE = "hcore.npy"
 ERI_FILE = "eri.npy"
@@ -114,32 +115,74 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def active_shape(meta: dict[str, Any], source: str | os.PathLike[str] = "meta.json") -> tuple[int, tuple[int, int]]:
-    """(norb, (n_alpha, n_beta)) of a Hamiltonian's meta.json: what every step needs first."""
+    """(norb, (n_alpha, n_beta)) of a Hamiltonian's meta.json: what every step needs first.
+
+    norb is checked against the solver's limit: a hand-made folder must not get past the
+    step that would have refused it (prepare).
+    """
     try:
-        return int(meta["norb"]), (int(meta["nelec"][0]), int(meta["nelec"][1]))
+        norb, nelec = int(meta["norb"]), (int(meta["nelec"][0]), int(meta["nelec"][1]))
     except (KeyError, TypeError, ValueError, IndexError):
         raise InputError(f"{source}: meta.json lacks a valid 'norb' and 'nelec'") from None
+    check_orbital_count(norb, str(source))
+    return norb, nelec
 
 
-def load_hamiltonian(directory: str | os.PathLike[str], *, mmap: bool = True, verify: bool = False) -> Hamiltonian:
+# Checksums are verified on every load up to this size of eri.npy (norb <= 53): hashing runs
+# at about 1 GB/s, well under a second, against a diagonalisation step that takes seconds to
+# hours, and a corrupted or hand-replaced integral file otherwise gives a wrong energy silently.
+VERIFY_MAX_BYTES = 64 * 2**20
+
+
+def _load_array(path: Path, mode: str | None) -> np.ndarray:
+    """One integral array, with a one-line error for a missing, truncated or foreign file."""
+    try:
+        array = np.load(path, mmap_mode=mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing") from None
+    except (ValueError, OSError, EOFError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path} is truncated or not a .npy array ({detail})") from None
+    if array.dtype != np.float64:
+        raise InputError(f"{path} holds {array.dtype} values, expected float64")
+    return array
+
+
+def load_hamiltonian(
+    directory: str | os.PathLike[str], *, mmap: bool = True, verify: bool | None = None
+) -> Hamiltonian:
     """Open a Hamiltonian folder; with ``mmap`` the arrays are read-only memory maps.
 
     Memory-mapping lets every worker process of a node share one copy of ``eri`` through the
-    page cache instead of each unpickling its own. ``verify`` recomputes the checksums.
+    page cache instead of each unpickling its own. ``verify`` recomputes the checksums;
+    by default (None) it does so when ``eri.npy`` is at most :data:`VERIFY_MAX_BYTES`.
     """
     directory = Path(directory)
     meta = read_meta(directory)
-    mode = "r" if mmap else None
-    try:
-        hcore = np.load(directory / HCORE_FILE, mmap_mode=mode)
-        eri = np.load(directory / ERI_FILE, mmap_mode=mode)
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(f"cannot read integrals in {directory}: {exc}") from None
     norb, nelec = active_shape(meta, directory)
+    mode = "r" if mmap else None
+    hcore = _load_array(directory / HCORE_FILE, mode)
+    eri = _load_array(directory / ERI_FILE, mode)
     if hcore.shape != (norb, norb) or eri.shape != (norb,) * 4:
-        raise InputError(f"integrals in {directory} do not match norb={norb} in {META_FILE}")
+        raise InputError(
+            f"integrals in {directory} (hcore {hcore.shape}, eri {eri.shape}) do not match norb={norb} in {META_FILE}"
+        )
+    if verify is None:
+        verify = eri.nbytes <= VERIFY_MAX_BYTES
     if verify:
-        for name, array in ((HCORE_FILE, hcore), (ERI_FILE, eri)):
-            if sha256_of_array(array) != meta["sha256"][name]:
-                raise InputError(f"{directory / name} does not match its checksum in {META_FILE}")
-    return Hamiltonian(hcore=hcore, eri=eri, norb=norb, nelec=nelec, ecore=float(meta["ecore"]), meta=meta)
+        verify_checksums(directory, meta, {HCORE_FILE: hcore, ERI_FILE: eri})
+    try:
+        ecore = float(meta["ecore"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{directory / META_FILE} lacks a valid 'ecore'") from None
+    return Hamiltonian(hcore=hcore, eri=eri, norb=norb, nelec=nelec, ecore=ecore, meta=meta)
+
+
+def verify_checksums(directory: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Compare each array's sha256 with the one meta.json recorded when the folder was written."""
+    recorded = meta.get("sha256")
+    if not isinstance(recorded, dict):
+        raise InputError(f"{directory / META_FILE} lacks the 'sha256' checksums of the integrals")
+    for name, array in arrays.items():
+        if sha256_of_array(array) != recorded.get(name):
+            raise InputError(f"{directory / name} does not match its checksum in {META_FILE}: the file was altered")

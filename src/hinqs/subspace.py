@@ -23,6 +23,12 @@ def grow_subspace(
         validate_determinants(samples.alpha, samples.beta, norb, nelec)
     except ValueError as exc:
         raise InputError(f"sampled determinants are invalid: {exc}") from None
+    if previous is not None:
+        # A previous subspace of another system would be merged in silently otherwise.
+        try:
+            validate_determinants(previous.alpha, previous.beta, norb, nelec)
+        except ValueError as exc:
+            raise InputError(f"the previous subspace does not match the Hamiltonian: {exc}") from None
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
     parts = [samples]
     if previous is not None:

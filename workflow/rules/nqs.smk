@@ -38,6 +38,7 @@ rule sample:
         seed=config["seed"],
         iteration=lambda w: int(w.k),
         known=lambda w, input: f"--known {input.known}" if input.known else "",
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
     threads: 1
     resources:
         gpu=USE_GPU,
@@ -48,7 +49,8 @@ rule sample:
         str(SYS.benchmark("sample", "{k}"))
     shell:
         "OMP_NUM_THREADS={threads} hinqs sample --config {params.config} --model {input.model}"
-        " --iteration {params.iteration} --out {output.samples} --stats {output.stats} {params.known}"
+        " --hamiltonian {params.ham} --iteration {params.iteration} --out {output.samples}"
+        " --stats {output.stats} {params.known}"
         " > {log} 2>&1"
 
 
@@ -69,6 +71,7 @@ rule train:
         nqs=config["nqs"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
     threads: 1
     resources:
         gpu=USE_GPU,
@@ -79,5 +82,6 @@ rule train:
         str(SYS.benchmark("train", "{k}"))
     shell:
         "OMP_NUM_THREADS={threads} hinqs train --config {params.config} --model {input.model}"
-        " --teacher {input.teacher} --previous-samples {input.samples} --iteration {params.iteration}"
+        " --hamiltonian {params.ham} --teacher {input.teacher} --previous-samples {input.samples}"
+        " --iteration {params.iteration}"
         " --out {output.model} --history {output.history} > {log} 2>&1"

@@ -19,6 +19,7 @@ HELP = "draw determinants from the neural quantum state (samples.npz)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
+    parser.add_argument("--hamiltonian", help="Hamiltonian folder: refuse a model of another system")
     parser.add_argument("--model", required=True, help="model checkpoint (model.pt)")
     parser.add_argument("--out", required=True, help="samples.npz to write")
     parser.add_argument("--iteration", required=True, type=int, help="iteration number (names the random stream)")
@@ -45,7 +46,16 @@ def run(args: argparse.Namespace) -> int:
     seed = settings.seed if args.seed is None else args.seed
     if seed < 0 or args.iteration < 0:
         raise InputError("--seed and --iteration must be non-negative")
-    stats = sample(nqs, seed, args.model, args.iteration, args.out, stats=args.stats, known=args.known)
+    stats = sample(
+        nqs,
+        seed,
+        args.model,
+        args.iteration,
+        args.out,
+        stats=args.stats,
+        known=args.known,
+        hamiltonian=args.hamiltonian,
+    )
     extra = f", {stats['n_new_unique']} new" if "n_new_unique" in stats else ""
     print(
         f"hinqs sample: {nqs.samples} samples -> {stats['n_unique']} unique{extra} "

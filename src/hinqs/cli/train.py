@@ -21,6 +21,7 @@ HELP = "train the neural quantum state towards the SQD ground state (model.pt, h
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser)
+    parser.add_argument("--hamiltonian", help="Hamiltonian folder: refuse a model of another system")
     parser.add_argument("--model", required=True, help="input checkpoint (model.pt of the previous iteration)")
     parser.add_argument("--teacher", required=True, help="SQD ground state (state.npz)")
     parser.add_argument("--out", required=True, help="checkpoint to write")
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         history=args.history,
         previous_samples=args.previous_samples,
         probe_samples=args.probe_samples,
+        hamiltonian=args.hamiltonian,
     )
     history = report.history
     probe = history.get("previous", {}).get("probe_new_unique")

@@ -36,6 +36,7 @@ Python API::
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,14 +170,31 @@ def checkpoint_dict(state: NQSState) -> dict[str, Any]:
 
 
 def save_checkpoint(state: NQSState, path: str | os.PathLike[str]) -> None:
-    """Write the checkpoint atomically: a killed write never leaves a truncated file."""
-    data = checkpoint_dict(state)
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    """Write the checkpoint atomically: a killed write never leaves a truncated file.
+
+    The checkpoint is serialised in memory first and written with a plain file write:
+    torch's own zip writer reports a full disk as a RuntimeError from C++, whereas a plain
+    write raises the OSError that :func:`hinqs.atomic.atomic_path` turns into one line.
+    Checkpoints are small (the model has thousands to millions of parameters).
+    """
+    buffer = io.BytesIO()
+    torch.save(checkpoint_dict(state), buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(buffer.getbuffer())
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> NQSState:
-    """Read a checkpoint onto ``device``; a missing or foreign file is an input error."""
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    device: torch.device | str = "cpu",
+    *,
+    norb: int | None = None,
+    nelec: tuple[int, int] | None = None,
+) -> NQSState:
+    """Read a checkpoint onto ``device``; a missing, foreign or inconsistent file is an input error.
+
+    With ``norb`` and ``nelec`` (the run's Hamiltonian, from its meta.json) a checkpoint made
+    for another system is refused: its sampler would emit determinants of the wrong size.
+    """
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -185,19 +203,68 @@ def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "
         raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not a hinqs NQS checkpoint (expected format {FORMAT})")
-    config = NQSConfig.from_dict(data["model_config"])
+    try:
+        config = NQSConfig.from_dict(data["model_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: the checkpoint's model_config is invalid ({_first_line(exc)})") from None
+    check_model_matches(config, path, norb, nelec)
     model = AutoregressiveNQS(config)
-    model.load_state_dict(data["model_state"])
+    check_weight_shapes(model, data.get("model_state"), path)
+    try:
+        model.load_state_dict(data["model_state"])
+        progress = data["progress"]
+        state = NQSState(
+            model=model,
+            optimizer_state=data["optimizer_state"],
+            learning_rate=float(data["learning_rate"]),
+            seed=int(data["seed"]),
+            system=str(data["system"]),
+            iteration=int(progress["iteration"]),
+            epochs_done=int(progress["epochs_done"]),
+            train_rng=data["train_rng"],
+            history=list(data["history"]),
+        )
+    except KeyError as exc:
+        raise InputError(f"{path}: the checkpoint lacks {exc.args[0]!r}") from None
+    except (RuntimeError, TypeError, ValueError) as exc:
+        # load_state_dict lists every mismatched tensor over many lines: keep the first.
+        raise InputError(f"{path}: the weights do not fit its model_config ({_first_line(exc)})") from None
     model.to(device)
-    progress = data["progress"]
-    return NQSState(
-        model=model,
-        optimizer_state=data["optimizer_state"],
-        learning_rate=float(data["learning_rate"]),
-        seed=int(data["seed"]),
-        system=str(data["system"]),
-        iteration=int(progress["iteration"]),
-        epochs_done=int(progress["epochs_done"]),
-        train_rng=data["train_rng"],
-        history=list(data["history"]),
-    )
+    return state
+
+
+def check_model_matches(
+    config: NQSConfig, path: str | os.PathLike[str], norb: int | None, nelec: tuple[int, int] | None
+) -> None:
+    """A checkpoint's system shape must be the run's: same orbitals, same electrons of each spin."""
+    if norb is None or nelec is None:
+        return
+    if (config.norb, config.nelec) != (int(norb), (int(nelec[0]), int(nelec[1]))):
+        raise InputError(
+            f"{path}: the model was made for norb={config.norb}, nelec={config.nelec}, but the Hamiltonian "
+            f"has norb={norb}, nelec={tuple(nelec)}: a checkpoint of another system"
+        )
+
+
+def check_weight_shapes(model: AutoregressiveNQS, weights: Any, path: str | os.PathLike[str]) -> None:
+    """Name the first tensor whose shape the checkpoint's own model_config does not produce.
+
+    torch's load_state_dict reports this over many lines; a hand-edited or mixed-up file
+    deserves one that says which tensor and what was expected.
+    """
+    if not isinstance(weights, dict):
+        raise InputError(f"{path}: the checkpoint lacks 'model_state'")
+    for key, expected in model.state_dict().items():
+        found = weights.get(key)
+        if not isinstance(found, torch.Tensor):
+            raise InputError(f"{path}: the weights lack tensor {key!r} that its model_config needs")
+        if tuple(found.shape) != tuple(expected.shape):
+            raise InputError(
+                f"{path}: the weights do not fit its model_config: {key!r} has shape {tuple(found.shape)}, "
+                f"expected {tuple(expected.shape)}"
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ import numpy as np
 from hinqs.determinants import validate_determinants
 from hinqs.errors import InputError
 from hinqs.files import read_state
+from hinqs.validation import check_strings
 
 DEFAULT_MAX_DETERMINANTS = 4096
 DEFAULT_MIN_WEIGHT = 1e-12
@@ -128,6 +129,12 @@ def read_teacher(
 ) -> Teacher:
     """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
     state = read_state(path)
+    if norb is not None and nelec is not None:
+        # Every string, not only those the truncation keeps: a state of another system is refused whole.
+        for key, count in (("ci_strs_a", nelec[0]), ("ci_strs_b", nelec[1])):
+            check_strings(
+                getattr(state, key), norb, count, f"{path}: teacher does not match the model: {key}", "the model"
+            )
     teacher = teacher_from_amplitudes(
         state.ci_strs_a,
         state.ci_strs_b,

@@ -48,14 +48,18 @@ def init_model(
     return InitReport(norb, nelec, sum(p.numel() for p in state.model.parameters()))
 
 
-def _load(model: str | os.PathLike[str], device_name: str) -> Any:
-    """The checkpoint on the chosen device, with deterministic kernels configured first."""
+def _load(model: str | os.PathLike[str], device_name: str, hamiltonian: str | os.PathLike[str] | None) -> Any:
+    """The checkpoint on the chosen device, with deterministic kernels configured first.
+
+    With ``hamiltonian`` a model of another system (other norb or nelec) is refused.
+    """
     from hinqs.nqs.checkpoint import load_checkpoint
     from hinqs.nqs.device import configure_determinism, resolve_device
 
+    norb, nelec = active_shape(read_meta(hamiltonian), hamiltonian) if hamiltonian else (None, None)
     device = resolve_device(device_name)
     configure_determinism(device)
-    return load_checkpoint(model, device), device
+    return load_checkpoint(model, device, norb=norb, nelec=nelec), device
 
 
 def _new_against(dets: Determinants, known_path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
@@ -79,14 +83,16 @@ def sample(
     *,
     stats: str | os.PathLike[str] | None = None,
     known: str | os.PathLike[str] | None = None,
+    hamiltonian: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Draw ``nqs.samples`` samples; write the unique determinants and return the statistics.
 
-    With ``known`` (e.g. the previous subspace) the statistics count the new determinants.
+    With ``known`` (e.g. the previous subspace) the statistics count the new determinants;
+    with ``hamiltonian`` the model must be of that system.
     """
     from hinqs.nqs.sampler import sample_for_iteration
 
-    state, device = _load(model, nqs.device)
+    state, device = _load(model, nqs.device, hamiltonian)
     started = time.perf_counter()
     drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
     wall = time.perf_counter() - started
@@ -150,18 +156,20 @@ def train(
     history: str | os.PathLike[str] | None = None,
     previous_samples: str | os.PathLike[str] | None = None,
     probe_samples: int = 0,
+    hamiltonian: str | os.PathLike[str] | None = None,
 ) -> TrainReport:
     """Train the model on the ground state's |c|^2 (``teacher``) and write the next checkpoint.
 
     Adam's state carries over from ``model``. With ``previous_samples`` the history records
     the model's mass on them before and after (a collapse check) and, with
-    ``probe_samples``, how many new determinants a probe sampling finds.
+    ``probe_samples``, how many new determinants a probe sampling finds. With
+    ``hamiltonian`` the model must be of that system.
     """
     from hinqs.nqs.checkpoint import save_checkpoint
     from hinqs.nqs.teacher import read_teacher
     from hinqs.nqs.trainer import train as train_model
 
-    state, device = _load(model, nqs.device)
+    state, device = _load(model, nqs.device, hamiltonian)
     target = read_teacher(
         teacher,
         norb=state.config.norb,

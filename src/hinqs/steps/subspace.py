@@ -44,7 +44,7 @@ def _apply_options(
 
     norb, nelec = shape
     expand, cap = settings.expansion.strings > 0, settings.max_size > 0
-    teacher = read_teacher_state(teacher_path) if teacher_path and (expand or cap) else None
+    teacher = read_teacher_state(teacher_path, norb=norb, nelec=nelec) if teacher_path and (expand or cap) else None
     new_a = new_b = None
     n_expansion = n_evicted = None
     if expand:
