@@ -18,6 +18,7 @@ from sqd_helpers import build_hamiltonian, make_pool, mpiexec, parallel_settings
 
 from hinqs.errors import StepFailed
 from hinqs.hamiltonian import load_hamiltonian
+from hinqs.settings import with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization
@@ -212,7 +213,7 @@ def test_a_kept_pool_serves_several_steps(system, reference, tmp_path):
         pids = {w["pid"] for w in first.summary["executor"]["worker_info"]}
         second = run_diagonalization(
             system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "b",
-            settings(2).with_overrides(seed=7), executor=executor,
+            with_overrides(settings(2), seed=7), executor=executor,
         )  # fmt: skip
     assert first.summary["executor"]["pool_starts"] == 1 and second.summary["executor"]["pool_starts"] == 0
     assert {b["worker"]["pid"] for b in second.batches} <= pids
