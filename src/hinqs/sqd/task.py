@@ -35,7 +35,7 @@ import numpy as np
 from hinqs.sqd import faults
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.solvers import SolverState
-from hinqs.sqd.worker import report_start
+from hinqs.sqd.worker import preload, report_start
 
 OK = "ok"
 FAILED = "failed"
@@ -124,15 +124,27 @@ def open_hamiltonian(directory: str) -> Any:
 
 @contextlib.contextmanager
 def thread_limit(threads: int) -> Iterator[int]:
-    """Run PySCF's OpenMP code on ``threads`` threads; yield the count OpenMP reports."""
+    """Run every thread pool of this process on ``threads`` threads; yield the count OpenMP reports.
+
+    Every pool, not only PySCF's OpenMP: NumPy's bundled OpenBLAS splits a dot product of
+    more than 10,000 elements across its threads, so Davidson's overlaps (vectors of the
+    batch's product-space size) round differently at 1 and 2 BLAS threads. A spawned
+    worker gets its BLAS thread count from the environment before NumPy loads; a process
+    that loaded NumPy earlier (the ``sequential`` executor's, a user's script) keeps the
+    count it loaded with, one per core, unless it is limited here. Limiting it gives
+    every executor the same arithmetic, hence the same bits. Libraries are limited as
+    loaded when the block starts, so the caller imports the solver's modules first.
+    """
     from pyscf import lib
+    from threadpoolctl import threadpool_limits
 
     previous = lib.num_threads()
-    lib.num_threads(threads)
-    try:
-        yield lib.num_threads()
-    finally:
-        lib.num_threads(previous)
+    with threadpool_limits(limits=threads):
+        lib.num_threads(threads)
+        try:
+            yield lib.num_threads()
+        finally:
+            lib.num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -182,6 +194,7 @@ def run_task(task: BatchTask) -> BatchOutcome:
     """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason)."""
     from hinqs.sqd.solvers import solve
 
+    preload(task.solver.solver)  # loads every BLAS/OpenMP library before thread_limit pins them
     report_start(task.index, task.attempt)
     start = time.perf_counter()
     shape = (len(task.ci_strs_a), len(task.ci_strs_b))
