@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 
 from hinqs.sqd import faults
+from hinqs.sqd.messages import BatchStatus, ErrorKind
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.solvers import SolverState
 from hinqs.sqd.worker import preload, report_start
 
-OK = "ok"
-FAILED = "failed"
+OK = BatchStatus.OK
+FAILED = BatchStatus.FAILED
 
 
 class BatchTimeout(TimeoutError):
@@ -66,7 +67,7 @@ class BatchOutcome:
 
     index: int
     attempt: int
-    status: str
+    status: BatchStatus
     energy: float | None = None
     subspace_shape: tuple[int, int] = (0, 0)
     spin_sq: float | None = None
@@ -75,7 +76,7 @@ class BatchOutcome:
     seconds: float = 0.0
     threads: int | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     warnings: list[str] = field(default_factory=list)
     pid: int | None = None
     host: str | None = None
@@ -87,7 +88,7 @@ class BatchOutcome:
         return self.status == OK
 
 
-def failed_outcome(task: BatchTask, kind: str, error: str, **extra: Any) -> BatchOutcome:
+def failed_outcome(task: BatchTask, kind: ErrorKind, error: str, **extra: Any) -> BatchOutcome:
     """A failed outcome built outside the task (e.g. by an executor whose worker died)."""
     return BatchOutcome(
         index=task.index,
@@ -213,12 +214,12 @@ def run_task(task: BatchTask) -> BatchOutcome:
     except BatchTimeout as exc:
         return BatchOutcome(
             **base, status=FAILED, seconds=time.perf_counter() - start, threads=threads_used,
-            error=str(exc), error_kind="timeout", peak_rss_mb=_peak_rss_mb(), **where,
+            error=str(exc), error_kind=ErrorKind.TIMEOUT, peak_rss_mb=_peak_rss_mb(), **where,
         )  # fmt: skip
     except Exception as exc:
         return BatchOutcome(
             **base, status=FAILED, seconds=time.perf_counter() - start, threads=threads_used,
-            error=_one_line(exc), error_kind="exception", peak_rss_mb=_peak_rss_mb(), **where,
+            error=_one_line(exc), error_kind=ErrorKind.EXCEPTION, peak_rss_mb=_peak_rss_mb(), **where,
         )  # fmt: skip
     seconds = time.perf_counter() - start
     common = {
@@ -235,6 +236,10 @@ def run_task(task: BatchTask) -> BatchOutcome:
     if not math.isfinite(energy) or not np.all(np.isfinite(out.state.amplitudes)):
         what = f"energy {energy!r}" if not math.isfinite(energy) else "amplitudes"
         return BatchOutcome(
-            **common, status=FAILED, energy=None, error=f"non-finite result: {what}", error_kind="non-finite"
+            **common,
+            status=FAILED,
+            energy=None,
+            error=f"non-finite result: {what}",
+            error_kind=ErrorKind.NON_FINITE,
         )
     return BatchOutcome(**common, status=OK, energy=float(energy), state=out.state)

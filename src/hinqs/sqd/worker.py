@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hinqs.sqd.messages import BatchStarted, WorkerHello, WorkerInfo
+
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -125,7 +127,7 @@ def initialize_process_worker(threads: int, channel: Any = None, solver: str | N
     seconds = preload(solver)
     if channel is not None:
         with contextlib.suppress(Exception):
-            channel.send(("hello", {**worker_info(), "preload_seconds": seconds}))
+            channel.send(WorkerHello(worker_info(), seconds))
 
 
 def initialize_mpi_worker(threads: int, solver: str | None = None) -> None:
@@ -136,22 +138,18 @@ def initialize_mpi_worker(threads: int, solver: str | None = None) -> None:
     preload(solver)
 
 
-def worker_info() -> dict[str, Any]:
-    """Pid, host, thread setting and whether NumPy had loaded before it was set (the warm-up task).
-
-    ``numpy_before_environment`` true means BLAS thread variables came too late in that
-    worker (PySCF's own OpenMP threads are still set per task).
-    """
+def worker_info() -> WorkerInfo:
+    """Pid, host, thread setting and whether NumPy had loaded before it was set (the warm-up task)."""
     import socket
 
-    return {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "has_launcher_vars": any(n.startswith(LAUNCHER_PREFIXES) or n in LAUNCHER_NAMES for n in os.environ),
-        "numpy_before_environment": _numpy_before_environment,
-        "mpi_loaded": "mpi4py.MPI" in sys.modules,
-    }
+    return WorkerInfo(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        has_launcher_vars=any(n.startswith(LAUNCHER_PREFIXES) or n in LAUNCHER_NAMES for n in os.environ),
+        numpy_before_environment=_numpy_before_environment,
+        mpi_loaded="mpi4py.MPI" in sys.modules,
+    )
 
 
 def report_start(index: int, attempt: int) -> None:
@@ -164,4 +162,4 @@ def report_start(index: int, attempt: int) -> None:
     """
     if _start_channel is not None:
         with contextlib.suppress(Exception):
-            _start_channel.send(("start", index, attempt, os.getpid(), time.time()))
+            _start_channel.send(BatchStarted(index, attempt, os.getpid(), time.time()))
