@@ -116,6 +116,7 @@ def test_faults_fail_alone(system, reference, tmp_path, monkeypatch):
     for index in range(N_REF):
         saved = json.loads((tmp_path / "batches" / f"batch_{index:03d}.json").read_text())
         assert saved["status"] == records[index]["status"] and saved["error"] == records[index]["error"]
+        assert saved["error_kind"] == records[index]["error_kind"]
 
 
 def test_a_failed_batch_is_retried(system, reference, tmp_path, monkeypatch):

@@ -33,8 +33,10 @@ def inside_pool_server() -> bool:
     nowhere else. Should a later mpi4py drop it, the check lets the run through (the
     ``num_workers`` check below still refuses a pool without ranks).
     """
-    from mpi4py.futures import _core
-
+    try:
+        from mpi4py.futures import _core
+    except ImportError:
+        return True
     return getattr(_core, "SharedPool", "unknown") is not None
 
 
