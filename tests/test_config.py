@@ -69,7 +69,6 @@ def test_settings_come_from_the_schema_alone():
     from hinqs.nqs.teacher import DEFAULT_MAX_DETERMINANTS, DEFAULT_MIN_WEIGHT
     from hinqs.nqs.trainer import DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING
     from hinqs.settings import RunSettings
-    from hinqs.sqd.settings import EXECUTORS, SOLVERS
 
     config = validate_config(copy.deepcopy(MINIMAL))
     settings = RunSettings.from_config(config)
@@ -85,6 +84,3 @@ def test_settings_come_from_the_schema_alone():
         DEFAULT_MIN_WEIGHT,
     )
     assert (nqs.batch_size, nqs.smoothing) == (DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING)
-    props = load_schema()["properties"]
-    assert tuple(props["sqd"]["properties"]["solver"]["enum"]) == SOLVERS
-    assert tuple(props["parallel"]["properties"]["executor"]["enum"]) == EXECUTORS

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from sqd_helpers import build_hamiltonian, make_pool
+from sqd_helpers import build_hamiltonian, make_pool, parallel_settings, solver_settings
 
 from hinqs.cli import main
 from hinqs.hamiltonian import load_hamiltonian
@@ -99,3 +99,24 @@ def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
     assert main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
     assert "--configs is now --pool" in _error(capsys)
     assert not (tmp_path / "result.json").exists()
+
+
+def test_registry_names_every_solver_and_executor_once():
+    """One list of names: the config schema's enums, the settings, the solver and executor factories."""
+    from importlib.resources import files
+
+    from hinqs.sqd.executors import POOL_BACKENDS, SequentialExecutor, make_executor
+    from hinqs.sqd.registry import EXECUTORS, SOLVERS
+    from hinqs.sqd.solvers import SOLVER_FUNCTIONS
+
+    schema = yaml.safe_load((files("hinqs") / "schemas" / "config.schema.yaml").read_text())["properties"]
+    assert tuple(schema["sqd"]["properties"]["solver"]["enum"]) == SOLVERS
+    assert tuple(schema["parallel"]["properties"]["executor"]["enum"]) == EXECUTORS
+    assert tuple(SOLVER_FUNCTIONS) == SOLVERS
+    assert ("sequential", *POOL_BACKENDS) == EXECUTORS
+    for name in SOLVERS:
+        assert solver_settings(solver=name).solver == name
+    for name in EXECUTORS:
+        assert parallel_settings(executor=name).executor == name
+        expected = SequentialExecutor if name == "sequential" else POOL_BACKENDS[name]
+        assert type(make_executor(name)) is expected

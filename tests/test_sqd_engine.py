@@ -117,6 +117,7 @@ def test_faults_fail_alone(system, reference, tmp_path, monkeypatch):
     for index in range(N_REF):
         saved = json.loads((tmp_path / "batches" / f"batch_{index:03d}.json").read_text())
         assert saved["status"] == records[index]["status"] and saved["error"] == records[index]["error"]
+        assert saved["error_kind"] == records[index]["error_kind"]
 
 
 def test_a_failed_batch_is_retried(system, reference, tmp_path, monkeypatch):
@@ -199,6 +200,82 @@ def test_mpi_ranks_are_bit_identical_to_sequential(system, reference, tmp_path):
     assert len({b["worker"]["pid"] for b in summary["batches"]}) == 2
     assert summary["batch_energies"] == reference.batch_energies[:4]
     assert summary["energy"] == min(reference.batch_energies[:4])
+
+
+# Issue 9: batches whose product space passes 10,000 determinants, where NumPy's OpenBLAS
+# splits Davidson's dot products across its threads. The parent runs with 2 BLAS/OpenMP
+# threads, as a plain shell on a 2-core node does; workers are set to 1 before NumPy loads.
+WIDE_BATCH_ARGS = ("--batches", "4", "--samples-per-batch", "150", "--seed", "5", "--threads-per-worker", "1")
+PARENT_THREADS = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+
+
+@pytest.fixture(scope="module")
+def wide_pool(system):
+    ham = load_hamiltonian(system["ham"])
+    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 3000, n_strings=200, seed=11)
+    path = system["root"] / "wide_pool.npz"
+    np.savez(path, alpha=alpha, beta=beta, counts=counts)
+    return path
+
+
+def run_wide(system, wide_pool, out, *executor_args: str, launcher: list[str] | None = None) -> dict:
+    """``hinqs diagonalize`` on the wide pool from the real command line; the result and the merged state."""
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(wide_pool), "--out", str(out),
+        *WIDE_BATCH_ARGS, "--retries", "0", "--quiet", *executor_args,
+        env=PARENT_THREADS, launcher=launcher, timeout=400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(out / "state.npz") as state:
+        return {"summary": json.loads((out / "result.json").read_text()), "state": dict(state)}
+
+
+@pytest.fixture(scope="module")
+def wide_sequential(system, wide_pool):
+    result = run_wide(system, wide_pool, system["root"] / "wide_sequential", "--executor", "sequential")
+    assert all(b["n_determinants"] > 10_000 and b["threads"] == 1 for b in result["summary"]["batches"])
+    return result
+
+
+def assert_same_bits(result: dict, reference: dict) -> None:
+    """Every batch energy, the merged energy and every array of the merged state, compared with ``==``."""
+    got, ref = result["summary"], reference["summary"]
+    assert [repr(e) for e in got["batch_energies"]] == [repr(e) for e in ref["batch_energies"]]
+    assert got["energy"] == ref["energy"] and got["best_batch"] == ref["best_batch"]
+    assert [b["spin_sq"] for b in got["batches"]] == [b["spin_sq"] for b in ref["batches"]]
+    assert result["state"].keys() == reference["state"].keys()
+    for name, array in reference["state"].items():
+        assert np.array_equal(result["state"][name], array), name
+
+
+def test_every_thread_pool_is_pinned_during_a_solve():
+    """The cause of issue 9: PySCF's thread setting alone left NumPy's OpenBLAS at its load-time count."""
+    from threadpoolctl import threadpool_info
+
+    from hinqs.sqd.task import thread_limit
+    from hinqs.sqd.worker import preload
+
+    preload("solve_fermion")
+    with thread_limit(1) as reported:
+        pools = threadpool_info()
+    assert reported == 1 and {p["internal_api"] for p in pools} >= {"openblas", "openmp"}
+    assert all(p["num_threads"] == 1 for p in pools), pools
+
+
+def test_cli_process_pool_matches_sequential_bit_for_bit(system, wide_pool, wide_sequential, tmp_path):
+    result = run_wide(system, wide_pool, tmp_path, "--executor", "process", "--workers", "2")
+    assert len({b["worker"]["pid"] for b in result["summary"]["batches"]}) == 2
+    assert_same_bits(result, wide_sequential)
+
+
+@pytest.mark.mpi
+def test_cli_mpi_ranks_match_sequential_bit_for_bit(system, wide_pool, wide_sequential, tmp_path):
+    launcher = mpiexec()
+    if launcher is None:
+        pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
+    result = run_wide(system, wide_pool, tmp_path, "--executor", "mpi", launcher=[launcher, "-n", "3"])
+    assert result["summary"]["executor"]["workers"] == 2
+    assert_same_bits(result, wide_sequential)
 
 
 def test_a_kept_pool_serves_several_steps(system, reference, tmp_path):

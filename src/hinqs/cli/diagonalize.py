@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 from hinqs.cli._options import add_config, load_settings
-from hinqs.sqd.settings import EXECUTORS, SOLVERS
+from hinqs.sqd.registry import EXECUTORS, SOLVERS
 
 COMMAND = "diagonalize"
 RENAMED = {"--configs": "--pool"}

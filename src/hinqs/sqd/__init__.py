@@ -2,13 +2,15 @@
 
 Modules, one job each:
 
+- :mod:`~hinqs.sqd.registry`  the solver and executor names (one list, the schema's enums);
 - :mod:`~hinqs.sqd.settings`  the step's settings (from the config, the CLI or Python);
 - :mod:`~hinqs.sqd.batches`   seeded batch formation, one random stream per batch;
 - :mod:`~hinqs.sqd.solvers`   ``solve_fermion`` and the ``lean`` solver;
 - :mod:`~hinqs.sqd.task`      the solve task run by every executor;
+- :mod:`~hinqs.sqd.messages`  batch status, error kinds and worker messages, typed;
 - :mod:`~hinqs.sqd.worker`    worker process start-up (threads, MPI variables);
 - :mod:`~hinqs.sqd.faults`    the ``HINQS_FAULT_INJECT`` test hook;
-- :mod:`~hinqs.sqd.executors` sequential, process and MPI executors with retries;
+- :mod:`~hinqs.sqd.executors` sequential, process and MPI backends, the retry/blame policy;
 - :mod:`~hinqs.sqd.store`     per-batch files and resuming;
 - :mod:`~hinqs.sqd.merge`     lowest energy wins;
 - :mod:`~hinqs.sqd.step`      :func:`run_diagonalization`, the entry point.

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hinqs.errors import InputError
-
-SOLVERS = ("solve_fermion", "lean")
-EXECUTORS = ("sequential", "process", "mpi")
+from hinqs.sqd.registry import EXECUTORS, SOLVERS
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,52 @@ def _absorbed_h2e(hcore: np.ndarray, eri: np.ndarray, norb: int, nelec: tuple[in
     return ao2mo.restore(1, h2e, norb)
 
 
+def _sci_vector(amplitudes: np.ndarray, strs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The amplitudes tagged with their CI strings, as PySCF's selected-CI functions take them.
+
+    PySCF offers this only as the private ``selected_ci._as_SCIvector`` (qiskit-addon-sqd
+    calls it too); it is used here and nowhere else.
+    """
+    from pyscf.fci import selected_ci
+
+    return selected_ci._as_SCIvector(amplitudes, strs)
+
+
+@dataclass(frozen=True)
+class _Rayleigh:
+    """``A|c>`` for a Davidson vector ``c`` and what follows from it: the Rayleigh quotient and residual."""
+
+    hc: np.ndarray
+    norm2: float
+    value: float
+
+    def residual(self, amplitudes: np.ndarray) -> float:
+        """``|A c - (c.A c) c| / |c|``: PySCF's Davidson calls it converged below ``sqrt(conv_tol)``."""
+        return float(np.linalg.norm(self.hc - self.value * amplitudes)) / math.sqrt(self.norm2)
+
+
+def _rayleigh(
+    myci: Any,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    amplitudes: np.ndarray,
+    strs: tuple[np.ndarray, np.ndarray],
+    nelec: tuple[int, int],
+) -> _Rayleigh:
+    """One product of ``myci``'s operator (plain ``H``, or with ``fix_spin_``'s penalty) with the vector.
+
+    The one place both solvers build ``H|c>``: ``solve_fermion``'s residual check and
+    ``lean``'s energy.
+    """
+    norb = hcore.shape[0]
+    h2e = _absorbed_h2e(hcore, eri, norb, nelec)
+    link_index = myci.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    vec = _sci_vector(amplitudes, strs)
+    hc = np.asarray(myci.contract_2e(h2e, vec, norb, nelec, link_index)).reshape(amplitudes.shape)
+    norm2 = float(np.vdot(amplitudes, amplitudes))
+    return _Rayleigh(hc, norm2, float(np.vdot(amplitudes, hc)) / norm2)
+
+
 def _make_solver(settings: SolverSettings) -> Any:
     """A SelectedCI object, with the fix_spin_ penalty when a target <S^2> is set."""
     from pyscf import fci
@@ -119,10 +165,8 @@ def solve_with_solve_fermion(
     settings: SolverSettings,
 ) -> SolveOutput:
     """qiskit-addon-sqd's ``solve_fermion`` plus a residual check of the Davidson vector."""
-    from pyscf.fci import selected_ci
     from qiskit_addon_sqd.fermion import solve_fermion
 
-    norb = hcore.shape[0]
     strs = (_as_int64(ci_strs_a), _as_int64(ci_strs_b))
     energy, sci_state, (occ_a, occ_b), spin_sq = solve_fermion(
         strs,
@@ -137,14 +181,7 @@ def solve_with_solve_fermion(
     strs = (np.asarray(sci_state.ci_strs_a), np.asarray(sci_state.ci_strs_b))
 
     # Residual of the operator Davidson used: solve_fermion keeps PySCF's converged flag to itself.
-    myci = _make_solver(settings)
-    h2e = _absorbed_h2e(hcore, eri, norb, nelec)
-    link_index = myci.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
-    vec = selected_ci._as_SCIvector(amplitudes, strs)
-    hc = np.asarray(myci.contract_2e(h2e, vec, norb, nelec, link_index)).reshape(amplitudes.shape)
-    norm2 = float(np.vdot(amplitudes, amplitudes))
-    eig = float(np.vdot(amplitudes, hc)) / norm2
-    residual = float(np.linalg.norm(hc - eig * amplitudes)) / math.sqrt(norm2)
+    residual = _rayleigh(_make_solver(settings), hcore, eri, amplitudes, strs, nelec).residual(amplitudes)
     converged = residual < math.sqrt(settings.conv_tol)
     state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
     return SolveOutput(
@@ -177,18 +214,13 @@ def solve_lean(
     converged = bool(np.all(myci.converged))
     amplitudes = np.asarray(vec, dtype=np.float64).reshape(len(strs[0]), len(strs[1]))
 
-    plain = selected_ci.SelectedCI()  # H without the spin penalty: the energy, not the eigenvalue
-    h2e = _absorbed_h2e(hcore, eri, norb, nelec)
-    link_index = plain.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
-    hc = np.asarray(plain.contract_2e(h2e, selected_ci._as_SCIvector(amplitudes, strs), norb, nelec, link_index))
-    hc = hc.reshape(amplitudes.shape)
-    norm2 = float(np.vdot(amplitudes, amplitudes))
-    energy = float(np.vdot(amplitudes, hc)) / norm2
+    # H without the spin penalty: the energy, not the eigenvalue.
+    product = _rayleigh(selected_ci.SelectedCI(), hcore, eri, amplitudes, strs, nelec)
+    energy = product.value
     # Without a penalty, H is Davidson's operator and the residual comes for free.
-    residual = None
-    if settings.spin_sq is None:
-        residual = float(np.linalg.norm(hc - energy * amplitudes)) / math.sqrt(norm2)
-    spin_sq = float(selected_ci.spin_square(selected_ci._as_SCIvector(amplitudes, strs), norb, nelec)[0]) / norm2
+    residual = product.residual(amplitudes) if settings.spin_sq is None else None
+    norm2 = product.norm2
+    spin_sq = float(selected_ci.spin_square(_sci_vector(amplitudes, strs), norb, nelec)[0]) / norm2
     occ_a, occ_b = _occupancies(amplitudes, strs[0], strs[1], norb)
     state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
     return SolveOutput(
@@ -202,6 +234,7 @@ def solve_lean(
 
 
 SOLVER_FUNCTIONS = {"solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
+"""The solvers by registry name (:data:`hinqs.sqd.registry.SOLVERS`)."""
 
 
 def solve(

@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 
 from hinqs.sqd import faults
+from hinqs.sqd.messages import BatchStatus, ErrorKind
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.solvers import SolverState
-from hinqs.sqd.worker import report_start
+from hinqs.sqd.worker import preload, report_start
 
-OK = "ok"
-FAILED = "failed"
+OK = BatchStatus.OK
+FAILED = BatchStatus.FAILED
 
 
 class BatchTimeout(TimeoutError):
@@ -66,7 +67,7 @@ class BatchOutcome:
 
     index: int
     attempt: int
-    status: str
+    status: BatchStatus
     energy: float | None = None
     subspace_shape: tuple[int, int] = (0, 0)
     spin_sq: float | None = None
@@ -75,7 +76,7 @@ class BatchOutcome:
     seconds: float = 0.0
     threads: int | None = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     warnings: list[str] = field(default_factory=list)
     pid: int | None = None
     host: str | None = None
@@ -87,7 +88,7 @@ class BatchOutcome:
         return self.status == OK
 
 
-def failed_outcome(task: BatchTask, kind: str, error: str, **extra: Any) -> BatchOutcome:
+def failed_outcome(task: BatchTask, kind: ErrorKind, error: str, **extra: Any) -> BatchOutcome:
     """A failed outcome built outside the task (e.g. by an executor whose worker died)."""
     return BatchOutcome(
         index=task.index,
@@ -124,15 +125,27 @@ def open_hamiltonian(directory: str) -> Any:
 
 @contextlib.contextmanager
 def thread_limit(threads: int) -> Iterator[int]:
-    """Run PySCF's OpenMP code on ``threads`` threads; yield the count OpenMP reports."""
+    """Run every thread pool of this process on ``threads`` threads; yield the count OpenMP reports.
+
+    Every pool, not only PySCF's OpenMP: NumPy's bundled OpenBLAS splits a dot product of
+    more than 10,000 elements across its threads, so Davidson's overlaps (vectors of the
+    batch's product-space size) round differently at 1 and 2 BLAS threads. A spawned
+    worker gets its BLAS thread count from the environment before NumPy loads; a process
+    that loaded NumPy earlier (the ``sequential`` executor's, a user's script) keeps the
+    count it loaded with, one per core, unless it is limited here. Limiting it gives
+    every executor the same arithmetic, hence the same bits. Libraries are limited as
+    loaded when the block starts, so the caller imports the solver's modules first.
+    """
     from pyscf import lib
+    from threadpoolctl import threadpool_limits
 
     previous = lib.num_threads()
-    lib.num_threads(threads)
-    try:
-        yield lib.num_threads()
-    finally:
-        lib.num_threads(previous)
+    with threadpool_limits(limits=threads):
+        lib.num_threads(threads)
+        try:
+            yield lib.num_threads()
+        finally:
+            lib.num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -182,6 +195,7 @@ def run_task(task: BatchTask) -> BatchOutcome:
     """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason)."""
     from hinqs.sqd.solvers import solve
 
+    preload(task.solver.solver)  # loads every BLAS/OpenMP library before thread_limit pins them
     report_start(task.index, task.attempt)
     start = time.perf_counter()
     shape = (len(task.ci_strs_a), len(task.ci_strs_b))
@@ -200,12 +214,12 @@ def run_task(task: BatchTask) -> BatchOutcome:
     except BatchTimeout as exc:
         return BatchOutcome(
             **base, status=FAILED, seconds=time.perf_counter() - start, threads=threads_used,
-            error=str(exc), error_kind="timeout", peak_rss_mb=_peak_rss_mb(), **where,
+            error=str(exc), error_kind=ErrorKind.TIMEOUT, peak_rss_mb=_peak_rss_mb(), **where,
         )  # fmt: skip
     except Exception as exc:
         return BatchOutcome(
             **base, status=FAILED, seconds=time.perf_counter() - start, threads=threads_used,
-            error=_one_line(exc), error_kind="exception", peak_rss_mb=_peak_rss_mb(), **where,
+            error=_one_line(exc), error_kind=ErrorKind.EXCEPTION, peak_rss_mb=_peak_rss_mb(), **where,
         )  # fmt: skip
     seconds = time.perf_counter() - start
     common = {
@@ -222,6 +236,10 @@ def run_task(task: BatchTask) -> BatchOutcome:
     if not math.isfinite(energy) or not np.all(np.isfinite(out.state.amplitudes)):
         what = f"energy {energy!r}" if not math.isfinite(energy) else "amplitudes"
         return BatchOutcome(
-            **common, status=FAILED, energy=None, error=f"non-finite result: {what}", error_kind="non-finite"
+            **common,
+            status=FAILED,
+            energy=None,
+            error=f"non-finite result: {what}",
+            error_kind=ErrorKind.NON_FINITE,
         )
     return BatchOutcome(**common, status=OK, energy=float(energy), state=out.state)

@@ -6,7 +6,9 @@ The ``process`` executor therefore sets them twice: in the parent's environment 
 instant the pool spawns its processes (a spawned child inherits them before its
 interpreter starts, whatever the parent's ``__main__`` imports), and again in the worker
 initializer. ``OMP_WAIT_POLICY=PASSIVE`` keeps idle OpenMP threads from spinning, which
-costs 2-5x when threads outnumber free cores.
+costs 2-5x when threads outnumber free cores. Each solve then pins every pool again
+(:func:`hinqs.sqd.task.thread_limit`), which is what makes a process that loaded NumPy
+before any of this (the ``sequential`` executor's) compute the same bits as a worker.
 
 MPI launcher variables are stripped from ``process`` workers. qiskit-addon-sqd imports
 mpi4py and calls ``MPI_Init`` at import time when it sees ``SLURM_NTASKS``, ``PMI_SIZE``,
@@ -29,6 +31,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from hinqs.sqd.messages import BatchStarted, WorkerHello, WorkerInfo
 
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -125,7 +129,7 @@ def initialize_process_worker(threads: int, channel: Any = None, solver: str | N
     seconds = preload(solver)
     if channel is not None:
         with contextlib.suppress(Exception):
-            channel.send(("hello", {**worker_info(), "preload_seconds": seconds}))
+            channel.send(WorkerHello(worker_info(), seconds))
 
 
 def initialize_mpi_worker(threads: int, solver: str | None = None) -> None:
@@ -136,22 +140,18 @@ def initialize_mpi_worker(threads: int, solver: str | None = None) -> None:
     preload(solver)
 
 
-def worker_info() -> dict[str, Any]:
-    """Pid, host, thread setting and whether NumPy had loaded before it was set (the warm-up task).
-
-    ``numpy_before_environment`` true means BLAS thread variables came too late in that
-    worker (PySCF's own OpenMP threads are still set per task).
-    """
+def worker_info() -> WorkerInfo:
+    """Pid, host, thread setting and whether NumPy had loaded before it was set (the warm-up task)."""
     import socket
 
-    return {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "has_launcher_vars": any(n.startswith(LAUNCHER_PREFIXES) or n in LAUNCHER_NAMES for n in os.environ),
-        "numpy_before_environment": _numpy_before_environment,
-        "mpi_loaded": "mpi4py.MPI" in sys.modules,
-    }
+    return WorkerInfo(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        has_launcher_vars=any(n.startswith(LAUNCHER_PREFIXES) or n in LAUNCHER_NAMES for n in os.environ),
+        numpy_before_environment=_numpy_before_environment,
+        mpi_loaded="mpi4py.MPI" in sys.modules,
+    )
 
 
 def report_start(index: int, attempt: int) -> None:
@@ -164,4 +164,4 @@ def report_start(index: int, attempt: int) -> None:
     """
     if _start_channel is not None:
         with contextlib.suppress(Exception):
-            _start_channel.send(("start", index, attempt, os.getpid(), time.time()))
+            _start_channel.send(BatchStarted(index, attempt, os.getpid(), time.time()))

@@ -1,0 +1,211 @@
+"""The loop shared by the pool backends (``process`` and ``mpi``): submit, collect, recover.
+
+At most ``capacity`` tasks are in flight, so a submitted task starts at once. A finished
+task goes through the retry policy (:mod:`hinqs.sqd.executors.policy`). A broken pool
+(a worker died) fails every in-flight future: the pool is shut down, the batch to blame
+is charged an attempt, the others are resubmitted, and the pool is started again. A
+backend supplies the pool itself through the hooks of :class:`FuturePoolExecutor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hinqs.sqd.executors.base import ExecutorReport, OutcomeCallback
+from hinqs.sqd.executors.policy import Attempts, Slot, assign_blame
+from hinqs.sqd.messages import ErrorKind
+from hinqs.sqd.task import BatchOutcome, BatchTask, failed_outcome, run_task
+
+MAX_FRUITLESS_RESTARTS = 3
+"""Pool rebuilds in a row with no batch to blame before the remaining batches are failed."""
+
+
+@dataclass
+class _Run:
+    """The state of one ``run`` call."""
+
+    pending: deque[BatchTask]
+    attempts: Attempts
+    report: ExecutorReport
+    solver: str | None
+    size: int
+    inflight: dict[Future, Slot] = field(default_factory=dict)
+    fruitless_restarts: int = 0
+
+    def requeue(self, task: BatchTask | None) -> None:
+        if task is not None:
+            self.pending.append(task)
+
+    def fail_all(self, reason: str) -> None:
+        while self.pending:
+            task = self.pending.popleft()
+            self.attempts.give_up(failed_outcome(task, ErrorKind.WORKER_DIED, reason))
+
+
+class FuturePoolExecutor:
+    """The loop shared by the ``process`` and ``mpi`` executors (pool-specific parts are hooks)."""
+
+    name = "pool"
+    can_kill = False
+
+    def __init__(
+        self, workers: int, threads: int, retries: int = 0, timeout: float | None = None, kill_grace: float = 10.0
+    ) -> None:
+        self.workers = workers
+        self.threads = threads
+        self.retries = retries
+        self.timeout = timeout
+        self.kill_grace = kill_grace
+        self.pool: Any = None
+        self.capacity = 0
+        self._persistent = False
+
+    def __enter__(self) -> FuturePoolExecutor:
+        self._persistent = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._persistent = False
+        self._stop_pool(kill=True)
+
+    # -- hooks -------------------------------------------------------------------------
+    def _start_pool(self, report: ExecutorReport, solver: str | None, size: int) -> int:
+        """Start ``size`` workers preloading ``solver``'s modules; return how many tasks may run at once."""
+        raise NotImplementedError
+
+    def _stop_pool(self, kill: bool) -> None:
+        """Stop the pool; ``kill`` ends its processes first instead of waiting for running tasks."""
+        raise NotImplementedError
+
+    def _drain_starts(self, slots: Iterable[Slot]) -> None:
+        """Record which process started which task, and when (where the pool can tell)."""
+
+    def _exitcodes(self) -> dict[int, int | None]:
+        """pid -> exit code (None while alive) of every worker started (where the pool can tell)."""
+        return {}
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self, tasks: Sequence[BatchTask], on_outcome: OutcomeCallback) -> ExecutorReport:
+        report = ExecutorReport(self.name, self.workers, self.threads)
+        if not tasks:
+            return report
+        # A pool for this run alone needs no more workers than there are batches.
+        size = self.workers if self._persistent else min(self.workers, len(tasks))
+        pending = deque(replace(t, threads=self.threads, timeout=self.timeout) for t in tasks)
+        run = _Run(pending, Attempts(self.retries, on_outcome), report, tasks[0].solver.solver, size)
+        try:
+            if self.pool is None:
+                self.capacity = self._start_pool(report, run.solver, size)
+            while run.pending or run.inflight:
+                self._submit_ready(run)
+                broken = self._collect(run)
+                if not broken:
+                    self._enforce_timeouts(run.inflight, report)
+                elif not self._recover(run, broken):
+                    break
+        except BrokenExecutor as exc:  # the pool could not even start
+            report.events.append(f"pool failed to start: {exc}")
+            run.pending.extendleft(slot.task for slot in run.inflight.values())
+            run.inflight.clear()
+            run.fail_all(f"worker pool failed to start: {exc}")
+        finally:
+            # Idle workers are ended rather than waited for; a kept pool stays unless work is stranded.
+            if run.inflight or not self._persistent:
+                self._stop_pool(kill=True)
+        return report
+
+    def _submit_ready(self, run: _Run) -> None:
+        while run.pending and len(run.inflight) < self.capacity:
+            task = run.pending.popleft()
+            run.inflight[self.pool.submit(run_task, task)] = Slot(task, time.time())
+
+    def _collect(self, run: _Run) -> list[Slot]:
+        """Wait for the next finished task; settle the finished ones; return those the pool broke under."""
+        done, _ = wait(list(run.inflight), timeout=self._poll_seconds(run.inflight), return_when=FIRST_COMPLETED)
+        self._drain_starts(run.inflight.values())
+        broken: list[Slot] = []
+        for future in done:
+            slot = run.inflight.pop(future)
+            outcome = self._outcome(future, slot, broken)
+            if outcome is not None:
+                run.fruitless_restarts = 0
+                run.requeue(run.attempts.finish(slot.task, outcome))
+        return broken
+
+    def _recover(self, run: _Run, broken: list[Slot]) -> bool:
+        """After a worker death: settle, blame, resubmit, restart the pool. False: give up on the rest."""
+        # Every other in-flight future has failed or finished too.
+        wait(list(run.inflight), timeout=60)
+        self._drain_starts([*run.inflight.values(), *broken])
+        for future, slot in list(run.inflight.items()):
+            outcome = self._outcome(future, slot, broken) if future.done() else None
+            if outcome is not None:
+                run.requeue(run.attempts.finish(slot.task, outcome))
+            elif not future.done():
+                broken.append(slot)
+        run.inflight.clear()
+        # Joins the pool's manager thread, which has terminated (SIGTERM) the other workers:
+        # after this every exit code is final, and only the culprit's is not -SIGTERM.
+        self._stop_pool(kill=False)
+        charged = assign_blame(broken, self._exitcodes(), self.timeout, run.report)
+        for slot in broken:
+            if slot in charged:
+                elapsed = time.time() - slot.started if slot.started is not None else 0.0
+                blame = charged[slot]
+                outcome = failed_outcome(slot.task, blame.kind, blame.message, pid=slot.pid, seconds=elapsed)
+                run.requeue(run.attempts.finish(slot.task, outcome))
+            else:
+                run.pending.appendleft(slot.task)
+        run.fruitless_restarts = 0 if charged else run.fruitless_restarts + 1
+        if run.fruitless_restarts > MAX_FRUITLESS_RESTARTS:
+            run.fail_all("the worker pool keeps breaking with no batch to blame")
+            return False
+        if run.pending:
+            self.capacity = self._start_pool(run.report, run.solver, run.size)
+        return True
+
+    @staticmethod
+    def _outcome(future: Future, slot: Slot, broken: list[Slot]) -> BatchOutcome | None:
+        """The outcome of a finished future, or None (slot added to ``broken``) if the pool broke under it."""
+        try:
+            return future.result()
+        except BrokenExecutor:
+            broken.append(slot)
+            return None
+        except Exception as exc:  # e.g. the result could not be pickled
+            return failed_outcome(slot.task, ErrorKind.EXCEPTION, f"{type(exc).__name__}: {exc}", pid=slot.pid)
+
+    def _poll_seconds(self, inflight: dict[Future, Slot]) -> float | None:
+        if self.timeout is None or not self.can_kill:
+            return 1.0
+        now = time.time()
+        deadlines = [
+            (s.started if s.started is not None else s.submitted) + self.timeout + self.kill_grace - now
+            for s in inflight.values()
+            if not s.killed_for_timeout
+        ]
+        return min([1.0, *[max(d, 0.05) for d in deadlines]])
+
+    def _enforce_timeouts(self, inflight: dict[Future, Slot], report: ExecutorReport) -> None:
+        """Kill the worker of a batch past timeout + grace: its own timer did not stop it."""
+        if self.timeout is None or not self.can_kill:
+            return
+        now = time.time()
+        for slot in inflight.values():
+            if slot.started is None or slot.pid is None or slot.killed_for_timeout:
+                continue
+            if now - slot.started > self.timeout + self.kill_grace:
+                slot.killed_for_timeout = True
+                report.events.append(
+                    f"batch {slot.task.index}: worker {slot.pid} killed after {now - slot.started:.1f} s"
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGKILL)

@@ -1,0 +1,14 @@
+"""The names a run config may give the batch solver and the executor, in one place.
+
+The settings validate against these tuples, the solver and executor factories are keyed by
+them, and a test holds the config schema's enums (``sqd.solver``, ``parallel.executor``)
+equal to them, so a new solver or backend cannot be half-registered.
+"""
+
+from __future__ import annotations
+
+SOLVERS: tuple[str, ...] = ("solve_fermion", "lean")
+"""Batch solvers: qiskit-addon-sqd's ``solve_fermion`` (the default) and the ``lean`` PySCF path."""
+
+EXECUTORS: tuple[str, ...] = ("sequential", "process", "mpi")
+"""Where batches run: in-process one after another, a local process pool, or MPI ranks."""
