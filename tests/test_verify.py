@@ -72,3 +72,32 @@ def test_verify_refuses_a_config_without_a_parallel_path(tmp_path):
     proc = run_hinqs("verify", "--config", str(cfg), "--out", str(tmp_path / "v"))
     assert proc.returncode == 2
     assert "no parallel path to verify" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_verify_passes_under_the_mpi_executor(tmp_path):
+    """`hinqs verify` as rank 0 of mpi4py's pool server: the parallel path solves on 2 MPI ranks."""
+    import subprocess
+    import sys
+
+    from sqd_helpers import mpiexec
+
+    launcher = mpiexec()
+    if launcher is None:
+        pytest.skip("mpi4py with an MPI launcher is not installed")
+    mpi = {**OPEN_SHELL, "parallel": {"executor": "mpi", "workers": 2, "threads_per_worker": 1}}
+    cfg = write_config(tmp_path / "mpi.yaml", mpi)
+    argv = [launcher, "-n", "3", sys.executable, "-m", "mpi4py.futures", "-m", "hinqs", "verify", "--config", str(cfg)]
+    proc = subprocess.run([*argv, "--out", str(tmp_path / "v"), "--iterations", "2"], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "v" / "report.json").read_text())
+    assert report["identical"] and report["paths"]["parallel"]["executor"] == "mpi"
+    result = json.loads((tmp_path / "v/parallel/ch2_triplet/iter_001/sqd/result.json").read_text())
+    assert result["executor"]["executor"] == "mpi" and result["executor"]["workers"] == 2
+
+
+def test_verify_refuses_mpi_outside_mpi(tmp_path):
+    mpi = {**OPEN_SHELL, "parallel": {"executor": "mpi", "workers": 2}}
+    proc = run_hinqs("verify", "--config", str(write_config(tmp_path / "mpi.yaml", mpi)), "--out", str(tmp_path / "v"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "run verify under MPI" in proc.stderr

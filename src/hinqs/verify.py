@@ -211,15 +211,20 @@ def format_table(data: dict[str, Any]) -> str:
 
 
 def _check_parallel(settings: RunSettings) -> None:
+    """A parallel path must exist; MPI ranks exist only under mpi4py's pool server."""
     from hinqs.errors import InputError
 
     executor = settings.parallel.executor
     if executor == "sequential":
         raise InputError("parallel.executor is 'sequential': there is no parallel path to verify")
     if executor == "mpi":
-        raise InputError(
-            "hinqs verify runs its paths in-process and cannot start MPI ranks; verify with executor 'process'"
-        )
+        from hinqs.sqd.executors.mpi import inside_pool_server
+
+        if not inside_pool_server():
+            raise InputError(
+                "parallel.executor is 'mpi': run verify under MPI, e.g. "
+                "'mpiexec -n 3 python -m mpi4py.futures -m hinqs verify --config ...'"
+            )
 
 
 def verify_settings(

@@ -40,7 +40,7 @@ def iterations_to_run(status_path_of: Callable[[int], str], max_iterations: int)
 
 
 def diagonalize_launcher(parallel: dict[str, Any]) -> str:
-    """The command that runs ``hinqs`` for the diagonalize step.
+    """The command that runs ``hinqs`` for the diagonalize (and verify) step.
 
     For ``executor: mpi`` the step runs under an MPI launcher with mpi4py.futures' server
     mode: rank 0 runs ``hinqs`` and dispatches batches, ranks 1..workers solve them.

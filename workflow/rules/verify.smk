@@ -16,11 +16,12 @@ rule verify_system:
     params:
         config=RUN_CONFIG,
         out=lambda w: str(RESULTS.verify(w.system)),
+        launch=diagonalize_launcher(config["parallel"]),
     threads: diagonalize_threads(config["parallel"])
     log:
         str(SYS.log("verify")),
     shell:
-        "hinqs verify --config {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"
+        "{params.launch} verify --config {params.config} --system {wildcards.system} --out {params.out} > {log} 2>&1"
 
 
 rule verify:
