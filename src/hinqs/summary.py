@@ -17,6 +17,7 @@ import numpy as np
 
 from hinqs.atomic import atomic_path, write_json, write_text
 from hinqs.hamiltonian import read_meta
+from hinqs.references import best_reference
 from hinqs.workflow_support import iteration_name
 
 MHA = 1000.0
@@ -63,6 +64,9 @@ def iteration_record(system_dir: Path, k: int) -> dict[str, Any]:
         "basis_size": _basis_size(folder / "basis.npz"),
         "subspace_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
+        "batch_dimensions": result.get("dimensions"),
+        "davidson_converged": result.get("converged"),
+        "batches_capped": (result.get("capping") or {}).get("n_capped"),
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
         "train_kl_after": (train or {}).get("kl_after"),
@@ -91,6 +95,7 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
     errors = {
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }
+    best_name, best_ref = best_reference(meta)
     seconds: dict[str, float] = {"prepare": _benchmark_seconds(system_dir / "benchmarks" / "prepare.tsv") or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
@@ -108,6 +113,11 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
         "stop_reason": status.get("reason"),
         "references": references,
         "error_mha": errors,
+        "best_reference": {
+            "name": best_name,
+            "energy": best_ref,
+            "error_mha": None if best_ref is None or best is None else (best - best_ref) * MHA,
+        },
         "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
         "seconds_per_stage": seconds,
         "per_iteration": records,

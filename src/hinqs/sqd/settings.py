@@ -85,12 +85,21 @@ class ParallelSettings:
 
 @dataclass(frozen=True)
 class SQDSettings:
-    """Everything one diagonalisation step needs besides its inputs."""
+    """Everything one diagonalisation step needs besides its inputs.
+
+    ``max_dimension`` caps each batch's product space (``None``: derived from the memory
+    the step has, see :mod:`hinqs.sqd.dimension`; 0: no cap). ``memory_mb`` overrides the
+    memory the step believes it has (``None``: SLURM's grant, else the node's available
+    memory). Neither enters the batch fingerprint directly: a cap changes the batch's
+    strings, and those are fingerprinted.
+    """
 
     seed: int = 1234
     iteration: int = 0
     n_batches: int = 4
     samples_per_batch: int = 300
+    max_dimension: int | None = None
+    memory_mb: float | None = None
     solver: SolverSettings = field(default_factory=SolverSettings)
     parallel: ParallelSettings = field(default_factory=ParallelSettings)
 
@@ -103,6 +112,10 @@ class SQDSettings:
             raise InputError("n_batches must be at least 1")
         if self.samples_per_batch < 1:
             raise InputError("samples_per_batch must be at least 1")
+        if self.max_dimension is not None and self.max_dimension < 0:
+            raise InputError("max_dimension must be non-negative (0 turns the cap off, null derives it from memory)")
+        if self.memory_mb is not None and not self.memory_mb > 0:
+            raise InputError("memory_mb must be positive (or null to detect it)")
 
     @classmethod
     def from_config(cls, config: dict[str, Any], iteration: int = 0) -> SQDSettings:
@@ -119,7 +132,7 @@ class SQDSettings:
                 if k in par
             }
         )
-        top = {k: sqd[k] for k in ("n_batches", "samples_per_batch") if k in sqd}
+        top = {k: sqd[k] for k in ("n_batches", "samples_per_batch", "max_dimension", "memory_mb") if k in sqd}
         return cls(
             seed=int(config.get("seed", cls.seed)),
             iteration=iteration,
@@ -159,6 +172,8 @@ class SQDSettings:
             "iteration": self.iteration,
             "n_batches": self.n_batches,
             "samples_per_batch": self.samples_per_batch,
+            "max_dimension": self.max_dimension,
+            "memory_mb": self.memory_mb,
             "solver": self.solver.as_dict(),
             "parallel": self.parallel.as_dict(),
         }
