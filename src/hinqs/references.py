@@ -20,6 +20,10 @@ from typing import Any
 
 import numpy as np
 
+# A selected-CI series whose last cutoff step moved the energy by less than this (mHa) is
+# taken as converged enough to be the reference (chemical accuracy).
+SCI_CONVERGED_MHA = 1.6
+
 
 def n_determinants(norb: int, nelec: tuple[int, int]) -> int:
     """Size of the full CI space of the active space."""
@@ -109,6 +113,7 @@ def sci_series(
     if len(points) >= 2:
         (c1, e1), (c2, e2) = [(p["cutoff"], p["energy"]) for p in points[-2:]]
         result["extrapolated"] = float(e2 - c2 * (e1 - e2) / (c1 - c2))
+    result["last_step_mha"] = (points[-2]["energy"] - points[-1]["energy"]) * 1000.0 if len(points) >= 2 else None
     result["energy"] = points[-1]["energy"] if points else None
     result["cutoff"] = points[-1]["cutoff"] if points else None
     return result
@@ -117,19 +122,26 @@ def sci_series(
 def best_reference(meta: dict[str, Any]) -> tuple[str, float] | tuple[None, None]:
     """The most accurate reference energy in ``meta.json`` and its name.
 
-    FCI when computed; else the selected CI at its tightest cutoff (a variational upper
-    bound: quoting errors against it never flatters a run); else CCSD(T). ``(None, None)``
-    when there is none.
+    FCI when computed. Else the selected CI at its tightest cutoff when that series has
+    converged -- its last cutoff step moved the energy by less than chemical accuracy
+    (1.6 mHa); it is a variational upper bound, so quoting errors against it never flatters
+    a run. Else CCSD(T) (near equilibrium usually within a few mHa of FCI, where loose
+    selected-CI cutoffs are tens of mHa above it), else an unconverged selected CI.
+    ``(None, None)`` when there is none.
     """
     refs = meta.get("references", meta)
     if refs.get("fci") is not None:
         return "FCI", float(refs["fci"])
     sci = refs.get("sci") or {}
+    sci_ref = None
     if sci.get("energy") is not None:
-        return f"SCI(cutoff={sci['cutoff']:g})", float(sci["energy"])
+        sci_ref = (f"SCI(cutoff={sci['cutoff']:g})", float(sci["energy"]))
+        step = sci.get("last_step_mha")
+        if step is not None and abs(step) < SCI_CONVERGED_MHA:
+            return sci_ref
     if refs.get("ccsd_t") is not None:
         return "CCSD(T)", float(refs["ccsd_t"])
-    return None, None
+    return sci_ref if sci_ref is not None else (None, None)
 
 
 def compute_references(
