@@ -166,8 +166,11 @@ def main() -> None:
                 node = per_worker * min(row["workers"], args.batches)
                 row.update(S=s, solver=solver, layout=layout, speedup=base / row["wall"], us_per_det_cycle=unit * 1e6)
                 rows.append(row)
-                print(f"| {s:,} | {solver} | {layout} | {row['wall']:.1f} | {base / row['wall']:.2f} | "
-                      f"{np.mean(row['seconds']):.1f} | {unit * 1e6:.1f} | {per_worker:.0f} | {node:.0f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {s:,} | {solver} | {layout} | {row['wall']:.1f} | {base / row['wall']:.2f} | "
+                    f"{np.mean(row['seconds']):.1f} | {unit * 1e6:.1f} | {per_worker:.0f} | {node:.0f} |",
+                    flush=True,
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
