@@ -92,10 +92,15 @@ def test_launcher_and_threads():
 
 
 def test_diagonalize_memory_request_grows_with_batch_and_workers():
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
     from hinqs.workflow_support import diagonalize_mem_mb
 
-    small = diagonalize_mem_mb({"samples_per_batch": 300}, {"executor": "process", "workers": 2})
-    assert small == 400 + 2 * (400 + 72)  # (2 x 300)^2 determinants x 200 B = 72 MB per worker
-    big = diagonalize_mem_mb({"samples_per_batch": 5000}, {"executor": "process", "workers": 4})
-    assert big > 4 * 200 * 10_000**2 / 1e6
-    assert diagonalize_mem_mb({"samples_per_batch": 300}, {"executor": "sequential", "workers": 8}) < small
+    sqd = {"samples_per_batch": 300, "solver": "solve_fermion"}
+    small = diagonalize_mem_mb(sqd, {"executor": "process", "workers": 2})
+    assert small == int((PARENT_MB + 2 * estimate_mb(600**2, "solve_fermion")) / USABLE_FRACTION + 0.5)
+    big = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000}, {"executor": "process", "workers": 4})
+    assert big > 4 * estimate_mb(10_000**2, "solve_fermion")
+    # A dimension cap bounds the request; the sequential path plans like the parallel one.
+    capped = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000, "max_dimension": 10**6}, {"workers": 4})
+    assert capped < big
+    assert diagonalize_mem_mb(sqd, {"executor": "sequential", "workers": 2}) == small

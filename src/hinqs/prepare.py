@@ -54,6 +54,9 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         integrals.ecore,
         fci_max_determinants=references["fci_max_determinants"],
         ccsd=references["ccsd"],
+        sci=references.get("sci"),
+        sci_cutoffs=references.get("sci_cutoffs"),
+        sci_max_seconds=references.get("sci_max_seconds", 900.0),
     )
     meta = {
         "e_hf": integrals.info.get("e_hf", refs["hf_active"]),

@@ -93,6 +93,8 @@ class SQDSection:
 
     n_batches: int
     samples_per_batch: int
+    max_dimension: int | None
+    memory_mb: float | None
     solver: SolverSettings
 
 
@@ -131,11 +133,7 @@ class RunSettings:
             systems=tuple(config["systems"]),
             references=_section(ReferenceSettings, config["references"]),
             nqs=_section(NQSSettings, config["nqs"]),
-            sqd=SQDSection(
-                int(config["sqd"]["n_batches"]),
-                int(config["sqd"]["samples_per_batch"]),
-                _section(SolverSettings, config["sqd"]),
-            ),
+            sqd=_section(SQDSection, {**config["sqd"], "solver": _section(SolverSettings, config["sqd"])}),
             parallel=_section(ParallelSettings, parallel),
             mpi_launcher=str(parallel["mpi_launcher"]),
             subspace=SubspaceSettings(subspace["max_size"], _section(ExpansionSettings, subspace["expansion"])),
@@ -156,6 +154,8 @@ class RunSettings:
             iteration=iteration,
             n_batches=self.sqd.n_batches,
             samples_per_batch=self.sqd.samples_per_batch,
+            max_dimension=self.sqd.max_dimension,
+            memory_mb=self.sqd.memory_mb,
             solver=self.sqd.solver,
             parallel=self.parallel,
         )

@@ -19,6 +19,7 @@ from hinqs.convergence import Status, read_status
 from hinqs.files import read_determinants, read_json_or_none, read_result
 from hinqs.hamiltonian import read_meta
 from hinqs.layout import SystemLayout
+from hinqs.references import best_reference
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6
@@ -48,6 +49,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     train = read_json_or_none(files.train_history) or {}
     stats = read_json_or_none(files.sample_stats) or {}
     batches = result.batches if result else []
+    data = result.data if result else {}
     best_shape = result.best_record().get("subspace_shape") if result else None
     return {
         "iteration": k,
@@ -59,6 +61,9 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "subspace_size": _subspace_size(files.subspace),
         "subspace_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
+        "batch_dimensions": data.get("dimensions"),
+        "davidson_converged": data.get("converged"),
+        "batches_capped": (data.get("capping") or {}).get("n_capped"),
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
         "train_kl_after": train.get("kl_after"),
@@ -87,6 +92,7 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
     errors = {
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }
+    best_name, best_ref = best_reference(meta)
     seconds: dict[str, float] = {"prepare": _benchmark_seconds(system.benchmark("prepare")) or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
@@ -104,6 +110,11 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
         "stop_reason": last.reason if last else None,
         "references": references,
         "error_mha": errors,
+        "best_reference": {
+            "name": best_name,
+            "energy": best_ref,
+            "error_mha": None if best_ref is None or best is None else (best - best_ref) * MHA,
+        },
         "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
         "seconds_per_stage": seconds,
         "per_iteration": records,

@@ -59,20 +59,21 @@ def diagonalize_threads(parallel: dict[str, Any]) -> int:
     return int(parallel["workers"]) * int(parallel["threads_per_worker"])
 
 
-# Measured here (design notes): ~260 MB per process after importing PySCF and
-# qiskit-addon-sqd, plus ~200 B per determinant of the largest subspace solved.
-PROCESS_BASE_MB = 400
-BYTES_PER_DETERMINANT = 200
-
-
 def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
-    """Memory (MB) to ask the scheduler for one diagonalize step.
+    """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 
     A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
-    both spins' strings), so its subspace holds at most (2S)^2 determinants; every worker may
-    solve one at a time, and the parent holds the pool and the merged state.
+    both spins' strings), so its subspace holds at most (2S)^2 determinants, or
+    ``sqd.max_dimension`` when that is set; each worker may solve one such batch at a time
+    (:func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds the pool and the merged
+    state. The step, granted this as ``SLURM_MEM_PER_NODE``, then derives a cap that never
+    cuts a batch the request was sized for.
     """
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+
     largest = (2 * int(sqd["samples_per_batch"])) ** 2
-    per_worker = PROCESS_BASE_MB + BYTES_PER_DETERMINANT * largest / 1e6
-    workers = 1 if parallel["executor"] == "sequential" else int(parallel["workers"])
-    return int(PROCESS_BASE_MB + workers * per_worker + 0.5)
+    if sqd.get("max_dimension"):
+        largest = min(largest, int(sqd["max_dimension"]))
+    workers = int(parallel["workers"])  # the step divides its memory among the configured workers
+    need = PARENT_MB + workers * estimate_mb(largest, sqd.get("solver", "solve_fermion"))
+    return int(need / USABLE_FRACTION + 0.5)

@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-timeout", type=float, metavar="SEC", help="seconds before a batch is stopped")
     parser.add_argument("--retries", type=int, metavar="R", help="extra attempts for a failed batch")
     parser.add_argument("--max-cycle", type=int, metavar="N", help="Davidson iteration limit (sqd.max_cycle)")
+    parser.add_argument("--max-dimension", type=int, metavar="N", help="cap on a batch's K_a x K_b (0: no cap)")
+    parser.add_argument("--memory-mb", type=float, metavar="MB", help="memory the step may use (sqd.memory_mb)")
     parser.add_argument("--quiet", action="store_true", help="no per-batch progress lines on stderr")
 
 
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_batches=args.batches,
         samples_per_batch=args.samples_per_batch,
+        max_dimension=args.max_dimension,
+        memory_mb=args.memory_mb,
         solver__solver=args.solver,
         solver__max_cycle=args.max_cycle,
         parallel__executor=args.executor,

@@ -15,12 +15,17 @@ A batch's subspace is the product of its alpha strings and its beta strings. For
 shells (``n_alpha == n_beta``) both spins use the union of the two string sets, as
 qiskit-addon-sqd's ``open_shell=False`` does; this makes the subspace symmetric under spin
 exchange, which a singlet ground state needs. Open shells keep the two sets apart.
+
+A batch whose product space is larger than ``sqd.max_dimension`` is capped by
+:func:`cap_batch`: it keeps its heaviest strings (see :mod:`hinqs.sqd.dimension`) and
+records what it dropped, so the cut is visible in result.json.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +54,8 @@ class Batch:
     beta: np.ndarray
     ci_strs_a: np.ndarray
     ci_strs_b: np.ndarray
+    weights: np.ndarray | None = field(default=None, compare=False, repr=False)
+    cap: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -138,12 +145,51 @@ def form_batches(
     """The batches of one iteration; a single whole-pool batch when the pool fits in one."""
     if len(pool) <= samples_per_batch:
         a, b = subspace_strings(pool.alpha, pool.beta, nelec)
-        return [Batch(0, pool.alpha, pool.beta, a, b)]
+        return [Batch(0, pool.alpha, pool.beta, a, b, pool.counts)]
     batches = []
     for index in range(n_batches):
         rng = numpy_stream(seed, "batch", iteration, index)
         chosen = draw_indices(pool, samples_per_batch, rng)
         alpha, beta = pool.alpha[chosen], pool.beta[chosen]
         a, b = subspace_strings(alpha, beta, nelec)
-        batches.append(Batch(index, alpha, beta, a, b))
+        weights = None if pool.counts is None else pool.counts[chosen]
+        batches.append(Batch(index, alpha, beta, a, b, weights))
     return batches
+
+
+def cap_batch(batch: Batch, max_dimension: int, nelec: tuple[int, int]) -> Batch:
+    """``batch`` with its product space cut to at most ``max_dimension`` determinants.
+
+    The strings kept are the heaviest: a string's weight is the summed count (uniform when
+    the pool has none) of the batch's determinants holding it, so the strings the sampler
+    or the teacher favour survive. Deterministic (ties by string value). A batch already
+    within the cap is returned unchanged, with ``cap`` recording that nothing was cut.
+    """
+    from hinqs.sqd.dimension import cap_shape, heaviest, string_weights
+
+    before = batch.shape
+    shared = nelec[0] == nelec[1]
+    k_a, k_b = cap_shape(*before, max_dimension, shared)
+    record = {
+        "max_dimension": int(max_dimension),
+        "dimension_before": int(before[0] * before[1]),
+        "shape_before": [int(before[0]), int(before[1])],
+    }
+    if (k_a, k_b) == before:
+        unchanged = {"dimension_after": record["dimension_before"], "shape_after": record["shape_before"]}
+        return replace(batch, cap={**record, "capped": False, "strings_dropped": [0, 0], **unchanged})
+    weights = np.ones(len(batch.alpha)) if batch.weights is None else np.asarray(batch.weights, dtype=np.float64)
+    if shared:
+        w = string_weights(batch.ci_strs_a, [batch.alpha, batch.beta], weights)
+        new_a = heaviest(batch.ci_strs_a, w, k_a)
+        new_b = new_a.copy()
+    else:
+        new_a = heaviest(batch.ci_strs_a, string_weights(batch.ci_strs_a, [batch.alpha], weights), k_a)
+        new_b = heaviest(batch.ci_strs_b, string_weights(batch.ci_strs_b, [batch.beta], weights), k_b)
+    record.update(
+        capped=True,
+        strings_dropped=[int(before[0] - len(new_a)), int(before[1] - len(new_b))],
+        dimension_after=int(len(new_a) * len(new_b)),
+        shape_after=[len(new_a), len(new_b)],
+    )
+    return replace(batch, ci_strs_a=new_a, ci_strs_b=new_b, cap=record)

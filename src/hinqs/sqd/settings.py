@@ -83,12 +83,21 @@ class ParallelSettings:
 
 @dataclass(frozen=True)
 class SQDSettings:
-    """Everything one diagonalisation step needs besides its inputs."""
+    """Everything one diagonalisation step needs besides its inputs.
+
+    ``max_dimension`` caps each batch's product space (``None``: derived from the memory
+    the step has, see :mod:`hinqs.sqd.dimension`; 0: no cap). ``memory_mb`` overrides the
+    memory the step believes it has (``None``: SLURM's grant, else the node's available
+    memory). Neither enters the batch fingerprint directly: a cap changes the batch's
+    strings, and those are fingerprinted.
+    """
 
     seed: int
     iteration: int
     n_batches: int
     samples_per_batch: int
+    max_dimension: int | None
+    memory_mb: float | None
     solver: SolverSettings
     parallel: ParallelSettings
 
@@ -101,6 +110,10 @@ class SQDSettings:
             raise InputError("n_batches must be at least 1")
         if self.samples_per_batch < 1:
             raise InputError("samples_per_batch must be at least 1")
+        if self.max_dimension is not None and self.max_dimension < 0:
+            raise InputError("max_dimension must be non-negative (0 turns the cap off, null derives it from memory)")
+        if self.memory_mb is not None and not self.memory_mb > 0:
+            raise InputError("memory_mb must be positive (or null to detect it)")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json."""
@@ -109,6 +122,8 @@ class SQDSettings:
             "iteration": self.iteration,
             "n_batches": self.n_batches,
             "samples_per_batch": self.samples_per_batch,
+            "max_dimension": self.max_dimension,
+            "memory_mb": self.memory_mb,
             "solver": self.solver.as_dict(),
             "parallel": self.parallel.as_dict(),
         }

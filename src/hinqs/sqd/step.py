@@ -44,7 +44,8 @@ from hinqs.atomic import save_npz, write_json
 from hinqs.errors import InputError, StepFailed
 from hinqs.hamiltonian import active_shape, read_meta
 from hinqs.sqd import merge, store
-from hinqs.sqd.batches import form_batches, make_pool
+from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
+from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension
 from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.task import BatchOutcome, BatchTask
@@ -112,6 +113,51 @@ def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, 
         raise InputError("counts are all zero")
 
 
+def plan_batches(batches: list[Batch], settings: SQDSettings, nelec: tuple[int, int]) -> tuple[list[Batch], dict]:
+    """Cap each batch's product space and check its memory, before anything is solved or written.
+
+    The budget is divided among ``parallel.workers`` whatever the executor, so that the
+    sequential reference path and the parallel path derive the same cap (``hinqs verify``).
+    Raises :class:`InputError` (one line) for a batch that does not fit even after the cap.
+    """
+    budget: MemoryBudget = memory_budget(settings.parallel.workers, settings.memory_mb)
+    solver = settings.solver.solver
+    max_dimension = resolve_max_dimension(settings.max_dimension, solver, budget)
+    if max_dimension is not None:
+        batches = [cap_batch(b, max_dimension, nelec) for b in batches]
+    check_fits(batches, solver, budget, max_dimension)
+    for batch in batches:
+        if batch.cap and batch.cap["capped"]:
+            log.warning(
+                "batch %d capped to sqd.max_dimension = %d: %d x %d -> %d x %d (dropped %d alpha, %d beta strings)",
+                batch.index, max_dimension, *batch.cap["shape_before"], *batch.cap["shape_after"],
+                *batch.cap["strings_dropped"],
+            )  # fmt: skip
+    plan = {
+        "max_dimension": max_dimension,
+        "memory": budget.as_dict(),
+        "n_capped": sum(bool(b.cap and b.cap["capped"]) for b in batches),
+    }
+    return batches, plan
+
+
+def _convergence_report(ordered: list[dict[str, Any]], best: int) -> dict[str, Any]:
+    """Merged convergence: did the winning batch converge, and which batches did not."""
+    unconverged = [r["index"] for r in ordered if r["status"] == "ok" and r.get("converged") is False]
+    best_record = next(r for r in ordered if r["index"] == best)
+    for index in unconverged:
+        record = next(r for r in ordered if r["index"] == index)
+        log.warning(
+            "WARNING batch %d: Davidson stopped at max_cycle without converging (residual %s)%s",
+            index, record.get("residual_norm"), " -- this is the merged (best) batch" if index == best else "",
+        )  # fmt: skip
+    return {
+        "converged": best_record.get("converged") is not False,
+        "residual_norm": best_record.get("residual_norm"),
+        "unconverged_batches": unconverged,
+    }
+
+
 def run_diagonalization(
     hamiltonian_dir: str | os.PathLike[str],
     alpha: np.ndarray,
@@ -149,6 +195,7 @@ def run_diagonalization(
         seed=settings.seed,
         iteration=settings.iteration,
     )
+    batches, plan = plan_batches(batches, settings, nelec)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (out / RESULT_FILE, out / STATE_FILE):  # a failed rerun must not leave old answers
@@ -161,13 +208,17 @@ def run_diagonalization(
     for batch in batches:
         previous = store.load_finished(out, batch.index, prints[batch.index])
         if previous is not None:
-            records[batch.index] = previous
+            records[batch.index] = {**previous, "cap": batch.cap}
             log.info("batch %d: reused from an earlier run (E = %.10f)", batch.index, previous["energy"])
             continue
         tasks.append(BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver))
 
+    caps = {b.index: b.cap for b in batches}
+
     def on_outcome(outcome: BatchOutcome) -> None:
-        records[outcome.index] = store.save_outcome(out, outcome, prints[outcome.index], hashes[outcome.index])
+        records[outcome.index] = store.save_outcome(
+            out, outcome, prints[outcome.index], hashes[outcome.index], extra={"cap": caps[outcome.index]}
+        )
         if outcome.ok:
             log.info(
                 "batch %d: E = %.10f  (%d x %d, %.1f s, %s threads%s)",
@@ -186,6 +237,7 @@ def run_diagonalization(
 
     best_record = records[best]
     energy = float(best_record["energy"])
+    convergence = _convergence_report(ordered, best)
     save_npz(
         out / STATE_FILE,
         **store.load_state(out, best),
@@ -202,6 +254,9 @@ def run_diagonalization(
         "n_ok": sum(r["status"] == "ok" for r in ordered),
         "n_failed": sum(r["status"] != "ok" for r in ordered),
         "n_reused": sum(bool(r.get("reused")) for r in ordered),
+        **convergence,
+        "dimensions": [r["n_determinants"] for r in ordered],
+        "capping": plan,
         "pool": {"input_determinants": len(alpha), "unique_determinants": len(pool), "single_batch": len(batches) == 1},
         "hamiltonian": {
             "dir": str(ham_dir),

@@ -82,10 +82,19 @@ def outcome_record(outcome: BatchOutcome) -> dict[str, Any]:
     }
 
 
-def save_outcome(out_dir: Path, outcome: BatchOutcome, fingerprint_hex: str, content_hash: str) -> dict[str, Any]:
-    """Write one batch's files atomically (state first, record last); return the record."""
+def save_outcome(
+    out_dir: Path,
+    outcome: BatchOutcome,
+    fingerprint_hex: str,
+    content_hash: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one batch's files atomically (state first, record last); return the record.
+
+    ``extra`` joins the record (e.g. the batch's ``cap``: what the dimension cap cut).
+    """
     json_path, npz_path = batch_paths(out_dir, outcome.index)
-    record = outcome_record(outcome)
+    record = {**outcome_record(outcome), **(extra or {})}
     if outcome.status == OK and outcome.state is not None:
         save_npz(npz_path, **outcome.state.as_arrays())
     elif npz_path.exists():

@@ -1,0 +1,172 @@
+"""The product-space trap: estimate each batch's dimension and memory before solving.
+
+A batch of S sampled determinants spans ``K_alpha x K_beta`` product determinants (closed
+shells: ``K^2`` with K the union of both spins' strings), so a few thousand samples can mean
+10^7 determinants and a worker that dies of memory half-way through a step. This module:
+
+- estimates the memory one solve needs, ``baseline + bytes_per_determinant x dimension``,
+  from fits measured with ``benchmarks/bench_memory.py`` (N2/cc-pVDZ, 26 orbitals);
+- finds the memory the step may use: ``sqd.memory_mb`` when set, else SLURM's grant
+  (``SLURM_MEM_PER_NODE``, or ``SLURM_MEM_PER_CPU`` x the CPUs of the job), else what the
+  node has available (psutil), divided among the worker processes;
+- derives ``max_dimension`` from it when the config leaves it ``null``, and caps a batch
+  over that dimension by keeping its heaviest strings (weight = summed sample counts of
+  the batch's determinants that hold the string; ties broken by string value, so the cap
+  is deterministic);
+- refuses, before any solve starts, a batch whose estimate still does not fit.
+
+Nothing here imports PySCF: the checks run in the parent before a worker is started.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hinqs.errors import InputError
+
+# Measured with benchmarks/bench_memory.py on N2/cc-pVDZ (26 orbitals, (5,5)), one thread:
+# peak RSS over the process baseline (imports + memory-mapped integrals) grows by these many
+# bytes per product determinant; the baseline is the RSS of a worker before its first solve.
+# Davidson keeps up to 13 trial vectors and as many sigma vectors of dimension N, plus the
+# diagonal and the RDM work of solve_fermion: about 2 x 13 x 8 B = 208 B is the floor.
+BYTES_PER_DETERMINANT = {"solve_fermion": 400, "lean": 300}
+BASELINE_MB = {"solve_fermion": 450, "lean": 200}
+# What the parent process of a step holds besides the workers (pool, merged state).
+PARENT_MB = 300
+# Fraction of the detected memory a step plans to use: the rest is headroom for the page
+# cache of the integrals and for the estimate's error.
+USABLE_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Memory the step may use and where that figure came from."""
+
+    total_mb: float
+    per_worker_mb: float
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, recorded in result.json."""
+        return {
+            "total_mb": round(self.total_mb, 1),
+            "per_worker_mb": round(self.per_worker_mb, 1),
+            "source": self.source,
+        }
+
+
+def estimate_mb(dimension: int, solver: str) -> float:
+    """Peak resident memory (MB) of one worker solving a subspace of ``dimension`` determinants."""
+    return BASELINE_MB[solver] + BYTES_PER_DETERMINANT[solver] * dimension / 1e6
+
+
+def dimension_for_mb(memory_mb: float, solver: str) -> int:
+    """Largest dimension whose estimate fits in ``memory_mb`` (0 when not even the baseline does)."""
+    spare = memory_mb - BASELINE_MB[solver]
+    return max(0, int(spare * 1e6 / BYTES_PER_DETERMINANT[solver]))
+
+
+def slurm_memory_mb(env: dict[str, str] | None = None) -> tuple[float, str] | None:
+    """Memory SLURM granted the job, in MB, or None outside a SLURM job with a memory request."""
+    env = os.environ if env is None else env
+    if env.get("SLURM_MEM_PER_NODE"):
+        return float(env["SLURM_MEM_PER_NODE"]), "SLURM_MEM_PER_NODE"
+    if env.get("SLURM_MEM_PER_CPU"):
+        cpus = env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE") or "1"
+        ncpu = int(cpus.split("(")[0].split(",")[0])
+        return float(env["SLURM_MEM_PER_CPU"]) * ncpu, f"SLURM_MEM_PER_CPU x {ncpu} CPUs"
+    return None
+
+
+def memory_budget(workers: int, memory_mb: float | None = None, env: dict[str, str] | None = None) -> MemoryBudget:
+    """The step's memory and each worker's share (the parent's share taken off first)."""
+    if memory_mb is not None:
+        total, source = float(memory_mb), "sqd.memory_mb"
+    else:
+        granted = slurm_memory_mb(env)
+        if granted is not None:
+            total, source = granted
+        else:
+            import psutil
+
+            total, source = psutil.virtual_memory().available / 2**20, "available memory (psutil)"
+        total *= USABLE_FRACTION
+        source += f" x {USABLE_FRACTION:g}"
+    per_worker = max(0.0, (total - PARENT_MB) / max(1, workers))
+    return MemoryBudget(total, per_worker, source)
+
+
+def resolve_max_dimension(max_dimension: int | None, solver: str, budget: MemoryBudget) -> int | None:
+    """The cap to apply: the configured one, the one the memory allows (``None``), or no cap (0).
+
+    The derived cap is rounded down to two significant digits so that small changes in the
+    available memory rarely change which batches are capped.
+    """
+    if max_dimension == 0:
+        return None
+    if max_dimension is not None:
+        return int(max_dimension)
+    derived = dimension_for_mb(budget.per_worker_mb, solver)
+    if derived < 100:
+        return max(derived, 1)
+    scale = 10 ** (int(math.log10(derived)) - 1)
+    return derived // scale * scale
+
+
+def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Weight of each string: summed weights of the determinants whose alpha or beta half it is."""
+    total = np.zeros(len(strings), dtype=np.float64)
+    for half in holders:
+        pos = np.searchsorted(strings, half)
+        np.add.at(total, pos, weights)
+    return total
+
+
+def heaviest(strings: np.ndarray, weight: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` strings of largest weight (ties: smaller string first), sorted by value."""
+    order = np.lexsort((strings, -weight))
+    return np.sort(strings[order[:keep]])
+
+
+def cap_shape(k_alpha: int, k_beta: int, max_dimension: int, shared: bool) -> tuple[int, int]:
+    """Largest ``(k_a, k_b)`` not above the current shape with ``k_a x k_b <= max_dimension``.
+
+    Shared string sets (closed shells) stay square; otherwise the larger side is trimmed
+    first, so the product space stays as balanced as the batch allows.
+    """
+    if k_alpha * k_beta <= max_dimension:
+        return k_alpha, k_beta
+    if shared:
+        k = max(1, math.isqrt(max_dimension))
+        return min(k, k_alpha), min(k, k_beta)
+    small, _large = sorted((k_alpha, k_beta))
+    side = max(1, math.isqrt(max_dimension))
+    if small <= side:
+        new_small, new_large = small, max(1, max_dimension // small)
+    else:
+        new_small = new_large = side
+    return (new_small, new_large) if k_alpha <= k_beta else (new_large, new_small)
+
+
+def check_fits(batches: list[Any], solver: str, budget: MemoryBudget, max_dimension: int | None) -> None:
+    """One-line :class:`InputError` naming the first batch whose estimate exceeds a worker's share."""
+    for batch in batches:
+        need = estimate_mb(batch.n_determinants, solver)
+        if need > budget.per_worker_mb:
+            ka, kb = batch.shape
+            cap = (
+                "capping is disabled (sqd.max_dimension: 0)"
+                if max_dimension is None
+                else (f"sqd.max_dimension = {max_dimension:,}")
+            )
+            raise InputError(
+                f"batch {batch.index}: {ka} x {kb} = {batch.n_determinants:,} determinants need about "
+                f"{need:,.0f} MB with {solver}, but a worker has {budget.per_worker_mb:,.0f} MB "
+                f"({budget.source}, {cap}); lower sqd.samples_per_batch or sqd.max_dimension, "
+                "or give the step more memory"
+            )

@@ -1,0 +1,39 @@
+"""Reference energies past FCI: the selected-CI series, CCSD(T), and which reference is best."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqd_helpers import build_hamiltonian
+
+from hinqs.hamiltonian import load_hamiltonian
+from hinqs.references import best_reference, compute_references
+
+
+def test_sci_series_runs_when_fci_is_out_of_reach(tmp_path):
+    ham = load_hamiltonian(build_hamiltonian("lih", tmp_path / "ham"))
+    args = (ham.hcore, ham.eri, ham.nelec, ham.ecore)
+    full = compute_references(*args, fci_max_determinants=10**6, ccsd=True)
+    assert full["sci"] is None and full["fci"] is not None  # not needed when FCI is there
+    refs = compute_references(*args, fci_max_determinants=0, ccsd=True, sci_cutoffs=[1e-2, 1e-3, 1e-5])
+    assert refs["fci"] is None and refs["ccsd_t"] is not None
+    points = refs["sci"]["points"]
+    assert [p["cutoff"] for p in points] == [1e-2, 1e-3, 1e-5]
+    energies = [p["energy"] for p in points]
+    assert all(a >= b - 1e-10 for a, b in itertools.pairwise(energies))  # variational, tighter is lower
+    assert all(p["dimension"] == p["strings"][0] * p["strings"][1] and p["seconds"] >= 0 for p in points)
+    assert abs(energies[-1] - full["fci"]) < 1e-6  # LiH/STO-3G: 225 determinants, a tight cutoff is FCI
+    assert refs["sci"]["extrapolated"] is not None
+    assert refs["sci"]["last_step_mha"] == (energies[-2] - energies[-1]) * 1000
+
+
+def test_best_reference_prefers_fci_then_sci_then_ccsd_t():
+    sci = {"energy": -2.0, "cutoff": 5e-4, "last_step_mha": 0.5}
+    loose = {**sci, "last_step_mha": 30.0}
+    assert best_reference({"references": {"fci": -3.0, "sci": sci, "ccsd_t": -1.0}}) == ("FCI", -3.0)
+    assert best_reference({"references": {"fci": None, "sci": sci, "ccsd_t": -1.0}}) == ("SCI(cutoff=0.0005)", -2.0)
+    # A selected CI still moving by tens of mHa per cutoff step is not trusted over CCSD(T).
+    assert best_reference({"references": {"fci": None, "sci": loose, "ccsd_t": -1.0}}) == ("CCSD(T)", -1.0)
+    assert best_reference({"references": {"fci": None, "sci": loose}}) == ("SCI(cutoff=0.0005)", -2.0)
+    assert best_reference({"references": {"fci": None, "sci": None, "ccsd_t": -1.0}}) == ("CCSD(T)", -1.0)
+    assert best_reference({"references": {}}) == (None, None)

@@ -1,0 +1,120 @@
+"""The product-space trap: batch dimension caps, memory refusal and the non-convergence flag.
+
+Real integrals (LiH/STO-3G, N2/6-31G frozen core), real solves, the real ``hinqs`` command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sqd_helpers import build_hamiltonian, make_pool, parallel_settings, run_hinqs, solver_settings
+
+from hinqs.errors import InputError
+from hinqs.hamiltonian import load_hamiltonian
+from hinqs.sqd import dimension
+from hinqs.sqd.batches import cap_batch, form_batches
+from hinqs.sqd.batches import make_pool as canonical_pool
+from hinqs.sqd.settings import SQDSettings
+from hinqs.sqd.step import run_diagonalization
+
+
+@pytest.fixture(scope="module")
+def n2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("n2dim")
+    ham_dir = build_hamiltonian("n2", root / "hamiltonian")
+    ham = load_hamiltonian(ham_dir)
+    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 400, n_strings=60)
+    pool = root / "pool.npz"
+    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
+    return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "pool": pool}
+
+
+def settings(**top) -> SQDSettings:
+    par = parallel_settings(executor="sequential", workers=2, retries=0)
+    base = {"max_dimension": None, "memory_mb": None, "solver": solver_settings(), **top}
+    return SQDSettings(seed=5, iteration=1, n_batches=2, samples_per_batch=150, parallel=par, **base)
+
+
+def test_cap_keeps_the_heaviest_strings_deterministically(n2):
+    pool = canonical_pool(n2["alpha"], n2["beta"], n2["counts"])
+    (batch,) = form_batches(pool, n2["nelec"], n_batches=1, samples_per_batch=150, seed=5, iteration=1)
+    k = batch.shape[0]
+    capped = cap_batch(batch, (k - 7) ** 2, n2["nelec"])
+    again = cap_batch(batch, (k - 7) ** 2, n2["nelec"])
+    assert capped.shape == (k - 7, k - 7)
+    np.testing.assert_array_equal(capped.ci_strs_a, again.ci_strs_a)
+    assert capped.cap["strings_dropped"] == [7, 7]
+    assert capped.cap["dimension_before"] == k * k and capped.cap["dimension_after"] == (k - 7) ** 2
+    # What was dropped weighs no more than anything kept.
+    weights = dimension.string_weights(batch.ci_strs_a, [batch.alpha, batch.beta], batch.weights)
+    kept = np.isin(batch.ci_strs_a, capped.ci_strs_a)
+    assert weights[~kept].max() <= weights[kept].min()
+    hf = np.uint64((1 << n2["nelec"][0]) - 1)
+    assert hf in capped.ci_strs_a
+
+
+def test_cap_shape_balances_open_shells():
+    assert dimension.cap_shape(100, 10, 500, shared=False) == (50, 10)
+    assert dimension.cap_shape(100, 100, 2500, shared=False) == (50, 50)
+    assert dimension.cap_shape(40, 40, 2000, shared=True) == (40, 40)
+
+
+def test_capped_step_records_the_cut_in_result_json(n2, tmp_path):
+    full = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "full", settings())
+    dims = [b["n_determinants"] for b in full.batches]
+    cap = min(dims) // 2
+    result = run_diagonalization(
+        n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "cap", settings(max_dimension=cap)
+    )
+    data = json.loads((tmp_path / "cap" / "result.json").read_text())
+    assert data["capping"]["max_dimension"] == cap and data["capping"]["n_capped"] == 2
+    for record, before in zip(data["batches"], dims, strict=True):
+        assert record["cap"]["capped"] and record["cap"]["dimension_before"] == before
+        assert record["n_determinants"] == record["cap"]["dimension_after"] <= cap
+        assert sum(record["cap"]["strings_dropped"]) > 0
+    assert result.energy >= full.energy - 1e-12  # a variational subspace of a subspace
+
+
+def test_memory_budget_reads_slurm_first():
+    env = {"SLURM_MEM_PER_NODE": "8000"}
+    budget = dimension.memory_budget(4, env=env)
+    assert budget.source.startswith("SLURM_MEM_PER_NODE")
+    assert budget.per_worker_mb == pytest.approx((8000 * dimension.USABLE_FRACTION - dimension.PARENT_MB) / 4)
+    per_cpu = dimension.memory_budget(2, env={"SLURM_MEM_PER_CPU": "1000", "SLURM_CPUS_PER_TASK": "4"})
+    assert per_cpu.total_mb == pytest.approx(4000 * dimension.USABLE_FRACTION)
+    assert dimension.memory_budget(2, memory_mb=1000.0).total_mb == 1000.0
+
+
+def test_an_oversized_batch_is_refused_before_any_solve(n2, tmp_path):
+    out = tmp_path / "out"
+    # Capping off and too little memory for even one worker's baseline: refused, nothing written.
+    with pytest.raises(InputError, match="determinants need about"):
+        run_diagonalization(
+            n2["ham"], n2["alpha"], n2["beta"], n2["counts"], out, settings(max_dimension=0, memory_mb=500.0)
+        )
+    assert not out.exists()
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--pool", str(n2["pool"]), "--out", str(out),
+        "--executor", "sequential", "--samples-per-batch", "150", "--max-dimension", "0", "--memory-mb", "500",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "determinants need about" in proc.stderr
+    assert not out.exists()
+
+
+def test_unconverged_davidson_is_flagged(n2, tmp_path):
+    s = settings(solver=solver_settings(solver="lean", max_cycle=2))
+    result = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "o", s)
+    data = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert data["converged"] is False and data["residual_norm"] > 1e-5
+    assert sorted(data["unconverged_batches"]) == [0, 1]
+    assert all(b["converged"] is False for b in data["batches"])
+    assert result.summary["converged"] is False
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--pool", str(n2["pool"]), "--out", str(tmp_path / "c"),
+        "--executor", "sequential", "--samples-per-batch", "150", "--max-cycle", "2", "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "without converging" in proc.stderr
