@@ -45,6 +45,8 @@ def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSett
         iteration=1,
         n_batches=n_batches,
         samples_per_batch=SAMPLES,
+        max_dimension=None,
+        memory_mb=None,
         solver=solver_settings(),
         parallel=parallel_settings(executor=executor, **par),
     )
