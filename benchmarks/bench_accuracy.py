@@ -50,7 +50,7 @@ MOLECULES: dict[str, dict[str, Any]] = {
     "beh2_sto3g": {"geometry": "Be 0 0 0; H 0 0 1.326; H 0 0 -1.326", "basis": "sto-3g"},
     "n2_sto3g": {"geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2},
     # O-H 0.9572, HOH 104.52 deg
-    "h2o_631g": {"geometry": "O 0 0 0; H 0 0.756869 0.586028; H 0 -0.756869 0.586028", "basis": "6-31g"},
+    "h2o_631g": {"geometry": "O 0 0 0; H 0.7571 0.5861 0; H -0.7571 0.5861 0", "basis": "6-31g"},
     # planar, C=C 1.339 on z, C-H 1.087, HCH 117.4 deg
     "c2h4_sto3g": {
         "geometry": "C 0 0 0.6695; C 0 0 -0.6695; H 0.928704 0 1.234391; H -0.928704 0 1.234391;"

@@ -47,13 +47,35 @@ def test_excitations_are_singles_and_doubles_with_the_same_electron_count():
     assert len(np.unique(exc)) == len(exc)
 
 
-def test_defaults_leave_the_basis_unchanged(tmp_path):
+def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_path):
+    from hinqs.defaults import derive, resolve_config
+
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
     config = load_config(path)
-    assert config["basis"] == {"max_size": 0, "expansion": {"strings": 0, "top_strings": 64, "partner_strings": 128}}
-    settings = ExpansionSettings.from_config(config)
-    assert settings.strings == 0
+    assert config["basis"]["max_strings"] is None and config["basis"]["expansion"]["strings"] is None
+    assert config["sqd"]["samples_per_batch"] is None and config["nqs"]["samples"] is None
+    # H2O/6-31G, (10e, 13o): 1,287 strings, 321 of them HF + singles + doubles
+    h2o = resolve_config(config, 13, (5, 5))
+    assert h2o["basis"]["max_strings"] == 482 == math.ceil(1.5 * 321)
+    assert h2o["basis"]["expansion"]["strings"] == math.ceil(482 / 5)
+    assert h2o["sqd"]["samples_per_batch"] == 482**2 and h2o["nqs"]["samples"] == 4 * 482
+    assert 482**2 / math.comb(13, 5) ** 2 < 0.25
+    # a small space (LiH/6-31G, 3,025 determinants): no cap, the whole space in one batch
+    assert derive(11, (2, 2)).max_strings == 0 and derive(11, (2, 2)).samples_per_batch == 3025
+    # C2H4/STO-3G (16e, 14o) and a large space hit the fraction and the absolute ceiling
+    assert derive(14, (8, 8)).max_strings == math.ceil(1.5 * (1 + 48 + 28 * 15))
+    assert derive(26, (5, 5)).max_strings == 1500
+    config["basis"]["max_strings"] = 0
+    config["basis"]["expansion"]["strings"] = 7
+    config["sqd"]["samples_per_batch"] = 300
+    explicit = resolve_config(config, 13, (5, 5))
+    assert explicit["basis"]["max_strings"] == 0 and explicit["basis"]["expansion"]["strings"] == 7
+    assert explicit["sqd"]["samples_per_batch"] == 300
+
+
+def test_zero_turns_the_options_off():
+    settings = ExpansionSettings(strings=0)
     basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 2], np.int64))
     assert select_strings(hartree_fock_teacher(4, (2, 2)), np.eye(4), np.zeros((4,) * 4), (2, 2), settings)[0].size == 0
     assert cap_basis(basis, 0, 4, (2, 2)) is basis

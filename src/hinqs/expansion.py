@@ -66,9 +66,9 @@ class ExpansionSettings:
     def from_config(cls, config: dict[str, Any] | None) -> ExpansionSettings:
         section = ((config or {}).get("basis") or {}).get("expansion") or {}
         return cls(
-            strings=int(section.get("strings", 0)),
-            top_strings=int(section.get("top_strings", 64)),
-            partner_strings=int(section.get("partner_strings", 128)),
+            strings=int(section.get("strings") or 0),
+            top_strings=int(section.get("top_strings") or 64),
+            partner_strings=int(section.get("partner_strings") or 128),
         )
 
 
@@ -124,10 +124,13 @@ def _pt2_scores(
     strs_b: np.ndarray,
     amps: np.ndarray,
     candidates: np.ndarray,
+    energy: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """EN-PT2 score of each candidate alpha string against beta strings ``strs_b``, and its best partner.
 
-    ``amps`` is Psi on ``strs_a x strs_b`` (both sorted ascending, candidates disjoint from strs_a).
+    ``amps`` is the normalised Psi restricted to ``strs_a x strs_b`` (both sorted ascending,
+    candidates disjoint from strs_a);
+    ``energy`` is the teacher's energy over its whole space (the EN denominators' reference).
     """
     from pyscf import ao2mo
     from pyscf.fci import direct_spin1, selected_ci
@@ -142,18 +145,205 @@ def _pt2_scores(
     psi[position[: len(strs_a)]] = amps
     cand_rows = position[len(strs_a) :]
     strs = (big_a.astype(np.int64), np.asarray(strs_b).astype(np.int64))
-    norm2 = float(np.vdot(amps, amps))
     h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
     solver = selected_ci.SelectedCI()
     link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
     hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
     hc = hc.reshape(psi.shape)
-    energy = float(np.vdot(psi, hc)) / norm2
     hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
-    rows_hc = hc[cand_rows] ** 2 / norm2
+    rows_hc = hc[cand_rows] ** 2
     denom = np.maximum(hdiag[cand_rows] - energy, 1e-3)
     contrib = rows_hc / denom
     return contrib.sum(axis=1), np.asarray(strs_b)[np.argmax(contrib, axis=1)]
+
+
+def teacher_energy_and_diagonal(
+    teacher: TeacherState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
+) -> tuple[float, np.ndarray]:
+    """The teacher's exact energy <Psi|H|Psi>/<Psi|Psi> (no core energy) and H's diagonal on its space.
+
+    Both are what a string's eviction cost is measured with (:func:`string_losses`).
+    """
+    from pyscf import ao2mo
+    from pyscf.fci import direct_spin1, selected_ci
+
+    norb = hcore.shape[0]
+    strs = (teacher.strs_a.astype(np.int64), teacher.strs_b.astype(np.int64))
+    psi = np.asarray(teacher.amplitudes, dtype=np.float64)
+    h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
+    solver = selected_ci.SelectedCI()
+    link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
+    energy = float(np.vdot(psi, hc.reshape(psi.shape)) / np.vdot(psi, psi))
+    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
+    return energy, hdiag
+
+
+def string_losses(amplitudes: np.ndarray, hdiag: np.ndarray, energy: float) -> np.ndarray:
+    """Energy (Ha) each row string of the teacher would cost if dropped: sum_b |c_xb|^2 (H_xb,xb - E).
+
+    Removing components of total weight w from a normalised eigenvector raises the energy
+    of what is left to E + (<Psi_S|H|Psi_S> - E w) / (1 - w); to leading order (diagonal of
+    the removed block) that is the sum above. It is in the same unit as a candidate's EN-PT2
+    energy, so a string is evicted only for a candidate expected to bring more.
+    """
+    prob = np.asarray(amplitudes, dtype=np.float64) ** 2
+    prob = prob / prob.sum()
+    return (prob * np.maximum(hdiag - energy, 0.0)).sum(axis=1)
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """What the basis step does with the strings of one spin (both spins for closed shells).
+
+    ``added``/``added_partner``: new strings and the other-spin string each is paired with;
+    ``keep``: the strings allowed to stay (sorted), ``None`` when there is no cap;
+    ``carrier``: for every string in ``keep``, the partner to pair it with if no kept
+    determinant carries it any more (its heaviest partner, or the PT2 partner of a candidate).
+    """
+
+    added: np.ndarray
+    added_partner: np.ndarray
+    keep: np.ndarray | None
+    carrier: dict[int, int]
+    n_candidates: int
+    pt2_added: float
+
+
+def _channel_plan(
+    own: np.ndarray,
+    other: np.ndarray,
+    amps: np.ndarray,
+    nelec: tuple[int, int],
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    energy: float,
+    hdiag: np.ndarray,
+    basis_own: np.ndarray,
+    settings: ExpansionSettings,
+    max_strings: int,
+    protected: int,
+) -> ChannelPlan:
+    """Rank the strings of one spin: teacher strings by eviction cost, all others by EN-PT2 gain.
+
+    Candidates are the single/double excitations of the teacher's heaviest strings plus every
+    string of the basis the teacher does not hold (e.g. this iteration's NQS samples), all
+    scored in one H|Psi> product. The ``settings.strings`` best candidates not yet in the
+    basis are added; with ``max_strings`` the strings of largest importance are kept
+    (``protected``, the HF string, always).
+    """
+    norb = hcore.shape[0]
+    prob = amps**2
+    weight = prob.sum(axis=1)
+    loss = string_losses(amps, hdiag, energy)
+    parents = _top(own, weight, settings.top_strings)
+    candidates = np.union1d(excitations(parents, norb), np.setdiff1d(basis_own, own))
+    candidates = np.setdiff1d(candidates, own)
+    gain = np.zeros(0)
+    partner = np.zeros(0, np.uint64)
+    if len(candidates):
+        keep_cols = np.sort(np.argsort(-prob.sum(axis=0), kind="stable")[: settings.partner_strings])
+        gain, partner = _pt2_scores(hcore, eri, nelec, own, other[keep_cols], amps[:, keep_cols], candidates, energy)
+    fresh = ~np.isin(candidates, basis_own)
+    order = np.argsort(-np.where(fresh, gain, -np.inf), kind="stable")[: max(settings.strings, 0)]
+    order = order[fresh[order]] if settings.strings > 0 else order[:0]
+    added, added_partner = candidates[order], partner[order]
+    heaviest_partner = other[np.argmax(prob, axis=1)]
+    carrier = {int(s): int(p) for s, p in zip(own, heaviest_partner, strict=True)}
+    carrier.update({int(s): int(p) for s, p in zip(candidates, partner, strict=True)})
+    keep = None
+    universe = np.union1d(basis_own, added)
+    if max_strings > 0 and len(universe) > max_strings:
+        importance = dict(zip(own.tolist(), loss.tolist(), strict=True))
+        importance.update(zip(candidates.tolist(), gain.tolist(), strict=True))
+        score = np.array([importance.get(int(s), 0.0) for s in universe])
+        score[universe == np.uint64(protected)] = np.inf
+        keep = np.sort(universe[np.argsort(-score, kind="stable")[:max_strings]])
+    return ChannelPlan(added, added_partner, keep, carrier, len(candidates), float(gain[order].sum()))
+
+
+def plan_strings(
+    teacher: TeacherState,
+    basis: Determinants,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: ExpansionSettings,
+    max_strings: int = 0,
+) -> list[ChannelPlan]:
+    """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise)."""
+    hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
+    norb = hcore.shape[0]
+    teacher = TeacherState(
+        teacher.strs_a, teacher.strs_b, teacher.amplitudes / np.sqrt(np.vdot(teacher.amplitudes, teacher.amplitudes))
+    )
+    energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
+    if closed:
+        own_basis = np.union1d(basis.alpha, basis.beta)
+        return [
+            _channel_plan(
+                teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag, own_basis,
+                settings, max_strings, hf_a,
+            )
+        ]  # fmt: skip
+    alpha = _channel_plan(
+        teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag,
+        np.unique(basis.alpha), settings, max_strings, hf_a,
+    )  # fmt: skip
+    beta = _channel_plan(
+        teacher.strs_b, teacher.strs_a, teacher.amplitudes.T, (nelec[1], nelec[0]), hcore, eri, energy, hdiag.T,
+        np.unique(basis.beta), settings, max_strings, hf_b,
+    )  # fmt: skip
+    return [alpha, beta]
+
+
+def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: tuple[int, int]) -> Determinants:
+    """The basis with the planned strings added and, under a cap, only kept strings left.
+
+    A determinant stays when both its strings are kept; a kept string that no remaining
+    determinant carries is re-attached to its carrier partner (or the HF string of the other
+    spin when that partner is gone), so no kept string is lost from the subspace.
+    """
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    closed = len(plans) == 1
+    if closed:
+        plan = plans[0]
+        basis = expand_basis(basis, plan.added, plan.added_partner)
+        if plan.keep is None:
+            return basis
+        keep_a = keep_b = plan.keep
+        carriers_a = carriers_b = plan.carrier
+    else:
+        pa, pb = plans
+        basis = expand_basis(basis, pa.added, pa.added_partner)
+        basis = expand_basis(basis, pb.added_partner, pb.added)
+        keep_a = pa.keep if pa.keep is not None else np.unique(basis.alpha)
+        keep_b = pb.keep if pb.keep is not None else np.unique(basis.beta)
+        if pa.keep is None and pb.keep is None:
+            return basis
+        carriers_a, carriers_b = pa.carrier, pb.carrier
+    inside = np.isin(basis.alpha, keep_a) & np.isin(basis.beta, keep_b)
+    kept = Determinants(basis.alpha[inside], basis.beta[inside], basis.counts[inside])
+    extra_a: list[int] = []
+    extra_b: list[int] = []
+    if closed:
+        covered = np.union1d(kept.alpha, kept.beta)
+        for s in np.setdiff1d(keep_a, covered).tolist():
+            p = carriers_a.get(int(s), hf_b)
+            extra_a.append(int(s))
+            extra_b.append(p if np.isin(np.uint64(p), keep_b) else hf_b)
+    else:
+        for s in np.setdiff1d(keep_a, kept.alpha).tolist():
+            p = carriers_a.get(int(s), hf_b)
+            extra_a.append(int(s))
+            extra_b.append(p if np.isin(np.uint64(p), keep_b) else hf_b)
+        for s in np.setdiff1d(keep_b, kept.beta).tolist():
+            p = carriers_b.get(int(s), hf_a)
+            extra_b.append(int(s))
+            extra_a.append(p if np.isin(np.uint64(p), keep_a) else hf_a)
+    return expand_basis(kept, np.array(extra_a, np.uint64), np.array(extra_b, np.uint64))
 
 
 def select_strings(
@@ -166,37 +356,15 @@ def select_strings(
     """New determinants ``(alpha, beta)`` carrying the best PT2-ranked new strings of the teacher."""
     if settings.strings <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
-    norb = hcore.shape[0]
-    prob = teacher.amplitudes**2
-    w_a, w_b = prob.sum(axis=1), prob.sum(axis=0)
-    closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
-    spins = [0] if closed else [0, 1]
-    new_alpha: list[np.ndarray] = []
-    new_beta: list[np.ndarray] = []
-    for spin in spins:
-        if spin == 0:
-            own, own_w, other, other_w, amps, ne = teacher.strs_a, w_a, teacher.strs_b, w_b, teacher.amplitudes, nelec
-        else:
-            own, own_w, other, other_w = teacher.strs_b, w_b, teacher.strs_a, w_a
-            amps, ne = teacher.amplitudes.T, (nelec[1], nelec[0])
-        parents = _top(own, own_w + (w_b if closed else 0.0), settings.top_strings)
-        candidates = np.setdiff1d(excitations(parents, norb), own)
-        if len(candidates) == 0:
-            continue
-        keep = np.sort(np.argsort(-other_w, kind="stable")[: settings.partner_strings])
-        scores, partners = _pt2_scores(hcore, eri, ne, own, other[keep], amps[:, keep], candidates)
-        best = np.argsort(-scores, kind="stable")[: settings.strings]
-        chosen, partner = candidates[best], partners[best]
-        if spin == 0:
-            new_alpha.append(chosen)
-            new_beta.append(partner)
-        else:
-            new_alpha.append(partner)
-            new_beta.append(chosen)
-    if not new_alpha:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    return np.concatenate(new_alpha).astype(np.uint64), np.concatenate(new_beta).astype(np.uint64)
+    empty = Determinants(teacher.strs_a[:0], teacher.strs_b[:0], np.zeros(0, np.int64))
+    plans = plan_strings(teacher, empty, hcore, eri, nelec, settings)
+    if len(plans) == 1:
+        return plans[0].added.astype(np.uint64), plans[0].added_partner.astype(np.uint64)
+    pa, pb = plans
+    return (
+        np.concatenate([pa.added, pb.added_partner]).astype(np.uint64),
+        np.concatenate([pa.added_partner, pb.added]).astype(np.uint64),
+    )
 
 
 def expand_basis(basis: Determinants, alpha: np.ndarray, beta: np.ndarray) -> Determinants:

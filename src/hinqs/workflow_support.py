@@ -19,6 +19,7 @@ import yaml
 
 from hinqs.atomic import write_text
 from hinqs.convergence import read_status
+from hinqs.defaults import MAX_AUTO_STRINGS
 
 ITERATION_DIGITS = 3
 
@@ -79,7 +80,9 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     both spins' strings), so its subspace holds at most (2S)^2 determinants; every worker may
     solve one at a time, and the parent holds the pool and the merged state.
     """
-    largest = (2 * int(sqd["samples_per_batch"])) ** 2
+    per_batch = sqd.get("samples_per_batch")
+    # null: one batch of the whole basis, at most the derived string cap squared (hinqs.defaults)
+    largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
     per_worker = PROCESS_BASE_MB + BYTES_PER_DETERMINANT * largest / 1e6
     workers = 1 if parallel["executor"] == "sequential" else int(parallel["workers"])
     return int(PROCESS_BASE_MB + workers * per_worker + 0.5)

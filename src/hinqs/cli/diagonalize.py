@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.config:
         from hinqs.config import load_config
+        from hinqs.defaults import resolve_from_meta
 
-        settings = SQDSettings.from_config(load_config(args.config), iteration=args.iteration)
+        config = resolve_from_meta(load_config(args.config), args.hamiltonian)  # null sizes from the system
+        settings = SQDSettings.from_config(config, iteration=args.iteration)
     else:
         settings = SQDSettings(iteration=args.iteration)
     settings = settings.with_overrides(

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.atomic import save_npz, write_json
     from hinqs.basis import load_determinants
     from hinqs.config import load_config
+    from hinqs.defaults import resolve_config
     from hinqs.determinants import validate_determinants
     from hinqs.errors import InputError
     from hinqs.nqs.checkpoint import load_checkpoint
@@ -46,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.nqs.trainer import known_mask
 
     config = load_config(args.config)
+    device = resolve_device(args.device or nqs_settings(config)["device"])
+    configure_determinism(device)
+    state = load_checkpoint(args.model, device)
+    config = resolve_config(config, state.config.norb, state.config.nelec)  # null sizes from the system
     nqs = nqs_settings(config)
     n_samples = nqs["samples"] if args.samples is None else args.samples
     temperature = nqs["temperature"] if args.temperature is None else args.temperature
@@ -59,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--seed and --iteration must be non-negative")
     if max_batch < 4:
         raise InputError("--max-batch must be at least 4")
-    device = resolve_device(args.device or nqs["device"])
-    configure_determinism(device)
-    state = load_checkpoint(args.model, device)
     started = time.perf_counter()
     samples = sample_for_iteration(state.model, n_samples, seed, args.iteration, temperature, max_batch)
     wall = time.perf_counter() - started
