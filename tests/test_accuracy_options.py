@@ -178,3 +178,19 @@ def test_basis_command_applies_options(tmp_path):
     plain = ["basis", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--out", tmp_path / "p.npz"]
     assert main([str(x) for x in plain]) == 0
     assert len(load_determinants(tmp_path / "p.npz")) == 2
+
+
+def test_expansion_from_hf_finds_single_strings_through_opposite_spin_doubles():
+    """Against HF alone a single string scores zero (Brillouin); paired with the other spin's singles
+    it carries the opposite-spin doubles, the largest correlation class, so expansion must pick some."""
+    hcore, eri, nelec = _h2_chain(6)
+    hf_a, _ = hartree_fock_strings(6, nelec)
+    chosen, _ = select_strings(
+        hartree_fock_teacher(6, nelec),
+        hcore,
+        eri,
+        nelec,
+        ExpansionSettings(strings=3, top_strings=4, partner_strings=4),
+    )
+    rank = [bin(int(x) ^ hf_a).count("1") // 2 for x in chosen]
+    assert rank == [1, 1, 1]  # scored against the HF string alone they would rank last (seen: [2, 2, 2])

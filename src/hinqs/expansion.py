@@ -95,8 +95,8 @@ def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
     return TeacherState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
-def excitations(parents: np.ndarray, norb: int) -> np.ndarray:
-    """Sorted unique strings that are single or double excitations of any parent (parents excluded)."""
+def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
+    """Sorted unique strings that are single (and double) excitations of any parent (parents excluded)."""
     out: list[np.ndarray] = []
     for parent in np.asarray(parents, dtype=np.uint64).tolist():
         occ = [i for i in range(norb) if parent >> i & 1]
@@ -104,8 +104,8 @@ def excitations(parents: np.ndarray, norb: int) -> np.ndarray:
         singles = [(1 << i) | (1 << a) for i in occ for a in vir]
         occ_pairs = [(1 << i) | (1 << j) for i, j in combinations(occ, 2)]
         vir_pairs = [(1 << a) | (1 << b) for a, b in combinations(vir, 2)]
-        doubles = [o | v for o in occ_pairs for v in vir_pairs]
-        out.append(np.array([parent ^ m for m in singles + doubles], dtype=np.uint64))
+        pairs = [o | v for o in occ_pairs for v in vir_pairs] if doubles else []
+        out.append(np.array([parent ^ m for m in singles + pairs], dtype=np.uint64))
     if not out:
         return np.zeros(0, np.uint64)
     return np.setdiff1d(np.unique(np.concatenate(out)), np.asarray(parents, np.uint64))
@@ -192,6 +192,27 @@ def string_losses(amplitudes: np.ndarray, hdiag: np.ndarray, energy: float) -> n
     return (prob * np.maximum(hdiag - energy, 0.0)).sum(axis=1)
 
 
+SINGLES_PARENTS = 4  # heaviest other-spin strings whose single excitations join the PT2 partners
+
+
+def _partner_columns(other: np.ndarray, amps: np.ndarray, norb: int, n_partners: int) -> tuple[np.ndarray, np.ndarray]:
+    """Other-spin strings a candidate is scored against, and Psi on ``own x partners`` (sorted).
+
+    The ``n_partners`` heaviest teacher strings, plus the single excitations of the
+    ``SINGLES_PARENTS`` heaviest (zero amplitude: not in the teacher). Without the latter an
+    alpha single x could only pair with teacher beta strings, and <x b_HF|H|HF> vanishes
+    for HF orbitals (Brillouin): the opposite-spin double excitations (x, y), the largest
+    class of correlation, would never be found from an HF-like teacher.
+    """
+    weight = (amps**2).sum(axis=0)
+    cols = np.sort(np.argsort(-weight, kind="stable")[:n_partners])
+    singles = np.setdiff1d(excitations(_top(other, weight, SINGLES_PARENTS), norb, doubles=False), other)
+    partners = np.union1d(other[cols], singles)
+    out = np.zeros((amps.shape[0], len(partners)))
+    out[:, np.searchsorted(partners, other[cols])] = amps[:, cols]
+    return partners, out
+
+
 @dataclass(frozen=True)
 class ChannelPlan:
     """What the basis step does with the strings of one spin (both spins for closed shells).
@@ -242,8 +263,8 @@ def _channel_plan(
     gain = np.zeros(0)
     partner = np.zeros(0, np.uint64)
     if len(candidates):
-        keep_cols = np.sort(np.argsort(-prob.sum(axis=0), kind="stable")[: settings.partner_strings])
-        gain, partner = _pt2_scores(hcore, eri, nelec, own, other[keep_cols], amps[:, keep_cols], candidates, energy)
+        partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
+        gain, partner = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, candidates, energy)
     fresh = ~np.isin(candidates, basis_own)
     order = np.argsort(-np.where(fresh, gain, -np.inf), kind="stable")[: max(settings.strings, 0)]
     order = order[fresh[order]] if settings.strings > 0 else order[:0]
