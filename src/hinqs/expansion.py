@@ -1,33 +1,38 @@
-"""Accuracy options of the cumulative basis: PT2-ranked string expansion and a size cap.
+"""How the cumulative basis grows and what it keeps: PT2-ranked string expansion and a string cap.
 
-Both act in ``hinqs basis`` and are off by default (``basis.expansion.strings: 0``,
-``basis.max_size: 0``), in which case the basis is exactly the previous basis + samples + HF.
+Both act in ``hinqs basis``; their ``null`` defaults are derived from the system's size
+(:mod:`hinqs.defaults`), and 0 turns either off (``basis.expansion.strings: 0``,
+``basis.max_strings: 0``), in which case the basis is exactly previous basis + samples + HF.
 
-Expansion (deterministic, no randomness). SQD diagonalises in the product space of a
-batch's alpha x beta strings, so what limits accuracy is which *strings* the basis holds.
-From the previous iteration's teacher state (the best batch's ground state |Psi> over
-strings ``S_a x S_b``):
+SQD diagonalises in the product space of a batch's alpha x beta strings, so what limits
+accuracy and cost is which *strings* the basis holds. Everything below works on strings,
+from the previous iteration's teacher state (the best batch's ground state |Psi> over
+``S_a x S_b``; at the first iteration the HF determinant):
 
-0. at the first iteration (no teacher yet) the HF determinant is the teacher;
-1. take the ``top_strings`` strings of each spin with the largest marginal weight
-   (sum of |c|^2 over the other spin) and generate all their single and double
-   same-spin excitations; the candidates are those not already in the teacher's strings;
-2. score each candidate string ``x`` (alpha, say) by the Epstein-Nesbet second-order
-   energy it would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over
-   the ``partner_strings`` heaviest beta strings. ``H|Psi>`` is one ``contract_2e`` of
-   PySCF's selected CI in the product space ``(S_a + candidates) x top partners`` with
-   Psi embedded (zero on the candidates) -- exact matrix elements, no sampling;
-3. add the ``strings`` best-scoring candidates to the basis, each as the determinant
-   ``(x, b*)`` with ``b*`` its largest-contribution partner (beta strings likewise as
-   ``(a*, x)``). For closed shells one string set serves both spins, so the candidates
-   are ranked once. The added determinants get the largest count present in the basis,
-   so that weighted batch draws take them almost surely.
+1. candidates: the single and double same-spin excitations of the teacher's
+   ``top_strings`` heaviest strings (marginal weight, sum of |c|^2 over the other spin),
+   plus every string of the grown basis the teacher does not hold (this iteration's NQS
+   samples);
+2. each candidate ``x`` (alpha, say) is scored by the Epstein-Nesbet second-order energy it
+   would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over the
+   ``partner_strings`` heaviest beta strings *and* the single excitations of the few
+   heaviest (without those, single strings score zero against an HF-like teacher by
+   Brillouin's theorem and opposite-spin doubles are never found). One ``contract_2e`` of
+   PySCF's selected CI in ``(S_a + candidates) x partners`` with Psi embedded: exact matrix
+   elements, no sampling, deterministic;
+3. the ``strings`` best candidates not yet in the basis join it, each as the determinant
+   ``(x, b*)`` with ``b*`` its largest-contribution partner. For closed shells one string
+   set serves both spins, so the candidates are ranked once;
+4. the cap (``max_strings``): when the basis spans more strings, keep those of largest
+   *importance*, both in Ha: for a teacher string, the energy it would cost if dropped,
+   ``sum_b |c_xb|^2 (H_xb,xb - E)``; for any other string, its PT2 gain. A string carrying
+   weight thus leaves only for one expected to bring more; HF always stays. Determinants
+   with an evicted string go; a kept string left without a determinant is re-attached to
+   its heaviest partner. With the whole basis in one batch, the next subspace holds every
+   kept string, so the energy does not rise.
 
-Cap (``basis.max_size``): when the grown basis holds more determinants, keep the
-``max_size`` with the largest score ``max(|c|^2 in the teacher state, count / total
-count)`` -- the smallest-amplitude, lowest-count determinants are evicted; the HF
-determinant and this iteration's expansion determinants always stay. Ties break on the
-(alpha, beta) order, so the result is deterministic.
+``basis.max_size`` (an older cap on determinants, evicting by ``max(|c|^2, count share)``;
+HF and this iteration's expansion determinants stay) is kept for configs that set it.
 """
 
 from __future__ import annotations
