@@ -1,22 +1,33 @@
-"""Accuracy of the HI-NQS-SQD loop against FCI, and against the SQD floor, per molecule.
+"""Accuracy of the HI-NQS-SQD loop against FCI, and what each of its parts contributes.
 
 For each molecule the whole loop runs in-process (:func:`hinqs.driver.run_loop`, the
 same step functions the Snakemake rules' commands call) with a config written to
-``OUT_DIR/<variant>/<molecule>.yaml``, once per variant:
+``OUT_DIR/<variant>/<molecule>.yaml``, once per variant. Every variant starts from a config
+holding only ``systems:`` (plus ``parallel.executor: sequential`` and the seed, which do
+not change the numbers), so the size-derived defaults of :mod:`hinqs.defaults` apply:
 
-``plain``    the loop as it is by default (no subspace options);
-``options``  the accuracy options of ``subspace`` (PT2-ranked string expansion, size cap) on.
+``defaults``      nothing else set: NQS sampling and PT2 expansion both on (the ablation's on/on);
+``no_nqs``        NQS off: one sample per iteration from an untrained model (``nqs.samples: 1``,
+                  ``nqs.epochs: 0``), expansion on;
+``no_expansion``  expansion off (``subspace.expansion.strings: 0``), NQS on; the cap still ranks
+                  the sampled strings by PT2 against the teacher;
+``neither``       both off: what is left is HF plus one sample per iteration;
+``tuned``         the hand-set options of an earlier round (``TUNED``), for comparison.
 
 Columns of the table:
 
 ``E``          the best energy of the run (what ``hinqs check`` reports), Ha;
-``err``        E - E_FCI in mHa (FCI from ``hinqs prepare``'s meta.json);
+``err``        E - E_FCI in mHa (FCI from the Hamiltonian folder's meta.json);
 ``it``         iterations run;
 ``subspace``   the best iteration's best batch: K_alpha x K_beta and its size as a fraction
                of the FCI space;
 ``sample/subspace/diag/train``  wall seconds summed over iterations per step;
+``nqs str``    strings the NQS samples brought into the basis (new at an iteration, found
+               in that iteration's samples) that are in the best iteration's subspace, and
+``nqs w``      their weight (sum of marginal |c|^2) in the best state: what the network
+               found that expansion had not;
 ``floor``      the lowest energy in the product space of the top-K_alpha / top-K_beta strings of
-               the exact FCI vector (:mod:`hinqs.floor`), and its error in mHa.
+               the exact FCI vector (:mod:`hinqs.floor`), as an error in mHa.
 
 The Hamiltonians (with FCI) are prepared once into ``OUT_DIR/hams/<molecule>`` and reused;
 the FCI vector for the floor is cached as ``OUT_DIR/hams/<molecule>/fci_civec.npz`` and each
@@ -24,9 +35,8 @@ floor energy as ``floor_<Ka>x<Kb>.json`` beside it. ``--collect`` builds the tab
 folders already there (e.g. a run stopped at the time limit) instead of running.
 C2H4/STO-3G has 9.0 M determinants: its FCI takes minutes and about 2-3 GB.
 
-    python benchmarks/bench_accuracy.py --molecules lih_631g,beh2_sto3g --quick
-    python benchmarks/bench_accuracy.py --variants options --out results/bench_accuracy/table.json
-    python benchmarks/bench_accuracy.py --molecules h2o_631g --set h2o_631g:subspace.expansion.strings=80
+    python benchmarks/bench_accuracy.py --molecules lih_631g,beh2_sto3g --variants defaults
+    python benchmarks/bench_accuracy.py --molecules h2o_631g,c2h4_sto3g --variants defaults,no_nqs,no_expansion
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ MOLECULES: dict[str, dict[str, Any]] = {
     "beh2_sto3g": {"geometry": "Be 0 0 0; H 0 0 1.326; H 0 0 -1.326", "basis": "sto-3g"},
     "n2_sto3g": {"geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2},
     # O-H 0.9572, HOH 104.52 deg
-    "h2o_631g": {"geometry": "O 0 0 0; H 0 0.756869 0.586028; H 0 -0.756869 0.586028", "basis": "6-31g"},
+    "h2o_631g": {"geometry": "O 0 0 0; H 0.7571 0.5861 0; H -0.7571 0.5861 0", "basis": "6-31g"},
     # planar, C=C 1.339 on z, C-H 1.087, HCH 117.4 deg
     "c2h4_sto3g": {
         "geometry": "C 0 0 0.6695; C 0 0 -0.6695; H 0.928704 0 1.234391; H -0.928704 0 1.234391;"
@@ -59,38 +69,56 @@ MOLECULES: dict[str, dict[str, Any]] = {
     },
 }
 
+# Every variant starts from this: the seed, the references prepare computes, and the
+# sequential executor (the numbers do not depend on the executor; the VM has 2 cores).
 BASE: dict[str, Any] = {
     "seed": 1234,
     "references": {"fci_max_determinants": 20_000_000, "ccsd": False},
-    "nqs": {"samples": 20000, "epochs": 100, "device": "cpu"},
-    "sqd": {"solver": "lean", "n_batches": 2, "samples_per_batch": 300},
-    "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
-    "iterations": {"max": 10, "tol": 1.0e-6, "window": 2},
+    "parallel": {"executor": "sequential"},
 }
 
-# Settings with the accuracy options on, per molecule (merged over BASE). The cap equals the
-# batch size, so each iteration diagonalises the whole subspace in one batch.
-OPTIONS: dict[str, dict[str, Any]] = {
-    "lih_631g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
-    "beh2_sto3g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
-    "n2_sto3g": {"subspace": {"max_size": 400, "expansion": {"strings": 16}}, "sqd": {"samples_per_batch": 400}},
+NQS_OFF = {"nqs": {"samples": 1, "epochs": 0}}
+EXPANSION_OFF = {"subspace": {"expansion": {"strings": 0}}}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "no_nqs": NQS_OFF,
+    "no_expansion": EXPANSION_OFF,
+    "neither": {**NQS_OFF, **EXPANSION_OFF},
+}
+
+# Hand-set options of the earlier accuracy round (before the size-derived defaults), per molecule.
+TUNED_BASE: dict[str, Any] = {
+    "nqs": {"samples": 20000, "epochs": 100, "device": "cpu"},
+    "sqd": {"solver": "lean", "n_batches": 2, "samples_per_batch": 300},
+    "subspace": {"max_strings": 0},
+    "iterations": {"max": 10, "tol": 1.0e-6, "window": 2},
+}
+TUNED: dict[str, dict[str, Any]] = {
     "h2o_631g": {
         "nqs": {"samples": 300},
         "subspace": {"max_size": 600, "expansion": {"strings": 50}},
         "sqd": {"samples_per_batch": 1000, "n_batches": 1},
-        "parallel": {"executor": "sequential", "threads_per_worker": 2},
         "iterations": {"max": 6},
     },
     "c2h4_sto3g": {
         "nqs": {"samples": 200},
         "subspace": {"max_size": 800, "expansion": {"strings": 80}},
         "sqd": {"samples_per_batch": 1500, "n_batches": 1},
-        "parallel": {"executor": "sequential", "threads_per_worker": 2},
         "iterations": {"max": 5},
     },
 }
-PLAIN: dict[str, dict[str, Any]] = {}
-QUICK = {"nqs": {"samples": 5000, "epochs": 30}, "iterations": {"max": 3}}
+
+
+def variant_config(name: str, variant: str) -> dict[str, Any]:
+    """The run config of one molecule and variant (without ``systems``)."""
+    if variant == "tuned":
+        return merge(merge(BASE, TUNED_BASE), TUNED.get(name, {}))
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r} (choose from {', '.join([*VARIANTS, 'tuned'])})")
+    return merge(BASE, VARIANTS[variant])
+
+
+QUICK = {"iterations": {"max": 3}}
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +193,9 @@ def run_one(name: str, variant: str, config: dict[str, Any], out_dir: Path, ham_
     for row in run.seconds:
         for stage, value in row.items():
             seconds[stage] += value
-    return {**_best_row(run.system, run.iterations), "wall": wall, "seconds": _stage_seconds(seconds)}
+    row = _best_row(run.system, run.iterations)
+    return {**row, "wall": wall, "seconds": _stage_seconds(seconds),
+            **provenance(run.system_dir, row["best_iteration"], ham_dir)}  # fmt: skip
 
 
 def _stage_seconds(seconds: dict[str, float]) -> dict[str, float]:
@@ -186,6 +216,39 @@ def _best_row(system: Any, iterations: int) -> dict[str, Any]:
         "k_alpha": int(shape[0]),
         "k_beta": int(shape[1]),
         "subspace_size": len(read_determinants(system.iteration(iterations).subspace)),
+    }
+
+
+def provenance(sys_dir: Path, best_it: int, ham_dir: Path) -> dict[str, Any]:
+    """Strings of the best state that the NQS brought in, and the weight they carry there.
+
+    A string is the NQS's when it is new in iteration k's basis and appears in iteration k's
+    samples (expansion adds only strings the grown basis lacks, so the two never overlap).
+    """
+    from hinqs.determinants import hartree_fock_strings
+    from hinqs.hamiltonian import active_shape, read_meta
+
+    norb, nelec = active_shape(read_meta(ham_dir), ham_dir)
+    previous = np.array(sorted(set(hartree_fock_strings(norb, nelec))), np.uint64)  # HF is no one's find
+    from_nqs = np.zeros(0, np.uint64)
+    for k in range(1, best_it + 1):
+        folder = sys_dir / f"iter_{k:03d}"
+        with np.load(folder / "subspace.npz") as data:
+            strings = np.union1d(data["alpha"], data["beta"])
+        with np.load(folder / "samples.npz") as data:
+            sampled = np.union1d(data["alpha"], data["beta"])
+        from_nqs = np.union1d(from_nqs, np.intersect1d(np.setdiff1d(strings, previous), sampled))
+        previous = strings
+    with np.load(sys_dir / f"iter_{best_it:03d}" / "sqd" / "state.npz") as data:
+        strs_a, strs_b, amps = data["ci_strs_a"], data["ci_strs_b"], np.asarray(data["amplitudes"], float)
+    prob = amps.reshape(len(strs_a), len(strs_b)) ** 2
+    prob = prob / prob.sum()
+    weight = 0.5 * (
+        prob.sum(axis=1)[np.isin(strs_a, from_nqs)].sum() + prob.sum(axis=0)[np.isin(strs_b, from_nqs)].sum()
+    )
+    return {
+        "nqs_strings": int(np.isin(strs_a, from_nqs).sum()),
+        "nqs_weight": float(weight),
     }
 
 
@@ -216,7 +279,8 @@ def collect_one(name: str, variant: str, out_dir: Path) -> dict[str, Any]:
                 seconds[stage] += float(value or 0.0)
     config = yaml.safe_load((out_dir / variant / f"{name}.yaml").read_text())
     row = _best_row(system, done[-1])
-    return {**row, "iterations": len(done), "wall": None, "seconds": _stage_seconds(seconds), "collected": True,
+    return {**row, "iterations": len(done), "wall": None, "seconds": _stage_seconds(seconds),
+            **provenance(system.root, row["best_iteration"], out_dir / "hams" / name), "collected": True,
             "_config": config}  # fmt: skip
 
 
@@ -225,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--molecules", default=",".join(MOLECULES), help="comma-separated subset of " + ",".join(MOLECULES)
     )
-    parser.add_argument("--variants", default="plain,options", help="comma-separated: plain, options")
+    parser.add_argument(
+        "--variants", default="defaults", help="comma-separated: defaults, no_nqs, no_expansion, neither, tuned"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples, epochs and iterations (a smoke run)")
     parser.add_argument("--set", action="append", default=[], metavar="MOL:KEY=VALUE", help="override a setting")
     parser.add_argument("--out-dir", default="results/bench_accuracy", help="run folders, Hamiltonians, FCI cache")
@@ -252,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             n_fci = math.comb(meta["norb"], meta["nelec"][0]) * math.comb(meta["norb"], meta["nelec"][1])
         floor_cache: dict[tuple[int, int], float] = {}
         for variant in [v for v in args.variants.split(",") if v]:
-            config = merge(BASE, (OPTIONS if variant == "options" else PLAIN).get(name, {}))
+            config = variant_config(name, variant)
             if args.quick:
                 config = merge(config, QUICK)
             config = merge(config, overrides.get(name, {}))
@@ -306,8 +372,8 @@ def _cores() -> int:
 
 
 HEADER = (
-    f"{'molecule':<11} {'variant':<8} {'E (Ha)':>14} {'err mHa':>8} {'it':>3} {'Ka x Kb':>11} {'frac':>7}"
-    f" {'sample':>7} {'subspace':>8} {'diag':>7} {'train':>6} {'floor err':>9}"
+    f"{'molecule':<11} {'variant':<12} {'E (Ha)':>14} {'err mHa':>8} {'it':>3} {'Ka x Kb':>11} {'frac':>7}"
+    f" {'sample':>7} {'subspace':>8} {'diag':>7} {'train':>6} {'nqs str':>7} {'nqs w':>8} {'floor err':>9}"
 )
 
 
@@ -315,9 +381,10 @@ def _fmt(row: dict[str, Any]) -> str:
     s = row["seconds"]
     floor = row.get("floor_error_mha")
     return (
-        f"{row['molecule']:<11} {row['variant']:<8} {row['energy']:>14.8f} {row['error_mha']:>8.3f} "
+        f"{row['molecule']:<11} {row['variant']:<12} {row['energy']:>14.8f} {row['error_mha']:>8.3f} "
         f"{row['iterations']:>3} {str(row['k_alpha']) + 'x' + str(row['k_beta']):>11} {row['fraction']:>7.2%}"
         f" {s['sample']:>7.1f} {s['subspace']:>8.1f} {s['diagonalize']:>7.1f} {s['train']:>6.1f}"
+        f" {row.get('nqs_strings', 0):>7d} {row.get('nqs_weight', 0.0):>8.1e}"
         f" {f'{floor:.3f}' if floor is not None else '-':>9}"
     )
 

@@ -1,4 +1,4 @@
-"""The accuracy options of the subspace step: PT2-ranked string expansion and the size cap."""
+"""The accuracy options of the subspace step: PT2-ranked string expansion and the size caps."""
 
 from __future__ import annotations
 
@@ -48,13 +48,40 @@ def test_excitations_are_singles_and_doubles_with_the_same_electron_count():
     assert len(np.unique(exc)) == len(exc)
 
 
-def test_defaults_leave_the_basis_unchanged(tmp_path):
+def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_path):
+    from dataclasses import replace
+
+    from hinqs.defaults import derive
+
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
     config = load_config(path)
-    assert config["subspace"] == {"max_size": 0, "expansion": {"strings": 0, "top_strings": 64, "partner_strings": 128}}
-    settings = RunSettings.from_config(config).subspace.expansion
-    assert settings.strings == 0
+    assert config["subspace"]["max_strings"] is None and config["subspace"]["expansion"]["strings"] is None
+    assert config["sqd"]["samples_per_batch"] is None and config["nqs"]["samples"] is None
+    settings = RunSettings.from_config(config)
+    # H2O/6-31G, (10e, 13o): 1,287 strings, 321 of them HF + singles + doubles
+    h2o = settings.for_system(13, (5, 5))
+    assert h2o.subspace.max_strings == 482 == math.ceil(1.5 * 321)
+    assert h2o.subspace.expansion.strings == math.ceil(482 / 5)
+    assert h2o.sqd.samples_per_batch == 482**2 and h2o.nqs.samples == 4 * 482
+    assert 482**2 / math.comb(13, 5) ** 2 < 0.25
+    # a small space (LiH/6-31G, 3,025 determinants): no cap, the whole space in one batch
+    assert derive(11, (2, 2)).max_strings == 0 and derive(11, (2, 2)).samples_per_batch == 3025
+    # C2H4/STO-3G (16e, 14o) and a large space hit the fraction and the absolute ceiling
+    assert derive(14, (8, 8)).max_strings == math.ceil(1.5 * (1 + 48 + 28 * 15))
+    assert derive(26, (5, 5)).max_strings == 1500
+    given = replace(
+        settings,
+        subspace=replace(settings.subspace, max_strings=0, expansion=replace(settings.subspace.expansion, strings=7)),
+        sqd=replace(settings.sqd, samples_per_batch=300),
+    )
+    explicit = given.for_system(13, (5, 5))
+    assert explicit.subspace.max_strings == 0 and explicit.subspace.expansion.strings == 7
+    assert explicit.sqd.samples_per_batch == 300
+
+
+def test_zero_turns_the_options_off():
+    settings = ExpansionSettings(strings=0, top_strings=64, partner_strings=128)
     basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 2], np.int64))
     assert select_strings(hartree_fock_teacher(4, (2, 2)), np.eye(4), np.zeros((4,) * 4), (2, 2), settings)[0].size == 0
     assert cap_basis(basis, 0, 4, (2, 2)) is basis
@@ -131,7 +158,11 @@ def test_subspace_command_applies_options(tmp_path):
         yaml.safe_dump(
             {
                 "systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}],
-                "subspace": {"max_size": 6, "expansion": {"strings": 3, "top_strings": 4, "partner_strings": 4}},
+                "subspace": {
+                    "max_strings": 0,
+                    "max_size": 6,
+                    "expansion": {"strings": 3, "top_strings": 4, "partner_strings": 4},
+                },
             }
         )
     )
@@ -153,19 +184,26 @@ def test_subspace_command_applies_options(tmp_path):
     out = read_determinants(tmp_path / "b.npz")
     assert len(out) <= 6 and len(out) >= 4
     assert read_teacher_state(teacher).amplitudes.shape == (2, 2)
-    # with the default (off) options the step is the plain union
+    # with the options off the step is the plain union
     plain_cfg = tmp_path / "plain.yaml"
-    plain_cfg.write_text(yaml.safe_dump({"systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}]}))
-    plain = [
-        "subspace",
-        "--hamiltonian",
-        ham,
-        "--samples",
-        tmp_path / "s.npz",
-        "--config",
-        plain_cfg,
-        "--teacher",
-        teacher,
-    ]
-    assert main([str(x) for x in [*plain, "--out", tmp_path / "p.npz"]]) == 0
+    off = {"max_strings": 0, "expansion": {"strings": 0}}
+    plain_cfg.write_text(yaml.safe_dump({"systems": [{"name": "h6", "geometry": "H 0 0 0; H 0 0 1"}], "subspace": off}))
+    plain = ["subspace", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--config", plain_cfg]
+    assert main([str(x) for x in [*plain, "--teacher", teacher, "--out", tmp_path / "p.npz"]]) == 0
     assert len(read_determinants(tmp_path / "p.npz")) == 2
+
+
+def test_expansion_from_hf_finds_single_strings_through_opposite_spin_doubles():
+    """Against HF alone a single string scores zero (Brillouin); paired with the other spin's singles
+    it carries the opposite-spin doubles, the largest correlation class, so expansion must pick some."""
+    hcore, eri, nelec = _h2_chain(6)
+    hf_a, _ = hartree_fock_strings(6, nelec)
+    chosen, _ = select_strings(
+        hartree_fock_teacher(6, nelec),
+        hcore,
+        eri,
+        nelec,
+        ExpansionSettings(strings=3, top_strings=4, partner_strings=4),
+    )
+    rank = [bin(int(x) ^ hf_a).count("1") // 2 for x in chosen]
+    assert rank == [1, 1, 1]  # scored against the HF string alone they would rank last (seen: [2, 2, 2])

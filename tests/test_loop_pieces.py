@@ -50,11 +50,23 @@ def test_convergence_needs_window_consecutive_small_changes():
     assert s.streak == 1 and not s.stop
     s = next_status(s, 3, -1.1, **kw)
     assert s.streak == 0 and not s.stop
-    s = next_status(s, 4, -1.05, **kw)  # a worse iteration does not reset the best
-    assert s.streak == 1 and s.delta == 0.0 and s.best_energy == -1.1
+    s = next_status(s, 4, -1.05, **kw)  # a worse iteration keeps the best but is no sign of convergence
+    assert s.streak == 0 and s.delta == 0.0 and s.best_energy == -1.1 and not s.stop
     s = next_status(s, 5, -1.1, **kw)
+    assert s.streak == 1 and not s.stop
+    s = next_status(s, 6, -1.1, **kw)
     assert s.converged and s.stop and s.reason == "converged"
     assert s.best_iteration == 3 and s.energies[-1] == -1.1
+
+
+def test_a_rising_energy_never_counts_as_converged():
+    """A cap that evicts what the state needs makes the energy climb: that is not convergence."""
+    kw = {"tol": 1e-6, "window": 2, "max_iterations": 6}
+    s = next_status(None, 1, -1.0, **kw)
+    for k, energy in enumerate([-0.9995, -0.999, -0.9985, -0.998, -0.9975], start=2):
+        s = next_status(s, k, energy, **kw)
+        assert s.streak == 0 and not s.converged
+    assert s.reason == "max_iterations" and s.best_iteration == 1
 
 
 def test_convergence_stops_at_max_iterations():

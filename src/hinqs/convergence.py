@@ -2,10 +2,15 @@
 
 Every SQD energy is a variational upper bound, and the batches of an iteration are random
 subsets of the subspace, so an iteration's merged energy can rise even though the subspace
-only grows. The loop therefore follows the best (lowest) energy so far: it stops when that
-improved by less than ``tol`` for ``window`` consecutive iterations, or at ``max``
-iterations. The status of iteration k carries the whole energy history, so deciding k+1
-needs only the status of k (Snakemake's checkpoint reads one small file per iteration).
+only grows. The loop therefore follows the best (lowest) energy so far, and an iteration counts
+towards convergence only when (a) the best energy improved by less than ``tol`` and (b) the
+iteration's own energy did not rise by more than ``tol`` over the previous iteration's. It
+stops after ``window`` such iterations in a row, or at ``max`` iterations. (b) keeps a run
+whose energy is climbing (e.g. a size cap evicting what the state needs) from being
+reported as converged: a rising energy means the subspace is changing, not settled. The
+summary reports the best iteration, whatever the last one did. The status of iteration k
+carries the whole energy history, so deciding k+1 needs only the status of k (Snakemake's
+checkpoint reads one small file per iteration).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Status:
     iteration: int
     energy: float
     delta: float | None
+    rise: float | None  # this iteration's energy minus the previous one's
     streak: int
     energies: list[float]
     best_energy: float
@@ -44,13 +50,16 @@ def next_status(
         raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
     best = min(energies)
     delta = None if previous is None else best - previous.best_energy
-    streak = (previous.streak + 1 if previous else 1) if delta is not None and abs(delta) < tol else 0
+    rise = None if previous is None else float(energy) - previous.energy
+    settled = delta is not None and abs(delta) < tol and rise is not None and rise <= tol
+    streak = (previous.streak + 1 if previous else 1) if settled else 0
     converged = streak >= window
     reason = "converged" if converged else ("max_iterations" if iteration >= max_iterations else None)
     return Status(
         iteration=iteration,
         energy=float(energy),
         delta=delta,
+        rise=rise,
         streak=streak,
         energies=energies,
         best_energy=best,

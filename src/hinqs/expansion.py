@@ -1,34 +1,39 @@
-"""Accuracy options of the cumulative subspace: PT2-ranked string expansion and a size cap.
+"""How the cumulative subspace grows and what it keeps: PT2-ranked string expansion and a string cap.
 
-Both act in ``hinqs subspace`` and are off by default (``subspace.expansion.strings: 0``,
-``subspace.max_size: 0``), in which case the subspace is exactly the previous one + samples
-+ HF. (Below, "basis" is the determinant set being grown.)
+Both act in ``hinqs subspace``; their ``null`` defaults are derived from the system's size
+(:mod:`hinqs.defaults`), and 0 turns either off (``subspace.expansion.strings: 0``,
+``subspace.max_strings: 0``), in which case the subspace is exactly the previous one +
+samples + HF. (Below, "basis" is the determinant set being grown.)
 
-Expansion (deterministic, no randomness). SQD diagonalises in the product space of a
-batch's alpha x beta strings, so what limits accuracy is which *strings* the basis holds.
-From the previous iteration's teacher state (the best batch's ground state |Psi> over
-strings ``S_a x S_b``):
+SQD diagonalises in the product space of a batch's alpha x beta strings, so what limits
+accuracy and cost is which *strings* the basis holds. Everything below works on strings,
+from the previous iteration's teacher state (the best batch's ground state |Psi> over
+``S_a x S_b``; at the first iteration the HF determinant):
 
-0. at the first iteration (no teacher yet) the HF determinant is the teacher;
-1. take the ``top_strings`` strings of each spin with the largest marginal weight
-   (sum of |c|^2 over the other spin) and generate all their single and double
-   same-spin excitations; the candidates are those not already in the teacher's strings;
-2. score each candidate string ``x`` (alpha, say) by the Epstein-Nesbet second-order
-   energy it would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over
-   the ``partner_strings`` heaviest beta strings. ``H|Psi>`` is one ``contract_2e`` of
-   PySCF's selected CI in the product space ``(S_a + candidates) x top partners`` with
-   Psi embedded (zero on the candidates) -- exact matrix elements, no sampling;
-3. add the ``strings`` best-scoring candidates to the basis, each as the determinant
-   ``(x, b*)`` with ``b*`` its largest-contribution partner (beta strings likewise as
-   ``(a*, x)``). For closed shells one string set serves both spins, so the candidates
-   are ranked once. The added determinants get the largest count present in the basis,
-   so that weighted batch draws take them almost surely.
+1. candidates: the single and double same-spin excitations of the teacher's
+   ``top_strings`` heaviest strings (marginal weight, sum of |c|^2 over the other spin),
+   plus every string of the grown basis the teacher does not hold (this iteration's NQS
+   samples);
+2. each candidate ``x`` (alpha, say) is scored by the Epstein-Nesbet second-order energy it
+   would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over the
+   ``partner_strings`` heaviest beta strings *and* the single excitations of the few
+   heaviest (without those, single strings score zero against an HF-like teacher by
+   Brillouin's theorem and opposite-spin doubles are never found). One ``contract_2e`` of
+   PySCF's selected CI in ``(S_a + candidates) x partners`` with Psi embedded: exact matrix
+   elements, no sampling, deterministic;
+3. the ``strings`` best candidates not yet in the basis join it, each as the determinant
+   ``(x, b*)`` with ``b*`` its largest-contribution partner. For closed shells one string
+   set serves both spins, so the candidates are ranked once;
+4. the cap (``max_strings``): when the basis spans more strings, keep those of largest
+   *importance*, both in Ha: for a teacher string, the energy it would cost if dropped,
+   ``sum_b |c_xb|^2 (H_xb,xb - E)``; for any other string, its PT2 gain. A string carrying
+   weight thus leaves only for one expected to bring more; HF always stays. Determinants
+   with an evicted string go; a kept string left without a determinant is re-attached to
+   its heaviest partner. With the whole basis in one batch, the next subspace holds every
+   kept string, so the energy does not rise.
 
-Cap (``subspace.max_size``): when the grown basis holds more determinants, keep the
-``max_size`` with the largest score ``max(|c|^2 in the teacher state, count / total
-count)`` -- the smallest-amplitude, lowest-count determinants are evicted; the HF
-determinant and this iteration's expansion determinants always stay. Ties break on the
-(alpha, beta) order, so the result is deterministic.
+``subspace.max_size`` (an older cap on determinants, evicting by ``max(|c|^2, count share)``;
+HF and this iteration's expansion determinants stay) is kept for configs that set it.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def read_teacher_state(
     """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted.
 
     With ``norb`` and ``nelec`` (the run's Hamiltonian) a state of another system is refused
-    here; :func:`select_strings` and :func:`cap_basis` check it again against what they are given.
+    here; :func:`plan_strings` and :func:`cap_basis` check it again against what they are given.
     """
     state = read_state(path)
     strs_a, strs_b, amps = state.ci_strs_a, state.ci_strs_b, state.amplitudes
@@ -91,8 +96,8 @@ def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
     return TeacherState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
-def excitations(parents: np.ndarray, norb: int) -> np.ndarray:
-    """Sorted unique strings that are single or double excitations of any parent (parents excluded)."""
+def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
+    """Sorted unique strings that are single (and double) excitations of any parent (parents excluded)."""
     out: list[np.ndarray] = []
     for parent in np.asarray(parents, dtype=np.uint64).tolist():
         occ = [i for i in range(norb) if parent >> i & 1]
@@ -100,8 +105,8 @@ def excitations(parents: np.ndarray, norb: int) -> np.ndarray:
         singles = [(1 << i) | (1 << a) for i in occ for a in vir]
         occ_pairs = [(1 << i) | (1 << j) for i, j in combinations(occ, 2)]
         vir_pairs = [(1 << a) | (1 << b) for a, b in combinations(vir, 2)]
-        doubles = [o | v for o in occ_pairs for v in vir_pairs]
-        out.append(np.array([parent ^ m for m in singles + doubles], dtype=np.uint64))
+        pairs = [o | v for o in occ_pairs for v in vir_pairs] if doubles else []
+        out.append(np.array([parent ^ m for m in singles + pairs], dtype=np.uint64))
     if not out:
         return np.zeros(0, np.uint64)
     return np.setdiff1d(np.unique(np.concatenate(out)), np.asarray(parents, np.uint64))
@@ -120,10 +125,13 @@ def _pt2_scores(
     strs_b: np.ndarray,
     amps: np.ndarray,
     candidates: np.ndarray,
+    energy: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """EN-PT2 score of each candidate alpha string against beta strings ``strs_b``, and its best partner.
 
-    ``amps`` is Psi on ``strs_a x strs_b`` (both sorted ascending, candidates disjoint from strs_a).
+    ``amps`` is the normalised Psi restricted to ``strs_a x strs_b`` (both sorted ascending,
+    candidates disjoint from strs_a);
+    ``energy`` is the teacher's energy over its whole space (the EN denominators' reference).
     """
     from pyscf import ao2mo
     from pyscf.fci import direct_spin1, selected_ci
@@ -138,18 +146,227 @@ def _pt2_scores(
     psi[position[: len(strs_a)]] = amps
     cand_rows = position[len(strs_a) :]
     strs = (big_a.astype(np.int64), np.asarray(strs_b).astype(np.int64))
-    norm2 = float(np.vdot(amps, amps))
     h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
     solver = selected_ci.SelectedCI()
     link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
     hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
     hc = hc.reshape(psi.shape)
-    energy = float(np.vdot(psi, hc)) / norm2
     hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
-    rows_hc = hc[cand_rows] ** 2 / norm2
+    rows_hc = hc[cand_rows] ** 2
     denom = np.maximum(hdiag[cand_rows] - energy, 1e-3)
     contrib = rows_hc / denom
     return contrib.sum(axis=1), np.asarray(strs_b)[np.argmax(contrib, axis=1)]
+
+
+def teacher_energy_and_diagonal(
+    teacher: TeacherState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
+) -> tuple[float, np.ndarray]:
+    """The teacher's exact energy <Psi|H|Psi>/<Psi|Psi> (no core energy) and H's diagonal on its space.
+
+    Both are what a string's eviction cost is measured with (:func:`string_losses`).
+    """
+    from pyscf import ao2mo
+    from pyscf.fci import direct_spin1, selected_ci
+
+    norb = hcore.shape[0]
+    strs = (teacher.strs_a.astype(np.int64), teacher.strs_b.astype(np.int64))
+    psi = np.asarray(teacher.amplitudes, dtype=np.float64)
+    h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
+    solver = selected_ci.SelectedCI()
+    link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
+    energy = float(np.vdot(psi, hc.reshape(psi.shape)) / np.vdot(psi, psi))
+    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
+    return energy, hdiag
+
+
+def string_losses(amplitudes: np.ndarray, hdiag: np.ndarray, energy: float) -> np.ndarray:
+    """Energy (Ha) each row string of the teacher would cost if dropped: sum_b |c_xb|^2 (H_xb,xb - E).
+
+    Removing components of total weight w from a normalised eigenvector raises the energy
+    of what is left to E + (<Psi_S|H|Psi_S> - E w) / (1 - w); to leading order (diagonal of
+    the removed block) that is the sum above. It is in the same unit as a candidate's EN-PT2
+    energy, so a string is evicted only for a candidate expected to bring more.
+    """
+    prob = np.asarray(amplitudes, dtype=np.float64) ** 2
+    prob = prob / prob.sum()
+    return (prob * np.maximum(hdiag - energy, 0.0)).sum(axis=1)
+
+
+SINGLES_PARENTS = 4  # heaviest other-spin strings whose single excitations join the PT2 partners
+
+
+def _partner_columns(other: np.ndarray, amps: np.ndarray, norb: int, n_partners: int) -> tuple[np.ndarray, np.ndarray]:
+    """Other-spin strings a candidate is scored against, and Psi on ``own x partners`` (sorted).
+
+    The ``n_partners`` heaviest teacher strings, plus the single excitations of the
+    ``SINGLES_PARENTS`` heaviest (zero amplitude: not in the teacher). Without the latter an
+    alpha single x could only pair with teacher beta strings, and <x b_HF|H|HF> vanishes
+    for HF orbitals (Brillouin): the opposite-spin double excitations (x, y), the largest
+    class of correlation, would never be found from an HF-like teacher.
+    """
+    weight = (amps**2).sum(axis=0)
+    cols = np.sort(np.argsort(-weight, kind="stable")[:n_partners])
+    singles = np.setdiff1d(excitations(_top(other, weight, SINGLES_PARENTS), norb, doubles=False), other)
+    partners = np.union1d(other[cols], singles)
+    out = np.zeros((amps.shape[0], len(partners)))
+    out[:, np.searchsorted(partners, other[cols])] = amps[:, cols]
+    return partners, out
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """What the basis step does with the strings of one spin (both spins for closed shells).
+
+    ``added``/``added_partner``: new strings and the other-spin string each is paired with;
+    ``keep``: the strings allowed to stay (sorted), ``None`` when there is no cap;
+    ``carrier``: for every string in ``keep``, the partner to pair it with if no kept
+    determinant carries it any more (its heaviest partner, or the PT2 partner of a candidate).
+    """
+
+    added: np.ndarray
+    added_partner: np.ndarray
+    keep: np.ndarray | None
+    carrier: dict[int, int]
+    n_candidates: int
+    pt2_added: float
+
+
+def _channel_plan(
+    own: np.ndarray,
+    other: np.ndarray,
+    amps: np.ndarray,
+    nelec: tuple[int, int],
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    energy: float,
+    hdiag: np.ndarray,
+    basis_own: np.ndarray,
+    settings: ExpansionSettings,
+    max_strings: int,
+    protected: int,
+) -> ChannelPlan:
+    """Rank the strings of one spin: teacher strings by eviction cost, all others by EN-PT2 gain.
+
+    Candidates are the single/double excitations of the teacher's heaviest strings plus every
+    string of the basis the teacher does not hold (e.g. this iteration's NQS samples), all
+    scored in one H|Psi> product. The ``settings.strings`` best candidates not yet in the
+    basis are added; with ``max_strings`` the strings of largest importance are kept
+    (``protected``, the HF string, always).
+    """
+    norb = hcore.shape[0]
+    prob = amps**2
+    weight = prob.sum(axis=1)
+    loss = string_losses(amps, hdiag, energy)
+    parents = _top(own, weight, settings.top_strings)
+    candidates = np.union1d(excitations(parents, norb), np.setdiff1d(basis_own, own))
+    candidates = np.setdiff1d(candidates, own)
+    gain = np.zeros(0)
+    partner = np.zeros(0, np.uint64)
+    if len(candidates):
+        partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
+        gain, partner = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, candidates, energy)
+    fresh = ~np.isin(candidates, basis_own)
+    order = np.argsort(-np.where(fresh, gain, -np.inf), kind="stable")[: max(settings.strings, 0)]
+    order = order[fresh[order]] if settings.strings > 0 else order[:0]
+    added, added_partner = candidates[order], partner[order]
+    heaviest_partner = other[np.argmax(prob, axis=1)]
+    carrier = {int(s): int(p) for s, p in zip(own, heaviest_partner, strict=True)}
+    carrier.update({int(s): int(p) for s, p in zip(candidates, partner, strict=True)})
+    keep = None
+    universe = np.union1d(basis_own, added)
+    if max_strings > 0 and len(universe) > max_strings:
+        importance = dict(zip(own.tolist(), loss.tolist(), strict=True))
+        importance.update(zip(candidates.tolist(), gain.tolist(), strict=True))
+        score = np.array([importance.get(int(s), 0.0) for s in universe])
+        score[universe == np.uint64(protected)] = np.inf
+        keep = np.sort(universe[np.argsort(-score, kind="stable")[:max_strings]])
+    return ChannelPlan(added, added_partner, keep, carrier, len(candidates), float(gain[order].sum()))
+
+
+def plan_strings(
+    teacher: TeacherState,
+    basis: Determinants,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: ExpansionSettings,
+    max_strings: int = 0,
+) -> list[ChannelPlan]:
+    """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise)."""
+    hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
+    norb = hcore.shape[0]
+    check_teacher(teacher, norb, nelec)
+    teacher = TeacherState(
+        teacher.strs_a, teacher.strs_b, teacher.amplitudes / np.sqrt(np.vdot(teacher.amplitudes, teacher.amplitudes))
+    )
+    energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
+    if closed:
+        own_basis = np.union1d(basis.alpha, basis.beta)
+        return [
+            _channel_plan(
+                teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag, own_basis,
+                settings, max_strings, hf_a,
+            )
+        ]  # fmt: skip
+    alpha = _channel_plan(
+        teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag,
+        np.unique(basis.alpha), settings, max_strings, hf_a,
+    )  # fmt: skip
+    beta = _channel_plan(
+        teacher.strs_b, teacher.strs_a, teacher.amplitudes.T, (nelec[1], nelec[0]), hcore, eri, energy, hdiag.T,
+        np.unique(basis.beta), settings, max_strings, hf_b,
+    )  # fmt: skip
+    return [alpha, beta]
+
+
+def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: tuple[int, int]) -> Determinants:
+    """The basis with the planned strings added and, under a cap, only kept strings left.
+
+    A determinant stays when both its strings are kept; a kept string that no remaining
+    determinant carries is re-attached to its carrier partner (or the HF string of the other
+    spin when that partner is gone), so no kept string is lost from the subspace.
+    """
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    closed = len(plans) == 1
+    if closed:
+        plan = plans[0]
+        basis = expand_basis(basis, plan.added, plan.added_partner)
+        if plan.keep is None:
+            return basis
+        keep_a = keep_b = plan.keep
+        carriers_a = carriers_b = plan.carrier
+    else:
+        pa, pb = plans
+        basis = expand_basis(basis, pa.added, pa.added_partner)
+        basis = expand_basis(basis, pb.added_partner, pb.added)
+        keep_a = pa.keep if pa.keep is not None else np.unique(basis.alpha)
+        keep_b = pb.keep if pb.keep is not None else np.unique(basis.beta)
+        if pa.keep is None and pb.keep is None:
+            return basis
+        carriers_a, carriers_b = pa.carrier, pb.carrier
+    inside = np.isin(basis.alpha, keep_a) & np.isin(basis.beta, keep_b)
+    kept = Determinants(basis.alpha[inside], basis.beta[inside], basis.weights()[inside])
+    extra_a: list[int] = []
+    extra_b: list[int] = []
+    if closed:
+        covered = np.union1d(kept.alpha, kept.beta)
+        for s in np.setdiff1d(keep_a, covered).tolist():
+            p = carriers_a.get(int(s), hf_b)
+            extra_a.append(int(s))
+            extra_b.append(p if np.isin(np.uint64(p), keep_b) else hf_b)
+    else:
+        for s in np.setdiff1d(keep_a, kept.alpha).tolist():
+            p = carriers_a.get(int(s), hf_b)
+            extra_a.append(int(s))
+            extra_b.append(p if np.isin(np.uint64(p), keep_b) else hf_b)
+        for s in np.setdiff1d(keep_b, kept.beta).tolist():
+            p = carriers_b.get(int(s), hf_a)
+            extra_b.append(int(s))
+            extra_a.append(p if np.isin(np.uint64(p), keep_a) else hf_a)
+    return expand_basis(kept, np.array(extra_a, np.uint64), np.array(extra_b, np.uint64))
 
 
 def select_strings(
@@ -162,38 +379,15 @@ def select_strings(
     """New determinants ``(alpha, beta)`` carrying the best PT2-ranked new strings of the teacher."""
     if settings.strings <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
-    norb = hcore.shape[0]
-    check_teacher(teacher, norb, nelec)
-    prob = teacher.amplitudes**2
-    w_a, w_b = prob.sum(axis=1), prob.sum(axis=0)
-    closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
-    spins = [0] if closed else [0, 1]
-    new_alpha: list[np.ndarray] = []
-    new_beta: list[np.ndarray] = []
-    for spin in spins:
-        if spin == 0:
-            own, own_w, other, other_w, amps, ne = teacher.strs_a, w_a, teacher.strs_b, w_b, teacher.amplitudes, nelec
-        else:
-            own, own_w, other, other_w = teacher.strs_b, w_b, teacher.strs_a, w_a
-            amps, ne = teacher.amplitudes.T, (nelec[1], nelec[0])
-        parents = _top(own, own_w + (w_b if closed else 0.0), settings.top_strings)
-        candidates = np.setdiff1d(excitations(parents, norb), own)
-        if len(candidates) == 0:
-            continue
-        keep = np.sort(np.argsort(-other_w, kind="stable")[: settings.partner_strings])
-        scores, partners = _pt2_scores(hcore, eri, ne, own, other[keep], amps[:, keep], candidates)
-        best = np.argsort(-scores, kind="stable")[: settings.strings]
-        chosen, partner = candidates[best], partners[best]
-        if spin == 0:
-            new_alpha.append(chosen)
-            new_beta.append(partner)
-        else:
-            new_alpha.append(partner)
-            new_beta.append(chosen)
-    if not new_alpha:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    return np.concatenate(new_alpha).astype(np.uint64), np.concatenate(new_beta).astype(np.uint64)
+    empty = Determinants(teacher.strs_a[:0], teacher.strs_b[:0], np.zeros(0, np.int64))
+    plans = plan_strings(teacher, empty, hcore, eri, nelec, settings)
+    if len(plans) == 1:
+        return plans[0].added.astype(np.uint64), plans[0].added_partner.astype(np.uint64)
+    pa, pb = plans
+    return (
+        np.concatenate([pa.added, pb.added_partner]).astype(np.uint64),
+        np.concatenate([pa.added_partner, pb.added]).astype(np.uint64),
+    )
 
 
 def expand_basis(basis: Determinants, alpha: np.ndarray, beta: np.ndarray) -> Determinants:

@@ -6,7 +6,7 @@ benchmarks all ask this module for paths instead of spelling them out::
     <results>/.hinqs/config.yaml                      validated config snapshot (rules read it)
     <results>/<system>/hamiltonian/{hcore.npy, eri.npy, meta.json}
     <results>/<system>/iter_000/model.pt              initial model
-    <results>/<system>/iter_<k>/samples.npz, sample_stats.json, subspace.npz,
+    <results>/<system>/iter_<k>/samples.npz, sample_stats.json, subspace.npz, subspace_stats.json,
                                 sqd/{result.json, state.npz, batches/}, model.pt, train.json,
                                 status.json
     <results>/<system>/{summary.json, energies.csv, convergence.png, logs/, benchmarks/}
@@ -47,6 +47,10 @@ class IterationFiles:
     @property
     def subspace(self) -> Path:
         return self.root / "subspace.npz"
+
+    @property
+    def subspace_stats(self) -> Path:
+        return self.root / "subspace_stats.json"
 
     @property
     def sqd(self) -> Path:

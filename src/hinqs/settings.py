@@ -40,7 +40,7 @@ class NQSSettings:
     d_model: int
     n_layers: int
     n_heads: int
-    samples: int
+    samples: int | None  # None: derived from the system (RunSettings.for_system)
     epochs: int
     learning_rate: float
     temperature: float
@@ -54,7 +54,7 @@ class NQSSettings:
     def __post_init__(self) -> None:
         # The schema checks a config; these checks also cover command-line overrides.
         checks = [
-            (self.samples >= 1, "nqs.samples must be at least 1"),
+            (self.samples is None or self.samples >= 1, "nqs.samples must be at least 1"),
             (self.temperature > 0, "nqs.temperature must be positive"),
             (self.max_batch >= 4, "nqs.max_batch must be at least 4"),
             (self.epochs >= 0, "nqs.epochs must be non-negative"),
@@ -74,7 +74,7 @@ class NQSSettings:
 class ExpansionSettings:
     """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
 
-    strings: int
+    strings: int | None  # None: derived from the system
     top_strings: int
     partner_strings: int
 
@@ -83,6 +83,7 @@ class ExpansionSettings:
 class SubspaceSettings:
     """``subspace``: how the cumulative determinant set grows (expansion) and is capped."""
 
+    max_strings: int | None  # None: derived from the system
     max_size: int
     expansion: ExpansionSettings
 
@@ -92,7 +93,7 @@ class SQDSection:
     """``sqd``: the batches drawn per iteration and how each is solved."""
 
     n_batches: int
-    samples_per_batch: int
+    samples_per_batch: int | None  # None: derived from the system
     max_dimension: int | None
     memory_mb: float | None
     solver: SolverSettings
@@ -136,7 +137,9 @@ class RunSettings:
             sqd=_section(SQDSection, {**config["sqd"], "solver": _section(SolverSettings, config["sqd"])}),
             parallel=_section(ParallelSettings, parallel),
             mpi_launcher=str(parallel["mpi_launcher"]),
-            subspace=SubspaceSettings(subspace["max_size"], _section(ExpansionSettings, subspace["expansion"])),
+            subspace=SubspaceSettings(
+                subspace["max_strings"], subspace["max_size"], _section(ExpansionSettings, subspace["expansion"])
+            ),
             iterations=_section(IterationSettings, config["iterations"]),
         )
 
@@ -147,8 +150,28 @@ class RunSettings:
 
         return cls.from_config({**schema_defaults(), "systems": []})
 
+    def for_system(self, norb: int, nelec: tuple[int, int]) -> RunSettings:
+        """These settings with every ``None`` (``null`` in the config) replaced by the value
+        derived from the active space (:func:`hinqs.defaults.derive`); explicit values stay."""
+        from hinqs.defaults import derive
+
+        d = derive(norb, nelec)
+        sub, exp = self.subspace, self.subspace.expansion
+        return replace(
+            self,
+            nqs=replace(self.nqs, samples=_given(self.nqs.samples, d.samples)),
+            sqd=replace(self.sqd, samples_per_batch=_given(self.sqd.samples_per_batch, d.samples_per_batch)),
+            subspace=replace(
+                sub,
+                max_strings=_given(sub.max_strings, d.max_strings),
+                expansion=replace(exp, strings=_given(exp.strings, d.expansion_strings)),
+            ),
+        )
+
     def sqd_step(self, iteration: int) -> SQDSettings:
-        """The settings of iteration ``iteration``'s diagonalisation step."""
+        """The settings of iteration ``iteration``'s diagonalisation step (after :meth:`for_system`)."""
+        if self.sqd.samples_per_batch is None:
+            raise InputError("sqd.samples_per_batch is null: it is derived from the system (give --hamiltonian)")
         return SQDSettings(
             seed=self.seed,
             iteration=iteration,
@@ -171,6 +194,10 @@ class RunSettings:
                 return system
         known = ", ".join(s["name"] for s in self.systems)
         raise InputError(f"no system named {name!r} in the config (known: {known})")
+
+
+def _given(value: Any, derived: Any) -> Any:
+    return derived if value is None else value
 
 
 def with_overrides(settings: T, **changes: Any) -> T:

@@ -19,6 +19,7 @@ import yaml
 
 from hinqs.atomic import write_text
 from hinqs.convergence import read_status
+from hinqs.defaults import MAX_AUTO_STRINGS
 
 
 def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -71,7 +72,9 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     """
     from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
 
-    largest = (2 * int(sqd["samples_per_batch"])) ** 2
+    per_batch = sqd.get("samples_per_batch")
+    # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
+    largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
     if sqd.get("max_dimension"):
         largest = min(largest, int(sqd["max_dimension"]))
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers

@@ -12,6 +12,7 @@ rule subspace:
         teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
     output:
         subspace=str(IT.subspace),
+        stats=str(IT.subspace_stats),
     params:
         config=RUN_CONFIG,
         options=config["subspace"],
@@ -22,7 +23,7 @@ rule subspace:
         str(SYS.log("subspace", "{k}")),
     shell:
         "hinqs subspace --config {params.config} --hamiltonian {params.ham} --samples {input.samples}"
-        " {params.previous} {params.teacher} --out {output.subspace} > {log} 2>&1"
+        " {params.previous} {params.teacher} --out {output.subspace} --stats {output.stats} > {log} 2>&1"
 
 
 rule diagonalize:

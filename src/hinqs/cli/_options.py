@@ -51,10 +51,16 @@ def check_renamed(args: argparse.Namespace) -> None:
             raise InputError(message)
 
 
-def load_settings(path: str | None) -> RunSettings:
-    """The validated run config as settings."""
+def load_settings(path: str | None, hamiltonian: str | None = None) -> RunSettings:
+    """The validated run config as settings; with a Hamiltonian folder, resolved for its system
+    (``null`` sizes derived from norb and nelec, :meth:`RunSettings.for_system`)."""
     from hinqs.config import load_config
 
     if path is None:
         raise InputError("the run config is required: --config FILE")
-    return RunSettings.from_config(load_config(path))
+    settings = RunSettings.from_config(load_config(path))
+    if hamiltonian is None:
+        return settings
+    from hinqs.hamiltonian import active_shape, read_meta
+
+    return settings.for_system(*active_shape(read_meta(hamiltonian), hamiltonian))

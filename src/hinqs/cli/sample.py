@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.settings import with_overrides
     from hinqs.steps.nqs import sample
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, args.hamiltonian)
     nqs = with_overrides(
         settings.nqs, samples=args.samples, temperature=args.temperature, device=args.device, max_batch=args.max_batch
     )
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     )
     extra = f", {stats['n_new_unique']} new" if "n_new_unique" in stats else ""
     print(
-        f"hinqs sample: {nqs.samples} samples -> {stats['n_unique']} unique{extra} "
+        f"hinqs sample: {stats['n_samples']} samples -> {stats['n_unique']} unique{extra} "
         f"in {stats['wall_s']:.2f} s on {stats['device']}"
     )
     return 0

@@ -1,9 +1,10 @@
 """Grow the cumulative determinant subspace: previous subspace + this iteration's samples + HF.
 
-With ``--teacher`` (the previous iteration's ``sqd/state.npz``) the config's ``subspace``
-options apply (see :mod:`hinqs.expansion`): PT2-ranked single/double string excitations of
-the teacher's top strings join the subspace, and ``subspace.max_size`` caps it. Both are
-off by default.
+The config's ``subspace`` options apply (see :mod:`hinqs.expansion`), their ``null`` values
+derived from the system's size (:mod:`hinqs.defaults`): PT2-ranked single/double string
+excitations of the teacher (``--teacher``, the previous iteration's ``sqd/state.npz``; the HF
+determinant at the first iteration) join the subspace, and ``subspace.max_strings`` keeps the
+strings of largest importance. ``--stats`` records what was added and evicted.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--previous-subspace", help="subspace.npz of the previous iteration (none at the first)")
     parser.add_argument("--teacher", help="sqd/state.npz of the previous iteration (for expansion and cap)")
     parser.add_argument("--out", required=True, help="subspace.npz to write")
+    parser.add_argument("--stats", help="JSON file: what expansion added and the caps evicted")
 
 
 def run(args: argparse.Namespace) -> int:
     from hinqs.steps.subspace import build_subspace
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, args.hamiltonian)
     report = build_subspace(
         settings.subspace,
         args.hamiltonian,
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         previous=args.previous_subspace,
         teacher=args.teacher,
+        stats=args.stats,
     )
     print(f"hinqs subspace: {report.line()}")
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,10 @@ def sample(
     from hinqs.nqs.sampler import sample_for_iteration
 
     state, device = _load(model, nqs.device, hamiltonian)
+    if nqs.samples is None:  # null in the config: derived from the model's system
+        from hinqs.defaults import derive
+
+        nqs = replace(nqs, samples=derive(state.config.norb, state.config.nelec).samples)
     started = time.perf_counter()
     drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
     wall = time.perf_counter() - started

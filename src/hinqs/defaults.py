@@ -1,0 +1,104 @@
+"""Size-scaled defaults: what a config left at ``null`` means for a given active space.
+
+A chemist who writes only a geometry and a basis should get a chemically accurate answer.
+What the loop needs for that depends on the system's size, not on the molecule, so the
+settings below are derived from the active space (norb, N_alpha, N_beta) in this one place
+(:func:`derive`, applied by :meth:`hinqs.settings.RunSettings.for_system` with the ``norb``/
+``nelec`` of the Hamiltonian's meta.json). An explicit value in the config always wins; only
+``null`` is resolved.
+
+The scale is the string space. SQD diagonalises in the product of alpha strings x beta
+strings, so cost and accuracy are set by how many strings per spin the subspace holds:
+
+- ``n_strings`` = C(norb, N_sigma), all strings of one spin (the larger of the two);
+- ``n_sd`` = the Hartree-Fock string and its single and double same-spin excitations,
+  1 + o*v + C(o,2)*C(v,2) (o occupied, v virtual orbitals of that spin). Products of two
+  such strings hold every determinant up to quadruple excitations, which is where the
+  correlation energy of a molecule near equilibrium lives.
+
+The rule (``derive``):
+
+``subspace.max_strings``  no cap when the FCI space has at most ``SMALL_SPACE`` determinants
+    (it is then cheap to diagonalise all of it); otherwise
+    min(ceil(1.5 * n_sd), floor(0.45 * n_strings), MAX_AUTO_STRINGS). 0.45 keeps the
+    subspace (at most max_strings^2) under about 20 % of the FCI space; 1.5 * n_sd leaves
+    room for the heaviest triple and quadruple excitations of the strings beyond SD.
+``subspace.expansion.strings``  ceil(K / 5) with K the cap (or n_strings without one): the cap
+    fills in about five iterations, the rest of the run exchanges weak strings for better ones.
+``nqs.samples``  20 * the FCI space (at most 100,000) without a cap, where sampling broadly
+    finds the whole space; 4 * K with a cap, where the PT2 ranking decides what stays and
+    the samples are proposals.
+``sqd.samples_per_batch``  the whole subspace in one batch: max_strings^2 with a cap (no subspace
+    under the cap can be larger), else the FCI space. One batch holding the whole (capped)
+    subspace is what makes the energy non-increasing from one iteration to the next.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SMALL_SPACE = 100_000  # FCI determinants at or below which no string cap is derived
+MAX_AUTO_STRINGS = 1500  # ceiling of the derived cap (2.25 M determinants per batch)
+SD_FACTOR = 1.5
+SPACE_FRACTION = 0.45
+FILL_ITERATIONS = 5
+MAX_AUTO_SAMPLES = 100_000
+
+
+@dataclass(frozen=True)
+class SystemSize:
+    """The numbers the defaults are scaled from."""
+
+    norb: int
+    nelec: tuple[int, int]
+
+    @property
+    def n_strings(self) -> int:
+        """Strings of the spin with more of them (closed shells: both)."""
+        return max(math.comb(self.norb, n) for n in self.nelec)
+
+    @property
+    def n_fci(self) -> int:
+        """Determinants in the full CI space."""
+        return math.comb(self.norb, self.nelec[0]) * math.comb(self.norb, self.nelec[1])
+
+    @property
+    def n_sd(self) -> int:
+        """HF string plus its single and double excitations (the larger spin)."""
+        out = 0
+        for n in self.nelec:
+            o, v = n, self.norb - n
+            out = max(out, 1 + o * v + math.comb(o, 2) * math.comb(v, 2))
+        return out
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The values ``null`` stands for, for one system."""
+
+    max_strings: int  # 0: no cap
+    expansion_strings: int
+    samples: int
+    samples_per_batch: int
+
+
+def derive(norb: int, nelec: tuple[int, int]) -> Derived:
+    """The size-scaled settings of an active space (see the module docstring for the rule)."""
+    size = SystemSize(int(norb), (int(nelec[0]), int(nelec[1])))
+    if size.n_fci <= SMALL_SPACE:
+        cap = 0
+        scale = size.n_strings
+        samples = min(MAX_AUTO_SAMPLES, 20 * size.n_fci)
+        per_batch = size.n_fci
+    else:
+        cap = min(math.ceil(SD_FACTOR * size.n_sd), math.floor(SPACE_FRACTION * size.n_strings), MAX_AUTO_STRINGS)
+        scale = cap
+        samples = min(MAX_AUTO_SAMPLES, 4 * cap)
+        per_batch = cap * cap
+    return Derived(
+        max_strings=cap,
+        expansion_strings=max(1, math.ceil(scale / FILL_ITERATIONS)),
+        samples=max(1, samples),
+        samples_per_batch=max(1, per_batch),
+    )
