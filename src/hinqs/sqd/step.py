@@ -1,14 +1,15 @@
 """One diagonalisation step: pool -> batches -> parallel solves -> merged result on disk.
 
-Python API (what ``hinqs diagonalize``, the workflow and ``hinqs verify`` call)::
+Python API (what :func:`hinqs.steps.diagonalize.diagonalize` calls)::
 
-    from hinqs.sqd import SQDSettings, run_diagonalization
+    from hinqs.sqd import run_diagonalization
 
+    settings = RunSettings.from_config(config).for_system(norb, nelec)
     result = run_diagonalization(
         "results/n2/hamiltonian",        # Hamiltonian folder (hcore.npy, eri.npy, meta.json)
         alpha, beta, counts,             # the pool: uint64 CI strings; counts may be None
-        "results/n2/iter_3/sqd",         # output folder
-        SQDSettings.from_config(config, iteration=3),
+        "results/n2/iter_003/sqd",       # output folder
+        settings.sqd_step(iteration=3),
     )
     result.energy, result.best_batch, result.batch_energies
     state = result.load_state()          # ci_strs_a, ci_strs_b, amplitudes, occ_a, occ_b
@@ -40,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import save_npz, write_json
-from hinqs.errors import InputError, StepFailed
-from hinqs.hamiltonian import active_shape, read_meta
+from hinqs.atomic import describe_os_error
+from hinqs.errors import InputError, StepFailed, WriteFailed
+from hinqs.files import write_result, write_state
+from hinqs.hamiltonian import active_shape, load_hamiltonian
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
 from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension
@@ -158,106 +160,103 @@ def _convergence_report(ordered: list[dict[str, Any]], best: int) -> dict[str, A
     }
 
 
-def run_diagonalization(
-    hamiltonian_dir: str | os.PathLike[str],
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    counts: np.ndarray | None,
-    out_dir: str | os.PathLike[str],
-    settings: SQDSettings | None = None,
-    *,
-    executor: BatchExecutor | None = None,
-) -> DiagonalizationResult:
-    """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
-
-    Batches already finished in ``out_dir`` by an earlier run with the same inputs are
-    reused. ``executor`` overrides the one named in ``settings.parallel``.
-    """
-    start = time.perf_counter()
-    settings = settings or SQDSettings()
-    ham_dir = Path(hamiltonian_dir).resolve()
-    meta = read_meta(ham_dir)
-    _, nelec = active_shape(meta, ham_dir)
-    alpha = np.asarray(alpha)
-    beta = np.asarray(beta)
+def _validated_pool(
+    alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The pool as uint64 strings and float64 counts, checked against the Hamiltonian."""
+    alpha, beta = np.asarray(alpha), np.asarray(beta)
     if not (np.issubdtype(alpha.dtype, np.integer) and np.issubdtype(beta.dtype, np.integer)):
         raise InputError("alpha and beta must be integer CI strings")
     alpha, beta = alpha.astype(np.uint64), beta.astype(np.uint64)
     counts = None if counts is None else np.asarray(counts, dtype=np.float64)
     _check_pool(alpha, beta, counts, meta)
+    return alpha, beta, counts
 
-    pool = make_pool(alpha, beta, counts)
-    batches = form_batches(
-        pool,
-        nelec,
-        n_batches=settings.n_batches,
-        samples_per_batch=settings.samples_per_batch,
-        seed=settings.seed,
-        iteration=settings.iteration,
-    )
-    batches, plan = plan_batches(batches, settings, nelec)
+
+def _open_output(out_dir: str | os.PathLike[str]) -> Path:
+    """The output folder, without the merged files of an earlier run (a failed rerun must not
+    leave old answers); a folder that cannot be made is one line, not a traceback."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (out / RESULT_FILE, out / STATE_FILE):  # a failed rerun must not leave old answers
-        stale.unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in (out / RESULT_FILE, out / STATE_FILE):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise WriteFailed(describe_os_error(out, exc)) from None
+    return out
 
-    hashes = {b.index: b.content_hash() for b in batches}
-    prints = {b.index: store.fingerprint(meta, hashes[b.index], settings.solver) for b in batches}
-    records: dict[int, dict[str, Any]] = {}
-    tasks = []
-    for batch in batches:
-        previous = store.load_finished(out, batch.index, prints[batch.index])
-        if previous is not None:
-            records[batch.index] = {**previous, "cap": batch.cap}
-            log.info("batch %d: reused from an earlier run (E = %.10f)", batch.index, previous["energy"])
-            continue
-        tasks.append(BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver))
 
-    caps = {b.index: b.cap for b in batches}
+@dataclass
+class _Ledger:
+    """Per-batch fingerprints and the records of finished batches, as the step goes."""
 
-    def on_outcome(outcome: BatchOutcome) -> None:
-        records[outcome.index] = store.save_outcome(
-            out, outcome, prints[outcome.index], hashes[outcome.index], extra={"cap": caps[outcome.index]}
+    out: Path
+    hashes: dict[int, str]
+    prints: dict[int, str]
+    caps: dict[int, Any]
+    records: dict[int, dict[str, Any]]
+
+    def pending(self, batches: list[Batch], ham_dir: Path, nelec: tuple[int, int], settings: SQDSettings) -> list:
+        """Tasks of the batches not finished by an earlier run with the same inputs."""
+        tasks = []
+        for batch in batches:
+            previous = store.load_finished(self.out, batch.index, self.prints[batch.index])
+            if previous is not None:
+                self.records[batch.index] = {**previous, "cap": batch.cap}
+                log.info("batch %d: reused from an earlier run (E = %.10f)", batch.index, previous["energy"])
+                continue
+            tasks.append(BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver))
+        return tasks
+
+    def record(self, outcome: BatchOutcome) -> None:
+        """Save a finished batch (resume point) and log it."""
+        index = outcome.index
+        self.records[index] = store.save_outcome(
+            self.out, outcome, self.prints[index], self.hashes[index], extra={"cap": self.caps[index]}
         )
         if outcome.ok:
             log.info(
                 "batch %d: E = %.10f  (%d x %d, %.1f s, %s threads%s)",
-                outcome.index, outcome.energy, *outcome.subspace_shape, outcome.seconds, outcome.threads,
+                index, outcome.energy, *outcome.subspace_shape, outcome.seconds, outcome.threads,
                 "" if outcome.converged else ", NOT converged",
             )  # fmt: skip
         else:
-            log.warning("batch %d failed after %d attempt(s): %s", outcome.index, outcome.attempt, outcome.error)
+            log.warning("batch %d failed after %d attempt(s): %s", index, outcome.attempt, outcome.error)
 
-    runner = executor or executor_for(settings)
-    report = runner.run(tasks, on_outcome) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)
-    ordered = [records[b.index] for b in batches]
-    best = merge.select_best(ordered)
-    if best is None:
-        raise StepFailed(f"all {len(batches)} batches failed: {merge.failure_summary(ordered)}")
 
-    best_record = records[best]
-    energy = float(best_record["energy"])
-    convergence = _convergence_report(ordered, best)
-    save_npz(
-        out / STATE_FILE,
-        **store.load_state(out, best),
-        energy=np.float64(energy),
-        batch_index=np.int64(best),
-    )
-    warnings = [f"batch {r['index']}: {w}" for r in ordered for w in r["warnings"]]
-    summary = {
+def _summary(
+    ordered: list[dict[str, Any]], best: int, context: dict[str, Any], report: ExecutorReport, started: float
+) -> dict[str, Any]:
+    """result.json's content: the merged energy, convergence, every batch and how the step ran."""
+    return {
         "format": RESULT_FORMAT,
-        "energy": energy,
+        "energy": float(next(r for r in ordered if r["index"] == best)["energy"]),
         "best_batch": best,
         "batch_energies": [r["energy"] for r in ordered],
-        "n_batches": len(batches),
+        "n_batches": len(ordered),
         "n_ok": sum(r["status"] == "ok" for r in ordered),
         "n_failed": sum(r["status"] != "ok" for r in ordered),
         "n_reused": sum(bool(r.get("reused")) for r in ordered),
-        **convergence,
+        **_convergence_report(ordered, best),
         "dimensions": [r["n_determinants"] for r in ordered],
+        **context,
+        "executor": report.as_dict(),
+        "timing": {
+            "wall_seconds": time.perf_counter() - started,
+            "pool_start_seconds": report.pool_start_seconds,
+            "batch_seconds_sum": sum(r["seconds"] for r in ordered if not r.get("reused")),
+        },
+        "warnings": [f"batch {r['index']}: {w}" for r in ordered for w in r["warnings"]],
+        "batches": ordered,
+    }
+
+
+def _context(plan: dict[str, Any], pool: Any, n_input: int, n_batches: int, ham_dir: Path, meta: dict[str, Any],
+             nelec: tuple[int, int], settings: SQDSettings) -> dict[str, Any]:  # fmt: skip
+    """What result.json records about the inputs: caps, pool, Hamiltonian and settings."""
+    return {
         "capping": plan,
-        "pool": {"input_determinants": len(alpha), "unique_determinants": len(pool), "single_batch": len(batches) == 1},
+        "pool": {"input_determinants": n_input, "unique_determinants": len(pool), "single_batch": n_batches == 1},
         "hamiltonian": {
             "dir": str(ham_dir),
             "norb": int(meta["norb"]),
@@ -266,14 +265,46 @@ def run_diagonalization(
             "sha256": meta.get("sha256"),
         },
         "settings": settings.as_dict(),
-        "executor": report.as_dict(),
-        "timing": {
-            "wall_seconds": time.perf_counter() - start,
-            "pool_start_seconds": report.pool_start_seconds,
-            "batch_seconds_sum": sum(r["seconds"] for r in ordered if not r.get("reused")),
-        },
-        "warnings": warnings,
-        "batches": ordered,
     }
-    write_json(out / RESULT_FILE, summary)
-    return DiagonalizationResult(energy, best, summary["batch_energies"], ordered, out, summary)
+
+
+def run_diagonalization(
+    hamiltonian_dir: str | os.PathLike[str],
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    counts: np.ndarray | None,
+    out_dir: str | os.PathLike[str],
+    settings: SQDSettings,
+    *,
+    executor: BatchExecutor | None = None,
+) -> DiagonalizationResult:
+    """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
+
+    Batches already finished in ``out_dir`` by an earlier run with the same inputs are
+    reused. ``executor`` overrides the one named in ``settings.parallel``.
+    """
+    started = time.perf_counter()
+    ham_dir = Path(hamiltonian_dir).resolve()
+    meta = load_hamiltonian(ham_dir).meta  # a truncated or altered integral file is refused here, once
+    _, nelec = active_shape(meta, ham_dir)
+    alpha, beta, counts = _validated_pool(alpha, beta, counts, meta)
+    pool = make_pool(alpha, beta, counts)
+    batches = form_batches(pool, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
+                           seed=settings.seed, iteration=settings.iteration)  # fmt: skip
+    batches, plan = plan_batches(batches, settings, nelec)
+    out = _open_output(out_dir)
+    hashes = {b.index: b.content_hash() for b in batches}
+    prints = {i: store.fingerprint(meta, h, settings.solver) for i, h in hashes.items()}
+    ledger = _Ledger(out, hashes, prints, {b.index: b.cap for b in batches}, {})
+    tasks = ledger.pending(batches, ham_dir, nelec, settings)
+    runner = executor or executor_for(settings)
+    report = runner.run(tasks, ledger.record) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)
+    ordered = [ledger.records[b.index] for b in batches]
+    best = merge.select_best(ordered)
+    if best is None:
+        raise StepFailed(f"all {len(batches)} batches failed: {merge.failure_summary(ordered)}")
+    context = _context(plan, pool, len(alpha), len(batches), ham_dir, meta, nelec, settings)
+    summary = _summary(ordered, best, context, report, started)
+    write_state(out / STATE_FILE, store.load_state(out, best), summary["energy"], best)
+    write_result(out / RESULT_FILE, summary)  # last: the step's commit marker
+    return DiagonalizationResult(summary["energy"], best, summary["batch_energies"], ordered, out, summary)
