@@ -8,7 +8,8 @@ probability proportional to its Epstein-Nesbet PT2 score against HF to the power
 over the 2,205 excitations, as an untrained or label-smoothed NQS does in its first
 iterations: that is the regime where 5,000 samples become a 2,000 x 2,000 product space
 (power 0.5 concentrates them: K stays near 450 at S = 5,000). ``--pool-samples`` draws
-give the pool's unique determinants with counts; each batch then draws ``S`` of them (the engine's own batch formation) for S in ``--samples``.
+give the pool's unique determinants with counts; each batch then draws ``S`` of them (the
+engine's own batch formation) for S in ``--samples``.
 
 For each S the table gives the batch's K_alpha x K_beta product dimension, then runs the
 engine's real diagonalize step on ``--batches`` batches in every layout (workers x threads)
