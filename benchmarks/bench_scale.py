@@ -20,8 +20,9 @@ Davidson runs exactly ``--max-cycle`` cycles (conv_tol 1e-14 never stops it earl
 the work after Davidson (lean: one H|c>; solve_fermion: RDMs and the residual check).
 
     PYTHONPATH=src python benchmarks/bench_scale.py                       # 2 cores, the defaults
-    PYTHONPATH=src python benchmarks/bench_scale.py --cores 16 --batches 16 \\
-        --layouts 1x16,2x8,4x4,8x2,16x1 --max-dimension 2000000 --max-cycle 10   # a 16-core node
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_scale.py --batches 16 \\
+        --layouts 1x16,2x8,4x4,8x2,16x1 --full-layouts-at 5000 --max-dimension 500000 \\
+        --max-cycle 10 --json scale16.json                                       # a 16-core node
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def main() -> None:
     parser.add_argument("--pool-samples", type=int, default=1_000_000)
     parser.add_argument("--p-hf", type=float, default=0.5, help="probability of the HF string per spin")
     parser.add_argument("--power", type=float, default=0.0, help="string weight = PT2 score ** power")
-    parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--full-layouts-at", type=int, default=2000, help="run every layout/solver only at this S")
     parser.add_argument("--json", help="write the rows here")

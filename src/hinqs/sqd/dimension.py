@@ -29,11 +29,14 @@ import numpy as np
 
 from hinqs.errors import InputError
 
-# Measured with benchmarks/bench_memory.py on N2/cc-pVDZ (26 orbitals, (5,5)), one thread:
-# peak RSS over the process baseline (imports + memory-mapped integrals) grows by these many
-# bytes per product determinant; the baseline is the RSS of a worker before its first solve.
-# Davidson keeps up to 13 trial vectors and as many sigma vectors of dimension N, plus the
-# diagonal and the RDM work of solve_fermion: about 2 x 13 x 8 B = 208 B is the floor.
+# Measured with benchmarks/bench_memory.py and bench_scale.py on N2/cc-pVDZ (26 orbitals,
+# (5,5)), one thread: a lean worker sits at 102 MB after its imports and the integrals and
+# grows by about 250 B per product determinant (21 MB at 22.5k, 38 MB at 90k; 156-168 MB
+# peak at 120k in the loop run); a solve_fermion worker peaked at 309-333 MB at 40k (its
+# imports include qiskit and JAX). Davidson keeps up to 13 trial and 13 sigma vectors of
+# dimension N (2 x 13 x 8 B = 208 B) plus the diagonal and link tables. The constants below
+# round these up: an estimate that errs high refuses or caps a little early, one that errs
+# low lets the kernel's OOM killer take the worker.
 BYTES_PER_DETERMINANT = {"solve_fermion": 400, "lean": 300}
 BASELINE_MB = {"solve_fermion": 450, "lean": 200}
 # What the parent process of a step holds besides the workers (pool, merged state).
