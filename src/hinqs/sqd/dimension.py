@@ -30,15 +30,16 @@ import numpy as np
 from hinqs.errors import InputError
 
 # Measured with benchmarks/bench_memory.py and bench_scale.py on N2/cc-pVDZ (26 orbitals,
-# (5,5)), one thread: a lean worker sits at 102 MB after its imports and the integrals and
-# grows by about 250 B per product determinant (21 MB at 22.5k, 38 MB at 90k; 156-168 MB
-# peak at 120k in the loop run); a solve_fermion worker peaked at 309-333 MB at 40k (its
-# imports include qiskit and JAX). Davidson keeps up to 13 trial and 13 sigma vectors of
-# dimension N (2 x 13 x 8 B = 208 B) plus the diagonal and link tables. The constants below
-# round these up: an estimate that errs high refuses or caps a little early, one that errs
-# low lets the kernel's OOM killer take the worker.
-BYTES_PER_DETERMINANT = {"solve_fermion": 400, "lean": 300}
-BASELINE_MB = {"solve_fermion": 450, "lean": 200}
+# (5,5)), one thread, 14 Davidson cycles: a lean worker sits at 102 MB after its imports and
+# the integrals and grows by about 250 B per product determinant (+21 MB at 22.5k, +38 MB at
+# 90k; 156-181 MB peaks at 94k-160k in the loop runs); solve_fermion starts at 253-261 MB
+# (qiskit and JAX imports) and grows by about 200 B per determinant (+25 MB at 22.5k, +38 MB
+# at 90k). Davidson keeps up to 13 trial and 13 sigma vectors of dimension N (2 x 13 x 8 B =
+# 208 B) plus the diagonal and link tables. The constants below round these up: an estimate
+# that errs high caps or refuses a little early, one that errs low lets the OOM killer take
+# the worker.
+BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300}
+BASELINE_MB = {"solve_fermion": 350, "lean": 150}
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page
