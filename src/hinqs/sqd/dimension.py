@@ -131,6 +131,27 @@ def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.n
     return total
 
 
+def teacher_marginals(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(strs_a, w_a, strs_b, w_b)``: each string's |c|^2 summed over the other spin in a state file."""
+    from hinqs.expansion import load_teacher
+
+    state = load_teacher(path)
+    prob = state.amplitudes**2
+    prob = prob / prob.sum()
+    return state.strs_a, prob.sum(axis=1), state.strs_b, prob.sum(axis=0)
+
+
+def teacher_lookup(strings: np.ndarray, known: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Teacher weight of each string: 0 for strings the teacher does not hold (``known`` sorted)."""
+    out = np.zeros(len(strings))
+    if len(known) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(known, strings), len(known) - 1)
+    hit = known[pos] == strings
+    out[hit] = weight[pos[hit]]
+    return out
+
+
 def heaviest(strings: np.ndarray, weight: np.ndarray, keep: int) -> np.ndarray:
     """The ``keep`` strings of largest weight (ties: smaller string first), sorted by value."""
     order = np.lexsort((strings, -weight))

@@ -45,7 +45,7 @@ from hinqs.errors import InputError, StepFailed
 from hinqs.hamiltonian import active_shape, read_meta
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
-from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension
+from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension, teacher_marginals
 from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.task import BatchOutcome, BatchTask
@@ -113,8 +113,16 @@ def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, 
         raise InputError("counts are all zero")
 
 
-def plan_batches(batches: list[Batch], settings: SQDSettings, nelec: tuple[int, int]) -> tuple[list[Batch], dict]:
+def plan_batches(
+    batches: list[Batch],
+    settings: SQDSettings,
+    nelec: tuple[int, int],
+    teacher: str | os.PathLike[str] | None = None,
+) -> tuple[list[Batch], dict]:
     """Cap each batch's product space and check its memory, before anything is solved or written.
+
+    ``teacher`` (the previous iteration's ``state.npz``) lets the cap rank strings by the
+    state's weights as well as by sample counts (:func:`hinqs.sqd.batches.cap_batch`).
 
     The budget is divided among ``parallel.workers`` whatever the executor, so that the
     sequential reference path and the parallel path derive the same cap (``hinqs verify``).
@@ -124,7 +132,10 @@ def plan_batches(batches: list[Batch], settings: SQDSettings, nelec: tuple[int, 
     solver = settings.solver.solver
     max_dimension = resolve_max_dimension(settings.max_dimension, solver, budget)
     if max_dimension is not None:
-        batches = [cap_batch(b, max_dimension, nelec) for b in batches]
+        weights = None
+        if teacher is not None and any(b.n_determinants > max_dimension for b in batches):
+            weights = teacher_marginals(teacher)
+        batches = [cap_batch(b, max_dimension, nelec, weights) for b in batches]
     check_fits(batches, solver, budget, max_dimension)
     for batch in batches:
         if batch.cap and batch.cap["capped"]:
@@ -167,11 +178,13 @@ def run_diagonalization(
     settings: SQDSettings | None = None,
     *,
     executor: BatchExecutor | None = None,
+    teacher: str | os.PathLike[str] | None = None,
 ) -> DiagonalizationResult:
     """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
 
     Batches already finished in ``out_dir`` by an earlier run with the same inputs are
-    reused. ``executor`` overrides the one named in ``settings.parallel``.
+    reused. ``executor`` overrides the one named in ``settings.parallel``. ``teacher`` (the
+    previous iteration's state.npz) is read only when a batch must be capped.
     """
     start = time.perf_counter()
     settings = settings or SQDSettings()
@@ -195,7 +208,7 @@ def run_diagonalization(
         seed=settings.seed,
         iteration=settings.iteration,
     )
-    batches, plan = plan_batches(batches, settings, nelec)
+    batches, plan = plan_batches(batches, settings, nelec, teacher)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (out / RESULT_FILE, out / STATE_FILE):  # a failed rerun must not leave old answers
