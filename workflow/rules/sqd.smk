@@ -35,6 +35,9 @@ rule diagonalize:
     input:
         meta=rules.prepare.output.meta,
         basis=f"{RESULTS}/{{system}}/iter_{{k}}/basis.npz",
+        teacher=lambda w: (
+            [f"{iterdir(w.system, int(w.k) - 1)}/sqd/state.npz"] if int(w.k) > 1 else []
+        ),
     output:
         # Only the merged files are outputs: the per-batch files in sqd/batches survive a
         # killed job, so a rerun redoes only the unfinished batches.
@@ -49,6 +52,7 @@ rule diagonalize:
         ham=lambda w: f"{sysdir(w.system)}/hamiltonian",
         out=lambda w: f"{iterdir(w.system, w.k)}/sqd",
         launch=diagonalize_launcher(config["parallel"]),
+        teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     threads: diagonalize_threads(config["parallel"])
     resources:
         mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"]),
@@ -58,7 +62,7 @@ rule diagonalize:
         f"{RESULTS}/{{system}}/benchmarks/diagonalize_{{k}}.tsv"
     shell:
         "{params.launch} diagonalize --config {params.config} --hamiltonian {params.ham}"
-        " --configs {input.basis} --iteration {params.iteration} --out {params.out} > {log} 2>&1"
+        " --configs {input.basis} --iteration {params.iteration} {params.teacher} --out {params.out} > {log} 2>&1"
 
 
 checkpoint check:
