@@ -3,9 +3,13 @@
 The pool is what a sampler that has learned the HF-dominated ground state of N2 proposes:
 each determinant's alpha and beta strings are drawn independently, the HF string with
 probability ``--p-hf`` and otherwise one of the single and double excitations of HF with
-probability proportional to its Epstein-Nesbet PT2 score against HF (exact matrix elements,
-one H|HF> product). ``--pool-samples`` draws give the pool's unique determinants with counts;
-each batch then draws ``S`` of them (the engine's own batch formation) for S in ``--samples``.
+probability proportional to its Epstein-Nesbet PT2 score against HF to the power ``--power``
+(exact matrix elements, one H|HF> product). The default power 0 spreads the samples evenly
+over the 2,205 excitations, as an untrained or label-smoothed NQS does in its first
+iterations: that is the regime where 5,000 samples become a 2,000 x 2,000 product space
+(power 0.5 concentrates them: K stays near 450 at S = 5,000). ``--pool-samples`` draws
+give the pool's unique determinants with counts; each batch then draws ``S`` of them (the
+engine's own batch formation) for S in ``--samples``.
 
 For each S the table gives the batch's K_alpha x K_beta product dimension, then runs the
 engine's real diagonalize step on ``--batches`` batches in every layout (workers x threads)
@@ -16,8 +20,9 @@ Davidson runs exactly ``--max-cycle`` cycles (conv_tol 1e-14 never stops it earl
 the work after Davidson (lean: one H|c>; solve_fermion: RDMs and the residual check).
 
     PYTHONPATH=src python benchmarks/bench_scale.py                       # 2 cores, the defaults
-    PYTHONPATH=src python benchmarks/bench_scale.py --cores 16 --batches 16 \\
-        --layouts 1x16,2x8,4x4,8x2,16x1 --max-dimension 2000000 --max-cycle 10   # a 16-core node
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_scale.py --batches 16 \\
+        --layouts 1x16,2x8,4x4,8x2,16x1 --full-layouts-at 5000 --max-dimension 500000 \\
+        --max-cycle 10 --json scale16.json                                       # a 16-core node
 """
 
 from __future__ import annotations
@@ -46,8 +51,12 @@ def hamiltonian(path: Path) -> Path:
     return path
 
 
-def string_distribution(ham_dir: Path, p_hf: float) -> tuple[np.ndarray, np.ndarray]:
-    """HF + its singles and doubles, with sampling probabilities (HF: p_hf; others by PT2 score)."""
+def string_distribution(ham_dir: Path, p_hf: float, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """HF + its singles and doubles, with sampling probabilities (HF: p_hf; others by PT2 score^power).
+
+    ``power`` < 1 flattens the distribution the way a sampler at a temperature above 1 (or an
+    NQS early in training, label-smoothed) spreads its samples over more strings.
+    """
     from hinqs.determinants import hartree_fock_strings
     from hinqs.expansion import _pt2_scores, excitations
     from hinqs.hamiltonian import load_hamiltonian
@@ -59,7 +68,8 @@ def string_distribution(ham_dir: Path, p_hf: float) -> tuple[np.ndarray, np.ndar
     scores, _ = _pt2_scores(ham.hcore, ham.eri, ham.nelec, hf, np.array([hf_b], np.uint64), np.ones((1, 1)), candidates)
     keep = scores > 0
     strings = np.concatenate([hf, candidates[keep]])
-    prob = np.concatenate([[p_hf], (1 - p_hf) * scores[keep] / scores[keep].sum()])
+    weight = scores[keep] ** power
+    prob = np.concatenate([[p_hf], (1 - p_hf) * weight / weight.sum()])
     return strings, prob
 
 
@@ -70,6 +80,17 @@ def draw_pool(strings: np.ndarray, prob: np.ndarray, n: int, seed: int) -> tuple
     b = strings[rng.choice(len(strings), size=n, p=prob)]
     pairs, counts = np.unique(np.stack([a, b], axis=1), axis=0, return_counts=True)
     return pairs[:, 0].copy(), pairs[:, 1].copy(), counts
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers, once shut down).
+
+    On a shared machine wall time measures the neighbours; CPU time measures the work.
+    """
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run_layout(ham_dir, pool, samples, args, solver, layout) -> dict:
@@ -94,12 +115,13 @@ def run_layout(ham_dir, pool, samples, args, solver, layout) -> dict:
         ),
     )
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = run_diagonalization(ham_dir, *pool, Path(tmp) / "sqd", settings)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     batches = result.batches
     return {
         "wall": wall,
+        "cpu": cpu,
         "dims": [b["n_determinants"] for b in batches],
         "before": [b["cap"]["dimension_before"] for b in batches],
         "shapes_before": [b["cap"]["shape_before"] for b in batches],
@@ -119,12 +141,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--max-dimension", type=int, default=40_000, help="cap per measured batch")
     parser.add_argument("--max-cycle", type=int, default=6)
-    parser.add_argument("--pool-samples", type=int, default=200_000)
-    parser.add_argument("--p-hf", type=float, default=0.85)
-    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--pool-samples", type=int, default=1_000_000)
+    parser.add_argument("--p-hf", type=float, default=0.5, help="probability of the HF string per spin")
+    parser.add_argument("--power", type=float, default=0.0, help="string weight = PT2 score ** power")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--full-layouts-at", type=int, default=2000, help="run every layout/solver only at this S")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--dimensions-only", action="store_true", help="print the dimension table and stop")
     parser.add_argument("--scratch", default=None)
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -135,9 +158,10 @@ def main() -> None:
     from hinqs.sqd.batches import form_batches, make_pool
 
     ham_dir = hamiltonian(Path(args.hamiltonian))
-    strings, prob = string_distribution(ham_dir, args.p_hf)
+    strings, prob = string_distribution(ham_dir, args.p_hf, args.power)
     pool = draw_pool(strings, prob, args.pool_samples, args.seed)
-    print(f"# N2/cc-pVDZ fc2 (26 orbitals, (5,5)); {len(strings)} strings (HF + S/D of HF by PT2); "
+    print(f"# N2/cc-pVDZ fc2 (26 orbitals, (5,5)); {len(strings)} strings (HF + S/D of HF, "
+          f"weight PT2^{args.power}, p_HF {args.p_hf}); "
           f"pool of {len(pool[0]):,} unique determinants from {args.pool_samples:,} samples; "
           f"{args.batches} batches; Davidson fixed at {args.max_cycle} cycles; cap {args.max_dimension:,}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
@@ -151,11 +175,13 @@ def main() -> None:
         ):
             print(f"| {s:,} | {b.shape[0]} x {b.shape[1]} | {b.n_determinants:,} | "
                   f"{min(b.n_determinants, args.max_dimension):,} |")  # fmt: skip
+    if args.dimensions_only:
+        return
     print(
-        "\n| S | solver | layout | wall s | speed-up | batch s (mean) | us/det/cycle (1 batch) "
-        "| RSS/worker MB | RSS/node MB |"
+        "\n| S | solver | layout | wall s | speed-up | CPU s | batch wall s (mean) | us/det/cycle wall "
+        "| us/det/cycle CPU | RSS/worker MB | RSS/node MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for s in sizes:
         for solver in args.solvers.split(","):
@@ -169,11 +195,14 @@ def main() -> None:
                 unit = np.mean([t / (d * args.max_cycle) for t, d in zip(row["seconds"], row["dims"], strict=True)])
                 per_worker = max(row["rss"])
                 node = per_worker * min(row["workers"], args.batches)
+                cpu_unit = row["cpu"] / (sum(row["dims"]) * args.max_cycle)
                 row.update(S=s, solver=solver, layout=layout, speedup=base / row["wall"], us_per_det_cycle=unit * 1e6)
+                row.update(us_per_det_cycle_cpu=cpu_unit * 1e6)
                 rows.append(row)
                 print(
                     f"| {s:,} | {solver} | {layout} | {row['wall']:.1f} | {base / row['wall']:.2f} | "
-                    f"{np.mean(row['seconds']):.1f} | {unit * 1e6:.1f} | {per_worker:.0f} | {node:.0f} |",
+                    f"{row['cpu']:.1f} | {np.mean(row['seconds']):.1f} | {unit * 1e6:.1f} | {cpu_unit * 1e6:.1f} | "
+                    f"{per_worker:.0f} | {node:.0f} |",
                     flush=True,
                 )
     if args.json:

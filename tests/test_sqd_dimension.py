@@ -118,3 +118,24 @@ def test_unconverged_davidson_is_flagged(n2, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "without converging" in proc.stderr
+
+
+def test_a_teacher_keeps_the_strings_the_state_needs(n2, tmp_path):
+    pool = canonical_pool(n2["alpha"], n2["beta"], n2["counts"])
+    (batch,) = form_batches(pool, n2["nelec"], n_batches=1, samples_per_batch=150, seed=5, iteration=1)
+    k = batch.shape[0]
+    by_counts = cap_batch(batch, (k - 10) ** 2, n2["nelec"])
+    dropped = np.setdiff1d(batch.ci_strs_a, by_counts.ci_strs_a)
+    # A teacher that puts weight on the strings the counts would drop: they must survive.
+    amps = np.zeros((len(dropped), len(dropped)))
+    np.fill_diagonal(amps, 1.0)
+    state = tmp_path / "state.npz"
+    np.savez(state, ci_strs_a=dropped, ci_strs_b=dropped, amplitudes=amps)
+    teacher = dimension.teacher_marginals(state)
+    capped = cap_batch(batch, (k - 10) ** 2, n2["nelec"], teacher)
+    assert np.isin(dropped, capped.ci_strs_a).all() and capped.shape == by_counts.shape
+    assert capped.cap["ranked_by"].startswith("max(teacher")
+    # Through the step: the teacher is read only when a batch is capped, and the cut is recorded.
+    s = settings(max_dimension=(k - 10) ** 2)
+    result = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "o", s, teacher=state)
+    assert all(b["cap"]["ranked_by"].startswith("max(teacher") for b in result.batches)

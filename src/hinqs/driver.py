@@ -94,7 +94,7 @@ def _iteration(
         build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher,
                        stats=here.subspace_stats)  # fmt: skip
     with clock.stage("diagonalize"):
-        diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor)
+        diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor, teacher=teacher)
     with clock.stage("check"):
         last = previous and previous.status
         status = check(settings.iterations, k, here.result, here.status, previous_status=last)

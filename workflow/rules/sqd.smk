@@ -32,6 +32,7 @@ rule diagonalize:
     input:
         meta=rules.prepare.output.meta,
         subspace=str(IT.subspace),
+        teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
     output:
         # Only the merged files are outputs: the per-batch files in sqd/batches survive a
         # killed job, so a rerun redoes only the unfinished batches.
@@ -46,6 +47,7 @@ rule diagonalize:
         ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
         out=lambda w: str(files(w.system, w.k).sqd),
         launch=diagonalize_launcher(config["parallel"]),
+        teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     threads: diagonalize_threads(config["parallel"])
     resources:
         mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"]),
@@ -55,7 +57,7 @@ rule diagonalize:
         str(SYS.benchmark("diagonalize", "{k}"))
     shell:
         "{params.launch} diagonalize --config {params.config} --hamiltonian {params.ham}"
-        " --pool {input.subspace} --iteration {params.iteration} --out {params.out} > {log} 2>&1"
+        " --pool {input.subspace} --iteration {params.iteration} {params.teacher} --out {params.out} > {log} 2>&1"
 
 
 checkpoint check:

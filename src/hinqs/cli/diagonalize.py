@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cycle", type=int, metavar="N", help="Davidson iteration limit (sqd.max_cycle)")
     parser.add_argument("--max-dimension", type=int, metavar="N", help="cap on a batch's K_a x K_b (0: no cap)")
     parser.add_argument("--memory-mb", type=float, metavar="MB", help="memory the step may use (sqd.memory_mb)")
+    parser.add_argument("--teacher", metavar="STATE.npz", help="previous state: ranks strings when a batch is capped")
     parser.add_argument("--quiet", action="store_true", help="no per-batch progress lines on stderr")
 
 
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         parallel__batch_timeout=args.batch_timeout,
         parallel__retries=args.retries,
     )
-    result = diagonalize(args.hamiltonian, args.pool, args.out, step)
+    result = diagonalize(args.hamiltonian, args.pool, args.out, step, teacher=args.teacher)
     summary = result.summary
     print(
         f"E = {result.energy!r} Ha (batch {result.best_batch}; {summary['n_ok']} ok, "

@@ -157,15 +157,25 @@ def form_batches(
     return batches
 
 
-def cap_batch(batch: Batch, max_dimension: int, nelec: tuple[int, int]) -> Batch:
+def cap_batch(
+    batch: Batch,
+    max_dimension: int,
+    nelec: tuple[int, int],
+    teacher: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Batch:
     """``batch`` with its product space cut to at most ``max_dimension`` determinants.
 
-    The strings kept are the heaviest: a string's weight is the summed count (uniform when
-    the pool has none) of the batch's determinants holding it, so the strings the sampler
-    or the teacher favour survive. Deterministic (ties by string value). A batch already
-    within the cap is returned unchanged, with ``cap`` recording that nothing was cut.
+    The strings kept are the heaviest. A string's count share is the summed count (uniform
+    when the pool has none) of the batch's determinants holding it over the batch's total;
+    with a ``teacher`` (``strs_a, w_a, strs_b, w_b``: the previous ground state's marginal
+    weights per string, :func:`hinqs.sqd.dimension.teacher_marginals`) its score is
+    ``max(teacher weight, count share)``, as the basis cap scores determinants: sample
+    counts alone can rank junk the sampler repeats above strings the state needs (measured
+    on N2/cc-pVDZ: cutting 511 -> 400 strings by counts cost 63 mHa). Deterministic (ties by
+    string value). A batch within the cap is returned unchanged, with ``cap`` recording that
+    nothing was cut.
     """
-    from hinqs.sqd.dimension import cap_shape, heaviest, string_weights
+    from hinqs.sqd.dimension import cap_shape, heaviest, string_weights, teacher_lookup
 
     before = batch.shape
     shared = nelec[0] == nelec[1]
@@ -174,18 +184,29 @@ def cap_batch(batch: Batch, max_dimension: int, nelec: tuple[int, int]) -> Batch
         "max_dimension": int(max_dimension),
         "dimension_before": int(before[0] * before[1]),
         "shape_before": [int(before[0]), int(before[1])],
+        "ranked_by": "counts" if teacher is None else "max(teacher weight, count share)",
     }
     if (k_a, k_b) == before:
         unchanged = {"dimension_after": record["dimension_before"], "shape_after": record["shape_before"]}
         return replace(batch, cap={**record, "capped": False, "strings_dropped": [0, 0], **unchanged})
     weights = np.ones(len(batch.alpha)) if batch.weights is None else np.asarray(batch.weights, dtype=np.float64)
+    share = weights / weights.sum()
     if shared:
-        w = string_weights(batch.ci_strs_a, [batch.alpha, batch.beta], weights)
+        w = string_weights(batch.ci_strs_a, [batch.alpha, batch.beta], share)
+        if teacher is not None:
+            w = np.maximum(
+                w, teacher_lookup(batch.ci_strs_a, *teacher[:2]) + teacher_lookup(batch.ci_strs_a, *teacher[2:])
+            )
         new_a = heaviest(batch.ci_strs_a, w, k_a)
         new_b = new_a.copy()
     else:
-        new_a = heaviest(batch.ci_strs_a, string_weights(batch.ci_strs_a, [batch.alpha], weights), k_a)
-        new_b = heaviest(batch.ci_strs_b, string_weights(batch.ci_strs_b, [batch.beta], weights), k_b)
+        w_a = string_weights(batch.ci_strs_a, [batch.alpha], share)
+        w_b = string_weights(batch.ci_strs_b, [batch.beta], share)
+        if teacher is not None:
+            w_a = np.maximum(w_a, teacher_lookup(batch.ci_strs_a, *teacher[:2]))
+            w_b = np.maximum(w_b, teacher_lookup(batch.ci_strs_b, *teacher[2:]))
+        new_a = heaviest(batch.ci_strs_a, w_a, k_a)
+        new_b = heaviest(batch.ci_strs_b, w_b, k_b)
     record.update(
         capped=True,
         strings_dropped=[int(before[0] - len(new_a)), int(before[1] - len(new_b))],

@@ -29,13 +29,17 @@ import numpy as np
 
 from hinqs.errors import InputError
 
-# Measured with benchmarks/bench_memory.py on N2/cc-pVDZ (26 orbitals, (5,5)), one thread:
-# peak RSS over the process baseline (imports + memory-mapped integrals) grows by these many
-# bytes per product determinant; the baseline is the RSS of a worker before its first solve.
-# Davidson keeps up to 13 trial vectors and as many sigma vectors of dimension N, plus the
-# diagonal and the RDM work of solve_fermion: about 2 x 13 x 8 B = 208 B is the floor.
-BYTES_PER_DETERMINANT = {"solve_fermion": 400, "lean": 300}
-BASELINE_MB = {"solve_fermion": 450, "lean": 200}
+# Measured with benchmarks/bench_memory.py and bench_scale.py on N2/cc-pVDZ (26 orbitals,
+# (5,5)), one thread, 14 Davidson cycles: a lean worker sits at 102 MB after its imports and
+# the integrals and grows by about 250 B per product determinant (+21 MB at 22.5k, +38 MB at
+# 90k; 156-181 MB peaks at 94k-160k in the loop runs); solve_fermion starts at 253-261 MB
+# (qiskit and JAX imports) and grows by about 200 B per determinant (+25 MB at 22.5k, +38 MB
+# at 90k). Davidson keeps up to 13 trial and 13 sigma vectors of dimension N (2 x 13 x 8 B =
+# 208 B) plus the diagonal and link tables. The constants below round these up: an estimate
+# that errs high caps or refuses a little early, one that errs low lets the OOM killer take
+# the worker.
+BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300}
+BASELINE_MB = {"solve_fermion": 350, "lean": 150}
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page
@@ -125,6 +129,27 @@ def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.n
         pos = np.searchsorted(strings, half)
         np.add.at(total, pos, weights)
     return total
+
+
+def teacher_marginals(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(strs_a, w_a, strs_b, w_b)``: each string's |c|^2 summed over the other spin in a state file."""
+    from hinqs.expansion import read_teacher_state
+
+    state = read_teacher_state(path)
+    prob = state.amplitudes**2
+    prob = prob / prob.sum()
+    return state.strs_a, prob.sum(axis=1), state.strs_b, prob.sum(axis=0)
+
+
+def teacher_lookup(strings: np.ndarray, known: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Teacher weight of each string: 0 for strings the teacher does not hold (``known`` sorted)."""
+    out = np.zeros(len(strings))
+    if len(known) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(known, strings), len(known) - 1)
+    hit = known[pos] == strings
+    out[hit] = weight[pos[hit]]
+    return out
 
 
 def heaviest(strings: np.ndarray, weight: np.ndarray, keep: int) -> np.ndarray:

@@ -47,7 +47,7 @@ from hinqs.files import write_result, write_state
 from hinqs.hamiltonian import active_shape, load_hamiltonian
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
-from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension
+from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension, teacher_marginals
 from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.task import BatchOutcome, BatchTask
@@ -115,8 +115,16 @@ def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, 
         raise InputError("counts are all zero")
 
 
-def plan_batches(batches: list[Batch], settings: SQDSettings, nelec: tuple[int, int]) -> tuple[list[Batch], dict]:
+def plan_batches(
+    batches: list[Batch],
+    settings: SQDSettings,
+    nelec: tuple[int, int],
+    teacher: str | os.PathLike[str] | None = None,
+) -> tuple[list[Batch], dict]:
     """Cap each batch's product space and check its memory, before anything is solved or written.
+
+    ``teacher`` (the previous iteration's ``state.npz``) lets the cap rank strings by the
+    state's weights as well as by sample counts (:func:`hinqs.sqd.batches.cap_batch`).
 
     The budget is divided among ``parallel.workers`` whatever the executor, so that the
     sequential reference path and the parallel path derive the same cap (``hinqs verify``).
@@ -126,7 +134,10 @@ def plan_batches(batches: list[Batch], settings: SQDSettings, nelec: tuple[int, 
     solver = settings.solver.solver
     max_dimension = resolve_max_dimension(settings.max_dimension, solver, budget)
     if max_dimension is not None:
-        batches = [cap_batch(b, max_dimension, nelec) for b in batches]
+        weights = None
+        if teacher is not None and any(b.n_determinants > max_dimension for b in batches):
+            weights = teacher_marginals(teacher)
+        batches = [cap_batch(b, max_dimension, nelec, weights) for b in batches]
     check_fits(batches, solver, budget, max_dimension)
     for batch in batches:
         if batch.cap and batch.cap["capped"]:
@@ -277,11 +288,13 @@ def run_diagonalization(
     settings: SQDSettings,
     *,
     executor: BatchExecutor | None = None,
+    teacher: str | os.PathLike[str] | None = None,
 ) -> DiagonalizationResult:
     """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
 
     Batches already finished in ``out_dir`` by an earlier run with the same inputs are
-    reused. ``executor`` overrides the one named in ``settings.parallel``.
+    reused. ``executor`` overrides the one named in ``settings.parallel``. ``teacher`` (the
+    previous iteration's state.npz) is read only when a batch must be capped.
     """
     started = time.perf_counter()
     ham_dir = Path(hamiltonian_dir).resolve()
@@ -291,7 +304,7 @@ def run_diagonalization(
     pool = make_pool(alpha, beta, counts)
     batches = form_batches(pool, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
-    batches, plan = plan_batches(batches, settings, nelec)
+    batches, plan = plan_batches(batches, settings, nelec, teacher)
     out = _open_output(out_dir)
     hashes = {b.index: b.content_hash() for b in batches}
     prints = {i: store.fingerprint(meta, h, settings.solver) for i, h in hashes.items()}

@@ -20,13 +20,16 @@ def diagonalize(
     settings: SQDSettings,
     *,
     executor: BatchExecutor | None = None,
+    teacher: str | os.PathLike[str] | None = None,
 ) -> DiagonalizationResult:
     """Draw ``settings.n_batches`` batches from the determinant file ``pool`` and solve them.
 
     ``executor`` (e.g. a process pool kept open across iterations by the driver) replaces
     the one ``settings.parallel`` names; results do not depend on which one runs them.
+    ``teacher`` (the previous ground state) ranks strings when a batch must be capped.
     """
     from hinqs.sqd.step import run_diagonalization
 
     dets = read_determinants(pool, "determinant pool")
-    return run_diagonalization(hamiltonian, dets.alpha, dets.beta, dets.counts, out, settings, executor=executor)
+    return run_diagonalization(hamiltonian, dets.alpha, dets.beta, dets.counts, out, settings, executor=executor,
+                               teacher=teacher)  # fmt: skip
