@@ -104,3 +104,17 @@ def parallel_settings(**changes):
     from hinqs.settings import RunSettings, with_overrides
 
     return with_overrides(RunSettings.defaults().parallel, **changes)
+
+
+def system_with_pool(root: Path, name: str, n_pairs: int, n_strings: int) -> dict:
+    """A real Hamiltonian folder and a saved pool of ``n_pairs`` determinants over ``n_strings``
+    strings per spin, for the engine, CLI and dimension tests (one fixture body, three users)."""
+    from hinqs.hamiltonian import load_hamiltonian
+
+    ham_dir = build_hamiltonian(name, root / "hamiltonian")
+    ham = load_hamiltonian(ham_dir)
+    alpha, beta, counts = make_pool(ham.norb, ham.nelec, n_pairs, n_strings=n_strings)
+    pool = root / "pool.npz"
+    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
+    return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "pool": pool,
+            "root": root}  # fmt: skip

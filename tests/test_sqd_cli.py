@@ -7,21 +7,15 @@ import json
 import numpy as np
 import pytest
 import yaml
-from sqd_helpers import build_hamiltonian, make_pool, parallel_settings, solver_settings
+from sqd_helpers import parallel_settings, solver_settings, system_with_pool
 
 from hinqs.cli import main
-from hinqs.hamiltonian import load_hamiltonian
 
 
 @pytest.fixture(scope="module")
 def lih(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lih")
-    ham_dir = build_hamiltonian("lih", root / "hamiltonian")
-    ham = load_hamiltonian(ham_dir)
-    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 120, n_strings=15)
-    pool = root / "pool.npz"
-    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
-    return {"ham": str(ham_dir), "pool": str(pool), "root": root, "alpha": alpha, "beta": beta}
+    system = system_with_pool(tmp_path_factory.mktemp("lih"), "lih", 120, 15)
+    return {**system, "ham": str(system["ham"]), "pool": str(system["pool"])}
 
 
 def diagonalize(lih, out, *extra: str) -> int:

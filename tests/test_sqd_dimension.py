@@ -9,10 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from sqd_helpers import build_hamiltonian, make_pool, parallel_settings, run_hinqs, solver_settings
+from sqd_helpers import parallel_settings, run_hinqs, solver_settings, system_with_pool
 
 from hinqs.errors import InputError
-from hinqs.hamiltonian import load_hamiltonian
 from hinqs.sqd import dimension
 from hinqs.sqd.batches import cap_batch, form_batches
 from hinqs.sqd.batches import make_pool as canonical_pool
@@ -22,13 +21,7 @@ from hinqs.sqd.step import run_diagonalization
 
 @pytest.fixture(scope="module")
 def n2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("n2dim")
-    ham_dir = build_hamiltonian("n2", root / "hamiltonian")
-    ham = load_hamiltonian(ham_dir)
-    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 400, n_strings=60)
-    pool = root / "pool.npz"
-    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
-    return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "pool": pool}
+    return system_with_pool(tmp_path_factory.mktemp("n2dim"), "n2", 400, 60)
 
 
 def settings(**top) -> SQDSettings:

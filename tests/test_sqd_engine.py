@@ -14,7 +14,14 @@ import os
 import numpy as np
 import psutil
 import pytest
-from sqd_helpers import build_hamiltonian, make_pool, mpiexec, parallel_settings, run_hinqs, solver_settings
+from sqd_helpers import (
+    make_pool,
+    mpiexec,
+    parallel_settings,
+    run_hinqs,
+    solver_settings,
+    system_with_pool,
+)
 
 from hinqs.errors import StepFailed
 from hinqs.hamiltonian import load_hamiltonian
@@ -29,13 +36,7 @@ SAMPLES = 200
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    root = tmp_path_factory.mktemp("n2")
-    ham_dir = build_hamiltonian("n2", root / "hamiltonian")
-    ham = load_hamiltonian(ham_dir)
-    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 800, n_strings=60)
-    pool_file = root / "pool.npz"
-    np.savez(pool_file, alpha=alpha, beta=beta, counts=counts)
-    return {"ham": ham_dir, "alpha": alpha, "beta": beta, "counts": counts, "pool": pool_file, "root": root}
+    return system_with_pool(tmp_path_factory.mktemp("n2"), "n2", 800, 60)
 
 
 def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSettings:
