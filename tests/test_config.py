@@ -84,3 +84,30 @@ def test_settings_come_from_the_schema_alone():
         DEFAULT_MIN_WEIGHT,
     )
     assert (nqs.batch_size, nqs.smoothing) == (DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING)
+
+
+def test_every_schema_key_reaches_the_settings():
+    """A key the settings do not carry would silently fall back to a default somewhere else."""
+    from dataclasses import fields
+
+    from hinqs.settings import (
+        ExpansionSettings,
+        IterationSettings,
+        NQSSettings,
+        ReferenceSettings,
+        SQDSection,
+    )
+    from hinqs.sqd.settings import ParallelSettings, SolverSettings
+
+    def names(cls):
+        return {f.name for f in fields(cls)}
+
+    props = {k: set(v.get("properties", {})) for k, v in load_schema()["properties"].items()}
+    assert props["references"] == names(ReferenceSettings)
+    assert props["nqs"] == names(NQSSettings)
+    assert props["sqd"] == (names(SQDSection) - {"solver"}) | names(SolverSettings)
+    assert props["parallel"] == names(ParallelSettings) | {"mpi_launcher"}
+    assert props["subspace"] == {"max_strings", "max_size", "expansion"}
+    expansion = set(load_schema()["properties"]["subspace"]["properties"]["expansion"]["properties"])
+    assert expansion == names(ExpansionSettings)
+    assert props["iterations"] == names(IterationSettings)

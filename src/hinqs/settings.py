@@ -31,6 +31,9 @@ class ReferenceSettings:
 
     fci_max_determinants: int
     ccsd: bool
+    sci: bool | None  # None: the selected-CI series only where FCI is skipped
+    sci_cutoffs: list[float]
+    sci_max_seconds: float
 
 
 @dataclass(frozen=True)
