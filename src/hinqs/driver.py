@@ -121,7 +121,6 @@ def run_loop(
     ``{"parallel__executor": "sequential"}``): the only thing the two paths of
     ``hinqs verify`` change. With ``keep_pool`` one executor serves every iteration.
     """
-    from hinqs.hamiltonian import active_shape, read_meta
     from hinqs.sqd.step import executor_for
     from hinqs.steps.nqs import init_model
     from hinqs.steps.prepare import prepare
@@ -130,7 +129,7 @@ def run_loop(
     ham = Path(hamiltonian_dir) if hamiltonian_dir else layout.hamiltonian
     if hamiltonian_dir is None:
         prepare(settings, system, ham)
-    settings = settings.for_system(*active_shape(read_meta(ham), ham))
+    settings = settings.for_hamiltonian(ham)
     init_model(settings.nqs, settings.seed, system, ham, layout.iteration(0).model)
     sqd = with_overrides(settings.sqd_step(1), **(sqd_overrides or {}))
     clock, status, k = _Clock(), None, 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +114,7 @@ class GroundState:
     ci_strs_a: np.ndarray
     ci_strs_b: np.ndarray
     amplitudes: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def energy(self) -> float | None:
-        return float(self.extra["energy"]) if "energy" in self.extra else None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # occ_a, occ_b, energy, batch_index
 
 
 def read_state(path: str | os.PathLike[str]) -> GroundState:
@@ -183,8 +179,3 @@ def read_json_or_none(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A small JSON side file (sample statistics, training history) or None when absent."""
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def dataclass_json(obj: Any) -> dict[str, Any]:
-    """A dataclass as a JSON-ready dict."""
-    return asdict(obj)

@@ -10,6 +10,7 @@ reach a section through :func:`with_overrides`, which ignores options left out (
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from typing import Any, TypeVar
 
@@ -170,6 +171,12 @@ class RunSettings:
                 expansion=replace(exp, strings=_given(exp.strings, d.expansion_strings)),
             ),
         )
+
+    def for_hamiltonian(self, hamiltonian: str | os.PathLike[str]) -> RunSettings:
+        """:meth:`for_system` with norb and nelec from a Hamiltonian folder's meta.json."""
+        from hinqs.hamiltonian import active_shape, read_meta
+
+        return self.for_system(*active_shape(read_meta(hamiltonian), hamiltonian))
 
     def sqd_step(self, iteration: int) -> SQDSettings:
         """The settings of iteration ``iteration``'s diagonalisation step (after :meth:`for_system`)."""

@@ -34,12 +34,12 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per discovered command module."""
+def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per (discovered) command module."""
     parser = argparse.ArgumentParser(prog="hinqs", description="HI-NQS-SQD quantum chemistry workflow steps.")
     parser.add_argument("--version", action="version", version=f"hinqs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _command_modules():
+    for module in modules if modules is not None else _command_modules():
         command = sub.add_parser(module.COMMAND, help=module.HELP, description=module.__doc__)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
@@ -52,12 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in RENAMED_COMMANDS:
         print(f"hinqs: error: the command {argv[0]!r} is now {RENAMED_COMMANDS[argv[0]]!r}", file=sys.stderr)
         return InputError.exit_code
-    module = next((m for m in _command_modules() if argv and argv[0] == m.COMMAND), None)
+    modules = _command_modules()
+    module = next((m for m in modules if argv and argv[0] == m.COMMAND), None)
     message = renamed_option(module, argv[1:]) if module else None
     if message:
         print(f"hinqs {argv[0]}: error: {message}", file=sys.stderr)
         return InputError.exit_code
-    parser = build_parser()
+    parser = build_parser(modules)
     args = parser.parse_args(argv)
     try:
         check_renamed(args)

@@ -59,8 +59,4 @@ def load_settings(path: str | None, hamiltonian: str | None = None) -> RunSettin
     if path is None:
         raise InputError("the run config is required: --config FILE")
     settings = RunSettings.from_config(load_config(path))
-    if hamiltonian is None:
-        return settings
-    from hinqs.hamiltonian import active_shape, read_meta
-
-    return settings.for_system(*active_shape(read_meta(hamiltonian), hamiltonian))
+    return settings if hamiltonian is None else settings.for_hamiltonian(hamiltonian)

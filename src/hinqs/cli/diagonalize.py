@@ -60,12 +60,6 @@ def _log_to_stderr(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def _for_hamiltonian(settings: object, hamiltonian: str) -> object:
-    from hinqs.hamiltonian import active_shape, read_meta
-
-    return settings.for_system(*active_shape(read_meta(hamiltonian), hamiltonian))  # type: ignore[attr-defined]
-
-
 def run(args: argparse.Namespace) -> int:
     """Run one diagonalisation step; print the merged energy."""
     from hinqs.settings import RunSettings, with_overrides
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         settings = load_settings(args.config, args.hamiltonian)
     else:
-        settings = _for_hamiltonian(RunSettings.defaults(), args.hamiltonian)
+        settings = RunSettings.defaults().for_hamiltonian(args.hamiltonian)
     step = with_overrides(
         settings.sqd_step(args.iteration),
         seed=args.seed,

@@ -116,14 +116,5 @@ class SQDSettings:
             raise InputError("memory_mb must be positive (or null to detect it)")
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, recorded in result.json."""
-        return {
-            "seed": self.seed,
-            "iteration": self.iteration,
-            "n_batches": self.n_batches,
-            "samples_per_batch": self.samples_per_batch,
-            "max_dimension": self.max_dimension,
-            "memory_mb": self.memory_mb,
-            "solver": self.solver.as_dict(),
-            "parallel": self.parallel.as_dict(),
-        }
+        """JSON-ready form, recorded in result.json (nested sections as dicts)."""
+        return asdict(self)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from hinqs.sqd.task import BatchOutcome, BatchTask
@@ -24,16 +24,16 @@ class ExecutorReport:
     worker_info: list[dict[str, Any]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
+    def record_pool_start(self, seconds: float, workers: int, infos: list[dict[str, Any]]) -> None:
+        """Count a (re)started pool; the first start's worker descriptions are kept."""
+        self.pool_starts += 1
+        self.pool_start_seconds += seconds
+        self.workers = workers
+        if self.pool_starts == 1:
+            self.worker_info = infos
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "executor": self.executor,
-            "workers": self.workers,
-            "threads_per_worker": self.threads_per_worker,
-            "pool_starts": self.pool_starts,
-            "pool_start_seconds": self.pool_start_seconds,
-            "worker_info": self.worker_info,
-            "events": self.events,
-        }
+        return asdict(self)
 
 
 class BatchExecutor(Protocol):

@@ -66,11 +66,7 @@ class MPIExecutor(FuturePoolExecutor):
         if ranks < 1:
             raise BrokenExecutor("no MPI workers (run under mpiexec with python -m mpi4py.futures)")
         infos = [f.result().as_dict() for f in [self.pool.submit(worker_info) for _ in range(ranks)]]
-        report.pool_starts += 1
-        report.pool_start_seconds += time.perf_counter() - start
-        report.workers = ranks
-        if report.pool_starts == 1:
-            report.worker_info = infos
+        report.record_pool_start(time.perf_counter() - start, ranks, infos)
         return ranks
 
     def _stop_pool(self, kill: bool) -> None:

@@ -91,11 +91,7 @@ class ProcessExecutor(FuturePoolExecutor):
             # Spawn every worker now, inside this environment (submit spawns one per call).
             warmups = [self.pool.submit(worker_info) for _ in range(size)]
         infos = self._await_workers(warmups, size)
-        report.pool_starts += 1
-        report.pool_start_seconds += time.perf_counter() - start
-        report.workers = size
-        if report.pool_starts == 1:
-            report.worker_info = infos
+        report.record_pool_start(time.perf_counter() - start, size, infos)
         return size
 
     def _await_workers(self, warmups: list[Future], size: int) -> list[dict[str, Any]]:
