@@ -11,7 +11,13 @@ min_version("9.0")
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
 
 
-configfile: "config/config.yaml"
+# The config file given is the run's whole config: `--configfile X` reads X alone (schema
+# defaults and size-derived values fill what X leaves out), never X merged over the default
+# config; only a run given no config file at all (plain `snakemake`, `make run`) reads the
+# default one. `--config KEY=VALUE` overrides apply on top in both cases.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
@@ -23,6 +29,17 @@ include: "workflow/rules/nqs.smk"
 include: "workflow/rules/sqd.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/verify.smk"
+
+
+# Written when jobs are about to run, never while the DAG is only planned (-n, --lint,
+# --report): every rule's `hinqs` command reads the snapshot.
+onstart:
+    write_config_snapshot(config, RESULTS)
+
+
+# The answer on the screen: one line per system (same as `hinqs summarize results`).
+onsuccess:
+    print_results(RESULTS, SYSTEMS)
 
 
 rule all:

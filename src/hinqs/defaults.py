@@ -22,7 +22,11 @@ The rule (``derive``):
     (it is then cheap to diagonalise all of it); otherwise
     min(ceil(1.5 * n_sd), floor(0.45 * n_strings), MAX_AUTO_STRINGS). 0.45 keeps the
     subspace (at most max_strings^2) under about 20 % of the FCI space; 1.5 * n_sd leaves
-    room for the heaviest triple and quadruple excitations of the strings beyond SD.
+    room for the heaviest triple and quadruple excitations of the strings beyond SD. From
+    ``LARGE_NORB`` (16) active orbitals on, the cap is also the largest K whose product
+    space (K or all strings of each spin) stays within ``LARGE_SHARE`` (4 %) of the FCI
+    space: the share of the FCI space that matters shrinks as the space grows, and a solve
+    over a fifth of a 16-orbital space would cost as much as FCI itself.
 ``subspace.expansion.strings``  ceil(K / 5) with K the cap (or n_strings without one): the cap
     fills in about five iterations, the rest of the run exchanges weak strings for better ones.
 ``nqs.samples``  20 * the FCI space (at most 100,000) without a cap, where sampling broadly
@@ -44,6 +48,8 @@ SD_FACTOR = 1.5
 SPACE_FRACTION = 0.45
 FILL_ITERATIONS = 5
 MAX_AUTO_SAMPLES = 100_000
+LARGE_NORB = 16  # from this many active orbitals on, the product space is held to LARGE_SHARE
+LARGE_SHARE = 0.04
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,20 @@ class SystemSize:
     def n_fci(self) -> int:
         """Determinants in the full CI space."""
         return math.comb(self.norb, self.nelec[0]) * math.comb(self.norb, self.nelec[1])
+
+    def strings_within(self, determinants: float) -> int:
+        """The largest cap K whose product space, min(K, C(norb, N_a)) x min(K, C(norb, N_b)), holds
+        at most ``determinants`` (at least 1)."""
+        counts = [math.comb(self.norb, n) for n in self.nelec]
+
+        def product(k: int) -> int:
+            return min(k, counts[0]) * min(k, counts[1])
+
+        low, high = 1, max(counts)
+        while low < high:  # largest k with product(k) <= determinants
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if product(mid) <= determinants else (low, mid - 1)
+        return low
 
     @property
     def n_sd(self) -> int:
@@ -93,6 +113,8 @@ def derive(norb: int, nelec: tuple[int, int]) -> Derived:
         per_batch = size.n_fci
     else:
         cap = min(math.ceil(SD_FACTOR * size.n_sd), math.floor(SPACE_FRACTION * size.n_strings), MAX_AUTO_STRINGS)
+        if size.norb >= LARGE_NORB:
+            cap = min(cap, size.strings_within(LARGE_SHARE * size.n_fci))
         scale = cap
         samples = min(MAX_AUTO_SAMPLES, 4 * cap)
         per_batch = cap * cap

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "train_kl_after": train.get("kl_after"),
         "teacher_mass_after": train.get("teacher_mass_after"),
         "seconds": {
-            stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in ("sample", "diagonalize", "train")
+            stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in ("sample", "subspace", "diagonalize", "train")
         },
     }
 
@@ -132,6 +133,7 @@ CSV_COLUMNS = [
     "batches_ok",
     "batches_failed",
     "seconds_sample",
+    "seconds_subspace",
     "seconds_diagonalize",
     "seconds_train",
 ]
@@ -218,6 +220,45 @@ def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
     plot_convergence(summary, system.convergence_png)
     write_json(system.summary, summary)
     return summary
+
+
+def result_line(summary: dict[str, Any]) -> str:
+    """The answer of one system in one line: what a chemist reads first at the end of a run."""
+    best = summary["best_energy"]
+    ref = summary.get("best_reference") or {}
+    if best is None:
+        return f"{summary['system']}: no energy (no iteration finished)"
+    versus = (
+        f"{ref['error_mha']:+.3f} mHa vs {ref['name']} ({ref['energy']:.8f})"
+        if ref.get("error_mha") is not None
+        else "no reference energy"
+    )
+    records = summary["per_iteration"]
+    size = next((r["subspace_size"] for r in reversed(records) if r.get("subspace_size") is not None), None)
+    fci = summary.get("fci_space")
+    share = f" ({100.0 * size / fci:.3g} % of FCI)" if size and fci else ""
+    seconds = sum(v for v in (summary.get("seconds_per_stage") or {}).values() if v)
+    stop = summary.get("stop_reason") or "not stopped"
+    return (
+        f"{summary['system']}: E = {best:.10f} Ha, {versus}, subspace {size:,} determinants{share}, "
+        f"{summary['iterations']} iterations, stop: {stop}, {seconds:.0f} s in steps"
+    )
+
+
+def result_lines(results: Any, systems: list[str] | None = None) -> list[str]:
+    """:func:`result_line` of every system of a results folder that has a summary.json."""
+    from hinqs.layout import RunLayout
+
+    layout = results if isinstance(results, RunLayout) else RunLayout.at(results)
+    if systems is None:
+        root = Path(layout.root)
+        systems = sorted(p.parent.name for p in root.glob("*/summary.json"))
+    lines = []
+    for name in systems:
+        path = layout.system(name).summary
+        if path.exists():
+            lines.append(result_line(json.loads(path.read_text())))
+    return lines
 
 
 def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_path: Path, png_path: Path) -> None:

@@ -1,9 +1,14 @@
 """What the Snakefile needs beyond Snakemake itself, kept here so it is tested.
 
-- ``snapshot_config`` writes the validated config (defaults filled) where every rule's
-  ``hinqs`` command reads it, and only when its content changed: rules name it as a
-  parameter, not an input, and list the config sections they depend on as ``params``, so
-  Snakemake's params trigger reruns exactly the steps whose settings changed.
+- ``write_config_snapshot`` (the Snakefile's ``onstart``) writes the validated config
+  (defaults filled) where every rule's ``hinqs`` command reads it, and only when its content
+  changed: rules name it as a parameter, not an input, and list the config sections they
+  depend on as ``params``, so Snakemake's params trigger reruns exactly the steps whose
+  settings changed. ``onstart`` runs only when jobs are about to run, so a dry run, a lint
+  or a report writes nothing.
+- ``gpus_per_nqs_job`` decides whether the NQS rules ask the scheduler for a GPU: with
+  ``nqs.device: auto`` only where the cluster's partition declares one.
+- ``print_results`` is the Snakefile's ``onsuccess``: one line per system on the console.
 - ``iterations_to_run`` walks the chain of checkpoint statuses until one says stop (where
   the files are is :mod:`hinqs.layout`'s business).
 """
@@ -11,7 +16,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,11 @@ import yaml
 from hinqs.atomic import write_text
 from hinqs.convergence import read_status
 from hinqs.defaults import MAX_AUTO_STRINGS
+from hinqs.errors import InputError
+from hinqs.layout import RunLayout
+
+# Site setting: GPUs each NQS job asks for (0 or 1); unset: decided from the cluster.
+SITE_GPUS_ENV = "HINQS_SLURM_GPUS"
 
 
 def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -29,6 +41,87 @@ def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Pat
     if not path.exists() or path.read_text() != text:
         write_text(path, text)
     return path
+
+
+def write_config_snapshot(config: dict[str, Any], results: RunLayout) -> Path:
+    """The run's config snapshot, written when the workflow starts running jobs."""
+    return snapshot_config(config, results.config_snapshot)
+
+
+def partition_has_gpus(sinfo_output: str, partition: str | None) -> bool | None:
+    """Whether ``partition`` (None: the default one, marked ``*``) has a node with a GPU gres.
+
+    ``sinfo_output`` is ``sinfo --noheader --format='%P %G'``: one line per partition and
+    node configuration, e.g. ``debug* (null)`` or ``gpu gpu:a100:4(S:0-1)``. None when the
+    partition is not listed (then nothing can be concluded).
+    """
+    found = False
+    has_gpu = False
+    for line in sinfo_output.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        name, gres = fields[0], " ".join(fields[1:])
+        is_default = name.endswith("*")
+        if (partition is None and not is_default) or (partition is not None and name.rstrip("*") != partition):
+            continue
+        found = True
+        has_gpu = has_gpu or any(item.startswith("gpu") for item in gres.split(","))
+    return has_gpu if found else None
+
+
+def slurm_partition_has_gpus(partition: str | None, timeout: float = 20) -> bool | None:
+    """Ask SLURM (``sinfo``) whether the partition jobs go to has GPUs; None without SLURM."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["sinfo", "--noheader", "--format=%P %G"], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return partition_has_gpus(proc.stdout, partition or None)
+
+
+def _local_gpu_present() -> bool:
+    """An NVIDIA device node on this machine (torch is not imported while the DAG is built)."""
+    return Path("/dev/nvidiactl").exists() or Path("/dev/nvidia0").exists()
+
+
+def gpus_per_nqs_job(device: str, environ: Mapping[str, str] | None = None) -> int:
+    """GPUs each NQS rule declares (``resources: gpu``), which the SLURM plugin turns into ``--gpus``.
+
+    ``cpu``: none. ``cuda``: one, as asked. ``auto``: the site setting ``HINQS_SLURM_GPUS``
+    when set; else one exactly when SLURM's partition for the jobs (``HINQS_SLURM_PARTITION``,
+    else the default partition) has a node declaring a ``gpu`` gres -- asking a CPU-only
+    cluster for a GPU makes sbatch refuse the job; else, without SLURM, one when this machine
+    has an NVIDIA device (locally the resource only limits concurrency, under
+    ``--resources gpu=N``). The job itself picks CUDA or the CPU from what torch sees.
+    """
+    environ = os.environ if environ is None else environ
+    if device == "cpu":
+        return 0
+    site = environ.get(SITE_GPUS_ENV, "").strip()
+    if site:
+        if site not in {"0", "1"}:
+            raise InputError(f"{SITE_GPUS_ENV} must be 0 or 1 (GPUs per NQS job), not {site!r}")
+        return int(site)
+    if device != "auto":
+        return 1
+    has = slurm_partition_has_gpus(environ.get("HINQS_SLURM_PARTITION"))
+    if has is None:
+        has = _local_gpu_present()
+    return int(has)
+
+
+def print_results(results: RunLayout, systems: list[str]) -> None:
+    """One line per system whose summary exists: energy, error, subspace, iterations, stop, time."""
+    from hinqs.summary import result_lines
+
+    for line in result_lines(results, systems):
+        print(line, flush=True)
 
 
 def iterations_to_run(status_path_of: Callable[[int], str], max_iterations: int) -> int:

@@ -1,17 +1,19 @@
 # Paths (from hinqs.layout), config snapshot and the iteration walk shared by all rules.
 from hinqs.config import validate_config
 from hinqs.layout import RunLayout
-from hinqs.workflow_support import iterations_to_run, snapshot_config
+from hinqs.workflow_support import gpus_per_nqs_job, iterations_to_run, print_results, write_config_snapshot
 
 config = validate_config(config, "config")  # the checks a schema cannot express
 RESULTS = RunLayout.at(config["results_dir"])
-RUN_CONFIG = str(snapshot_config(config, RESULTS.config_snapshot))
+# Written by the Snakefile's onstart handler (a dry run writes nothing).
+RUN_CONFIG = str(RESULTS.config_snapshot)
 SYSTEMS = [s["name"] for s in config["systems"]]
 MAX_ITER = config["iterations"]["max"]
 HINQS_ENV = "../envs/hinqs.yaml"
 # torch + the model, the sampler frontier (bounded by nqs.max_batch) and the teacher.
 NQS_MEM_MB = 4000
-USE_GPU = 0 if config["nqs"]["device"] == "cpu" else 1
+# nqs.device auto asks for a GPU only where the cluster (partition) has one.
+USE_GPU = gpus_per_nqs_job(config["nqs"]["device"])
 # Output patterns: {system} and {k} are wildcards.
 SYS = RESULTS.system("{system}")
 IT = SYS.iteration("{k}")

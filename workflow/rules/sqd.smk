@@ -21,6 +21,8 @@ rule subspace:
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     log:
         str(SYS.log("subspace", "{k}")),
+    benchmark:
+        str(SYS.benchmark("subspace", "{k}"))
     shell:
         "hinqs subspace --config {params.config} --hamiltonian {params.ham} --samples {input.samples}"
         " {params.previous} {params.teacher} --out {output.subspace} --stats {output.stats} > {log} 2>&1"

@@ -1,22 +1,41 @@
-"""Write a system's summary.json, energies.csv and convergence.png from its iteration files."""
+"""Write a system's summary.json, energies.csv and convergence.png; or print a finished run's results."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from hinqs.errors import InputError
 
 COMMAND = "summarize"
-HELP = "summary.json, energies.csv and convergence.png of one system"
+HELP = "summary of one system (with --iterations), or the result lines of a finished run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("system_dir", help="results folder of the system (holds hamiltonian/ and iter_*/)")
-    parser.add_argument("--iterations", type=int, required=True, help="number of finished iterations")
+    parser.add_argument(
+        "directory",
+        help="with --iterations: the system's results folder (holds hamiltonian/ and iter_*/); "
+        "without: a results folder or a system folder of a finished run, whose result lines are printed",
+    )
+    parser.add_argument("--iterations", type=int, help="number of finished iterations: (re)write the summary")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hinqs.steps.summarize import summarize
+    from hinqs.summary import result_line, result_lines
 
-    summary = summarize(args.system_dir, args.iterations)
-    errors = ", ".join(f"{k} {v:+.4f} mHa" for k, v in summary["error_mha"].items())
-    print(f"hinqs summarize: {summary['system']} E={summary['best_energy']:.10f} ({errors})")
+    if args.iterations is not None:
+        from hinqs.steps.summarize import summarize
+
+        print(result_line(summarize(args.directory, args.iterations)))
+        return 0
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise InputError(f"no results folder at {directory}")
+    if (directory / "summary.json").exists():
+        lines = result_lines(directory.parent, [directory.name])
+    else:
+        lines = result_lines(directory)
+    if not lines:
+        raise InputError(f"{directory} holds no summary.json (has the run finished?)")
+    print("\n".join(lines))
     return 0
