@@ -116,3 +116,32 @@ def test_diagonalize_memory_request_grows_with_batch_and_workers():
     capped = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000, "max_dimension": 10**6}, {"workers": 4})
     assert capped < big
     assert diagonalize_mem_mb(sqd, {"executor": "sequential", "workers": 2}) == small
+
+
+# sinfo --noheader --format='%P %G' as SLURM prints it: partition (* = default), node gres.
+SINFO_CPU_ONLY = "debug* (null)\n"
+SINFO_MIXED = "cpu* (null)\ngpu gpu:a100:4(S:0-1)\ngpu (null)\nbig gpu:h100:8,tmpdisk:100\n"
+
+
+def test_partition_gpu_detection_reads_sinfo():
+    from hinqs.workflow_support import partition_has_gpus
+
+    assert partition_has_gpus(SINFO_CPU_ONLY, None) is False
+    assert partition_has_gpus(SINFO_MIXED, None) is False  # the default partition is cpu
+    assert partition_has_gpus(SINFO_MIXED, "gpu") is True
+    assert partition_has_gpus(SINFO_MIXED, "big") is True
+    assert partition_has_gpus(SINFO_MIXED, "nosuch") is None
+
+
+def test_gpu_request_by_device_and_site_setting():
+    import pytest
+
+    from hinqs.errors import InputError
+    from hinqs.workflow_support import gpus_per_nqs_job
+
+    assert gpus_per_nqs_job("cpu", {"HINQS_SLURM_GPUS": "1"}) == 0
+    assert gpus_per_nqs_job("cuda", {}) == 1
+    assert gpus_per_nqs_job("auto", {"HINQS_SLURM_GPUS": "1"}) == 1
+    assert gpus_per_nqs_job("cuda", {"HINQS_SLURM_GPUS": "0"}) == 0
+    with pytest.raises(InputError, match="HINQS_SLURM_GPUS"):
+        gpus_per_nqs_job("auto", {"HINQS_SLURM_GPUS": "two"})

@@ -16,25 +16,11 @@ from workflow_helpers import SCAN_CONFIG, SNAKEFILE, energies, make_workdir, one
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 CONFIG = one_system(SCAN_CONFIG)
-# Every rule is its own sbatch job under the profile: one iteration keeps the chain short.
-ONE_ITERATION = one_system(SCAN_CONFIG, iterations={"max": 1})
 
 
 @pytest.fixture
 def slurm():
     return require_slurm()
-
-
-@pytest.mark.timeout(600)
-def test_profile_runs_every_rule_as_an_sbatch_job(slurm, scan_run, tmp_path):
-    workdir = make_workdir(tmp_path / "profile", ONE_ITERATION)
-    proc = run_snakemake_profile(workdir, "--snakefile", str(SNAKEFILE), "--configfile", "config.yaml", timeout=560)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    log = proc.stdout + proc.stderr
-    assert log.count("has been submitted with SLURM jobid") >= 6  # prepare ... summarize
-    assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")[:1]
-    result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
-    assert result["executor"]["workers"] == 2
 
 
 @pytest.mark.timeout(600)
@@ -52,3 +38,36 @@ def test_sbatch_head_job_runs_the_workflow(slurm, scan_run, tmp_path):
     assert res.returncode == 0, res.describe()
     assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
     assert (workdir / "results/lih_r1/convergence.png").exists()
+
+
+@pytest.mark.timeout(1200)
+def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
+    """`snakemake --profile cluster/slurm` typed in the repo root, default config, nqs.device auto,
+    on the CPU-only test cluster: no GPU is requested, every rule runs, the answer is printed."""
+    results = tmp_path / "results"
+    proc = run_snakemake_profile(REPO, "--config", f"results_dir={results}", profile="cluster/slurm", timeout=1150)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "gpu=1" not in log and "--gpus" not in log
+    assert log.count("has been submitted with SLURM jobid") >= 6  # prepare ... summarize
+    result = json.loads((results / "n2_sto3g/iter_001/sqd/result.json").read_text())
+    assert result["executor"]["workers"] == 2
+    summary = json.loads((results / "n2_sto3g" / "summary.json").read_text())
+    assert abs(summary["error_mha"]["fci"]) < 1.6
+    assert any(line.startswith("n2_sto3g: E = ") for line in log.splitlines())
+
+
+def test_gpu_request_follows_the_cluster(slurm, tmp_path):
+    """The test cluster declares no GPU gres: `auto` asks for none; the site setting forces one."""
+    from hinqs.workflow_support import gpus_per_nqs_job, slurm_partition_has_gpus
+
+    assert slurm_partition_has_gpus(None) is False
+    assert gpus_per_nqs_job("auto", {}) == 0
+    results = tmp_path / "results"
+    args = ("-n", "--config", f"results_dir={results}")
+    plain = run_snakemake_profile(REPO, *args, profile="cluster/slurm", timeout=300)
+    forced = run_snakemake_profile(REPO, *args, profile="cluster/slurm", env={"HINQS_SLURM_GPUS": "1"}, timeout=300)
+    assert plain.returncode == 0 and forced.returncode == 0, (plain.stderr + forced.stderr)[-3000:]
+    assert "gpu=0" in plain.stdout and "gpu=1" not in plain.stdout
+    assert "gpu=1" in forced.stdout
+    assert not results.exists()

@@ -174,6 +174,37 @@ def choose_active_space(system: dict[str, Any], mol: Any, nmo: int) -> tuple[int
     return ncore, ncas, nelecas
 
 
+def natural_orbitals(mf: Any, ncore: int, ncas: int, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """MO coefficients with the active orbitals replaced by the natural orbitals of ``kind``.
+
+    ``hf`` returns the SCF orbitals. ``mp2`` / ``ccsd`` correlate the active electrons in
+    the active orbitals (core and virtuals outside the active space frozen), take the
+    spin-summed one-particle density matrix's active block and diagonalise it; the natural
+    orbitals, by decreasing occupation, replace the active orbitals. Only active orbitals are
+    rotated among themselves, so the core, the active-space FCI energy and every reference
+    computed on the active integrals stay the same; the ground state becomes more compact
+    (its weight gathers on fewer strings). Occupations are returned for the record.
+    """
+    if kind == "hf":
+        return mf.mo_coeff, None
+    from pyscf import cc, mp
+
+    nmo = mf.mo_coeff.shape[1]
+    active = slice(ncore, ncore + ncas)
+    frozen = [i for i in range(nmo) if not ncore <= i < ncore + ncas] or None
+    solver = mp.MP2(mf, frozen=frozen) if kind == "mp2" else cc.CCSD(mf, frozen=frozen)
+    solver.verbose = 0
+    solver.kernel()
+    rdm1 = solver.make_rdm1()
+    if isinstance(rdm1, tuple) or np.ndim(rdm1) == 3:  # open shells: (alpha, beta) in the SCF's MO basis
+        rdm1 = rdm1[0] + rdm1[1]
+    occupations, rotation = np.linalg.eigh(np.asarray(rdm1)[active, active])
+    order = np.argsort(-occupations, kind="stable")
+    mo_coeff = np.array(mf.mo_coeff, copy=True)
+    mo_coeff[:, active] = mf.mo_coeff[:, active] @ rotation[:, order]
+    return mo_coeff, occupations[order]
+
+
 def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegrals, Any]:
     """Run the SCF for a geometry system and return its active-space integrals and the SCF."""
     from pyscf import ao2mo, mcscf
@@ -184,10 +215,12 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
     ncore, ncas, nelecas = choose_active_space(system, mol, nmo)
     check_orbital_count(ncas, f"system {system['name']!r}", "; choose a smaller active_space")
     mf = run_scf(mol, system.get("scf_conv_tol", 1e-10))
+    kind = system.get("orbitals", "hf")
+    mo_coeff, occupations = natural_orbitals(mf, ncore, ncas, kind)
     casci = mcscf.CASCI(mf, ncas, nelecas)
     casci.verbose = 0
-    hcore, ecore = casci.get_h1eff()
-    eri = ao2mo.restore(1, casci.get_h2eff(), ncas)
+    hcore, ecore = casci.get_h1eff(mo_coeff)
+    eri = ao2mo.restore(1, casci.get_h2eff(mo_coeff), ncas)
     info = {
         "source": "geometry",
         "scf": "RHF" if mol.spin == 0 else "ROHF",
@@ -198,6 +231,8 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
         "nmo": nmo,
         "n_electrons": int(mol.nelectron),
         "mo_energy_active": [float(e) for e in mf.mo_energy[ncore : ncore + ncas]],
+        "orbitals": kind,
+        "natural_occupations": None if occupations is None else [float(x) for x in occupations],
     }
     return ActiveSpaceIntegrals(
         hcore=np.asarray(hcore), eri=np.asarray(eri), nelec=nelecas, ecore=float(ecore), info=info

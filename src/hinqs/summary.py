@@ -24,6 +24,7 @@ from hinqs.references import best_reference
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6
+STAGES = ("sample", "subspace", "diagonalize", "train")  # steps with a Snakemake benchmark file
 
 
 def _benchmark_seconds(path: Path) -> float | None:
@@ -69,9 +70,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
         "train_kl_after": train.get("kl_after"),
         "teacher_mass_after": train.get("teacher_mass_after"),
-        "seconds": {
-            stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in ("sample", "subspace", "diagonalize", "train")
-        },
+        "seconds": {stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in STAGES},
     }
 
 
@@ -234,13 +233,16 @@ def result_line(summary: dict[str, Any]) -> str:
         else "no reference energy"
     )
     records = summary["per_iteration"]
-    size = next((r["subspace_size"] for r in reversed(records) if r.get("subspace_size") is not None), None)
+    best_record = records[summary["best_iteration"] - 1] if summary.get("best_iteration") else records[-1]
+    size = best_record.get("subspace_size")
+    dimension = best_record.get("subspace_dimension")
     fci = summary.get("fci_space")
-    share = f" ({100.0 * size / fci:.3g} % of FCI)" if size and fci else ""
+    share = f" ({100.0 * dimension / fci:.3g} % of FCI)" if dimension and fci else ""
     seconds = sum(v for v in (summary.get("seconds_per_stage") or {}).values() if v)
     stop = summary.get("stop_reason") or "not stopped"
+    diagonalised = f"{dimension:,} determinants diagonalised{share}" if dimension else "no batch solved"
     return (
-        f"{summary['system']}: E = {best:.10f} Ha, {versus}, subspace {size:,} determinants{share}, "
+        f"{summary['system']}: E = {best:.10f} Ha, {versus}, {diagonalised}, subspace of {size or 0:,}, "
         f"{summary['iterations']} iterations, stop: {stop}, {seconds:.0f} s in steps"
     )
 
