@@ -86,3 +86,46 @@ def test_unconverged_davidson_is_detected(hamiltonians, solver):
     assert out.ok and out.converged is False
     assert any("did not converge" in w for w in out.warnings)
     assert out.residual_norm is None or out.residual_norm > math.sqrt(1e-10)
+
+
+@pytest.mark.parametrize("solver", ["solve_fermion", "lean"])
+def test_warm_start_gives_the_same_energy_with_fewer_matvecs(hamiltonians, tmp_path, solver):
+    """N2 batch: a cold solve, then a warm start from the cold state restricted to a smaller
+    space's neighbour: energies equal to 1e-10 Ha where the space is the same, fewer H|c>."""
+    from pyscf.fci import selected_ci
+
+    from hinqs.files import write_state
+    from hinqs.sqd.task import embedded_state
+
+    ham = load_hamiltonian(hamiltonians["n2"])
+    a, b = subspace("n2", ham)
+    settings = solver_settings(solver=solver)
+    calls = {"n": 0}
+    original = selected_ci.SelectedCI.contract_2e
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    selected_ci.SelectedCI.contract_2e = counting
+    try:
+        cold = solve_with_solve_fermion(a, b, ham.hcore, ham.eri, ham.nelec, settings)
+        cold_calls, calls["n"] = calls["n"], 0
+        path = tmp_path / "state.npz"
+        arrays = {"ci_strs_a": cold.state.ci_strs_a, "ci_strs_b": cold.state.ci_strs_b,
+                  "amplitudes": cold.state.amplitudes}  # fmt: skip
+        write_state(path, arrays, cold.energy, 0)
+        guess = embedded_state(str(path), a, b)
+        warm = (solve_lean if solver == "lean" else solve_with_solve_fermion)(
+            a, b, ham.hcore, ham.eri, ham.nelec, settings, guess
+        )
+        warm_calls = calls["n"]
+    finally:
+        selected_ci.SelectedCI.contract_2e = original
+    assert abs(warm.energy - cold.energy) < 1e-10
+    assert warm.converged
+    assert warm_calls < cold_calls
+    # A state on other strings embeds on the shared ones only, normalised; none shared: no guess.
+    part = embedded_state(str(path), a[:20], b[:20])
+    assert part.shape == (20, 20) and abs(np.linalg.norm(part) - 1) < 1e-12
+    assert embedded_state(str(path), np.array([2**40], np.uint64), b) is None

@@ -29,6 +29,7 @@ class SolverSettings:
     conv_tol: float
     spin_sq: float | None
     shift: float
+    warm_start: bool
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:

@@ -106,6 +106,14 @@ class _Rayleigh:
         return float(np.linalg.norm(self.hc - self.value * amplitudes)) / math.sqrt(self.norm2)
 
 
+def _initial_vector(guess: np.ndarray | None, strs: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """``ci0`` for PySCF's Davidson when a guess is given (``kernel_fixed_space`` ignores a
+    plain array: it must carry its strings), else nothing (PySCF's own guess)."""
+    if guess is None:
+        return {}
+    return {"ci0": _sci_vector(np.ascontiguousarray(guess, dtype=np.float64), strs)}
+
+
 def _rayleigh(
     myci: Any,
     hcore: np.ndarray,
@@ -163,6 +171,7 @@ def solve_with_solve_fermion(
     eri: np.ndarray,
     nelec: tuple[int, int],
     settings: SolverSettings,
+    guess: np.ndarray | None = None,
 ) -> SolveOutput:
     """qiskit-addon-sqd's ``solve_fermion`` plus a residual check of the Davidson vector."""
     from qiskit_addon_sqd.fermion import solve_fermion
@@ -176,6 +185,7 @@ def solve_with_solve_fermion(
         shift=settings.shift,
         max_cycle=settings.max_cycle,
         tol=settings.conv_tol,
+        **_initial_vector(guess, strs),
     )
     amplitudes = np.asarray(sci_state.amplitudes, dtype=np.float64)
     strs = (np.asarray(sci_state.ci_strs_a), np.asarray(sci_state.ci_strs_b))
@@ -201,6 +211,7 @@ def solve_lean(
     eri: np.ndarray,
     nelec: tuple[int, int],
     settings: SolverSettings,
+    guess: np.ndarray | None = None,
 ) -> SolveOutput:
     """The same Davidson through ``kernel_fixed_space``; energy from one ``H|c>`` product."""
     from pyscf.fci import selected_ci
@@ -209,8 +220,9 @@ def solve_lean(
     strs = (_as_int64(ci_strs_a), _as_int64(ci_strs_b))
     myci = _make_solver(settings)
     _, vec = selected_ci.kernel_fixed_space(
-        myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol
-    )
+        myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol,
+        **_initial_vector(guess, strs),
+    )  # fmt: skip
     converged = bool(np.all(myci.converged))
     amplitudes = np.asarray(vec, dtype=np.float64).reshape(len(strs[0]), len(strs[1]))
 
@@ -244,6 +256,7 @@ def solve(
     eri: np.ndarray,
     nelec: tuple[int, int],
     settings: SolverSettings,
+    guess: np.ndarray | None = None,
 ) -> SolveOutput:
-    """Diagonalise one batch subspace with the solver named in ``settings``."""
-    return SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings)
+    """Diagonalise one batch subspace with the solver named in ``settings``, from ``guess`` when given."""
+    return SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)

@@ -207,7 +207,9 @@ class _Ledger:
     caps: dict[int, Any]
     records: dict[int, dict[str, Any]]
 
-    def pending(self, batches: list[Batch], ham_dir: Path, nelec: tuple[int, int], settings: SQDSettings) -> list:
+    def pending(
+        self, batches: list[Batch], ham_dir: Path, nelec: tuple[int, int], settings: SQDSettings, guess: str | None
+    ) -> list:
         """Tasks of the batches not finished by an earlier run with the same inputs."""
         tasks = []
         for batch in batches:
@@ -216,7 +218,10 @@ class _Ledger:
                 self.records[batch.index] = {**previous, "cap": batch.cap}
                 log.info("batch %d: reused from an earlier run (E = %.10f)", batch.index, previous["energy"])
                 continue
-            tasks.append(BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver))
+            tasks.append(
+                BatchTask(str(ham_dir), batch.index, batch.ci_strs_a, batch.ci_strs_b, nelec, settings.solver,
+                          initial_guess=guess)
+            )  # fmt: skip
         return tasks
 
     def record(self, outcome: BatchOutcome) -> None:
@@ -309,7 +314,9 @@ def run_diagonalization(
     hashes = {b.index: b.content_hash() for b in batches}
     prints = {i: store.fingerprint(meta, h, settings.solver) for i, h in hashes.items()}
     ledger = _Ledger(out, hashes, prints, {b.index: b.cap for b in batches}, {})
-    tasks = ledger.pending(batches, ham_dir, nelec, settings)
+    # Warm start: every batch's Davidson starts from the previous ground state (the teacher).
+    guess = str(Path(teacher).resolve()) if teacher is not None and settings.solver.warm_start else None
+    tasks = ledger.pending(batches, ham_dir, nelec, settings, guess)
     runner = executor or executor_for(settings)
     report = runner.run(tasks, ledger.record) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)
     ordered = [ledger.records[b.index] for b in batches]

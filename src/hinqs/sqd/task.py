@@ -59,6 +59,7 @@ class BatchTask:
     threads: int = 1
     timeout: float | None = None
     attempt: int = 1
+    initial_guess: str | None = None  # a previous state.npz to start Davidson from (warm start)
 
 
 @dataclass
@@ -191,6 +192,32 @@ def _one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def embedded_state(path: str, strs_a: np.ndarray, strs_b: np.ndarray) -> np.ndarray | None:
+    """A saved ground state's amplitudes on the product space ``strs_a x strs_b``, normalised.
+
+    Strings the state does not hold get zero; None when the two share no determinant (a
+    cold start is then the only option).
+    """
+    from hinqs.files import read_state
+
+    state = read_state(path)
+    guess = np.zeros((len(strs_a), len(strs_b)))
+    rows_from, rows_to = _shared(np.asarray(state.ci_strs_a, np.uint64), np.asarray(strs_a, np.uint64))
+    cols_from, cols_to = _shared(np.asarray(state.ci_strs_b, np.uint64), np.asarray(strs_b, np.uint64))
+    guess[np.ix_(rows_to, cols_to)] = np.asarray(state.amplitudes, np.float64)[np.ix_(rows_from, cols_from)]
+    norm = float(np.linalg.norm(guess))
+    return guess / norm if norm > 1e-8 else None
+
+
+def _shared(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``source`` and into ``target`` (sorted, unique) of the strings both hold."""
+    where = np.searchsorted(target, source)
+    inside = where < len(target)
+    hit = np.zeros(len(source), bool)
+    hit[inside] = target[where[inside]] == source[inside]
+    return np.flatnonzero(hit), where[hit]
+
+
 def run_task(task: BatchTask) -> BatchOutcome:
     """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason)."""
     from hinqs.sqd.solvers import solve
@@ -209,7 +236,10 @@ def run_task(task: BatchTask) -> BatchOutcome:
             faults.FaultRun(faults.lookup(task.index, task.attempt)) as injected,
         ):
             ham = open_hamiltonian(task.hamiltonian_dir)
-            out = solve(task.ci_strs_a, task.ci_strs_b, ham.hcore, ham.eri, task.nelec, task.solver)
+            guess = None
+            if task.initial_guess is not None:
+                guess = embedded_state(task.initial_guess, task.ci_strs_a, task.ci_strs_b)
+            out = solve(task.ci_strs_a, task.ci_strs_b, ham.hcore, ham.eri, task.nelec, task.solver, guess=guess)
             energy = injected.after(out.energy + ham.ecore)
     except BatchTimeout as exc:
         return BatchOutcome(
