@@ -114,3 +114,26 @@ def test_no_config_file_runs_the_default_config():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"{default['systems'][0]['name']}/hamiltonian/meta.json" in proc.stdout
     assert results.exists() == existed
+
+
+def test_a_user_reference_reruns_only_the_summary(user_run):
+    """Adding `reference:` to the system: the summary names it as the best reference and only
+    the summarize job runs again (the integrals and iterations stay)."""
+    config_file, results, _ = user_run
+    data = yaml.safe_load(config_file.read_text())
+    fci = json.loads((results / "lih" / "summary.json").read_text())["references"]["fci"]
+    data["systems"][0]["reference"] = {"energy": fci - 1e-4, "source": "a published value"}
+    with_reference = config_file.with_name("lih_ref.yaml")
+    with_reference.write_text(yaml.safe_dump(data))
+    meta_mtime = (results / "lih" / "hamiltonian" / "meta.json").stat().st_mtime_ns
+    proc = _snakemake_from_repo_root(
+        "--cores", "2", "--configfile", str(with_reference), "--config", f"results_dir={results}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((results / "lih" / "summary.json").read_text())
+    assert summary["best_reference"]["name"] == "a published value"
+    assert abs(summary["best_reference"]["error_mha"] - 0.1) < 1e-6
+    assert "mHa vs a published value" in proc.stdout
+    assert (results / "lih" / "hamiltonian" / "meta.json").stat().st_mtime_ns == meta_mtime
+    ran = {line.split("rule ")[1].split(":")[0] for line in proc.stderr.splitlines() if line.startswith("rule ")}
+    assert ran <= {"summarize", "all"}, ran

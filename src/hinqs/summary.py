@@ -74,8 +74,14 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     }
 
 
-def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
-    """summary.json's content for a system whose iterations 1..n_iterations are done."""
+def build_summary(
+    system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """summary.json's content for a system whose iterations 1..n_iterations are done.
+
+    ``user_reference`` (``{"energy": E, "source": text}``, the system's ``reference`` key) is
+    the best reference when given: the user knows a better number than prepare computes.
+    """
     system = SystemLayout(Path(system_dir))
     meta = read_meta(system.hamiltonian)
     records = [iteration_record(system, k) for k in range(1, n_iterations + 1)]
@@ -93,6 +99,11 @@ def build_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }
     best_name, best_ref = best_reference(meta)
+    if user_reference is not None:
+        references["user"] = float(user_reference["energy"])
+        best_name, best_ref = str(user_reference["source"]), float(user_reference["energy"])
+        if best is not None:
+            errors["user"] = (best - best_ref) * MHA
     seconds: dict[str, float] = {"prepare": _benchmark_seconds(system.benchmark("prepare")) or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
@@ -183,7 +194,7 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     """Energy error against the best reference (FCI, else CCSD(T)) per iteration, log scale."""
     plt = _pyplot()
     refs = summary["references"]
-    ref_name, ref = ("FCI", refs["fci"]) if refs.get("fci") is not None else ("CCSD(T)", refs.get("ccsd_t"))
+    ref_name, ref = summary["best_reference"]["name"], summary["best_reference"]["energy"]
     fig, ax = plt.subplots(figsize=(6, 4))
     iterations = [r["iteration"] for r in summary["per_iteration"] if r["energy"] is not None]
     energies = [r["energy"] for r in summary["per_iteration"] if r["energy"] is not None]
@@ -211,10 +222,12 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     _save_png(fig, path)
 
 
-def write_summary(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
+def write_summary(
+    system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write summary.json, energies.csv and convergence.png into the system folder."""
     system = SystemLayout(Path(system_dir))
-    summary = build_summary(system.root, n_iterations)
+    summary = build_summary(system.root, n_iterations, user_reference)
     write_text(system.energies_csv, energies_csv(summary))
     plot_convergence(summary, system.convergence_png)
     write_json(system.summary, summary)

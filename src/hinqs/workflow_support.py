@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -114,6 +115,25 @@ def gpus_per_nqs_job(device: str, environ: Mapping[str, str] | None = None) -> i
     if has is None:
         has = _local_gpu_present()
     return int(has)
+
+
+def _system(config: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in config["systems"] if s["name"] == name)
+
+
+def prepare_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The system keys the Hamiltonian depends on (the prepare rule's params): a changed
+    user reference reruns the summary only, not the integrals and every iteration after."""
+    return {key: value for key, value in _system(config, name).items() if key != "reference"}
+
+
+def reference_options(config: dict[str, Any], name: str) -> str:
+    """``hinqs summarize`` options for the system's user-supplied reference ('' when none)."""
+    reference = _system(config, name).get("reference")
+    if not reference:
+        return ""
+    source = shlex.quote(str(reference["source"]))
+    return f"--reference-energy {float(reference['energy'])!r} --reference-source {source}"
 
 
 def print_results(results: RunLayout, systems: list[str]) -> None:

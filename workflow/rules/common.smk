@@ -1,7 +1,14 @@
 # Paths (from hinqs.layout), config snapshot and the iteration walk shared by all rules.
 from hinqs.config import validate_config
 from hinqs.layout import RunLayout
-from hinqs.workflow_support import gpus_per_nqs_job, iterations_to_run, print_results, write_config_snapshot
+from hinqs.workflow_support import (
+    gpus_per_nqs_job,
+    iterations_to_run,
+    print_results,
+    prepare_inputs,
+    reference_options,
+    write_config_snapshot,
+)
 
 config = validate_config(config, "config")  # the checks a schema cannot express
 RESULTS = RunLayout.at(config["results_dir"])

@@ -10,7 +10,7 @@ rule prepare:
         eri=str(SYS.hamiltonian / "eri.npy"),
     params:
         config=RUN_CONFIG,
-        system=lambda w: next(s for s in config["systems"] if s["name"] == w.system),
+        system=lambda w: prepare_inputs(config, w.system),
         references=config["references"],
         out=lambda w: str(RESULTS.system(w.system).hamiltonian),
     log:

@@ -24,10 +24,11 @@ rule summarize:
     params:
         n=lambda w, input: len(input.status),
         dir=lambda w: sysdir(w.system),
+        reference=lambda w: reference_options(config, w.system),
     log:
         str(SYS.log("summarize")),
     shell:
-        "hinqs summarize {params.dir} --iterations {params.n} > {log} 2>&1"
+        "hinqs summarize {params.dir} --iterations {params.n} {params.reference} > {log} 2>&1"
 
 
 rule scan:

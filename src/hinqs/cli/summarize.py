@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without: a results folder or a system folder of a finished run, whose result lines are printed",
     )
     parser.add_argument("--iterations", type=int, help="number of finished iterations: (re)write the summary")
+    parser.add_argument("--reference-energy", type=float, help="a user-supplied reference total energy (Ha)")
+    parser.add_argument("--reference-source", help="where --reference-energy comes from")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None:
         from hinqs.steps.summarize import summarize
 
-        print(result_line(summarize(args.directory, args.iterations)))
+        if (args.reference_energy is None) != (args.reference_source is None):
+            raise InputError("give --reference-energy and --reference-source together")
+        user = None
+        if args.reference_energy is not None:
+            user = {"energy": args.reference_energy, "source": args.reference_source}
+        print(result_line(summarize(args.directory, args.iterations, user)))
         return 0
     directory = Path(args.directory)
     if not directory.is_dir():

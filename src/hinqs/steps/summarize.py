@@ -10,11 +10,13 @@ from typing import Any
 from hinqs.settings import RunSettings
 
 
-def summarize(system_dir: str | os.PathLike[str], n_iterations: int) -> dict[str, Any]:
+def summarize(
+    system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write summary.json, energies.csv and convergence.png from the iteration files."""
     from hinqs.summary import write_summary
 
-    return write_summary(system_dir, n_iterations)
+    return write_summary(system_dir, n_iterations, user_reference)
 
 
 def scan(
