@@ -27,7 +27,7 @@ Columns of the table:
 ``nqs w``      their weight (sum of marginal |c|^2) in the best state: what the network
                found that expansion had not;
 ``floor``      the lowest energy in the product space of the top-K_alpha / top-K_beta strings of
-               the exact FCI vector (:mod:`hinqs.floor`), as an error in mHa.
+               the exact FCI vector (:mod:`hinqs.chem.floor`), as an error in mHa.
 
 The Hamiltonians (with FCI) are prepared once into ``OUT_DIR/hams/<molecule>`` and reused;
 the FCI vector for the floor is cached as ``OUT_DIR/hams/<molecule>/fci_civec.npz`` and each
@@ -143,8 +143,8 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def prepare(name: str, hams: Path) -> Path:
+    from hinqs.chem.prepare import prepare_system
     from hinqs.config import load_config
-    from hinqs.prepare import prepare_system
 
     folder = hams / name
     if (folder / "meta.json").exists():
@@ -160,8 +160,8 @@ def prepare(name: str, hams: Path) -> Path:
 
 
 def fci_state(folder: Path) -> Any:
-    from hinqs.floor import FciState, exact_ground_state
-    from hinqs.hamiltonian import load_hamiltonian
+    from hinqs.chem.floor import FciState, exact_ground_state
+    from hinqs.io.hamiltonian import load_hamiltonian
 
     ham = load_hamiltonian(folder, mmap=False)
     cache = folder / "fci_civec.npz"
@@ -205,7 +205,7 @@ def _stage_seconds(seconds: dict[str, float]) -> dict[str, float]:
 def _best_row(system: Any, iterations: int) -> dict[str, Any]:
     """Energy, best iteration, its best batch's K_alpha x K_beta and the last subspace size."""
     from hinqs.convergence import read_status
-    from hinqs.files import read_determinants, read_result
+    from hinqs.io.files import read_determinants, read_result
 
     status = read_status(system.iteration(iterations).status)
     shape = read_result(system.iteration(status.best_iteration).result).best_record()["subspace_shape"]
@@ -225,8 +225,8 @@ def provenance(sys_dir: Path, best_it: int, ham_dir: Path) -> dict[str, Any]:
     A string is the NQS's when it is new in iteration k's basis and appears in iteration k's
     samples (expansion adds only strings the grown basis lacks, so the two never overlap).
     """
-    from hinqs.determinants import hartree_fock_strings
-    from hinqs.hamiltonian import active_shape, read_meta
+    from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.io.hamiltonian import active_shape, read_meta
 
     norb, nelec = active_shape(read_meta(ham_dir), ham_dir)
     previous = np.array(sorted(set(hartree_fock_strings(norb, nelec))), np.uint64)  # HF is no one's find
@@ -258,7 +258,7 @@ def collect_one(name: str, variant: str, out_dir: Path) -> dict[str, Any]:
     Stage seconds come from the files the steps wrote (``sample_stats.json``, ``sqd/result.json``,
     ``train.json`` wall times; the subspace step records none), not from timing the steps.
     """
-    from hinqs.layout import SystemLayout
+    from hinqs.io.layout import SystemLayout
 
     system = SystemLayout(out_dir / variant / name)
     done = sorted(int(p.parent.name.removeprefix("iter_")) for p in system.root.glob("iter_*/status.json"))
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in floor_cache and cached.exists():
                     floor_cache[key] = float(json.loads(cached.read_text())["floor"])
                 if key not in floor_cache:
-                    from hinqs.floor import floor_energy
+                    from hinqs.chem.floor import floor_energy
 
                     ham, state = fci_state(ham_dir)
                     floor_cache[key] = floor_energy(ham, state, *key)

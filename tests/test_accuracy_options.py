@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from hinqs.config import load_config
-from hinqs.determinants import Determinants, hartree_fock_strings
-from hinqs.expansion import (
+from hinqs.io.determinants import Determinants, hartree_fock_strings
+from hinqs.io.files import read_determinants, write_determinants
+from hinqs.settings import ExpansionSettings, RunSettings
+from hinqs.subspace.expansion import (
     TeacherState,
     cap_basis,
     excitations,
@@ -20,9 +22,7 @@ from hinqs.expansion import (
     select_strings,
     teacher_weights,
 )
-from hinqs.files import read_determinants, write_determinants
-from hinqs.settings import ExpansionSettings, RunSettings
-from hinqs.subspace import grow_subspace
+from hinqs.subspace.grow import grow_subspace
 
 U = np.uint64
 
@@ -149,7 +149,7 @@ def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
 def test_subspace_command_applies_options(tmp_path):
     """`hinqs subspace --config --teacher` adds expansion determinants and respects the cap."""
     from hinqs.cli import main
-    from hinqs.hamiltonian import write_hamiltonian
+    from hinqs.io.hamiltonian import write_hamiltonian
 
     hcore, eri, nelec = _h2_chain(6)
     ham = write_hamiltonian(tmp_path / "ham", hcore, eri, nelec, 0.0, {})

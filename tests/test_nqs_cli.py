@@ -10,7 +10,7 @@ import torch
 from conftest import run_hinqs
 
 from hinqs.cli import main
-from hinqs.determinants import validate_determinants
+from hinqs.io.determinants import validate_determinants
 from hinqs.nqs.exact import strings_with
 
 ENV = {"OMP_NUM_THREADS": "1"}

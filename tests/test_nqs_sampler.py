@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from hinqs.determinants import popcount, validate_determinants
+from hinqs.io.determinants import popcount, validate_determinants
 from hinqs.nqs.exact import enumerate_determinants, exact_distribution
 from hinqs.nqs.model import BOS, NQSConfig, build_model, states_from_strings
 from hinqs.nqs.sampler import sample_for_iteration, sample_unique

@@ -6,8 +6,8 @@ import itertools
 
 from sqd_helpers import build_hamiltonian
 
-from hinqs.hamiltonian import load_hamiltonian
-from hinqs.references import best_reference, compute_references
+from hinqs.chem.references import best_reference, compute_references
+from hinqs.io.hamiltonian import load_hamiltonian
 
 
 def test_sci_series_runs_when_fci_is_out_of_reach(tmp_path):

@@ -24,7 +24,7 @@ from sqd_helpers import (
 )
 
 from hinqs.errors import StepFailed
-from hinqs.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.settings import with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.settings import SQDSettings

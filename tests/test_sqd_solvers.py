@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqd_helpers import build_hamiltonian, random_strings, solver_settings
 
-from hinqs.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.sqd.solvers import solve_lean, solve_with_solve_fermion
 from hinqs.sqd.task import BatchTask, run_task, thread_limit
 
@@ -66,7 +66,7 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
 
 
 def test_full_space_reaches_fci(hamiltonians):
-    from hinqs.fci import fci_energy
+    from hinqs.chem.fci import fci_energy
 
     ham = load_hamiltonian(hamiltonians["lih"])
     e_fci = fci_energy(ham.hcore, ham.eri, ham.nelec)

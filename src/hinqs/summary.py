@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import atomic_path, write_json, write_text
+from hinqs.chem.references import best_reference
 from hinqs.convergence import Status, read_status
-from hinqs.files import read_determinants, read_json_or_none, read_result
-from hinqs.hamiltonian import read_meta
-from hinqs.layout import SystemLayout
-from hinqs.references import best_reference
+from hinqs.io.atomic import atomic_path, write_json, write_text
+from hinqs.io.files import read_determinants, read_json_or_none, read_result
+from hinqs.io.hamiltonian import read_meta
+from hinqs.io.layout import SystemLayout
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6

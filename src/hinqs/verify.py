@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.files import StepResult, read_determinants, read_result, read_samples, read_state
-from hinqs.layout import IterationFiles, SystemLayout
+from hinqs.io.files import StepResult, read_determinants, read_result, read_samples, read_state
+from hinqs.io.layout import IterationFiles, SystemLayout
 from hinqs.settings import RunSettings
 
 ENERGY_TOL = 1e-10
@@ -237,8 +237,8 @@ def verify_settings(
     """
     import shutil
 
-    from hinqs.atomic import write_json, write_text
     from hinqs.driver import run_loop
+    from hinqs.io.atomic import write_json, write_text
     from hinqs.steps.prepare import prepare
 
     _check_parallel(settings)

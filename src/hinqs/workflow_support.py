@@ -5,7 +5,7 @@
   parameter, not an input, and list the config sections they depend on as ``params``, so
   Snakemake's params trigger reruns exactly the steps whose settings changed.
 - ``iterations_to_run`` walks the chain of checkpoint statuses until one says stop (where
-  the files are is :mod:`hinqs.layout`'s business).
+  the files are is :mod:`hinqs.io.layout`'s business).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from hinqs.atomic import write_text
 from hinqs.convergence import read_status
 from hinqs.defaults import MAX_AUTO_STRINGS
+from hinqs.io.atomic import write_text
 
 
 def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -46,8 +46,8 @@ import numpy as np
 import torch
 
 from hinqs import __version__
-from hinqs.atomic import atomic_path
 from hinqs.errors import InputError
+from hinqs.io.atomic import atomic_path
 from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
 from hinqs.seeding import int_seed, numpy_stream
 
@@ -174,7 +174,7 @@ def save_checkpoint(state: NQSState, path: str | os.PathLike[str]) -> None:
 
     The checkpoint is serialised in memory first and written with a plain file write:
     torch's own zip writer reports a full disk as a RuntimeError from C++, whereas a plain
-    write raises the OSError that :func:`hinqs.atomic.atomic_path` turns into one line.
+    write raises the OSError that :func:`hinqs.io.atomic.atomic_path` turns into one line.
     Checkpoints are small (the model has thousands to millions of parameters).
     """
     buffer = io.BytesIO()

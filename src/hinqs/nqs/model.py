@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hinqs.determinants import MAX_ORBITALS, occupations_to_strings, strings_to_occupations
+from hinqs.io.determinants import MAX_ORBITALS, occupations_to_strings, strings_to_occupations
 
 N_STATES = 4
 BOS = 4  # begin token: the input in front of orbital 0

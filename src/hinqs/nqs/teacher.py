@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hinqs.determinants import validate_determinants
 from hinqs.errors import InputError
-from hinqs.files import read_state
-from hinqs.validation import check_strings
+from hinqs.io.determinants import check_strings, validate_determinants
+from hinqs.io.files import read_state
 
 DEFAULT_MAX_DETERMINANTS = 4096
 DEFAULT_MIN_WEIGHT = 1e-12

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.determinants import unique_determinants
+from hinqs.io.determinants import unique_determinants
 from hinqs.seeding import numpy_stream
 
 

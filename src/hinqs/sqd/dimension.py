@@ -133,7 +133,7 @@ def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.n
 
 def teacher_marginals(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(strs_a, w_a, strs_b, w_b)``: each string's |c|^2 summed over the other spin in a state file."""
-    from hinqs.expansion import read_teacher_state
+    from hinqs.subspace.expansion import read_teacher_state
 
     state = read_teacher_state(path)
     prob = state.amplitudes**2

@@ -140,7 +140,7 @@ def _make_solver(settings: SolverSettings) -> Any:
 
 def _occupancies(amplitudes: np.ndarray, strs_a: np.ndarray, strs_b: np.ndarray, norb: int):
     """Orbital occupancies from |c|^2 marginals: diag(rdm1a) and diag(rdm1b) without the RDMs."""
-    from hinqs.determinants import strings_to_occupations
+    from hinqs.io.determinants import strings_to_occupations
 
     probs = amplitudes * amplitudes
     norm = probs.sum()

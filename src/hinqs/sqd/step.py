@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import describe_os_error
 from hinqs.errors import InputError, StepFailed, WriteFailed
-from hinqs.files import write_result, write_state
-from hinqs.hamiltonian import active_shape, load_hamiltonian
+from hinqs.io.atomic import describe_os_error
+from hinqs.io.files import write_result, write_state
+from hinqs.io.hamiltonian import active_shape, load_hamiltonian
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
 from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension, teacher_marginals
@@ -98,7 +98,7 @@ def executor_for(settings: SQDSettings) -> BatchExecutor:
 
 
 def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
-    from hinqs.determinants import validate_determinants
+    from hinqs.io.determinants import validate_determinants
 
     norb, nelec = active_shape(meta)
     if alpha.ndim != 1 or alpha.shape != beta.shape:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import save_npz, write_json
+from hinqs.io.atomic import save_npz, write_json
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.task import OK, BatchOutcome
 

@@ -110,7 +110,7 @@ def open_hamiltonian(directory: str) -> Any:
     Keyed by path and by meta.json's inode and mtime, so a folder replaced on disk (they
     are written as a whole and renamed into place) is opened afresh.
     """
-    from hinqs.hamiltonian import META_FILE, load_hamiltonian
+    from hinqs.io.hamiltonian import META_FILE, load_hamiltonian
 
     path = str(Path(directory).resolve())
     stat = os.stat(Path(path) / META_FILE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from hinqs.files import read_determinants
+from hinqs.io.files import read_determinants
 from hinqs.sqd.settings import SQDSettings
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import write_json
-from hinqs.determinants import Determinants, validate_determinants
-from hinqs.files import read_determinants, read_samples, write_samples
-from hinqs.hamiltonian import active_shape, read_meta
-from hinqs.settings import NQSSettings
+from hinqs.io.atomic import write_json
+from hinqs.io.determinants import Determinants, validate_determinants
+from hinqs.io.files import read_determinants, read_samples, write_samples
+from hinqs.io.hamiltonian import active_shape, read_meta
+from hinqs.nqs.settings import NQSSettings
 
 EXACT_MASS_MAX = 8192  # previous determinants up to which the model's mass on them is computed exactly
 

@@ -11,6 +11,6 @@ from hinqs.settings import RunSettings
 
 def prepare(settings: RunSettings, system: str | None, out: str | os.PathLike[str]) -> Path:
     """Compute and write ``out/{hcore.npy, eri.npy, meta.json}`` (the folder appears complete)."""
-    from hinqs.prepare import prepare_system
+    from hinqs.chem.prepare import prepare_system
 
     return prepare_system(settings.system(system), asdict(settings.references), out)

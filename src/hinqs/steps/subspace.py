@@ -4,7 +4,7 @@ previous subspace + this iteration's samples + HF; then, as ``subspace`` in the 
 asks (resolved for the system, see :meth:`hinqs.settings.RunSettings.for_system`),
 PT2-ranked expansion strings from the previous ground state (the teacher; the HF
 determinant at the first iteration) and the string cap that keeps the strings of largest
-importance (see :mod:`hinqs.expansion`); ``max_size`` is the older determinant cap.
+importance (see :mod:`hinqs.subspace.expansion`); ``max_size`` is the older determinant cap.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import write_json
-from hinqs.determinants import Determinants
-from hinqs.files import read_determinants, write_determinants
-from hinqs.hamiltonian import active_shape, read_meta
-from hinqs.settings import SubspaceSettings
-from hinqs.subspace import grow_subspace
+from hinqs.io.atomic import write_json
+from hinqs.io.determinants import Determinants
+from hinqs.io.files import read_determinants, write_determinants
+from hinqs.io.hamiltonian import active_shape, read_meta
+from hinqs.subspace.grow import grow_subspace
+from hinqs.subspace.settings import SubspaceSettings
 
 
 @dataclass
@@ -56,8 +56,8 @@ def _expand_and_cap_strings(
     stats: dict[str, Any],
 ) -> tuple[Determinants, np.ndarray, np.ndarray]:
     """Expansion strings and the string cap; returns the subspace and the added (alpha, beta) pairs."""
-    from hinqs.expansion import apply_plan, hartree_fock_teacher, plan_strings
-    from hinqs.hamiltonian import load_hamiltonian
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.subspace.expansion import apply_plan, hartree_fock_teacher, plan_strings
 
     norb, nelec = shape
     ham = load_hamiltonian(hamiltonian)
@@ -97,7 +97,7 @@ def build_subspace(
     stats: str | os.PathLike[str] | None = None,
 ) -> SubspaceReport:
     """Write iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state."""
-    from hinqs.expansion import cap_basis, read_teacher_state
+    from hinqs.subspace.expansion import cap_basis, read_teacher_state
 
     norb, nelec = shape = active_shape(read_meta(hamiltonian), hamiltonian)
     before = read_determinants(previous, "previous subspace") if previous else None

@@ -44,11 +44,10 @@ from itertools import combinations
 
 import numpy as np
 
-from hinqs.determinants import Determinants, hartree_fock_strings, unique_determinants
 from hinqs.errors import InputError
-from hinqs.files import read_state
-from hinqs.settings import ExpansionSettings
-from hinqs.validation import check_strings
+from hinqs.io.determinants import Determinants, check_strings, hartree_fock_strings, unique_determinants
+from hinqs.io.files import read_state
+from hinqs.subspace.settings import ExpansionSettings
 
 
 @dataclass(frozen=True)

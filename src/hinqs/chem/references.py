@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.fci import fci_energy
+from hinqs.chem.fci import fci_energy
 
 # A selected-CI series whose last cutoff step moved the energy by less than this (mHa) is
 # taken as converged enough to be the reference (chemical accuracy).

@@ -1,6 +1,6 @@
 """One reader and one writer per file format a run passes between its steps.
 
-Formats (every writer is atomic, see :mod:`hinqs.atomic`):
+Formats (every writer is atomic, see :mod:`hinqs.io.atomic`):
 
 - determinant sets (``samples.npz``, ``subspace.npz``, any pool): ``alpha``, ``beta``
   (uint64 CI strings), optional ``counts``; samples add ``log_prob`` (the model's log p);
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import save_npz, write_json
-from hinqs.determinants import Determinants
 from hinqs.errors import InputError
+from hinqs.io.atomic import save_npz, write_json
+from hinqs.io.determinants import Determinants
 
 _NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError)
 
