@@ -10,10 +10,9 @@ import yaml
 
 from hinqs.config import load_config
 from hinqs.io.determinants import Determinants, hartree_fock_strings
-from hinqs.io.files import read_determinants, write_determinants
+from hinqs.io.files import GroundState, read_determinants, write_determinants
 from hinqs.settings import ExpansionSettings, RunSettings
 from hinqs.subspace.expansion import (
-    TeacherState,
     cap_basis,
     excitations,
     expand_basis,
@@ -136,7 +135,7 @@ def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
     beta = np.array([3, 3, 3, 3, 3], U)
     counts = np.array([0, 5, 1, 2, 1], np.int64)
     basis = Determinants(alpha, beta, counts)
-    teacher = TeacherState(np.array([3, 6], U), np.array([3], U), np.array([[0.6], [0.8]]))
+    teacher = GroundState(np.array([3, 6], U), np.array([3], U), np.array([[0.6], [0.8]]))
     w = teacher_weights(teacher, alpha, beta)
     assert w[2] == pytest.approx(0.64) and w[1] == 0.0
     capped = cap_basis(basis, 3, norb, nelec, teacher, keep_alpha=np.array([10], U), keep_beta=np.array([3], U))

@@ -78,8 +78,8 @@ def test_process_pool_is_bit_identical_to_sequential(system, reference, tmp_path
     on_disk = json.loads(result.result_path.read_text())
     assert on_disk["batch_energies"] == reference.batch_energies[:4] and on_disk["energy"] == result.energy
     # The winning state is the same batch's, array for array.
-    state = result.load_state()
-    ref_state = np.load(reference.out_dir / "batches" / f"batch_{best:03d}.npz")
+    state = result.load_state().as_arrays()
+    ref_state = np.load(reference.result_path.parent / "batches" / f"batch_{best:03d}.npz")
     for name in ("ci_strs_a", "ci_strs_b", "amplitudes", "occ_a", "occ_b"):
         assert np.array_equal(state[name], ref_state[name]), name
     assert state["amplitudes"].shape == (len(state["ci_strs_a"]), len(state["ci_strs_b"]))

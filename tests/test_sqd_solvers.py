@@ -57,7 +57,7 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
         assert np.allclose(lean.state.occ_a, ref.state.occ_a, atol=1e-10)
         assert np.allclose(lean.state.occ_b, ref.state.occ_b, atol=1e-10)
         assert lean.state.amplitudes.shape == (len(a), len(b))
-        assert np.array_equal(lean.state.ci_strs_a, a) and lean.state.ci_strs_a.dtype == np.uint64
+        assert np.array_equal(lean.state.strs_a, a) and lean.state.strs_a.dtype == np.uint64
         # Our wrapper returns exactly what qiskit-addon-sqd's solve_fermion does.
         direct = solve_fermion(
             (a.view(np.int64), b.view(np.int64)), ham.hcore, ham.eri, spin_sq=spin_sq, max_cycle=200, tol=1e-10

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.io.files import StepResult, read_determinants, read_result, read_samples, read_state
+from hinqs.io.files import StepResult, read_checkpoint, read_determinants, read_result, read_samples, read_state
 from hinqs.io.layout import IterationFiles, SystemLayout
 from hinqs.settings import RunSettings
 
@@ -79,8 +79,8 @@ def _subspace_arrays(path: Path) -> dict[str, np.ndarray]:
 def _state_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
     """Strings must match exactly; amplitudes up to a global sign (an eigenvector's sign is free)."""
     a, b = read_state(path_a), read_state(path_b)
-    dev, note = _arrays_deviation({"ci_strs_a": a.ci_strs_a, "ci_strs_b": a.ci_strs_b},
-                                  {"ci_strs_a": b.ci_strs_a, "ci_strs_b": b.ci_strs_b})  # fmt: skip
+    dev, note = _arrays_deviation({"ci_strs_a": a.strs_a, "ci_strs_b": a.strs_b},
+                                  {"ci_strs_a": b.strs_a, "ci_strs_b": b.strs_b})  # fmt: skip
     if dev:
         return dev, note
     if a.amplitudes.shape != b.amplitudes.shape:
@@ -90,10 +90,7 @@ def _state_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
 
 
 def _weights_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
-    import torch
-
-    a = torch.load(path_a, map_location="cpu", weights_only=True)["model_state"]
-    b = torch.load(path_b, map_location="cpu", weights_only=True)["model_state"]
+    a, b = read_checkpoint(path_a)["model_state"], read_checkpoint(path_b)["model_state"]
     if a.keys() != b.keys():
         return float("inf"), "different parameter names"
     worst = max((float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel()), default=0.0)
@@ -109,7 +106,7 @@ def _batch_hashes(batches_dir: Path) -> dict[int, str | None]:
 
 
 def _batch_energies(ra: StepResult, rb: StepResult) -> tuple[float, str]:
-    ea_all, eb_all = ra.batch_energies, rb.batch_energies
+    ea_all, eb_all = ra.energies_by_batch, rb.energies_by_batch
     worst, notes = 0.0, []
     for index in sorted(set(ea_all) | set(eb_all)):
         ea, eb = ea_all.get(index), eb_all.get(index)

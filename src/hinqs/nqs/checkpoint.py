@@ -36,7 +36,6 @@ Python API::
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,11 +46,11 @@ import torch
 
 from hinqs import __version__
 from hinqs.errors import InputError
-from hinqs.io.atomic import atomic_path
+from hinqs.io.files import CHECKPOINT_FORMAT, read_checkpoint, write_checkpoint
 from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
 from hinqs.seeding import int_seed, numpy_stream
 
-FORMAT = "hinqs-nqs-checkpoint/1"
+FORMAT = CHECKPOINT_FORMAT
 DEFAULT_LEARNING_RATE = 1e-3
 
 
@@ -177,10 +176,7 @@ def save_checkpoint(state: NQSState, path: str | os.PathLike[str]) -> None:
     write raises the OSError that :func:`hinqs.io.atomic.atomic_path` turns into one line.
     Checkpoints are small (the model has thousands to millions of parameters).
     """
-    buffer = io.BytesIO()
-    torch.save(checkpoint_dict(state), buffer)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(buffer.getbuffer())
+    write_checkpoint(path, checkpoint_dict(state))
 
 
 def load_checkpoint(
@@ -195,14 +191,7 @@ def load_checkpoint(
     With ``norb`` and ``nelec`` (the run's Hamiltonian, from its meta.json) a checkpoint made
     for another system is refused: its sampler would emit determinants of the wrong size.
     """
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"model checkpoint not found: {path}") from None
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(f"{path}: not a hinqs NQS checkpoint (expected format {FORMAT})")
+    data = read_checkpoint(path)
     try:
         config = NQSConfig.from_dict(data["model_config"])
     except (KeyError, TypeError, ValueError) as exc:

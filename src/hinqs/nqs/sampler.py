@@ -45,13 +45,13 @@ Python API::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from math import comb
 
 import numpy as np
 import torch
 
+from hinqs.io.files import Samples
 from hinqs.nqs.model import (
     BOS,
     STATE_ALPHA,
@@ -67,28 +67,6 @@ DEFAULT_MAX_BATCH = 16384
 
 _ALPHA = np.array(STATE_ALPHA, dtype=np.uint64)
 _BETA = np.array(STATE_BETA, dtype=np.uint64)
-
-
-@dataclass(frozen=True)
-class Samples:
-    """Unique determinants drawn from the model, sorted by ``(alpha, beta)``.
-
-    Iterating yields ``alpha, beta, counts`` so that ``a, b, c = sample_unique(...)`` works.
-    """
-
-    alpha: np.ndarray  # uint64 CI strings
-    beta: np.ndarray  # uint64 CI strings
-    counts: np.ndarray  # int64, sums to n_samples
-    log_prob: np.ndarray  # float64, the model's log p(x) at temperature 1
-    log_prob_sampled: np.ndarray  # float64, log-probability under the tempered sampler
-    temperature: float
-    n_samples: int
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return iter((self.alpha, self.beta, self.counts))
-
-    def __len__(self) -> int:
-        return len(self.alpha)
 
 
 @dataclass

@@ -132,11 +132,15 @@ def read_teacher(
         # Every string, not only those the truncation keeps: a state of another system is refused whole.
         for key, count in (("ci_strs_a", nelec[0]), ("ci_strs_b", nelec[1])):
             check_strings(
-                getattr(state, key), norb, count, f"{path}: teacher does not match the model: {key}", "the model"
+                getattr(state, key.removeprefix("ci_")),
+                norb,
+                count,
+                f"{path}: teacher does not match the model: {key}",
+                "the model",
             )
     teacher = teacher_from_amplitudes(
-        state.ci_strs_a,
-        state.ci_strs_b,
+        state.strs_a,
+        state.strs_b,
         state.amplitudes,
         max_determinants=max_determinants,
         min_weight=min_weight,

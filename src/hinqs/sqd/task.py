@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.files import GroundState
 from hinqs.sqd import faults
 from hinqs.sqd.messages import BatchStatus, ErrorKind
 from hinqs.sqd.settings import SolverSettings
-from hinqs.sqd.solvers import SolverState
 from hinqs.sqd.worker import preload, report_start
 
 OK = BatchStatus.OK
@@ -81,7 +81,7 @@ class BatchOutcome:
     pid: int | None = None
     host: str | None = None
     peak_rss_mb: float | None = None
-    state: SolverState | None = None
+    state: GroundState | None = None
 
     @property
     def ok(self) -> bool:

@@ -101,8 +101,8 @@ def sample(
     drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
     wall = time.perf_counter() - started
     validate_determinants(drawn.alpha, drawn.beta, state.config.norb, state.config.nelec)
-    dets = Determinants(drawn.alpha, drawn.beta, drawn.counts)
-    write_samples(out, dets, drawn.log_prob)
+    dets = drawn.determinants
+    write_samples(out, drawn)
     report: dict[str, Any] = {
         "iteration": iteration,
         "seed": seed,

@@ -44,55 +44,26 @@ from itertools import combinations
 
 import numpy as np
 
-from hinqs.errors import InputError
-from hinqs.io.determinants import Determinants, check_strings, hartree_fock_strings, unique_determinants
-from hinqs.io.files import read_state
+from hinqs.io.determinants import Determinants, hartree_fock_strings, unique_determinants
+from hinqs.io.files import GroundState, check_state, read_state
 from hinqs.subspace.settings import ExpansionSettings
-
-
-@dataclass(frozen=True)
-class TeacherState:
-    """A ground state over the product space ``strs_a x strs_b`` (amplitudes ``[na, nb]``)."""
-
-    strs_a: np.ndarray
-    strs_b: np.ndarray
-    amplitudes: np.ndarray
-    source: str = "teacher state"  # the file it came from, for error messages
 
 
 def read_teacher_state(
     path: str | os.PathLike[str], *, norb: int | None = None, nelec: tuple[int, int] | None = None
-) -> TeacherState:
+) -> GroundState:
     """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted.
 
     With ``norb`` and ``nelec`` (the run's Hamiltonian) a state of another system is refused
-    here; :func:`plan_strings` and :func:`cap_basis` check it again against what they are given.
+    here; :func:`plan_strings` and :func:`cap_subspace` check it again against what they are given.
     """
-    state = read_state(path)
-    strs_a, strs_b, amps = state.ci_strs_a, state.ci_strs_b, state.amplitudes
-    if not np.all(np.isfinite(amps)):
-        raise InputError(f"{path}: amplitudes contain non-finite values")
-    oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
-    teacher = TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)], source=str(path))
-    if norb is not None and nelec is not None:
-        check_teacher(teacher, norb, nelec)
-    return teacher
+    return read_state(path, sort=True, norb=norb, nelec=nelec)
 
 
-def check_teacher(teacher: TeacherState, norb: int, nelec: tuple[int, int]) -> None:
-    """A teacher state must be of the run's system: strings within ``norb`` holding ``nelec`` electrons.
-
-    A state of another system would otherwise be expanded into determinants of the wrong
-    electron count, which only the diagonalisation would trip over.
-    """
-    check_strings(teacher.strs_a, norb, nelec[0], f"{teacher.source}: ci_strs_a")
-    check_strings(teacher.strs_b, norb, nelec[1], f"{teacher.source}: ci_strs_b")
-
-
-def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
+def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> GroundState:
     """The HF determinant as a teacher: what expansion starts from at the first iteration."""
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    return TeacherState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
+    return GroundState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
 def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
@@ -158,7 +129,7 @@ def _pt2_scores(
 
 
 def teacher_energy_and_diagonal(
-    teacher: TeacherState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
+    teacher: GroundState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
 ) -> tuple[float, np.ndarray]:
     """The teacher's exact energy <Psi|H|Psi>/<Psi|Psi> (no core energy) and H's diagonal on its space.
 
@@ -284,7 +255,7 @@ def _channel_plan(
 
 
 def plan_strings(
-    teacher: TeacherState,
+    teacher: GroundState,
     basis: Determinants,
     hcore: np.ndarray,
     eri: np.ndarray,
@@ -295,8 +266,8 @@ def plan_strings(
     """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise)."""
     hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
     norb = hcore.shape[0]
-    check_teacher(teacher, norb, nelec)
-    teacher = TeacherState(
+    check_state(teacher, norb, nelec)
+    teacher = GroundState(
         teacher.strs_a, teacher.strs_b, teacher.amplitudes / np.sqrt(np.vdot(teacher.amplitudes, teacher.amplitudes))
     )
     energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
@@ -369,7 +340,7 @@ def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: 
 
 
 def select_strings(
-    teacher: TeacherState,
+    teacher: GroundState,
     hcore: np.ndarray,
     eri: np.ndarray,
     nelec: tuple[int, int],
@@ -402,7 +373,7 @@ def expand_basis(basis: Determinants, alpha: np.ndarray, beta: np.ndarray) -> De
     return Determinants(a, b, c)
 
 
-def teacher_weights(teacher: TeacherState | None, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+def teacher_weights(teacher: GroundState | None, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """|c|^2 (normalised) of each determinant in the teacher state; 0 where it is outside."""
     out = np.zeros(len(alpha))
     if teacher is None:
@@ -422,13 +393,13 @@ def cap_basis(
     max_size: int,
     norb: int,
     nelec: tuple[int, int],
-    teacher: TeacherState | None = None,
+    teacher: GroundState | None = None,
     keep_alpha: np.ndarray | None = None,
     keep_beta: np.ndarray | None = None,
 ) -> Determinants:
     """At most ``max_size`` determinants: evict the lowest ``max(|c|^2, count share)``; HF and ``keep`` stay."""
     if teacher is not None:
-        check_teacher(teacher, norb, nelec)
+        check_state(teacher, norb, nelec)
     if max_size <= 0 or len(basis) <= max_size:
         return basis
     counts = basis.weights()
