@@ -208,7 +208,7 @@ def _best_row(system: Any, iterations: int) -> dict[str, Any]:
     from hinqs.io.files import read_determinants, read_result
 
     status = read_status(system.iteration(iterations).status)
-    shape = read_result(system.iteration(status.best_iteration).result).best_record()["subspace_shape"]
+    shape = read_result(system.iteration(status.best_iteration).result).best_record()["product_shape"]
     return {
         "energy": status.best_energy,
         "iterations": iterations,

@@ -75,7 +75,7 @@ def test_full_space_reaches_fci(hamiltonians):
         out = run_task(BatchTask(str(hamiltonians["lih"]), 0, a, b, ham.nelec, solver_settings(solver=solver)))
         assert out.ok and abs(out.energy - (e_fci + ham.ecore)) < 1e-8
         assert abs(out.energy - -7.88240341) < 1e-6  # design notes' reference
-        assert out.subspace_shape == (15, 15) and out.threads == 1
+        assert out.product_shape == (15, 15) and out.threads == 1
 
 
 @pytest.mark.parametrize("solver", ["solve_fermion", "lean"])

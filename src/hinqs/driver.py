@@ -87,8 +87,8 @@ def _iteration(
     clock.new_iteration()
     with clock.stage("sample"), _torch_threads(1):
         known = previous and previous.subspace
-        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats, known=known,
-               hamiltonian=ham)  # fmt: skip
+        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats,
+               previous_subspace=known, hamiltonian=ham)  # fmt: skip
     with clock.stage("subspace"):
         teacher = previous and previous.state
         build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher,

@@ -50,7 +50,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     stats = read_json_or_none(files.sample_stats) or {}
     batches = result.batches if result else []
     data = result.data if result else {}
-    best_shape = result.best_record().get("subspace_shape") if result else None
+    best_shape = result.best_record().get("product_shape") if result else None
     return {
         "iteration": k,
         "energy": result.energy if result else None,
@@ -59,7 +59,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "unique_sampled": stats.get("n_unique"),
         "new_determinants": stats.get("n_new_unique", stats.get("n_unique")),
         "subspace_size": _subspace_size(files.subspace),
-        "subspace_shape": best_shape,
+        "product_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
         "batch_dimensions": data.get("dimensions"),
         "davidson_converged": data.get("converged"),

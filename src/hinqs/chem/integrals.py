@@ -4,7 +4,7 @@ The integrals are computed once, here, and handed to every later process through
 Hamiltonian folder: the SCF of molecules with degenerate orbitals depends on the thread
 count (design notes), so recomputing it per worker could give each worker other orbitals.
 
-Open shells use ROHF, whose single set of orbitals is what a determinant basis over
+Open shells use ROHF, whose single set of orbitals is what a determinant set over
 spatial orbitals needs.
 """
 

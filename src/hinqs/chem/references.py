@@ -144,7 +144,7 @@ def compute_references(
     ccsd: bool,
     sci: bool | None = None,
     sci_cutoffs: list[float] | None = None,
-    sci_max_seconds: float = 900.0,
+    sci_max_seconds: float,
 ) -> dict[str, Any]:
     """Reference energies (Ha) and the seconds each took; a method that fails is recorded as null.
 

@@ -287,12 +287,20 @@ class StepResult:
         return read_state(self.state_path)
 
 
+def batch_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A batch's record with today's keys: files written before the rename say
+    ``subspace_shape`` for the batch's K_alpha x K_beta ``product_shape``."""
+    if "subspace_shape" in record and "product_shape" not in record:
+        record = {("product_shape" if k == "subspace_shape" else k): v for k, v in record.items()}
+    return record
+
+
 def step_result(data: dict[str, Any], path: str | os.PathLike[str] | None = None) -> StepResult:
-    """A :class:`StepResult` from the mapping ``result.json`` holds."""
+    """A :class:`StepResult` from the mapping ``result.json`` holds (older files read too)."""
     return StepResult(
         float(data["energy"]),
         int(data["best_batch"]),
-        list(data.get("batches", [])),
+        [batch_record(b) for b in data.get("batches", [])],
         data,
         None if path is None else Path(path),
     )

@@ -51,7 +51,6 @@ from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
 from hinqs.seeding import int_seed, numpy_stream
 
 FORMAT = CHECKPOINT_FORMAT
-DEFAULT_LEARNING_RATE = 1e-3
 
 
 @dataclass
@@ -66,7 +65,7 @@ class NQSState:
     model: AutoregressiveNQS
     seed: int
     system: str
-    learning_rate: float = DEFAULT_LEARNING_RATE
+    learning_rate: float
     iteration: int = -1  # last iteration trained on, -1 for a fresh model
     epochs_done: int = 0  # epochs of `iteration` done so far
     train_rng: dict[str, Any] | None = None  # {"iteration": k, "state": PCG64 state}

@@ -38,7 +38,7 @@ the exact log-probability with which this sampler draws a determinant at tempera
 
 Python API::
 
-    result = sample_unique(model, n_samples, numpy_generator, temperature=1.0)
+    result = sample_unique(model, n_samples, numpy_generator, temperature=1.0, max_batch=16384)
     alpha, beta, counts = result          # unpacks like a tuple
     result.log_prob                       # model log p(x) at T = 1, float64
 """
@@ -62,8 +62,6 @@ from hinqs.nqs.model import (
     valid_states,
 )
 from hinqs.seeding import numpy_stream
-
-DEFAULT_MAX_BATCH = 16384
 
 _ALPHA = np.array(STATE_ALPHA, dtype=np.uint64)
 _BETA = np.array(STATE_BETA, dtype=np.uint64)
@@ -245,8 +243,8 @@ def sample_unique(
     model: AutoregressiveNQS,
     n_samples: int,
     generator: np.random.Generator,
-    temperature: float = 1.0,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    temperature: float,
+    max_batch: int,
 ) -> Samples:
     """Draw ``n_samples`` determinants; return the unique ones with their counts.
 
@@ -322,8 +320,8 @@ def sample_for_iteration(
     n_samples: int,
     seed: int,
     iteration: int,
-    temperature: float = 1.0,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    temperature: float,
+    max_batch: int,
 ) -> Samples:
     """:func:`sample_unique` with the run's named stream ``("nqs-sample", iteration)``."""
     return sample_unique(model, n_samples, numpy_stream(seed, "nqs-sample", iteration), temperature, max_batch)

@@ -24,9 +24,6 @@ from hinqs.errors import InputError
 from hinqs.io.determinants import check_strings, validate_determinants
 from hinqs.io.files import read_state
 
-DEFAULT_MAX_DETERMINANTS = 4096
-DEFAULT_MIN_WEIGHT = 1e-12
-
 
 @dataclass(frozen=True)
 class Teacher:
@@ -77,8 +74,8 @@ def teacher_from_amplitudes(
     ci_strs_b: np.ndarray,
     amplitudes: np.ndarray,
     *,
-    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
-    min_weight: float = DEFAULT_MIN_WEIGHT,
+    max_determinants: int,
+    min_weight: float,
 ) -> Teacher:
     """Build the teacher from a product-space ground state (see the module docstring for the cut)."""
     ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
@@ -123,8 +120,8 @@ def read_teacher(
     *,
     norb: int | None = None,
     nelec: tuple[int, int] | None = None,
-    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
-    min_weight: float = DEFAULT_MIN_WEIGHT,
+    max_determinants: int,
+    min_weight: float,
 ) -> Teacher:
     """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
     state = read_state(path)

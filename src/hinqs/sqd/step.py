@@ -202,7 +202,7 @@ class _Ledger:
         if outcome.ok:
             log.info(
                 "batch %d: E = %.10f  (%d x %d, %.1f s, %s threads%s)",
-                index, outcome.energy, *outcome.subspace_shape, outcome.seconds, outcome.threads,
+                index, outcome.energy, *outcome.product_shape, outcome.seconds, outcome.threads,
                 "" if outcome.converged else ", NOT converged",
             )  # fmt: skip
         else:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hinqs.io.atomic import write_json
-from hinqs.io.files import GroundState, read_state, write_batch_state
+from hinqs.io.files import GroundState, batch_record, read_state, write_batch_state
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.task import OK, BatchOutcome
@@ -58,12 +58,12 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def outcome_record(outcome: BatchOutcome) -> dict[str, Any]:
     """The JSON record of a batch outcome (no arrays); non-finite numbers become null."""
-    na, nb = outcome.subspace_shape
+    na, nb = outcome.product_shape
     return {
         "index": outcome.index,
         "status": outcome.status,
         "energy": _finite_or_none(outcome.energy),
-        "subspace_shape": [int(na), int(nb)],
+        "product_shape": [int(na), int(nb)],
         "n_determinants": int(na) * int(nb),
         "spin_sq": _finite_or_none(outcome.spin_sq),
         "converged": outcome.converged,
@@ -118,7 +118,7 @@ def load_finished(out_dir: Path, index: int, fingerprint_hex: str) -> dict[str, 
         or not npz_path.exists()
     ):
         return None
-    record = {k: v for k, v in data.items() if k not in ("format", "fingerprint", "content_hash")}
+    record = batch_record({k: v for k, v in data.items() if k not in ("format", "fingerprint", "content_hash")})
     record["reused"] = True
     return record
 

@@ -69,7 +69,7 @@ class BatchOutcome:
     attempt: int
     status: BatchStatus
     energy: float | None = None
-    subspace_shape: tuple[int, int] = (0, 0)
+    product_shape: tuple[int, int] = (0, 0)
     spin_sq: float | None = None
     converged: bool | None = None
     residual_norm: float | None = None
@@ -94,7 +94,7 @@ def failed_outcome(task: BatchTask, kind: ErrorKind, error: str, **extra: Any) -
         index=task.index,
         attempt=task.attempt,
         status=FAILED,
-        subspace_shape=(len(task.ci_strs_a), len(task.ci_strs_b)),
+        product_shape=(len(task.ci_strs_a), len(task.ci_strs_b)),
         error=error,
         error_kind=kind,
         **extra,
@@ -199,7 +199,7 @@ def run_task(task: BatchTask) -> BatchOutcome:
     report_start(task.index, task.attempt)
     start = time.perf_counter()
     shape = (len(task.ci_strs_a), len(task.ci_strs_b))
-    base = {"index": task.index, "attempt": task.attempt, "subspace_shape": shape}
+    base = {"index": task.index, "attempt": task.attempt, "product_shape": shape}
     where = {"pid": os.getpid(), "host": socket.gethostname()}
     threads_used: int | None = None
     try:

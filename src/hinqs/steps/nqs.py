@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,7 @@ def _load(model: str | os.PathLike[str], device_name: str, hamiltonian: str | os
 def _new_against(dets: Determinants, known_path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
     from hinqs.nqs.trainer import known_mask
 
-    known = read_determinants(known_path, "known determinants")
+    known = read_determinants(known_path, "previous subspace")
     new = ~known_mask(dets.alpha, dets.beta, known.alpha, known.beta)
     return {
         "n_known": len(known),
@@ -82,21 +82,21 @@ def sample(
     out: str | os.PathLike[str],
     *,
     stats: str | os.PathLike[str] | None = None,
-    known: str | os.PathLike[str] | None = None,
+    previous_subspace: str | os.PathLike[str] | None = None,
     hamiltonian: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Draw ``nqs.samples`` samples; write the unique determinants and return the statistics.
 
-    With ``known`` (e.g. the previous subspace) the statistics count the new determinants;
+    With ``previous_subspace`` the statistics count the new determinants;
     with ``hamiltonian`` the model must be of that system.
     """
     from hinqs.nqs.sampler import sample_for_iteration
 
     state, device = _load(model, nqs.device, hamiltonian)
-    if nqs.samples is None:  # null in the config: derived from the model's system
-        from hinqs.defaults import derive
+    if nqs.samples is None:
+        from hinqs.errors import InputError
 
-        nqs = replace(nqs, samples=derive(state.config.norb, state.config.nelec).samples)
+        raise InputError("nqs.samples is null: it is derived from the system (RunSettings.for_system)")
     started = time.perf_counter()
     drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
     wall = time.perf_counter() - started
@@ -114,8 +114,8 @@ def sample(
         "sampled_mass": float(np.exp(drawn.log_prob).sum()),
         "wall_s": wall,
     }
-    if known:
-        report.update(_new_against(dets, known, nqs.samples))
+    if previous_subspace:
+        report.update(_new_against(dets, previous_subspace, nqs.samples))
     if stats:
         write_json(stats, report)
     return report
