@@ -143,18 +143,20 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def prepare(name: str, hams: Path) -> Path:
-    from hinqs.chem.prepare import prepare_system
     from hinqs.config import load_config
+    from hinqs.io.hamiltonian import META_FILE
+    from hinqs.settings import RunSettings
+    from hinqs.steps.prepare import prepare as prepare_step
 
     folder = hams / name
-    if (folder / "meta.json").exists():
+    if (folder / META_FILE).exists():
         return folder
     path = hams / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({**BASE, "systems": [{"name": name, **MOLECULES[name]}]}))
     config = load_config(path)
     start = time.perf_counter()
-    prepare_system(config["systems"][0], config["references"], folder)
+    prepare_step(RunSettings.from_config(config), name, folder)
     print(f"# prepared {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return folder
 
@@ -222,26 +224,28 @@ def _best_row(system: Any, iterations: int) -> dict[str, Any]:
 def provenance(sys_dir: Path, best_it: int, ham_dir: Path) -> dict[str, Any]:
     """Strings of the best state that the NQS brought in, and the weight they carry there.
 
-    A string is the NQS's when it is new in iteration k's basis and appears in iteration k's
-    samples (expansion adds only strings the grown basis lacks, so the two never overlap).
+    A string is the NQS's when it is new in iteration k's subspace and appears in iteration k's
+    samples (expansion adds only strings the grown subspace lacks, so the two never overlap).
     """
     from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.io.files import read_determinants, read_state
     from hinqs.io.hamiltonian import active_shape, read_meta
+    from hinqs.io.layout import SystemLayout
 
+    system = SystemLayout(sys_dir)
     norb, nelec = active_shape(read_meta(ham_dir), ham_dir)
     previous = np.array(sorted(set(hartree_fock_strings(norb, nelec))), np.uint64)  # HF is no one's find
     from_nqs = np.zeros(0, np.uint64)
     for k in range(1, best_it + 1):
-        folder = sys_dir / f"iter_{k:03d}"
-        with np.load(folder / "subspace.npz") as data:
-            strings = np.union1d(data["alpha"], data["beta"])
-        with np.load(folder / "samples.npz") as data:
-            sampled = np.union1d(data["alpha"], data["beta"])
+        files = system.iteration(k)
+        subspace, samples = read_determinants(files.subspace), read_determinants(files.samples)
+        strings = np.union1d(subspace.alpha, subspace.beta)
+        sampled = np.union1d(samples.alpha, samples.beta)
         from_nqs = np.union1d(from_nqs, np.intersect1d(np.setdiff1d(strings, previous), sampled))
         previous = strings
-    with np.load(sys_dir / f"iter_{best_it:03d}" / "sqd" / "state.npz") as data:
-        strs_a, strs_b, amps = data["ci_strs_a"], data["ci_strs_b"], np.asarray(data["amplitudes"], float)
-    prob = amps.reshape(len(strs_a), len(strs_b)) ** 2
+    state = read_state(system.iteration(best_it).state)
+    strs_a, strs_b = state.strs_a, state.strs_b
+    prob = state.amplitudes**2
     prob = prob / prob.sum()
     weight = 0.5 * (
         prob.sum(axis=1)[np.isin(strs_a, from_nqs)].sum() + prob.sum(axis=0)[np.isin(strs_b, from_nqs)].sum()
@@ -309,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in MOLECULES:
             parser.error(f"unknown molecule {name!r}")
         ham_dir = prepare(name, out_dir / "hams")
-        meta = json.loads((ham_dir / "meta.json").read_text())
+        from hinqs.io.hamiltonian import read_meta
+
+        meta = read_meta(ham_dir)
         e_fci = meta["references"].get("fci")
         n_fci = meta["references"].get("n_determinants") or None
         if n_fci is None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hinqs.io.files import StepResult, read_checkpoint, read_determinants, read_result, read_samples, read_state
-from hinqs.io.layout import IterationFiles, SystemLayout
+from hinqs.io.layout import IterationFiles, SystemLayout, VerifyFiles
 from hinqs.settings import RunSettings
 
 ENERGY_TOL = 1e-10
@@ -239,14 +239,15 @@ def verify_settings(
     from hinqs.steps.prepare import prepare
 
     _check_parallel(settings)
+    files = VerifyFiles(Path(out))
     for name in ("sequential", "parallel"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    ham = prepare(settings, system, out / "hamiltonian" / system)
+        shutil.rmtree(files.run(name), ignore_errors=True)
+    ham = prepare(settings, system, files.hamiltonian(system))
     reference = {"parallel__executor": "sequential", "parallel__threads_per_worker": 1}
-    seq = run_loop(settings, system, out / "sequential", max_iterations=iterations, sqd_overrides=reference,
+    seq = run_loop(settings, system, files.run("sequential"), max_iterations=iterations, sqd_overrides=reference,
                    hamiltonian_dir=ham)  # fmt: skip
     par_settings = settings if parallel_seed is None else replace(settings, seed=parallel_seed)
-    par = run_loop(par_settings, system, out / "parallel", max_iterations=iterations, hamiltonian_dir=ham)
+    par = run_loop(par_settings, system, files.run("parallel"), max_iterations=iterations, hamiltonian_dir=ham)
     exact = settings.parallel.threads_per_worker == 1
     comparisons = compare_runs(seq.system_dir, par.system_dir, min(seq.iterations, par.iterations), exact=exact)
     paths = {
@@ -256,6 +257,6 @@ def verify_settings(
     }
     data = report(comparisons, (seq.iterations, par.iterations), paths)
     table = format_table(data)
-    write_json(out / "report.json", data)
-    write_text(out / "report.txt", table + "\n")
+    write_json(files.report_json, data)
+    write_text(files.report_txt, table + "\n")
     return data, table

@@ -156,6 +156,28 @@ def _suffix(k: int | str) -> str:
 
 
 @dataclass(frozen=True)
+class VerifyFiles:
+    """``hinqs verify``'s folder for one system: its two runs, their shared Hamiltonian, the report."""
+
+    root: Path
+
+    def run(self, path: str) -> Path:
+        """Results folder of one path (``sequential`` or ``parallel``)."""
+        return self.root / path
+
+    def hamiltonian(self, system: str) -> Path:
+        return self.root / "hamiltonian" / system
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_txt(self) -> Path:
+        return self.root / "report.txt"
+
+
+@dataclass(frozen=True)
 class RunLayout:
     """A results folder holding one sub-folder per system."""
 
@@ -185,5 +207,5 @@ class RunLayout:
         return self.root / "logs" / "scan.log"
 
     def verify(self, system: str) -> Path:
-        """Folder of ``hinqs verify``'s two runs and report for one system."""
+        """Folder of ``hinqs verify``'s two runs and report for one system (see :class:`VerifyFiles`)."""
         return self.root / "verify" / system

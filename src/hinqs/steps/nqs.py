@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 
 from hinqs.io.atomic import write_json
-from hinqs.io.determinants import Determinants, validate_determinants
+from hinqs.io.determinants import validate_determinants
 from hinqs.io.files import read_determinants, read_samples, write_samples
 from hinqs.io.hamiltonian import active_shape, read_meta
 from hinqs.nqs.settings import NQSSettings
-
-EXACT_MASS_MAX = 8192  # previous determinants up to which the model's mass on them is computed exactly
 
 
 @dataclass(frozen=True)
@@ -60,18 +58,6 @@ def _load(model: str | os.PathLike[str], device_name: str, hamiltonian: str | os
     device = resolve_device(device_name)
     configure_determinism(device)
     return load_checkpoint(model, device, norb=norb, nelec=nelec), device
-
-
-def _new_against(dets: Determinants, known_path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
-    from hinqs.nqs.trainer import known_mask
-
-    known = read_determinants(known_path, "previous subspace")
-    new = ~known_mask(dets.alpha, dets.beta, known.alpha, known.beta)
-    return {
-        "n_known": len(known),
-        "n_new_unique": int(new.sum()),
-        "new_sample_fraction": float(dets.weights()[new].sum() / n_samples),
-    }
 
 
 def sample(
@@ -115,30 +101,12 @@ def sample(
         "wall_s": wall,
     }
     if previous_subspace:
-        report.update(_new_against(dets, previous_subspace, nqs.samples))
+        from hinqs.nqs.diagnostics import new_against
+
+        report.update(new_against(dets, read_determinants(previous_subspace, "previous subspace"), nqs.samples))
     if stats:
         write_json(stats, report)
     return report
-
-
-def _previous_summary(
-    state: Any, nqs: NQSSettings, iteration: int, previous_samples: str | os.PathLike[str], probe_samples: int
-) -> dict[str, Any]:
-    """The model's mass on the determinants sampled before training, and what a probe finds new."""
-    from hinqs.nqs.trainer import probe_new, support_mass
-
-    previous = read_samples(previous_samples)
-    dets = previous.determinants
-    summary: dict[str, Any] = {"n_unique": len(dets), "mass_before": previous.sampled_mass()}
-    if len(dets) <= EXACT_MASS_MAX:
-        summary["mass_after"] = support_mass(state.model, dets.alpha, dets.beta)
-    if probe_samples:
-        summary.update(
-            probe_new(
-                state.model, probe_samples, state.seed, iteration, dets.alpha, dets.beta, nqs.temperature, nqs.max_batch
-            )
-        )
-    return summary
 
 
 @dataclass(frozen=True)
@@ -192,7 +160,9 @@ def train(
     )
     data = {**report.as_dict(), "device": str(device), "seed": state.seed}
     if previous_samples is not None:
-        data["previous"] = _previous_summary(state, nqs, iteration, previous_samples, probe_samples)
+        from hinqs.nqs.diagnostics import previous_summary
+
+        data["previous"] = previous_summary(state, nqs, iteration, read_samples(previous_samples), probe_samples)
     save_checkpoint(state, out)
     if history:
         write_json(history, data)
