@@ -3,6 +3,7 @@
 Walks a results folder and hashes every array of every ``.npz``/``.npy`` (dtype, shape and
 bytes), every tensor of every ``model.pt`` state dict, and the energies in ``result.json``,
 ``status.json`` and ``summary.json`` (their ``repr``, so floats compare bit for bit).
+Every tensor of a checkpoint counts: model weights and the optimiser's moments.
 
     python benchmarks/array_fingerprint.py results/ -o before.json
     python benchmarks/array_fingerprint.py results/ --compare before.json   # exit 1 on a difference
@@ -51,6 +52,17 @@ def _energies(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _tensors(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every tensor in a checkpoint (model weights, optimiser moments), keyed by its path."""
+    if hasattr(data, "detach"):
+        return [(prefix, data)]
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else []
+    out = []
+    for key, value in items:
+        out += _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    return sorted(out, key=lambda kv: kv[0])
+
+
 def fingerprint(root: str | Path) -> dict[str, str]:
     """``{"<relative path>::<array name>": sha256}`` for every array under ``root``."""
     root = Path(root)
@@ -67,10 +79,8 @@ def fingerprint(root: str | Path) -> dict[str, str]:
             import torch
 
             blob = torch.load(path, map_location="cpu", weights_only=False)
-            state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
-            for name, tensor in sorted(state.items()):
-                if hasattr(tensor, "detach"):
-                    out[f"{rel}::{name}"] = _sha(tensor.detach().cpu().numpy())
+            for name, tensor in _tensors(blob):
+                out[f"{rel}::{name}"] = _sha(tensor.detach().cpu().numpy())
         elif path.name in ENERGY_FILES:
             for name, value in _energies(json.loads(path.read_text())).items():
                 out[f"{rel}::{name}"] = value
