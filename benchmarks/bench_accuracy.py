@@ -27,7 +27,7 @@ Columns of the table:
 ``nqs w``      their weight (sum of marginal |c|^2) in the best state: what the network
                found that expansion had not;
 ``floor``      the lowest energy in the product space of the top-K_alpha / top-K_beta strings of
-               the exact FCI vector (:mod:`hinqs.floor`), as an error in mHa.
+               the exact FCI vector (:mod:`hinqs.chem.floor`), as an error in mHa.
 
 The Hamiltonians (with FCI) are prepared once into ``OUT_DIR/hams/<molecule>`` and reused;
 the FCI vector for the floor is cached as ``OUT_DIR/hams/<molecule>/fci_civec.npz`` and each
@@ -144,24 +144,26 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def prepare(name: str, hams: Path) -> Path:
     from hinqs.config import load_config
-    from hinqs.prepare import prepare_system
+    from hinqs.io.hamiltonian import META_FILE
+    from hinqs.settings import RunSettings
+    from hinqs.steps.prepare import prepare as prepare_step
 
     folder = hams / name
-    if (folder / "meta.json").exists():
+    if (folder / META_FILE).exists():
         return folder
     path = hams / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({**BASE, "systems": [{"name": name, **MOLECULES[name]}]}))
     config = load_config(path)
     start = time.perf_counter()
-    prepare_system(config["systems"][0], config["references"], folder)
+    prepare_step(RunSettings.from_config(config), name, folder)
     print(f"# prepared {name} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return folder
 
 
 def fci_state(folder: Path) -> Any:
-    from hinqs.floor import FciState, exact_ground_state
-    from hinqs.hamiltonian import load_hamiltonian
+    from hinqs.chem.floor import FciState, exact_ground_state
+    from hinqs.io.hamiltonian import load_hamiltonian
 
     ham = load_hamiltonian(folder, mmap=False)
     cache = folder / "fci_civec.npz"
@@ -205,10 +207,10 @@ def _stage_seconds(seconds: dict[str, float]) -> dict[str, float]:
 def _best_row(system: Any, iterations: int) -> dict[str, Any]:
     """Energy, best iteration, its best batch's K_alpha x K_beta and the last subspace size."""
     from hinqs.convergence import read_status
-    from hinqs.files import read_determinants, read_result
+    from hinqs.io.files import read_determinants, read_result
 
     status = read_status(system.iteration(iterations).status)
-    shape = read_result(system.iteration(status.best_iteration).result).best_record()["subspace_shape"]
+    shape = read_result(system.iteration(status.best_iteration).result).best_record()["product_shape"]
     return {
         "energy": status.best_energy,
         "iterations": iterations,
@@ -222,26 +224,28 @@ def _best_row(system: Any, iterations: int) -> dict[str, Any]:
 def provenance(sys_dir: Path, best_it: int, ham_dir: Path) -> dict[str, Any]:
     """Strings of the best state that the NQS brought in, and the weight they carry there.
 
-    A string is the NQS's when it is new in iteration k's basis and appears in iteration k's
-    samples (expansion adds only strings the grown basis lacks, so the two never overlap).
+    A string is the NQS's when it is new in iteration k's subspace and appears in iteration k's
+    samples (expansion adds only strings the grown subspace lacks, so the two never overlap).
     """
-    from hinqs.determinants import hartree_fock_strings
-    from hinqs.hamiltonian import active_shape, read_meta
+    from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.io.files import read_determinants, read_state
+    from hinqs.io.hamiltonian import active_shape, read_meta
+    from hinqs.io.layout import SystemLayout
 
+    system = SystemLayout(sys_dir)
     norb, nelec = active_shape(read_meta(ham_dir), ham_dir)
     previous = np.array(sorted(set(hartree_fock_strings(norb, nelec))), np.uint64)  # HF is no one's find
     from_nqs = np.zeros(0, np.uint64)
     for k in range(1, best_it + 1):
-        folder = sys_dir / f"iter_{k:03d}"
-        with np.load(folder / "subspace.npz") as data:
-            strings = np.union1d(data["alpha"], data["beta"])
-        with np.load(folder / "samples.npz") as data:
-            sampled = np.union1d(data["alpha"], data["beta"])
+        files = system.iteration(k)
+        subspace, samples = read_determinants(files.subspace), read_determinants(files.samples)
+        strings = np.union1d(subspace.alpha, subspace.beta)
+        sampled = np.union1d(samples.alpha, samples.beta)
         from_nqs = np.union1d(from_nqs, np.intersect1d(np.setdiff1d(strings, previous), sampled))
         previous = strings
-    with np.load(sys_dir / f"iter_{best_it:03d}" / "sqd" / "state.npz") as data:
-        strs_a, strs_b, amps = data["ci_strs_a"], data["ci_strs_b"], np.asarray(data["amplitudes"], float)
-    prob = amps.reshape(len(strs_a), len(strs_b)) ** 2
+    state = read_state(system.iteration(best_it).state)
+    strs_a, strs_b = state.strs_a, state.strs_b
+    prob = state.amplitudes**2
     prob = prob / prob.sum()
     weight = 0.5 * (
         prob.sum(axis=1)[np.isin(strs_a, from_nqs)].sum() + prob.sum(axis=0)[np.isin(strs_b, from_nqs)].sum()
@@ -258,7 +262,7 @@ def collect_one(name: str, variant: str, out_dir: Path) -> dict[str, Any]:
     Stage seconds come from the files the steps wrote (``sample_stats.json``, ``sqd/result.json``,
     ``train.json`` wall times; the subspace step records none), not from timing the steps.
     """
-    from hinqs.layout import SystemLayout
+    from hinqs.io.layout import SystemLayout
 
     system = SystemLayout(out_dir / variant / name)
     done = sorted(int(p.parent.name.removeprefix("iter_")) for p in system.root.glob("iter_*/status.json"))
@@ -309,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in MOLECULES:
             parser.error(f"unknown molecule {name!r}")
         ham_dir = prepare(name, out_dir / "hams")
-        meta = json.loads((ham_dir / "meta.json").read_text())
+        from hinqs.io.hamiltonian import read_meta
+
+        meta = read_meta(ham_dir)
         e_fci = meta["references"].get("fci")
         n_fci = meta["references"].get("n_determinants") or None
         if n_fci is None:
@@ -338,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in floor_cache and cached.exists():
                     floor_cache[key] = float(json.loads(cached.read_text())["floor"])
                 if key not in floor_cache:
-                    from hinqs.floor import floor_energy
+                    from hinqs.chem.floor import floor_energy
 
                     ham, state = fci_state(ham_dir)
                     floor_cache[key] = floor_energy(ham, state, *key)

@@ -51,7 +51,7 @@ def child(args: argparse.Namespace) -> None:
     """One solve; prints a JSON line."""
     import pyscf.fci.selected_ci  # noqa: F401  (imports count in the baseline)
 
-    from hinqs.hamiltonian import load_hamiltonian, read_meta
+    from hinqs.io.hamiltonian import load_hamiltonian, read_meta
     from hinqs.settings import RunSettings, with_overrides
     from hinqs.sqd.solvers import solve
 

@@ -143,7 +143,8 @@ def _case(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from hinqs.nqs.model import NQSConfig, build_model
-    from hinqs.nqs.sampler import DEFAULT_MAX_BATCH, sample_unique
+    from hinqs.nqs.sampler import sample_unique
+    from hinqs.settings import RunSettings
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -153,9 +154,9 @@ def _case(spec: dict[str, Any]) -> dict[str, Any]:
     model = build_model(config, 1234).to(device)
     with torch.no_grad():
         model.head.weight.mul_(spec["head_scale"])
-    max_batch = spec["max_batch"] or DEFAULT_MAX_BATCH
+    max_batch = spec["max_batch"] or RunSettings.defaults().nqs.max_batch
     methods = {
-        "unique+cache": lambda n, rng: len(sample_unique(model, n, rng, max_batch=max_batch)),
+        "unique+cache": lambda n, rng: len(sample_unique(model, n, rng, temperature=1.0, max_batch=max_batch)),
         "unique,no-cache": lambda n, rng: _nocache_unique(model, n, rng),
         "plain": lambda n, rng: _plain(model, n, rng),
     }

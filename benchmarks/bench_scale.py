@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def hamiltonian(path: Path) -> Path:
     """The N2/cc-pVDZ Hamiltonian folder of config/n2_ccpvdz.yaml (prepared once, no references)."""
+    from hinqs.chem.prepare import prepare_system
     from hinqs.config import get_system, load_config
-    from hinqs.prepare import prepare_system
 
     if not (path / "meta.json").exists():
         system = get_system(load_config(ROOT / "config" / "n2_ccpvdz.yaml"), None)
@@ -57,9 +57,9 @@ def string_distribution(ham_dir: Path, p_hf: float, power: float) -> tuple[np.nd
     ``power`` < 1 flattens the distribution the way a sampler at a temperature above 1 (or an
     NQS early in training, label-smoothed) spreads its samples over more strings.
     """
-    from hinqs.determinants import hartree_fock_strings
-    from hinqs.expansion import _pt2_scores, excitations
-    from hinqs.hamiltonian import load_hamiltonian
+    from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.subspace.expansion import _pt2_scores, excitations
 
     ham = load_hamiltonian(ham_dir, mmap=False)
     hf_a, hf_b = hartree_fock_strings(ham.norb, ham.nelec)

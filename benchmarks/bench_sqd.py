@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hinqs.hamiltonian import load_hamiltonian, write_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.settings import RunSettings, with_overrides
 from hinqs.sqd.batches import form_batches, make_pool
 from hinqs.sqd.settings import SQDSettings
@@ -73,7 +73,7 @@ SYSTEMS = {
 
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
     """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
-    from hinqs.chem import integrals_from_geometry
+    from hinqs.chem.integrals import integrals_from_geometry
 
     atom, basis, frozen = SYSTEMS[name]
     system = {"name": name, "geometry": atom, "basis": basis, "spin": 0, "frozen_core": frozen}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hinqs.hamiltonian import write_hamiltonian
+from hinqs.io.hamiltonian import write_hamiltonian
 
 SYSTEMS = {
     # name: (atom, basis, 2S, frozen core orbitals)
@@ -30,7 +30,7 @@ SYSTEMS = {
 
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
     """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
-    from hinqs.chem import integrals_from_geometry
+    from hinqs.chem.integrals import integrals_from_geometry
 
     atom, basis, spin, frozen = SYSTEMS[name]
     system = {"name": name, "geometry": atom, "basis": basis, "spin": spin, "frozen_core": frozen}
@@ -109,7 +109,7 @@ def parallel_settings(**changes):
 def system_with_pool(root: Path, name: str, n_pairs: int, n_strings: int) -> dict:
     """A real Hamiltonian folder and a saved pool of ``n_pairs`` determinants over ``n_strings``
     strings per spin, for the engine, CLI and dimension tests (one fixture body, three users)."""
-    from hinqs.hamiltonian import load_hamiltonian
+    from hinqs.io.hamiltonian import load_hamiltonian
 
     ham_dir = build_hamiltonian(name, root / "hamiltonian")
     ham = load_hamiltonian(ham_dir)

@@ -9,20 +9,18 @@ import pytest
 import yaml
 
 from hinqs.config import load_config
-from hinqs.determinants import Determinants, hartree_fock_strings
-from hinqs.expansion import (
-    TeacherState,
-    cap_basis,
+from hinqs.io.determinants import Determinants, hartree_fock_strings
+from hinqs.io.files import GroundState, read_determinants, write_determinants
+from hinqs.settings import ExpansionSettings, RunSettings
+from hinqs.subspace.cap import cap_subspace, teacher_weights
+from hinqs.subspace.expansion import (
     excitations,
-    expand_basis,
+    expand_subspace,
     hartree_fock_teacher,
     read_teacher_state,
     select_strings,
-    teacher_weights,
 )
-from hinqs.files import read_determinants, write_determinants
-from hinqs.settings import ExpansionSettings, RunSettings
-from hinqs.subspace import grow_subspace
+from hinqs.subspace.grow import grow_subspace
 
 U = np.uint64
 
@@ -84,7 +82,7 @@ def test_zero_turns_the_options_off():
     settings = ExpansionSettings(strings=0, top_strings=64, partner_strings=128)
     basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 2], np.int64))
     assert select_strings(hartree_fock_teacher(4, (2, 2)), np.eye(4), np.zeros((4,) * 4), (2, 2), settings)[0].size == 0
-    assert cap_basis(basis, 0, 4, (2, 2)) is basis
+    assert cap_subspace(basis, 0, 4, (2, 2)) is basis
 
 
 def test_pt2_expansion_from_hf_is_deterministic_and_lowers_the_energy():
@@ -125,7 +123,7 @@ def test_open_shell_expansion_adds_strings_of_both_spins():
 
 def test_expand_gives_new_determinants_the_largest_count():
     basis = Determinants(np.array([3, 5], U), np.array([3, 3], U), np.array([1, 7], np.int64))
-    out = expand_basis(basis, np.array([9, 3], U), np.array([3, 3], U))
+    out = expand_subspace(basis, np.array([9, 3], U), np.array([3, 3], U))
     table = dict(zip(zip(out.alpha.tolist(), out.beta.tolist(), strict=True), out.counts.tolist(), strict=True))
     assert table == {(3, 3): 8, (5, 3): 7, (9, 3): 7}
 
@@ -136,10 +134,10 @@ def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
     beta = np.array([3, 3, 3, 3, 3], U)
     counts = np.array([0, 5, 1, 2, 1], np.int64)
     basis = Determinants(alpha, beta, counts)
-    teacher = TeacherState(np.array([3, 6], U), np.array([3], U), np.array([[0.6], [0.8]]))
+    teacher = GroundState(np.array([3, 6], U), np.array([3], U), np.array([[0.6], [0.8]]))
     w = teacher_weights(teacher, alpha, beta)
     assert w[2] == pytest.approx(0.64) and w[1] == 0.0
-    capped = cap_basis(basis, 3, norb, nelec, teacher, keep_alpha=np.array([10], U), keep_beta=np.array([3], U))
+    capped = cap_subspace(basis, 3, norb, nelec, teacher, keep_alpha=np.array([10], U), keep_beta=np.array([3], U))
     kept = set(capped.alpha.tolist())
     # HF (3) and the protected (10) stay; then the highest max(|c|^2, count share): 6 (0.64) over 5 (0.56)
     assert kept == {3, 10, 6}
@@ -149,7 +147,7 @@ def test_cap_evicts_smallest_weight_keeps_hf_and_protected():
 def test_subspace_command_applies_options(tmp_path):
     """`hinqs subspace --config --teacher` adds expansion determinants and respects the cap."""
     from hinqs.cli import main
-    from hinqs.hamiltonian import write_hamiltonian
+    from hinqs.io.hamiltonian import write_hamiltonian
 
     hcore, eri, nelec = _h2_chain(6)
     ham = write_hamiltonian(tmp_path / "ham", hcore, eri, nelec, 0.0, {})

@@ -8,7 +8,9 @@ from hinqs.cli import main
 
 CASES = {
     "basis command": (["basis", "--samples", "s.npz"], "the command 'basis' is now 'subspace'"),
-    "diagonalize --configs": (["diagonalize", "--configs", "p.npz"], "--configs is now --pool"),
+    "diagonalize --configs": (["diagonalize", "--configs", "p.npz"], "--configs is now --subspace"),
+    "diagonalize --pool": (["diagonalize", "--pool", "p.npz"], "--pool is now --subspace"),
+    "sample --known": (["sample", "--known", "s.npz"], "--known is now --previous-subspace"),
     "subspace --previous": (["subspace", "--previous", "b.npz"], "--previous is now --previous-subspace"),
     "check --previous": (["check", "--previous=s.json"], "--previous is now --previous-status"),
     "prepare positional config": (["prepare", "c.yaml", "--out", "h"], "now given as --config FILE"),

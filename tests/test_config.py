@@ -61,13 +61,10 @@ def test_invalid_values_name_the_key(patch, message):
 
 
 def test_settings_come_from_the_schema_alone():
-    """Every settings field is a schema key, the schema's defaults build settings, and the
-    keyword defaults that the NQS library functions keep for direct use agree with them."""
+    """Every settings field is a schema key and the schema's defaults build settings (the NQS
+    library functions keep no defaults of their own: tests/test_no_restated_defaults.py)."""
     from dataclasses import fields
 
-    from hinqs.nqs.sampler import DEFAULT_MAX_BATCH
-    from hinqs.nqs.teacher import DEFAULT_MAX_DETERMINANTS, DEFAULT_MIN_WEIGHT
-    from hinqs.nqs.trainer import DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING
     from hinqs.settings import RunSettings
 
     config = validate_config(copy.deepcopy(MINIMAL))
@@ -77,13 +74,6 @@ def test_settings_come_from_the_schema_alone():
         for f in fields(obj):
             assert config[section][f.name] == getattr(obj, f.name), f"{section}.{f.name}"
     assert RunSettings.defaults().nqs == settings.nqs
-    nqs = settings.nqs
-    assert (nqs.max_batch, nqs.max_teacher_determinants, nqs.teacher_min_weight) == (
-        DEFAULT_MAX_BATCH,
-        DEFAULT_MAX_DETERMINANTS,
-        DEFAULT_MIN_WEIGHT,
-    )
-    assert (nqs.batch_size, nqs.smoothing) == (DEFAULT_BATCH_SIZE, DEFAULT_SMOOTHING)
 
 
 def test_every_schema_key_reaches_the_settings():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qiskit_addon_sqd.fermion import bitstring_matrix_to_ci_strs
 
-from hinqs.determinants import (
+from hinqs.io.determinants import (
     from_bitstring_matrix,
     occupations_to_strings,
     popcount,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import LIH
 
-from hinqs.floor import exact_ground_state, floor_energy
-from hinqs.hamiltonian import load_hamiltonian
-from hinqs.prepare import prepare_system
+from hinqs.chem.floor import exact_ground_state, floor_energy
+from hinqs.chem.prepare import prepare_system
+from hinqs.io.hamiltonian import load_hamiltonian
 
 
 def test_floor_is_variational_and_exact_with_all_strings(tmp_path):

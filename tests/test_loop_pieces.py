@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from hinqs.convergence import next_status
-from hinqs.determinants import Determinants
 from hinqs.errors import InputError
-from hinqs.files import read_determinants, write_determinants
-from hinqs.subspace import grow_subspace
+from hinqs.io.determinants import Determinants
+from hinqs.io.files import read_determinants, write_determinants
+from hinqs.subspace.grow import grow_subspace
 from hinqs.workflow_support import diagonalize_launcher, diagonalize_threads, iterations_to_run, snapshot_config
 
 U = np.uint64

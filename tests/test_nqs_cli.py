@@ -10,7 +10,7 @@ import torch
 from conftest import run_hinqs
 
 from hinqs.cli import main
-from hinqs.determinants import validate_determinants
+from hinqs.io.determinants import validate_determinants
 from hinqs.nqs.exact import strings_with
 
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -81,7 +81,7 @@ def test_init_sample_train_sample(workdir):
 
     done = run_hinqs(
         "sample", "--config", c, "--model", str(tmp / "m1.pt"), "--iteration", "2", "--out", str(tmp / "s2.npz"),
-        "--known", str(tmp / "s1.npz"), "--stats", str(tmp / "s2.json"), "--temperature", "1.5", env=ENV,
+        "--previous-subspace", str(tmp / "s1.npz"), "--stats", str(tmp / "s2.json"), "--temperature", "1.5", env=ENV,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "n_new_unique" in json.loads((tmp / "s2.json").read_text())

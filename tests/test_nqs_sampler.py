@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from hinqs.determinants import popcount, validate_determinants
+from hinqs.io.determinants import popcount, validate_determinants
 from hinqs.nqs.exact import enumerate_determinants, exact_distribution
 from hinqs.nqs.model import BOS, NQSConfig, build_model, states_from_strings
 from hinqs.nqs.sampler import sample_for_iteration, sample_unique
@@ -21,7 +21,7 @@ SYSTEMS = [(6, (2, 2)), (7, (3, 1)), (5, (1, 3)), (4, (4, 0)), (3, (0, 0)), (1, 
 
 def peaked_model(norb: int, nelec: tuple[int, int], seed: int = 3, scale: float = 150.0):
     """A model whose distribution is far from uniform (scaled output head), for sharper tests."""
-    model = build_model(NQSConfig(norb, *nelec), seed)
+    model = build_model(NQSConfig(norb, *nelec, 32, 2, 4), seed)
     with torch.no_grad():
         model.head.weight.mul_(scale)
     return model
@@ -30,7 +30,7 @@ def peaked_model(norb: int, nelec: tuple[int, int], seed: int = 3, scale: float 
 @pytest.mark.parametrize(("norb", "nelec"), SYSTEMS)
 def test_every_sample_has_the_right_electron_counts(norb, nelec):
     model = peaked_model(norb, nelec, scale=20.0)
-    result = sample_unique(model, 5000, np.random.default_rng(0))
+    result = sample_unique(model, 5000, np.random.default_rng(0), 1.0, 16384)
     validate_determinants(result.alpha, result.beta, norb, nelec)
     assert np.all(popcount(result.alpha) == nelec[0]) and np.all(popcount(result.beta) == nelec[1])
     assert result.counts.sum() == 5000 and np.all(result.counts > 0)
@@ -96,7 +96,10 @@ def test_sample_frequencies_match_the_model(temperature, max_batch):
 
 def test_temperature_flattens_and_sharpens():
     model = peaked_model(6, (2, 2))
-    counts = {t: len(sample_unique(model, 3000, np.random.default_rng(0), temperature=t)) for t in (0.5, 1.0, 3.0)}
+    counts = {
+        t: len(sample_unique(model, 3000, np.random.default_rng(0), temperature=t, max_batch=16384))
+        for t in (0.5, 1.0, 3.0)
+    }
     assert counts[0.5] < counts[1.0] < counts[3.0]
 
 
@@ -111,7 +114,7 @@ def test_cost_follows_unique_determinants_not_samples():
         return step(tokens, position, cache)
 
     model.step = counting_step
-    huge = sample_unique(model, 10**9, np.random.default_rng(0))
+    huge = sample_unique(model, 10**9, np.random.default_rng(0), 1.0, 16384)
     assert huge.counts.sum() == 10**9
     assert len(rows) == 9  # one batched step per orbital (no chunking needed)
     assert sum(rows) <= 9 * len(huge) < 10**5
@@ -119,9 +122,9 @@ def test_cost_follows_unique_determinants_not_samples():
 
 def test_same_seed_same_samples_and_chunking_is_exact():
     model = peaked_model(9, (4, 4), scale=20.0)
-    first = sample_for_iteration(model, 20000, seed=5, iteration=3)
-    again = sample_for_iteration(model, 20000, seed=5, iteration=3)
-    other = sample_for_iteration(model, 20000, seed=5, iteration=4)
+    first = sample_for_iteration(model, 20000, seed=5, iteration=3, temperature=1.0, max_batch=16384)
+    again = sample_for_iteration(model, 20000, seed=5, iteration=3, temperature=1.0, max_batch=16384)
+    other = sample_for_iteration(model, 20000, seed=5, iteration=4, temperature=1.0, max_batch=16384)
     for name in ("alpha", "beta", "counts", "log_prob"):
         np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
     assert not (len(first) == len(other) and np.array_equal(first.counts, other.counts))
@@ -133,7 +136,7 @@ def test_same_seed_same_samples_and_chunking_is_exact():
         return step(tokens, position, cache)
 
     model.step = counting_step
-    chunked = sample_for_iteration(model, 5000, seed=5, iteration=3, max_batch=64)
+    chunked = sample_for_iteration(model, 5000, seed=5, iteration=3, temperature=1.0, max_batch=64)
     assert max(rows) <= 64, "no batch may hold more than max_batch prefixes"
     validate_determinants(chunked.alpha, chunked.beta, 9, (4, 4))
     assert chunked.counts.sum() == 5000
@@ -143,19 +146,19 @@ def test_same_seed_same_samples_and_chunking_is_exact():
 
 def test_zero_samples_and_bad_arguments():
     model = peaked_model(4, (1, 1))
-    empty = sample_unique(model, 0, np.random.default_rng(0))
+    empty = sample_unique(model, 0, np.random.default_rng(0), 1.0, 16384)
     assert len(empty) == 0 and empty.alpha.dtype == np.uint64
     with pytest.raises(ValueError):
-        sample_unique(model, 10, np.random.default_rng(0), temperature=0.0)
+        sample_unique(model, 10, np.random.default_rng(0), temperature=0.0, max_batch=16384)
     with pytest.raises(ValueError):
-        sample_unique(model, 10, np.random.default_rng(0), max_batch=3)
+        sample_unique(model, 10, np.random.default_rng(0), temperature=1.0, max_batch=3)
     with pytest.raises(ValueError):
-        NQSConfig(4, 5, 1)
+        NQSConfig(4, 5, 1, 32, 2, 4)
 
 
 def test_same_seed_same_initial_weights():
-    first = build_model(NQSConfig(6, 2, 2), 42).state_dict()
-    second = build_model(NQSConfig(6, 2, 2), 42).state_dict()
-    third = build_model(NQSConfig(6, 2, 2), 43).state_dict()
+    first = build_model(NQSConfig(6, 2, 2, 32, 2, 4), 42).state_dict()
+    second = build_model(NQSConfig(6, 2, 2, 32, 2, 4), 42).state_dict()
+    third = build_model(NQSConfig(6, 2, 2, 32, 2, 4), 43).state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], third[k]) for k in first)

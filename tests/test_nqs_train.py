@@ -16,6 +16,8 @@ from hinqs.nqs.teacher import read_teacher, teacher_from_amplitudes
 from hinqs.nqs.trainer import known_mask, probe_new, support_mass, train
 from hinqs.settings import RunSettings
 
+TEACHER = {"max_determinants": 4096, "min_weight": 1e-12}  # the schema's nqs defaults
+
 NQS_DEFAULTS = RunSettings.defaults().nqs.as_dict()
 
 LIH = "Li 0 0 0; H 0 0 1.5949"
@@ -43,14 +45,14 @@ def toy_teacher(n: int = 40, seed: int = 0):
     rng = np.random.default_rng(seed)
     a, b = strings_with(7, 3)[:8], strings_with(7, 1)[:6]
     amp = rng.normal(size=(8, 6)) * np.exp(-0.4 * np.add.outer(np.arange(8), np.arange(6)))
-    return teacher_from_amplitudes(a, b, amp / np.linalg.norm(amp), max_determinants=n)
+    return teacher_from_amplitudes(a, b, amp / np.linalg.norm(amp), max_determinants=n, min_weight=1e-12)
 
 
 def test_teacher_is_the_product_state_not_a_product_of_marginals():
     a = np.array([0b011, 0b101], dtype=np.uint64)
     b = np.array([0b001, 0b010], dtype=np.uint64)
     amp = np.array([[0.8, 0.0], [0.0, -0.6]])  # entangled: marginals would give 4 x 0.25-ish weights
-    teacher = teacher_from_amplitudes(a, b, amp)
+    teacher = teacher_from_amplitudes(a, b, amp, **TEACHER)
     assert len(teacher) == 2
     np.testing.assert_array_equal(teacher.alpha, [0b011, 0b101])
     np.testing.assert_array_equal(teacher.beta, [0b001, 0b010])
@@ -61,7 +63,7 @@ def test_teacher_truncation_keeps_the_heaviest_and_renormalises():
     a = np.array([1, 2, 4], dtype=np.uint64)
     b = np.array([1, 2], dtype=np.uint64)
     amp = np.sqrt(np.array([[0.4, 0.2], [0.2, 0.1], [0.1, 1e-14]]))
-    teacher = teacher_from_amplitudes(a, b, amp, max_determinants=3)
+    teacher = teacher_from_amplitudes(a, b, amp, max_determinants=3, min_weight=1e-12)
     assert teacher.n_above_min_weight == 5  # the 1e-14 pair is below min_weight
     # 0.4 then the two 0.2 (ties broken by position in the product): pairs (1,1), (1,2), (2,1).
     assert list(zip(teacher.alpha.tolist(), teacher.beta.tolist(), strict=True)) == [(1, 1), (1, 2), (2, 1)]
@@ -71,23 +73,23 @@ def test_teacher_truncation_keeps_the_heaviest_and_renormalises():
 
 def test_teacher_input_errors(tmp_path):
     with pytest.raises(InputError):
-        teacher_from_amplitudes(np.array([1], np.uint64), np.array([1, 2], np.uint64), np.ones((2, 2)))
+        teacher_from_amplitudes(np.array([1], np.uint64), np.array([1, 2], np.uint64), np.ones((2, 2)), **TEACHER)
     with pytest.raises(InputError):
-        read_teacher(tmp_path / "missing.npz")
+        read_teacher(tmp_path / "missing.npz", **TEACHER)
     path = tmp_path / "state.npz"
     one = np.ones((1, 1))
     np.savez(path, ci_strs_a=np.array([0b11], np.uint64), ci_strs_b=np.array([0b1], np.uint64), amplitudes=one)
-    assert len(read_teacher(path, norb=4, nelec=(2, 1))) == 1
+    assert len(read_teacher(path, norb=4, nelec=(2, 1), **TEACHER)) == 1
     with pytest.raises(InputError, match="does not match"):
-        read_teacher(path, norb=4, nelec=(2, 2))
+        read_teacher(path, norb=4, nelec=(2, 2), **TEACHER)
 
 
 def test_training_on_lih_fci_cuts_kl_thirtyfold():
     """100 Adam steps at the default lr (1e-3) take KL(FCI || model) from ~2.7 to below a tenth of it."""
     strings, civec = lih_fci()
-    teacher = teacher_from_amplitudes(strings, strings, civec)
+    teacher = teacher_from_amplitudes(strings, strings, civec, **TEACHER)
     state = init_checkpoint(6, (2, 2), NQS_DEFAULTS, seed=1, system="LiH")
-    report = train(state, teacher, iteration=0, epochs=100)
+    report = train(state, teacher, iteration=0, epochs=100, smoothing=0.01, batch_size=256)
     assert report.kl_before > 2.0
     assert report.kl_after < report.kl_before / 20, report.kl_after  # measured 31x (smoothing 0.01)
     assert report.kl[0] == pytest.approx(report.kl_before)
@@ -107,9 +109,9 @@ def test_smoothing_keeps_the_sampler_exploring():
     off_support = {}
     for smoothing in (0.0, 0.1):
         state = init_checkpoint(7, (3, 1), {**NQS_DEFAULTS, "learning_rate": 3e-3}, seed=2, system="toy")
-        train(state, teacher, iteration=0, epochs=150, smoothing=smoothing)
+        train(state, teacher, iteration=0, epochs=150, smoothing=smoothing, batch_size=256)
         off_support[smoothing] = 1.0 - support_mass(state.model, teacher.alpha, teacher.beta)
-        probe = probe_new(state.model, 20000, 2, 0, teacher.alpha, teacher.beta)
+        probe = probe_new(state.model, 20000, 2, 0, teacher.alpha, teacher.beta, 1.0, 16384)
         assert probe["probe_new_sample_fraction"] == pytest.approx(off_support[smoothing], abs=0.01)
     assert off_support[0.1] > 3 * off_support[0.0]  # measured 0.021 vs 0.0039
 
@@ -140,14 +142,14 @@ def _loop(tmp_path, interrupt: bool):
 
     state = roundtrip(state, "init.pt")
     if interrupt:
-        train(state, teacher, 0, 4, batch_size=16)
+        train(state, teacher, 0, 4, smoothing=0.01, batch_size=16)
         state = roundtrip(state, "mid.pt")
-        train(state, teacher, 0, 6, batch_size=16)
+        train(state, teacher, 0, 6, smoothing=0.01, batch_size=16)
     else:
-        train(state, teacher, 0, 10, batch_size=16)
+        train(state, teacher, 0, 10, smoothing=0.01, batch_size=16)
     state = roundtrip(state, "it0.pt")
-    samples = sample_for_iteration(state.model, 3000, state.seed, 1)
-    train(state, toy_teacher(seed=1), 1, 6, batch_size=16)
+    samples = sample_for_iteration(state.model, 3000, state.seed, 1, 1.0, 16384)
+    train(state, toy_teacher(seed=1), 1, 6, smoothing=0.01, batch_size=16)
     state = roundtrip(state, "it1.pt")
     return state, samples
 
@@ -170,7 +172,7 @@ def test_same_seed_gives_identical_trained_weights():
     weights = []
     for seed in (4, 4, 5):
         state = init_checkpoint(7, (3, 1), NQS_DEFAULTS, seed=seed, system="toy")
-        train(state, teacher, 0, 5, batch_size=16)
+        train(state, teacher, 0, 5, smoothing=0.01, batch_size=16)
         weights.append(state.model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])

@@ -11,9 +11,9 @@ from conftest import H2O, LIH, N2, run_hinqs
 from pyscf import gto, mcscf, scf
 from pyscf.tools import fcidump
 
+from hinqs.chem.fci import fci_energy
 from hinqs.cli import main
-from hinqs.fci import fci_energy
-from hinqs.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian
 
 CASES = {
     "h2o_sto3g": ({"geometry": H2O, "basis": "sto-3g"}, 0),

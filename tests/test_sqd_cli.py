@@ -19,7 +19,7 @@ def lih(tmp_path_factory):
 
 
 def diagonalize(lih, out, *extra: str) -> int:
-    return main(["diagonalize", "--hamiltonian", lih["ham"], "--pool", lih["pool"], "--out", str(out), *extra])
+    return main(["diagonalize", "--hamiltonian", lih["ham"], "--subspace", lih["pool"], "--out", str(out), *extra])
 
 
 def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
@@ -51,7 +51,7 @@ def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
     summary = json.loads((tmp_path / "b" / "result.json").read_text())
     assert summary["n_batches"] == 3 and summary["settings"]["seed"] == 5
     batch = summary["batches"][0]
-    for key in ("index", "status", "energy", "subspace_shape", "spin_sq", "converged", "seconds", "attempts", "error"):
+    for key in ("index", "status", "energy", "product_shape", "spin_sq", "converged", "seconds", "attempts", "error"):
         assert key in batch
 
 
@@ -69,29 +69,29 @@ def _error(capsys) -> str:
 
 
 def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
-    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "missing.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "missing.npz")) == 2
     assert "determinant pool not found" in _error(capsys)
 
     np.savez(tmp_path / "half.npz", alpha=lih["alpha"])
-    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "half.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "half.npz")) == 2
     assert "lacks beta" in _error(capsys)
 
     np.savez(tmp_path / "wrong.npz", alpha=lih["alpha"], beta=lih["beta"] | np.uint64(1 << 5))
-    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "wrong.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "wrong.npz")) == 2
     assert "do not fit the Hamiltonian" in _error(capsys)
 
     np.savez(tmp_path / "float.npz", alpha=lih["alpha"].astype(float), beta=lih["beta"].astype(float))
-    assert diagonalize(lih, tmp_path, "--pool", str(tmp_path / "float.npz")) == 2
+    assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "float.npz")) == 2
     assert "integer CI strings" in _error(capsys)
 
-    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--pool", lih["pool"], "--out", str(tmp_path)]) == 2
+    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--subspace", lih["pool"], "--out", str(tmp_path)]) == 2
     assert "no Hamiltonian" in _error(capsys)
 
     assert diagonalize(lih, tmp_path, "--workers", "0") == 2
     assert "workers must be at least 1" in _error(capsys)
 
     assert main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
-    assert "--configs is now --pool" in _error(capsys)
+    assert "--configs is now --subspace" in _error(capsys)
     assert not (tmp_path / "result.json").exists()
 
 
@@ -113,4 +113,4 @@ def test_registry_names_every_solver_and_executor_once():
     for name in EXECUTORS:
         assert parallel_settings(executor=name).executor == name
         expected = SequentialExecutor if name == "sequential" else POOL_BACKENDS[name]
-        assert type(make_executor(name)) is expected
+        assert type(make_executor(name, threads=1, kill_grace=10.0)) is expected

@@ -89,7 +89,7 @@ def test_an_oversized_batch_is_refused_before_any_solve(n2, tmp_path):
         )
     assert not out.exists()
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(n2["ham"]), "--pool", str(n2["pool"]), "--out", str(out),
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(out),
         "--executor", "sequential", "--samples-per-batch", "150", "--max-dimension", "0", "--memory-mb", "500",
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
@@ -106,7 +106,7 @@ def test_unconverged_davidson_is_flagged(n2, tmp_path):
     assert all(b["converged"] is False for b in data["batches"])
     assert result.summary["converged"] is False
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(n2["ham"]), "--pool", str(n2["pool"]), "--out", str(tmp_path / "c"),
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(tmp_path / "c"),
         "--executor", "sequential", "--samples-per-batch", "150", "--max-cycle", "2", "--quiet",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

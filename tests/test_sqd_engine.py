@@ -24,7 +24,7 @@ from sqd_helpers import (
 )
 
 from hinqs.errors import StepFailed
-from hinqs.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.settings import with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.settings import SQDSettings
@@ -73,13 +73,13 @@ def test_process_pool_is_bit_identical_to_sequential(system, reference, tmp_path
     assert result.batch_energies == reference.batch_energies[:4]
     best = int(np.argmin(reference.batch_energies[:4]))
     assert result.best_batch == best and result.energy == reference.batch_energies[best]
-    assert [b["subspace_shape"] for b in result.batches] == [b["subspace_shape"] for b in reference.batches[:4]]
+    assert [b["product_shape"] for b in result.batches] == [b["product_shape"] for b in reference.batches[:4]]
     # Through JSON and back, still bit-identical.
     on_disk = json.loads(result.result_path.read_text())
     assert on_disk["batch_energies"] == reference.batch_energies[:4] and on_disk["energy"] == result.energy
     # The winning state is the same batch's, array for array.
-    state = result.load_state()
-    ref_state = np.load(reference.out_dir / "batches" / f"batch_{best:03d}.npz")
+    state = result.load_state().as_arrays()
+    ref_state = np.load(reference.result_path.parent / "batches" / f"batch_{best:03d}.npz")
     for name in ("ci_strs_a", "ci_strs_b", "amplitudes", "occ_a", "occ_b"):
         assert np.array_equal(state[name], ref_state[name]), name
     assert state["amplitudes"].shape == (len(state["ci_strs_a"]), len(state["ci_strs_b"]))
@@ -143,7 +143,7 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
     assert saved["status"] == "failed" and saved["attempts"] == 2
     # The command line says so in one line and exits 1.
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--retries", "0",
         env={faults.ENV_VAR: "batch=*:raise"},
     )  # fmt: skip
@@ -153,7 +153,7 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
 
 def test_a_killed_step_redoes_only_unfinished_batches(system, reference, tmp_path):
     args = [
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1",
     ]  # fmt: skip
@@ -180,7 +180,7 @@ def test_mpi_executor_outside_mpi_ranks_is_refused(system, tmp_path):
     if mpiexec() is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
         "--executor", "mpi", timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "python -m mpi4py.futures" in proc.stderr
@@ -192,7 +192,7 @@ def test_mpi_ranks_are_bit_identical_to_sequential(system, reference, tmp_path):
     if launcher is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "mpi", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1", "--retries", "0",
         launcher=[launcher, "-n", "3"], timeout=240,
@@ -224,7 +224,7 @@ def wide_pool(system):
 def run_wide(system, wide_pool, out, *executor_args: str, launcher: list[str] | None = None) -> dict:
     """``hinqs diagonalize`` on the wide pool from the real command line; the result and the merged state."""
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--pool", str(wide_pool), "--out", str(out),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(wide_pool), "--out", str(out),
         *WIDE_BATCH_ARGS, "--retries", "0", "--quiet", *executor_args,
         env=PARENT_THREADS, launcher=launcher, timeout=400,
     )  # fmt: skip
@@ -285,7 +285,7 @@ def test_a_kept_pool_serves_several_steps(system, reference, tmp_path):
     """Used as a context manager the process pool starts once for several iterations."""
     from hinqs.sqd.executors import ProcessExecutor
 
-    with ProcessExecutor(2, 1) as executor:
+    with ProcessExecutor(2, 1, kill_grace=10.0) as executor:
         first = run_diagonalization(
             system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "a", settings(2),
             executor=executor,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqd_helpers import build_hamiltonian, random_strings, solver_settings
 
-from hinqs.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.sqd.solvers import solve_lean, solve_with_solve_fermion
 from hinqs.sqd.task import BatchTask, run_task, thread_limit
 
@@ -57,7 +57,7 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
         assert np.allclose(lean.state.occ_a, ref.state.occ_a, atol=1e-10)
         assert np.allclose(lean.state.occ_b, ref.state.occ_b, atol=1e-10)
         assert lean.state.amplitudes.shape == (len(a), len(b))
-        assert np.array_equal(lean.state.ci_strs_a, a) and lean.state.ci_strs_a.dtype == np.uint64
+        assert np.array_equal(lean.state.strs_a, a) and lean.state.strs_a.dtype == np.uint64
         # Our wrapper returns exactly what qiskit-addon-sqd's solve_fermion does.
         direct = solve_fermion(
             (a.view(np.int64), b.view(np.int64)), ham.hcore, ham.eri, spin_sq=spin_sq, max_cycle=200, tol=1e-10
@@ -66,7 +66,7 @@ def test_lean_agrees_with_solve_fermion(hamiltonians, name):
 
 
 def test_full_space_reaches_fci(hamiltonians):
-    from hinqs.fci import fci_energy
+    from hinqs.chem.fci import fci_energy
 
     ham = load_hamiltonian(hamiltonians["lih"])
     e_fci = fci_energy(ham.hcore, ham.eri, ham.nelec)
@@ -75,7 +75,7 @@ def test_full_space_reaches_fci(hamiltonians):
         out = run_task(BatchTask(str(hamiltonians["lih"]), 0, a, b, ham.nelec, solver_settings(solver=solver)))
         assert out.ok and abs(out.energy - (e_fci + ham.ecore)) < 1e-8
         assert abs(out.energy - -7.88240341) < 1e-6  # design notes' reference
-        assert out.subspace_shape == (15, 15) and out.threads == 1
+        assert out.product_shape == (15, 15) and out.threads == 1
 
 
 @pytest.mark.parametrize("solver", ["solve_fermion", "lean"])
@@ -94,7 +94,7 @@ def test_warm_start_gives_the_same_energy_with_fewer_matvecs(hamiltonians, tmp_p
     space's neighbour: energies equal to 1e-10 Ha where the space is the same, fewer H|c>."""
     from pyscf.fci import selected_ci
 
-    from hinqs.files import write_state
+    from hinqs.io.files import write_state
     from hinqs.sqd.task import embedded_state
 
     ham = load_hamiltonian(hamiltonians["n2"])
@@ -112,9 +112,7 @@ def test_warm_start_gives_the_same_energy_with_fewer_matvecs(hamiltonians, tmp_p
         cold = solve_with_solve_fermion(a, b, ham.hcore, ham.eri, ham.nelec, settings)
         cold_calls, calls["n"] = calls["n"], 0
         path = tmp_path / "state.npz"
-        arrays = {"ci_strs_a": cold.state.ci_strs_a, "ci_strs_b": cold.state.ci_strs_b,
-                  "amplitudes": cold.state.amplitudes}  # fmt: skip
-        write_state(path, arrays, cold.energy, 0)
+        write_state(path, cold.state, cold.energy, 0)
         guess = embedded_state(str(path), a, b)
         warm = (solve_lean if solver == "lean" else solve_with_solve_fermion)(
             a, b, ham.hcore, ham.eri, ham.nelec, settings, guess

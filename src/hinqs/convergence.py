@@ -20,8 +20,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hinqs.atomic import write_json
 from hinqs.errors import InputError
+from hinqs.io.atomic import write_json
 
 
 @dataclass(frozen=True)

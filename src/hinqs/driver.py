@@ -2,7 +2,7 @@
 
 The Snakemake rules run each step as its own ``hinqs`` command; this driver calls the very
 same step functions (:mod:`hinqs.steps`) one after another, on the same files
-(:mod:`hinqs.layout`), so both produce the same numbers bit for bit. ``hinqs verify`` runs
+(:mod:`hinqs.io.layout`), so both produce the same numbers bit for bit. ``hinqs verify`` runs
 a config twice through it and the accuracy benchmarks run many systems with it. It times
 each stage itself and keeps one process pool open for all its diagonalisations (the
 per-step pool start of the workflow, 1-3 s, is paid once).
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hinqs.convergence import Status
-from hinqs.layout import RunLayout, SystemLayout
+from hinqs.io.layout import RunLayout, SystemLayout
 from hinqs.settings import RunSettings, with_overrides
 from hinqs.sqd.settings import SQDSettings
 
@@ -87,8 +87,8 @@ def _iteration(
     clock.new_iteration()
     with clock.stage("sample"), _torch_threads(1):
         known = previous and previous.subspace
-        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats, known=known,
-               hamiltonian=ham)  # fmt: skip
+        sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats,
+               previous_subspace=known, hamiltonian=ham)  # fmt: skip
     with clock.stage("subspace"):
         teacher = previous and previous.state
         build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher,

@@ -11,11 +11,28 @@ reach a section through :func:`with_overrides`, which ignores options left out (
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, TypeVar
 
+from hinqs.chem.settings import ReferenceSettings
 from hinqs.errors import InputError
+from hinqs.nqs.settings import NQSSettings
 from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
+from hinqs.subspace.settings import ExpansionSettings, SubspaceSettings
+
+__all__ = [
+    "ExpansionSettings",
+    "IterationSettings",
+    "NQSSettings",
+    "ParallelSettings",
+    "ReferenceSettings",
+    "RunSettings",
+    "SQDSection",
+    "SQDSettings",
+    "SolverSettings",
+    "SubspaceSettings",
+    "with_overrides",
+]
 
 T = TypeVar("T")
 
@@ -24,72 +41,6 @@ def _section(cls: type[T], data: dict[str, Any]) -> T:
     """``cls`` from the keys of a config section that name its fields."""
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True)
-class ReferenceSettings:
-    """``references``: which reference energies ``hinqs prepare`` computes."""
-
-    fci_max_determinants: int
-    ccsd: bool
-    sci: bool | None  # None: the selected-CI series only where FCI is skipped
-    sci_cutoffs: list[float]
-    sci_max_seconds: float
-
-
-@dataclass(frozen=True)
-class NQSSettings:
-    """``nqs``: the neural quantum state, its sampler and its training."""
-
-    d_model: int
-    n_layers: int
-    n_heads: int
-    samples: int | None  # None: derived from the system (RunSettings.for_system)
-    epochs: int
-    learning_rate: float
-    temperature: float
-    max_teacher_determinants: int
-    teacher_min_weight: float
-    batch_size: int
-    smoothing: float
-    max_batch: int
-    device: str
-
-    def __post_init__(self) -> None:
-        # The schema checks a config; these checks also cover command-line overrides.
-        checks = [
-            (self.samples is None or self.samples >= 1, "nqs.samples must be at least 1"),
-            (self.temperature > 0, "nqs.temperature must be positive"),
-            (self.max_batch >= 4, "nqs.max_batch must be at least 4"),
-            (self.epochs >= 0, "nqs.epochs must be non-negative"),
-            (self.batch_size >= 0, "nqs.batch_size must be non-negative"),
-            (self.max_teacher_determinants >= 1, "nqs.max_teacher_determinants must be at least 1"),
-            (0.0 <= self.smoothing < 1.0, "nqs.smoothing must be in [0, 1)"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ExpansionSettings:
-    """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
-
-    strings: int | None  # None: derived from the system
-    top_strings: int
-    partner_strings: int
-
-
-@dataclass(frozen=True)
-class SubspaceSettings:
-    """``subspace``: how the cumulative determinant set grows (expansion) and is capped."""
-
-    max_strings: int | None  # None: derived from the system
-    max_size: int
-    expansion: ExpansionSettings
 
 
 @dataclass(frozen=True)
@@ -174,7 +125,7 @@ class RunSettings:
 
     def for_hamiltonian(self, hamiltonian: str | os.PathLike[str]) -> RunSettings:
         """:meth:`for_system` with norb and nelec from a Hamiltonian folder's meta.json."""
-        from hinqs.hamiltonian import active_shape, read_meta
+        from hinqs.io.hamiltonian import active_shape, read_meta
 
         return self.for_system(*active_shape(read_meta(hamiltonian), hamiltonian))
 

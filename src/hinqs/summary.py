@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import atomic_path, write_json, write_text
+from hinqs.chem.references import best_reference
 from hinqs.convergence import Status, read_status
-from hinqs.files import read_determinants, read_json_or_none, read_result
-from hinqs.hamiltonian import read_meta
-from hinqs.layout import SystemLayout
-from hinqs.references import best_reference
+from hinqs.io.atomic import atomic_path, write_json, write_text
+from hinqs.io.files import read_determinants, read_json_or_none, read_result
+from hinqs.io.hamiltonian import read_meta
+from hinqs.io.layout import SystemLayout
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6
@@ -52,7 +52,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     stats = read_json_or_none(files.sample_stats) or {}
     batches = result.batches if result else []
     data = result.data if result else {}
-    best_shape = result.best_record().get("subspace_shape") if result else None
+    best_shape = result.best_record().get("product_shape") if result else None
     return {
         "iteration": k,
         "energy": result.energy if result else None,
@@ -61,7 +61,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "unique_sampled": stats.get("n_unique"),
         "new_determinants": stats.get("n_new_unique", stats.get("n_unique")),
         "subspace_size": _subspace_size(files.subspace),
-        "subspace_shape": best_shape,
+        "product_shape": best_shape,
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
         "batch_dimensions": data.get("dimensions"),
         "davidson_converged": data.get("converged"),
@@ -262,7 +262,7 @@ def result_line(summary: dict[str, Any]) -> str:
 
 def result_lines(results: Any, systems: list[str] | None = None) -> list[str]:
     """:func:`result_line` of every system of a results folder that has a summary.json."""
-    from hinqs.layout import RunLayout
+    from hinqs.io.layout import RunLayout
 
     layout = results if isinstance(results, RunLayout) else RunLayout.at(results)
     if systems is None:

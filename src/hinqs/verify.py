@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.files import StepResult, read_determinants, read_result, read_samples, read_state
-from hinqs.layout import IterationFiles, SystemLayout
+from hinqs.io.files import StepResult, read_checkpoint, read_determinants, read_result, read_samples, read_state
+from hinqs.io.layout import IterationFiles, SystemLayout, VerifyFiles
 from hinqs.settings import RunSettings
 
 ENERGY_TOL = 1e-10
@@ -79,8 +79,8 @@ def _subspace_arrays(path: Path) -> dict[str, np.ndarray]:
 def _state_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
     """Strings must match exactly; amplitudes up to a global sign (an eigenvector's sign is free)."""
     a, b = read_state(path_a), read_state(path_b)
-    dev, note = _arrays_deviation({"ci_strs_a": a.ci_strs_a, "ci_strs_b": a.ci_strs_b},
-                                  {"ci_strs_a": b.ci_strs_a, "ci_strs_b": b.ci_strs_b})  # fmt: skip
+    dev, note = _arrays_deviation({"ci_strs_a": a.strs_a, "ci_strs_b": a.strs_b},
+                                  {"ci_strs_a": b.strs_a, "ci_strs_b": b.strs_b})  # fmt: skip
     if dev:
         return dev, note
     if a.amplitudes.shape != b.amplitudes.shape:
@@ -90,10 +90,7 @@ def _state_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
 
 
 def _weights_deviation(path_a: Path, path_b: Path) -> tuple[float, str]:
-    import torch
-
-    a = torch.load(path_a, map_location="cpu", weights_only=True)["model_state"]
-    b = torch.load(path_b, map_location="cpu", weights_only=True)["model_state"]
+    a, b = read_checkpoint(path_a)["model_state"], read_checkpoint(path_b)["model_state"]
     if a.keys() != b.keys():
         return float("inf"), "different parameter names"
     worst = max((float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel()), default=0.0)
@@ -109,7 +106,7 @@ def _batch_hashes(batches_dir: Path) -> dict[int, str | None]:
 
 
 def _batch_energies(ra: StepResult, rb: StepResult) -> tuple[float, str]:
-    ea_all, eb_all = ra.batch_energies, rb.batch_energies
+    ea_all, eb_all = ra.energies_by_batch, rb.energies_by_batch
     worst, notes = 0.0, []
     for index in sorted(set(ea_all) | set(eb_all)):
         ea, eb = ea_all.get(index), eb_all.get(index)
@@ -237,19 +234,20 @@ def verify_settings(
     """
     import shutil
 
-    from hinqs.atomic import write_json, write_text
     from hinqs.driver import run_loop
+    from hinqs.io.atomic import write_json, write_text
     from hinqs.steps.prepare import prepare
 
     _check_parallel(settings)
+    files = VerifyFiles(Path(out))
     for name in ("sequential", "parallel"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    ham = prepare(settings, system, out / "hamiltonian" / system)
+        shutil.rmtree(files.run(name), ignore_errors=True)
+    ham = prepare(settings, system, files.hamiltonian(system))
     reference = {"parallel__executor": "sequential", "parallel__threads_per_worker": 1}
-    seq = run_loop(settings, system, out / "sequential", max_iterations=iterations, sqd_overrides=reference,
+    seq = run_loop(settings, system, files.run("sequential"), max_iterations=iterations, sqd_overrides=reference,
                    hamiltonian_dir=ham)  # fmt: skip
     par_settings = settings if parallel_seed is None else replace(settings, seed=parallel_seed)
-    par = run_loop(par_settings, system, out / "parallel", max_iterations=iterations, hamiltonian_dir=ham)
+    par = run_loop(par_settings, system, files.run("parallel"), max_iterations=iterations, hamiltonian_dir=ham)
     exact = settings.parallel.threads_per_worker == 1
     comparisons = compare_runs(seq.system_dir, par.system_dir, min(seq.iterations, par.iterations), exact=exact)
     paths = {
@@ -259,6 +257,6 @@ def verify_settings(
     }
     data = report(comparisons, (seq.iterations, par.iterations), paths)
     table = format_table(data)
-    write_json(out / "report.json", data)
-    write_text(out / "report.txt", table + "\n")
+    write_json(files.report_json, data)
+    write_text(files.report_txt, table + "\n")
     return data, table

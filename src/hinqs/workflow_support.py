@@ -10,7 +10,7 @@
   ``nqs.device: auto`` only where the cluster's partition declares one.
 - ``print_results`` is the Snakefile's ``onsuccess``: one line per system on the console.
 - ``iterations_to_run`` walks the chain of checkpoint statuses until one says stop (where
-  the files are is :mod:`hinqs.layout`'s business).
+  the files are is :mod:`hinqs.io.layout`'s business).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 
 import yaml
 
-from hinqs.atomic import write_text
 from hinqs.convergence import read_status
 from hinqs.defaults import MAX_AUTO_STRINGS
 from hinqs.errors import InputError
-from hinqs.layout import RunLayout
+from hinqs.io.atomic import write_text
+from hinqs.io.layout import RunLayout
 
 # Site setting: GPUs each NQS job asks for (0 or 1); unset: decided from the cluster.
 SITE_GPUS_ENV = "HINQS_SLURM_GPUS"

@@ -1,6 +1,6 @@
-# Paths (from hinqs.layout), config snapshot and the iteration walk shared by all rules.
+# Paths (from hinqs.io.layout), config snapshot and the iteration walk shared by all rules.
 from hinqs.config import validate_config
-from hinqs.layout import RunLayout
+from hinqs.io.layout import RunLayout
 from hinqs.workflow_support import (
     gpus_per_nqs_job,
     iterations_to_run,

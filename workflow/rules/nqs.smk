@@ -37,7 +37,7 @@ rule sample:
         nqs=config["nqs"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
-        known=lambda w, input: f"--known {input.known}" if input.known else "",
+        known=lambda w, input: f"--previous-subspace {input.known}" if input.known else "",
         ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
     threads: 1
     resources:

@@ -59,7 +59,7 @@ rule diagonalize:
         str(SYS.benchmark("diagonalize", "{k}"))
     shell:
         "{params.launch} diagonalize --config {params.config} --hamiltonian {params.ham}"
-        " --pool {input.subspace} --iteration {params.iteration} {params.teacher} --out {params.out} > {log} 2>&1"
+        " --subspace {input.subspace} --iteration {params.iteration} {params.teacher} --out {params.out} > {log} 2>&1"
 
 
 checkpoint check:

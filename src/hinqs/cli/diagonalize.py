@@ -1,6 +1,6 @@
 """Diagonalise batches of a determinant pool in parallel and merge them (one SQD step).
 
-Reads the pool from ``--pool FILE.npz`` (``alpha`` and ``beta`` uint64 CI strings, optional
+Reads the subspace from ``--subspace FILE.npz`` (``alpha`` and ``beta`` uint64 CI strings, optional
 ``counts``), draws ``--batches`` batches of ``--samples-per-batch`` determinants from the
 seeded streams of ``--iteration``, solves them with the chosen executor and writes
 ``OUT/result.json`` (merged energy, best batch, every batch's status) and ``OUT/state.npz``
@@ -20,14 +20,16 @@ from hinqs.cli._options import add_config, load_settings
 from hinqs.sqd.registry import EXECUTORS, SOLVERS
 
 COMMAND = "diagonalize"
-RENAMED = {"--configs": "--pool"}
+RENAMED = {"--configs": "--subspace", "--pool": "--subspace"}
 HELP = "diagonalise batches of determinants in parallel and merge them (one SQD step)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hinqs diagonalize``."""
     parser.add_argument("--hamiltonian", required=True, metavar="DIR", help="Hamiltonian folder (hinqs prepare)")
-    parser.add_argument("--pool", required=True, metavar="FILE.npz", help="determinants: alpha, beta (uint64), counts")
+    parser.add_argument(
+        "--subspace", required=True, metavar="FILE.npz", help="the subspace: alpha, beta (uint64), counts"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (result.json, state.npz)")
     add_config(parser, required=False, purpose="seed, sqd.*, parallel.* (default: the schema's defaults)")
     parser.add_argument("--batches", type=int, metavar="N", help="number of batches (sqd.n_batches)")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         parallel__batch_timeout=args.batch_timeout,
         parallel__retries=args.retries,
     )
-    result = diagonalize(args.hamiltonian, args.pool, args.out, step, teacher=args.teacher)
+    result = diagonalize(args.hamiltonian, args.subspace, args.out, step, teacher=args.teacher)
     summary = result.summary
     print(
         f"E = {result.energy!r} Ha (batch {result.best_batch}; {summary['n_ok']} ok, "

@@ -1,6 +1,6 @@
 """Grow the cumulative determinant subspace: previous subspace + this iteration's samples + HF.
 
-The config's ``subspace`` options apply (see :mod:`hinqs.expansion`), their ``null`` values
+The config's ``subspace`` options apply (see :mod:`hinqs.subspace.expansion`), their ``null`` values
 derived from the system's size (:mod:`hinqs.defaults`): PT2-ranked single/double string
 excitations of the teacher (``--teacher``, the previous iteration's ``sqd/state.npz``; the HF
 determinant at the first iteration) join the subspace, and ``subspace.max_strings`` keeps the

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-samples",
         type=int,
         default=0,
-        help="collapse-probe samples (default 0: `hinqs sample --known` reports new determinants at no cost)",
+        help="collapse-probe samples (default 0: `hinqs sample --previous-subspace` counts new ones at no cost)",
     )
 
 

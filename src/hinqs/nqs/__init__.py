@@ -17,9 +17,9 @@ The loop in-process (what a ``verify`` command can run)::
 
     state = checkpoint.init_checkpoint(norb, nelec, config["nqs"], seed=config["seed"], system="LiH")
     for k in range(1, n_iterations + 1):
-        samples = sampler.sample_for_iteration(state.model, n_samples, state.seed, k, temperature)
-        ...  # basis + SQD on samples.alpha, samples.beta -> state.npz
-        target = teacher.read_teacher("state.npz", norb=norb, nelec=nelec)
-        report = trainer.train(state, target, iteration=k, epochs=100)
+        samples = sampler.sample_for_iteration(state.model, n_samples, state.seed, k, temperature, max_batch)
+        ...  # subspace + SQD on samples.alpha, samples.beta -> state.npz
+        target = teacher.read_teacher("state.npz", norb=norb, nelec=nelec, max_determinants=4096, min_weight=1e-12)
+        report = trainer.train(state, target, k, 100, smoothing=0.01, batch_size=256)
         checkpoint.save_checkpoint(state, f"iter_{k}/model.pt")
 """

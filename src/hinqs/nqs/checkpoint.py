@@ -36,7 +36,6 @@ Python API::
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,13 +45,12 @@ import numpy as np
 import torch
 
 from hinqs import __version__
-from hinqs.atomic import atomic_path
 from hinqs.errors import InputError
+from hinqs.io.files import CHECKPOINT_FORMAT, read_checkpoint, write_checkpoint
 from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
 from hinqs.seeding import int_seed, numpy_stream
 
-FORMAT = "hinqs-nqs-checkpoint/1"
-DEFAULT_LEARNING_RATE = 1e-3
+FORMAT = CHECKPOINT_FORMAT
 
 
 @dataclass
@@ -67,7 +65,7 @@ class NQSState:
     model: AutoregressiveNQS
     seed: int
     system: str
-    learning_rate: float = DEFAULT_LEARNING_RATE
+    learning_rate: float
     iteration: int = -1  # last iteration trained on, -1 for a fresh model
     epochs_done: int = 0  # epochs of `iteration` done so far
     train_rng: dict[str, Any] | None = None  # {"iteration": k, "state": PCG64 state}
@@ -174,13 +172,10 @@ def save_checkpoint(state: NQSState, path: str | os.PathLike[str]) -> None:
 
     The checkpoint is serialised in memory first and written with a plain file write:
     torch's own zip writer reports a full disk as a RuntimeError from C++, whereas a plain
-    write raises the OSError that :func:`hinqs.atomic.atomic_path` turns into one line.
+    write raises the OSError that :func:`hinqs.io.atomic.atomic_path` turns into one line.
     Checkpoints are small (the model has thousands to millions of parameters).
     """
-    buffer = io.BytesIO()
-    torch.save(checkpoint_dict(state), buffer)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(buffer.getbuffer())
+    write_checkpoint(path, checkpoint_dict(state))
 
 
 def load_checkpoint(
@@ -195,14 +190,7 @@ def load_checkpoint(
     With ``norb`` and ``nelec`` (the run's Hamiltonian, from its meta.json) a checkpoint made
     for another system is refused: its sampler would emit determinants of the wrong size.
     """
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"model checkpoint not found: {path}") from None
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise InputError(f"{path}: not a readable model checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(f"{path}: not a hinqs NQS checkpoint (expected format {FORMAT})")
+    data = read_checkpoint(path)
     try:
         config = NQSConfig.from_dict(data["model_config"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hinqs.determinants import MAX_ORBITALS, occupations_to_strings, strings_to_occupations
+from hinqs.io.determinants import MAX_ORBITALS, occupations_to_strings, strings_to_occupations
 
 N_STATES = 4
 BOS = 4  # begin token: the input in front of orbital 0
@@ -54,9 +54,9 @@ class NQSConfig:
     norb: int
     n_alpha: int
     n_beta: int
-    d_model: int = 32
-    n_layers: int = 2
-    n_heads: int = 4
+    d_model: int
+    n_layers: int
+    n_heads: int
 
     def __post_init__(self) -> None:
         if not 1 <= self.norb <= MAX_ORBITALS:

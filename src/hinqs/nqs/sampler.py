@@ -38,20 +38,20 @@ the exact log-probability with which this sampler draws a determinant at tempera
 
 Python API::
 
-    result = sample_unique(model, n_samples, numpy_generator, temperature=1.0)
+    result = sample_unique(model, n_samples, numpy_generator, temperature=1.0, max_batch=16384)
     alpha, beta, counts = result          # unpacks like a tuple
     result.log_prob                       # model log p(x) at T = 1, float64
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from math import comb
 
 import numpy as np
 import torch
 
+from hinqs.io.files import Samples
 from hinqs.nqs.model import (
     BOS,
     STATE_ALPHA,
@@ -63,32 +63,8 @@ from hinqs.nqs.model import (
 )
 from hinqs.seeding import numpy_stream
 
-DEFAULT_MAX_BATCH = 16384
-
 _ALPHA = np.array(STATE_ALPHA, dtype=np.uint64)
 _BETA = np.array(STATE_BETA, dtype=np.uint64)
-
-
-@dataclass(frozen=True)
-class Samples:
-    """Unique determinants drawn from the model, sorted by ``(alpha, beta)``.
-
-    Iterating yields ``alpha, beta, counts`` so that ``a, b, c = sample_unique(...)`` works.
-    """
-
-    alpha: np.ndarray  # uint64 CI strings
-    beta: np.ndarray  # uint64 CI strings
-    counts: np.ndarray  # int64, sums to n_samples
-    log_prob: np.ndarray  # float64, the model's log p(x) at temperature 1
-    log_prob_sampled: np.ndarray  # float64, log-probability under the tempered sampler
-    temperature: float
-    n_samples: int
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return iter((self.alpha, self.beta, self.counts))
-
-    def __len__(self) -> int:
-        return len(self.alpha)
 
 
 @dataclass
@@ -267,8 +243,8 @@ def sample_unique(
     model: AutoregressiveNQS,
     n_samples: int,
     generator: np.random.Generator,
-    temperature: float = 1.0,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    temperature: float,
+    max_batch: int,
 ) -> Samples:
     """Draw ``n_samples`` determinants; return the unique ones with their counts.
 
@@ -344,8 +320,8 @@ def sample_for_iteration(
     n_samples: int,
     seed: int,
     iteration: int,
-    temperature: float = 1.0,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    temperature: float,
+    max_batch: int,
 ) -> Samples:
     """:func:`sample_unique` with the run's named stream ``("nqs-sample", iteration)``."""
     return sample_unique(model, n_samples, numpy_stream(seed, "nqs-sample", iteration), temperature, max_batch)

@@ -20,13 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hinqs.determinants import validate_determinants
 from hinqs.errors import InputError
-from hinqs.files import read_state
-from hinqs.validation import check_strings
-
-DEFAULT_MAX_DETERMINANTS = 4096
-DEFAULT_MIN_WEIGHT = 1e-12
+from hinqs.io.determinants import check_strings, validate_determinants
+from hinqs.io.files import read_state
 
 
 @dataclass(frozen=True)
@@ -78,8 +74,8 @@ def teacher_from_amplitudes(
     ci_strs_b: np.ndarray,
     amplitudes: np.ndarray,
     *,
-    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
-    min_weight: float = DEFAULT_MIN_WEIGHT,
+    max_determinants: int,
+    min_weight: float,
 ) -> Teacher:
     """Build the teacher from a product-space ground state (see the module docstring for the cut)."""
     ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
@@ -124,8 +120,8 @@ def read_teacher(
     *,
     norb: int | None = None,
     nelec: tuple[int, int] | None = None,
-    max_determinants: int = DEFAULT_MAX_DETERMINANTS,
-    min_weight: float = DEFAULT_MIN_WEIGHT,
+    max_determinants: int,
+    min_weight: float,
 ) -> Teacher:
     """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
     state = read_state(path)
@@ -133,11 +129,15 @@ def read_teacher(
         # Every string, not only those the truncation keeps: a state of another system is refused whole.
         for key, count in (("ci_strs_a", nelec[0]), ("ci_strs_b", nelec[1])):
             check_strings(
-                getattr(state, key), norb, count, f"{path}: teacher does not match the model: {key}", "the model"
+                getattr(state, key.removeprefix("ci_")),
+                norb,
+                count,
+                f"{path}: teacher does not match the model: {key}",
+                "the model",
             )
     teacher = teacher_from_amplitudes(
-        state.ci_strs_a,
-        state.ci_strs_b,
+        state.strs_a,
+        state.strs_b,
         state.amplitudes,
         max_determinants=max_determinants,
         min_weight=min_weight,

@@ -11,7 +11,7 @@ a few seconds; 1024 would take 13 s). One epoch is one Adam step. ``batch_size=N
 forces full batch.
 
 Guard against collapse: a model trained to exactly the teacher puts all its probability on
-determinants the basis already has, and the next sampling finds nothing new. ``smoothing``
+determinants the subspace already has, and the next sampling finds nothing new. ``smoothing``
 (epsilon) mixes each conditional target with the uniform choice among the allowed states
 (label smoothing along the teacher's paths): the optimum is
 ``p(s | prefix) = (1 - eps) q(s | prefix) + eps / n_allowed``, so every branch next to a
@@ -25,7 +25,7 @@ iterations.
 
 Python API::
 
-    report = train(state, teacher, iteration=k, epochs=100, learning_rate=1e-3, smoothing=0.01)
+    report = train(state, teacher, iteration=k, epochs=100, learning_rate=1e-3, smoothing=0.01, batch_size=256)
     report.losses, report.kl_before, report.kl_after
 """
 
@@ -41,12 +41,10 @@ from torch.nn import functional as F
 
 from hinqs.nqs.checkpoint import NQSState
 from hinqs.nqs.model import N_STATES, AutoregressiveNQS, states_from_strings
-from hinqs.nqs.sampler import DEFAULT_MAX_BATCH, sample_unique
+from hinqs.nqs.sampler import sample_unique
 from hinqs.nqs.teacher import Teacher
 from hinqs.seeding import numpy_stream
 
-DEFAULT_SMOOTHING = 0.01
-DEFAULT_BATCH_SIZE = 256  # full batch up to this many teacher determinants, mini-batches beyond
 CHUNK = 8192  # determinants per forward pass; bounds training memory
 
 
@@ -168,8 +166,8 @@ def train(
     epochs: int,
     *,
     learning_rate: float | None = None,
-    smoothing: float = DEFAULT_SMOOTHING,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    smoothing: float,
+    batch_size: int | None,
 ) -> TrainReport:
     """Run ``epochs`` Adam steps on ``state`` (in place) towards ``teacher``; return the report.
 
@@ -249,8 +247,8 @@ def probe_new(
     iteration: int,
     known_alpha: np.ndarray,
     known_beta: np.ndarray,
-    temperature: float = 1.0,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    temperature: float,
+    max_batch: int,
 ) -> dict[str, int]:
     """Sample ``n_samples`` from the stream ``("nqs-probe", iteration)`` and count new unique determinants.
 

@@ -15,6 +15,9 @@ Modules, one job each:
 - :mod:`~hinqs.sqd.merge`     lowest energy wins;
 - :mod:`~hinqs.sqd.step`      :func:`run_diagonalization`, the entry point.
 
+Files are read and written through :mod:`hinqs.io` (ground states, step results, the
+output folder's layout); the engine imports nothing of :mod:`hinqs.subspace` or :mod:`hinqs.nqs`.
+
 This package's ``__init__`` imports nothing heavy: spawned workers import
 :mod:`hinqs.sqd.worker` through it before their thread counts are set.
 """
@@ -25,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
-    from hinqs.sqd.step import DiagonalizationResult, run_diagonalization
+    from hinqs.sqd.step import run_diagonalization
 
 __all__ = [
-    "DiagonalizationResult",
     "ParallelSettings",
     "SQDSettings",
     "SolverSettings",
@@ -39,7 +41,6 @@ _LAZY = {
     "ParallelSettings": "hinqs.sqd.settings",
     "SQDSettings": "hinqs.sqd.settings",
     "SolverSettings": "hinqs.sqd.settings",
-    "DiagonalizationResult": "hinqs.sqd.step",
     "run_diagonalization": "hinqs.sqd.step",
 }
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.determinants import unique_determinants
+from hinqs.io.determinants import unique_determinants
 from hinqs.seeding import numpy_stream
 
 
@@ -169,7 +169,7 @@ def cap_batch(
     when the pool has none) of the batch's determinants holding it over the batch's total;
     with a ``teacher`` (``strs_a, w_a, strs_b, w_b``: the previous ground state's marginal
     weights per string, :func:`hinqs.sqd.dimension.teacher_marginals`) its score is
-    ``max(teacher weight, count share)``, as the basis cap scores determinants: sample
+    ``max(teacher weight, count share)``, as the subspace cap scores determinants: sample
     counts alone can rank junk the sampler repeats above strings the state needs (measured
     on N2/cc-pVDZ: cutting 511 -> 400 strings by counts cost 63 mHa). Deterministic (ties by
     string value). A batch within the cap is returned unchanged, with ``cap`` recording that

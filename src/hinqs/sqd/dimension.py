@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hinqs.errors import InputError
+from hinqs.io.files import read_state
 
 # Measured with benchmarks/bench_memory.py and bench_scale.py on N2/cc-pVDZ (26 orbitals,
 # (5,5)), one thread, 14 Davidson cycles: a lean worker sits at 102 MB after its imports and
@@ -133,9 +134,7 @@ def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.n
 
 def teacher_marginals(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(strs_a, w_a, strs_b, w_b)``: each string's |c|^2 summed over the other spin in a state file."""
-    from hinqs.expansion import read_teacher_state
-
-    state = read_teacher_state(path)
+    state = read_state(path, sort=True)
     prob = state.amplitudes**2
     prob = prob / prob.sum()
     return state.strs_a, prob.sum(axis=1), state.strs_b, prob.sum(axis=0)

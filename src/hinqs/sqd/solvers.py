@@ -32,28 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.files import GroundState
 from hinqs.sqd.settings import SolverSettings
-
-
-@dataclass
-class SolverState:
-    """The ground state of one batch: what the merge keeps from the winning batch."""
-
-    ci_strs_a: np.ndarray
-    ci_strs_b: np.ndarray
-    amplitudes: np.ndarray
-    occ_a: np.ndarray
-    occ_b: np.ndarray
-
-    def as_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays under their on-disk names (state.npz and the per-batch .npz)."""
-        return {
-            "ci_strs_a": np.asarray(self.ci_strs_a, dtype=np.uint64),
-            "ci_strs_b": np.asarray(self.ci_strs_b, dtype=np.uint64),
-            "amplitudes": np.asarray(self.amplitudes, dtype=np.float64),
-            "occ_a": np.asarray(self.occ_a, dtype=np.float64),
-            "occ_b": np.asarray(self.occ_b, dtype=np.float64),
-        }
 
 
 @dataclass
@@ -61,7 +41,7 @@ class SolveOutput:
     """What a solver returns: electronic energy, state and diagnostics."""
 
     energy: float
-    state: SolverState
+    state: GroundState
     spin_sq: float | None
     converged: bool
     residual_norm: float | None
@@ -148,7 +128,7 @@ def _make_solver(settings: SolverSettings) -> Any:
 
 def _occupancies(amplitudes: np.ndarray, strs_a: np.ndarray, strs_b: np.ndarray, norb: int):
     """Orbital occupancies from |c|^2 marginals: diag(rdm1a) and diag(rdm1b) without the RDMs."""
-    from hinqs.determinants import strings_to_occupations
+    from hinqs.io.determinants import strings_to_occupations
 
     probs = amplitudes * amplitudes
     norm = probs.sum()
@@ -193,7 +173,7 @@ def solve_with_solve_fermion(
     # Residual of the operator Davidson used: solve_fermion keeps PySCF's converged flag to itself.
     residual = _rayleigh(_make_solver(settings), hcore, eri, amplitudes, strs, nelec).residual(amplitudes)
     converged = residual < math.sqrt(settings.conv_tol)
-    state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
+    state = GroundState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
     return SolveOutput(
         energy=float(energy),
         state=state,
@@ -234,7 +214,7 @@ def solve_lean(
     norm2 = product.norm2
     spin_sq = float(selected_ci.spin_square(_sci_vector(amplitudes, strs), norb, nelec)[0]) / norm2
     occ_a, occ_b = _occupancies(amplitudes, strs[0], strs[1], norb)
-    state = SolverState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
+    state = GroundState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
     return SolveOutput(
         energy=energy,
         state=state,

@@ -12,7 +12,7 @@ Python API (what :func:`hinqs.steps.diagonalize.diagonalize` calls)::
         settings.sqd_step(iteration=3),
     )
     result.energy, result.best_batch, result.batch_energies
-    state = result.load_state()          # ci_strs_a, ci_strs_b, amplitudes, occ_a, occ_b
+    state = result.load_state()          # a hinqs.io.files.GroundState
 
 Output folder::
 
@@ -41,10 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import describe_os_error
 from hinqs.errors import InputError, StepFailed, WriteFailed
-from hinqs.files import write_result, write_state
-from hinqs.hamiltonian import active_shape, load_hamiltonian
+from hinqs.io.atomic import describe_os_error
+from hinqs.io.files import StepResult, step_result, write_result, write_state
+from hinqs.io.hamiltonian import active_shape, load_hamiltonian
+from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
 from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension, teacher_marginals
@@ -52,36 +53,9 @@ from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.task import BatchOutcome, BatchTask
 
-RESULT_FILE = "result.json"
-STATE_FILE = "state.npz"
 RESULT_FORMAT = "hinqs-sqd-result/1"
 
 log = logging.getLogger("hinqs.sqd")
-
-
-@dataclass(frozen=True)
-class DiagonalizationResult:
-    """The merged outcome of one step, as also written to ``out_dir/result.json``."""
-
-    energy: float
-    best_batch: int
-    batch_energies: list[float | None]
-    batches: list[dict[str, Any]]
-    out_dir: Path
-    summary: dict[str, Any]
-
-    @property
-    def result_path(self) -> Path:
-        return self.out_dir / RESULT_FILE
-
-    @property
-    def state_path(self) -> Path:
-        return self.out_dir / STATE_FILE
-
-    def load_state(self) -> dict[str, np.ndarray]:
-        """The winning batch's state arrays from ``state.npz``."""
-        with np.load(self.state_path) as data:
-            return {name: data[name] for name in data.files}
 
 
 def executor_for(settings: SQDSettings) -> BatchExecutor:
@@ -98,7 +72,7 @@ def executor_for(settings: SQDSettings) -> BatchExecutor:
 
 
 def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
-    from hinqs.determinants import validate_determinants
+    from hinqs.io.determinants import validate_determinants
 
     norb, nelec = active_shape(meta)
     if alpha.ndim != 1 or alpha.shape != beta.shape:
@@ -190,7 +164,7 @@ def _open_output(out_dir: str | os.PathLike[str]) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for stale in (out / RESULT_FILE, out / STATE_FILE):
+        for stale in (SQDFiles(out).result, SQDFiles(out).state):
             stale.unlink(missing_ok=True)
     except OSError as exc:
         raise WriteFailed(describe_os_error(out, exc)) from None
@@ -233,7 +207,7 @@ class _Ledger:
         if outcome.ok:
             log.info(
                 "batch %d: E = %.10f  (%d x %d, %.1f s, %s threads%s)",
-                index, outcome.energy, *outcome.subspace_shape, outcome.seconds, outcome.threads,
+                index, outcome.energy, *outcome.product_shape, outcome.seconds, outcome.threads,
                 "" if outcome.converged else ", NOT converged",
             )  # fmt: skip
         else:
@@ -294,7 +268,7 @@ def run_diagonalization(
     *,
     executor: BatchExecutor | None = None,
     teacher: str | os.PathLike[str] | None = None,
-) -> DiagonalizationResult:
+) -> StepResult:
     """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
 
     Batches already finished in ``out_dir`` by an earlier run with the same inputs are
@@ -325,6 +299,7 @@ def run_diagonalization(
         raise StepFailed(f"all {len(batches)} batches failed: {merge.failure_summary(ordered)}")
     context = _context(plan, pool, len(alpha), len(batches), ham_dir, meta, nelec, settings)
     summary = _summary(ordered, best, context, report, started)
-    write_state(out / STATE_FILE, store.load_state(out, best), summary["energy"], best)
-    write_result(out / RESULT_FILE, summary)  # last: the step's commit marker
-    return DiagonalizationResult(summary["energy"], best, summary["batch_energies"], ordered, out, summary)
+    files = SQDFiles(out)
+    write_state(files.state, store.load_state(out, best), summary["energy"], best)
+    write_result(files.result, summary)  # last: the step's commit marker
+    return step_result(summary, files.result)

@@ -22,20 +22,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hinqs.atomic import save_npz, write_json
+from hinqs.io.atomic import write_json
+from hinqs.io.files import GroundState, batch_record, read_state, write_batch_state
+from hinqs.io.layout import SQDFiles
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.task import OK, BatchOutcome
 
-BATCH_DIR = "batches"
 BATCH_FORMAT = "hinqs-sqd-batch/1"
 
 
 def batch_paths(out_dir: Path, index: int) -> tuple[Path, Path]:
     """The ``.json`` record and ``.npz`` state paths of batch ``index``."""
-    stem = Path(out_dir) / BATCH_DIR / f"batch_{index:03d}"
-    return stem.with_suffix(".json"), stem.with_suffix(".npz")
+    return SQDFiles(Path(out_dir)).batch(index)
 
 
 def fingerprint(hamiltonian_meta: dict[str, Any], content_hash: str, solver: SolverSettings) -> str:
@@ -60,12 +58,12 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def outcome_record(outcome: BatchOutcome) -> dict[str, Any]:
     """The JSON record of a batch outcome (no arrays); non-finite numbers become null."""
-    na, nb = outcome.subspace_shape
+    na, nb = outcome.product_shape
     return {
         "index": outcome.index,
         "status": outcome.status,
         "energy": _finite_or_none(outcome.energy),
-        "subspace_shape": [int(na), int(nb)],
+        "product_shape": [int(na), int(nb)],
         "n_determinants": int(na) * int(nb),
         "spin_sq": _finite_or_none(outcome.spin_sq),
         "converged": outcome.converged,
@@ -96,7 +94,7 @@ def save_outcome(
     json_path, npz_path = batch_paths(out_dir, outcome.index)
     record = {**outcome_record(outcome), **(extra or {})}
     if outcome.status == OK and outcome.state is not None:
-        save_npz(npz_path, **outcome.state.as_arrays())
+        write_batch_state(npz_path, outcome.state)
     elif npz_path.exists():
         npz_path.unlink()
     write_json(
@@ -120,13 +118,12 @@ def load_finished(out_dir: Path, index: int, fingerprint_hex: str) -> dict[str, 
         or not npz_path.exists()
     ):
         return None
-    record = {k: v for k, v in data.items() if k not in ("format", "fingerprint", "content_hash")}
+    record = batch_record({k: v for k, v in data.items() if k not in ("format", "fingerprint", "content_hash")})
     record["reused"] = True
     return record
 
 
-def load_state(out_dir: Path, index: int) -> dict[str, np.ndarray]:
-    """The saved state arrays of batch ``index``."""
+def load_state(out_dir: Path, index: int) -> GroundState:
+    """The saved ground state of batch ``index``."""
     _, npz_path = batch_paths(out_dir, index)
-    with np.load(npz_path) as data:
-        return {name: data[name] for name in data.files}
+    return read_state(npz_path)

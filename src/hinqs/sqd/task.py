@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.files import GroundState
 from hinqs.sqd import faults
 from hinqs.sqd.messages import BatchStatus, ErrorKind
 from hinqs.sqd.settings import SolverSettings
-from hinqs.sqd.solvers import SolverState
 from hinqs.sqd.worker import preload, report_start
 
 OK = BatchStatus.OK
@@ -70,7 +70,7 @@ class BatchOutcome:
     attempt: int
     status: BatchStatus
     energy: float | None = None
-    subspace_shape: tuple[int, int] = (0, 0)
+    product_shape: tuple[int, int] = (0, 0)
     spin_sq: float | None = None
     converged: bool | None = None
     residual_norm: float | None = None
@@ -82,7 +82,7 @@ class BatchOutcome:
     pid: int | None = None
     host: str | None = None
     peak_rss_mb: float | None = None
-    state: SolverState | None = None
+    state: GroundState | None = None
 
     @property
     def ok(self) -> bool:
@@ -95,7 +95,7 @@ def failed_outcome(task: BatchTask, kind: ErrorKind, error: str, **extra: Any) -
         index=task.index,
         attempt=task.attempt,
         status=FAILED,
-        subspace_shape=(len(task.ci_strs_a), len(task.ci_strs_b)),
+        product_shape=(len(task.ci_strs_a), len(task.ci_strs_b)),
         error=error,
         error_kind=kind,
         **extra,
@@ -111,7 +111,7 @@ def open_hamiltonian(directory: str) -> Any:
     Keyed by path and by meta.json's inode and mtime, so a folder replaced on disk (they
     are written as a whole and renamed into place) is opened afresh.
     """
-    from hinqs.hamiltonian import META_FILE, load_hamiltonian
+    from hinqs.io.hamiltonian import META_FILE, load_hamiltonian
 
     path = str(Path(directory).resolve())
     stat = os.stat(Path(path) / META_FILE)
@@ -198,12 +198,12 @@ def embedded_state(path: str, strs_a: np.ndarray, strs_b: np.ndarray) -> np.ndar
     Strings the state does not hold get zero; None when the two share no determinant (a
     cold start is then the only option).
     """
-    from hinqs.files import read_state
+    from hinqs.io.files import read_state
 
     state = read_state(path)
     guess = np.zeros((len(strs_a), len(strs_b)))
-    rows_from, rows_to = _shared(np.asarray(state.ci_strs_a, np.uint64), np.asarray(strs_a, np.uint64))
-    cols_from, cols_to = _shared(np.asarray(state.ci_strs_b, np.uint64), np.asarray(strs_b, np.uint64))
+    rows_from, rows_to = _shared(np.asarray(state.strs_a, np.uint64), np.asarray(strs_a, np.uint64))
+    cols_from, cols_to = _shared(np.asarray(state.strs_b, np.uint64), np.asarray(strs_b, np.uint64))
     guess[np.ix_(rows_to, cols_to)] = np.asarray(state.amplitudes, np.float64)[np.ix_(rows_from, cols_from)]
     norm = float(np.linalg.norm(guess))
     return guess / norm if norm > 1e-8 else None
@@ -226,7 +226,7 @@ def run_task(task: BatchTask) -> BatchOutcome:
     report_start(task.index, task.attempt)
     start = time.perf_counter()
     shape = (len(task.ci_strs_a), len(task.ci_strs_b))
-    base = {"index": task.index, "attempt": task.attempt, "subspace_shape": shape}
+    base = {"index": task.index, "attempt": task.attempt, "product_shape": shape}
     where = {"pid": os.getpid(), "host": socket.gethostname()}
     threads_used: int | None = None
     try:

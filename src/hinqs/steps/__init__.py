@@ -2,7 +2,7 @@
 
 One module per step; each ``hinqs`` command only parses its options and calls one of
 these, and :mod:`hinqs.driver` calls them in-process to run whole loops. They read and
-write the files named by :mod:`hinqs.layout` through :mod:`hinqs.files`.
+write the files named by :mod:`hinqs.io.layout` through :mod:`hinqs.io.files`.
 
 - :func:`hinqs.steps.prepare.prepare`              integrals + references (Hamiltonian folder)
 - :func:`hinqs.steps.nqs.init_model`               the initial NQS checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from hinqs.convergence import Status, next_status, read_status, write_status
-from hinqs.files import read_result
+from hinqs.io.files import read_result
 from hinqs.settings import IterationSettings
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from hinqs.files import read_determinants
+from hinqs.io.files import StepResult, read_determinants
 from hinqs.sqd.settings import SQDSettings
 
 if TYPE_CHECKING:
     from hinqs.sqd.executors import BatchExecutor
-    from hinqs.sqd.step import DiagonalizationResult
 
 
 def diagonalize(
@@ -21,7 +20,7 @@ def diagonalize(
     *,
     executor: BatchExecutor | None = None,
     teacher: str | os.PathLike[str] | None = None,
-) -> DiagonalizationResult:
+) -> StepResult:
     """Draw ``settings.n_batches`` batches from the determinant file ``pool`` and solve them.
 
     ``executor`` (e.g. a process pool kept open across iterations by the driver) replaces

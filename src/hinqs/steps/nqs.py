@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import write_json
-from hinqs.determinants import Determinants, validate_determinants
-from hinqs.files import read_determinants, read_samples, write_samples
-from hinqs.hamiltonian import active_shape, read_meta
-from hinqs.settings import NQSSettings
-
-EXACT_MASS_MAX = 8192  # previous determinants up to which the model's mass on them is computed exactly
+from hinqs.io.atomic import write_json
+from hinqs.io.determinants import validate_determinants
+from hinqs.io.files import read_determinants, read_samples, write_samples
+from hinqs.io.hamiltonian import active_shape, read_meta
+from hinqs.nqs.settings import NQSSettings
 
 
 @dataclass(frozen=True)
@@ -62,18 +60,6 @@ def _load(model: str | os.PathLike[str], device_name: str, hamiltonian: str | os
     return load_checkpoint(model, device, norb=norb, nelec=nelec), device
 
 
-def _new_against(dets: Determinants, known_path: str | os.PathLike[str], n_samples: int) -> dict[str, Any]:
-    from hinqs.nqs.trainer import known_mask
-
-    known = read_determinants(known_path, "known determinants")
-    new = ~known_mask(dets.alpha, dets.beta, known.alpha, known.beta)
-    return {
-        "n_known": len(known),
-        "n_new_unique": int(new.sum()),
-        "new_sample_fraction": float(dets.weights()[new].sum() / n_samples),
-    }
-
-
 def sample(
     nqs: NQSSettings,
     seed: int,
@@ -82,27 +68,27 @@ def sample(
     out: str | os.PathLike[str],
     *,
     stats: str | os.PathLike[str] | None = None,
-    known: str | os.PathLike[str] | None = None,
+    previous_subspace: str | os.PathLike[str] | None = None,
     hamiltonian: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Draw ``nqs.samples`` samples; write the unique determinants and return the statistics.
 
-    With ``known`` (e.g. the previous subspace) the statistics count the new determinants;
+    With ``previous_subspace`` the statistics count the new determinants;
     with ``hamiltonian`` the model must be of that system.
     """
     from hinqs.nqs.sampler import sample_for_iteration
 
     state, device = _load(model, nqs.device, hamiltonian)
-    if nqs.samples is None:  # null in the config: derived from the model's system
-        from hinqs.defaults import derive
+    if nqs.samples is None:
+        from hinqs.errors import InputError
 
-        nqs = replace(nqs, samples=derive(state.config.norb, state.config.nelec).samples)
+        raise InputError("nqs.samples is null: it is derived from the system (RunSettings.for_system)")
     started = time.perf_counter()
     drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
     wall = time.perf_counter() - started
     validate_determinants(drawn.alpha, drawn.beta, state.config.norb, state.config.nelec)
-    dets = Determinants(drawn.alpha, drawn.beta, drawn.counts)
-    write_samples(out, dets, drawn.log_prob)
+    dets = drawn.determinants
+    write_samples(out, drawn)
     report: dict[str, Any] = {
         "iteration": iteration,
         "seed": seed,
@@ -114,31 +100,13 @@ def sample(
         "sampled_mass": float(np.exp(drawn.log_prob).sum()),
         "wall_s": wall,
     }
-    if known:
-        report.update(_new_against(dets, known, nqs.samples))
+    if previous_subspace:
+        from hinqs.nqs.diagnostics import new_against
+
+        report.update(new_against(dets, read_determinants(previous_subspace, "previous subspace"), nqs.samples))
     if stats:
         write_json(stats, report)
     return report
-
-
-def _previous_summary(
-    state: Any, nqs: NQSSettings, iteration: int, previous_samples: str | os.PathLike[str], probe_samples: int
-) -> dict[str, Any]:
-    """The model's mass on the determinants sampled before training, and what a probe finds new."""
-    from hinqs.nqs.trainer import probe_new, support_mass
-
-    previous = read_samples(previous_samples)
-    dets = previous.determinants
-    summary: dict[str, Any] = {"n_unique": len(dets), "mass_before": previous.sampled_mass()}
-    if len(dets) <= EXACT_MASS_MAX:
-        summary["mass_after"] = support_mass(state.model, dets.alpha, dets.beta)
-    if probe_samples:
-        summary.update(
-            probe_new(
-                state.model, probe_samples, state.seed, iteration, dets.alpha, dets.beta, nqs.temperature, nqs.max_batch
-            )
-        )
-    return summary
 
 
 @dataclass(frozen=True)
@@ -192,7 +160,9 @@ def train(
     )
     data = {**report.as_dict(), "device": str(device), "seed": state.seed}
     if previous_samples is not None:
-        data["previous"] = _previous_summary(state, nqs, iteration, previous_samples, probe_samples)
+        from hinqs.nqs.diagnostics import previous_summary
+
+        data["previous"] = previous_summary(state, nqs, iteration, read_samples(previous_samples), probe_samples)
     save_checkpoint(state, out)
     if history:
         write_json(history, data)

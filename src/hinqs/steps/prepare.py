@@ -19,7 +19,7 @@ def prepare(settings: RunSettings, system: str | None, out: str | os.PathLike[st
     """Compute and write ``out/{hcore.npy, eri.npy, meta.json}`` (the folder appears complete)."""
     import pyscf.lib  # noqa: F401  (loaded before the limit, so its OpenMP pool is limited too)
 
-    from hinqs.prepare import prepare_system
+    from hinqs.chem.prepare import prepare_system
     from hinqs.sqd.task import thread_limit
 
     with thread_limit(PREPARE_THREADS):

@@ -16,7 +16,7 @@ Modules, one job each:
 Used as a context manager, a ``process`` or ``mpi`` executor keeps its pool between
 ``run`` calls (e.g. one per iteration of an in-process loop), paying the start-up once::
 
-    with ProcessExecutor(workers=4, threads=4) as executor:
+    with ProcessExecutor(workers=4, threads=4, kill_grace=10.0) as executor:
         for k in range(n_iterations):
             run_diagonalization(..., executor=executor)
 """
@@ -48,10 +48,10 @@ def make_executor(
     executor: str,
     *,
     workers: int = 1,
-    threads: int = 1,
+    threads: int,
     retries: int = 0,
     timeout: float | None = None,
-    kill_grace: float = 10.0,
+    kill_grace: float,
 ) -> BatchExecutor:
     """The executor named ``executor`` (one of :data:`hinqs.sqd.registry.EXECUTORS`)."""
     if executor not in EXECUTORS:

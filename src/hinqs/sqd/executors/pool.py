@@ -57,7 +57,7 @@ class FuturePoolExecutor:
     can_kill = False
 
     def __init__(
-        self, workers: int, threads: int, retries: int = 0, timeout: float | None = None, kill_grace: float = 10.0
+        self, workers: int, threads: int, retries: int = 0, timeout: float | None = None, *, kill_grace: float
     ) -> None:
         self.workers = workers
         self.threads = threads

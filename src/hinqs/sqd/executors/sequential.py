@@ -19,7 +19,7 @@ from hinqs.sqd.task import BatchTask, run_task
 class SequentialExecutor:
     """Batches one after another in this process: the reference path."""
 
-    def __init__(self, threads: int = 1, retries: int = 0, timeout: float | None = None) -> None:
+    def __init__(self, threads: int, retries: int = 0, timeout: float | None = None) -> None:
         self.threads = threads
         self.retries = retries
         self.timeout = timeout

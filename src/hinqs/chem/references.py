@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.fci import fci_energy
+from hinqs.chem.fci import fci_energy
 
 # A selected-CI series whose last cutoff step moved the energy by less than this (mHa) is
 # taken as converged enough to be the reference (chemical accuracy).
@@ -144,7 +144,7 @@ def compute_references(
     ccsd: bool,
     sci: bool | None = None,
     sci_cutoffs: list[float] | None = None,
-    sci_max_seconds: float = 900.0,
+    sci_max_seconds: float,
 ) -> dict[str, Any]:
     """Reference energies (Ha) and the seconds each took; a method that fails is recorded as null.
 

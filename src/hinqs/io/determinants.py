@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hinqs.errors import InputError
+
 MAX_ORBITALS = 64
 
 
@@ -123,3 +125,21 @@ def hartree_fock_strings(norb: int, nelec: tuple[int, int]) -> tuple[int, int]:
     """CI strings of the aufbau determinant: the lowest ``n`` orbitals of each spin filled."""
     _check_norb(norb)
     return (1 << nelec[0]) - 1, (1 << nelec[1]) - 1
+
+
+def check_strings(
+    strings: np.ndarray, norb: int, n_electrons: int, what: str, expected: str = "the run's Hamiltonian"
+) -> None:
+    """CI strings (uint64, bit i = orbital i) must lie within ``norb`` orbitals and hold ``n_electrons``.
+
+    Used on files handed from step to step (teacher states, bases), where a file of another
+    system would otherwise be diagonalised or trained on without complaint.
+    """
+    strings = np.asarray(strings, dtype=np.uint64).reshape(-1)
+    if norb < 64 and np.any(strings >> np.uint64(norb)):
+        top = int(np.max(strings)).bit_length()
+        raise InputError(f"{what} occupies {top} orbitals, but {expected} has norb={norb}")
+    counts = np.bitwise_count(strings)
+    wrong = np.flatnonzero(counts != n_electrons)
+    if len(wrong):
+        raise InputError(f"{what} has strings with {int(counts[wrong[0]])} electrons, but {expected} has {n_electrons}")

@@ -25,13 +25,27 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.atomic import atomic_dir
 from hinqs.errors import InputError
-from hinqs.validation import check_orbital_count
+from hinqs.io.atomic import atomic_dir
 
 HCORE_FILE = "hcore.npy"
 ERI_FILE = "eri.npy"
 META_FILE = "meta.json"
+
+# PySCF's selected CI (which qiskit-addon-sqd's solve_fermion and the lean solver call)
+# keeps CI strings as int64 and builds its per-orbital masks 1 << i in int64: with 64
+# orbitals the mask of orbital 63 overflows and make_hdiag raises a TypeError (measured,
+# PySCF 2.14). The uint64 encoding of hinqs.io.determinants would hold 64; the solver holds 63.
+SOLVER_MAX_ORBITALS = 63
+
+
+def check_orbital_count(norb: int, what: str, hint: str = "") -> None:
+    """Refuse an active space the solver cannot represent, at prepare time rather than mid-run."""
+    if norb > SOLVER_MAX_ORBITALS:
+        raise InputError(
+            f"{what}: {norb} active orbitals exceed the {SOLVER_MAX_ORBITALS} that PySCF's selected CI "
+            f"can encode (int64 CI strings){hint}"
+        )
 
 
 @dataclass(frozen=True)

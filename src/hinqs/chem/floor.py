@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hinqs.fci import FciState
-from hinqs.fci import exact_ground_state as fci_ground_state
-from hinqs.hamiltonian import Hamiltonian
+from hinqs.chem.fci import FciState
+from hinqs.chem.fci import exact_ground_state as fci_ground_state
+from hinqs.io.hamiltonian import Hamiltonian
 
 
 def exact_ground_state(ham: Hamiltonian) -> FciState:

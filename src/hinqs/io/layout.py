@@ -7,7 +7,7 @@ benchmarks all ask this module for paths instead of spelling them out::
     <results>/<system>/hamiltonian/{hcore.npy, eri.npy, meta.json}
     <results>/<system>/iter_000/model.pt              initial model
     <results>/<system>/iter_<k>/samples.npz, sample_stats.json, subspace.npz, subspace_stats.json,
-                                sqd/{result.json, state.npz, batches/}, model.pt, train.json,
+                                sqd/{result.json, state.npz, batches/batch_<i>.{json,npz}}, model.pt, train.json,
                                 status.json
     <results>/<system>/{summary.json, energies.csv, convergence.png, logs/, benchmarks/}
     <results>/{scan.csv, scan.png}, <results>/verify/<system>/report.{json,txt}
@@ -28,6 +28,30 @@ ITERATION_DIGITS = 3
 def iteration_name(k: int | str) -> str:
     """Folder name of iteration ``k`` (0 holds the initial model); a string is a wildcard."""
     return f"iter_{k}" if isinstance(k, str) else f"iter_{k:0{ITERATION_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class SQDFiles:
+    """The output folder of one diagonalisation step (``iter_<k>/sqd`` or ``hinqs diagonalize --out``)."""
+
+    root: Path
+
+    @property
+    def result(self) -> Path:
+        return self.root / "result.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.npz"
+
+    @property
+    def batches(self) -> Path:
+        return self.root / "batches"
+
+    def batch(self, index: int) -> tuple[Path, Path]:
+        """The ``.json`` record and ``.npz`` ground state of batch ``index``."""
+        stem = self.batches / f"batch_{index:03d}"
+        return stem.with_suffix(".json"), stem.with_suffix(".npz")
 
 
 @dataclass(frozen=True)
@@ -57,16 +81,20 @@ class IterationFiles:
         return self.root / "sqd"
 
     @property
+    def sqd_files(self) -> SQDFiles:
+        return SQDFiles(self.sqd)
+
+    @property
     def result(self) -> Path:
-        return self.sqd / "result.json"
+        return self.sqd_files.result
 
     @property
     def state(self) -> Path:
-        return self.sqd / "state.npz"
+        return self.sqd_files.state
 
     @property
     def batches(self) -> Path:
-        return self.sqd / "batches"
+        return self.sqd_files.batches
 
     @property
     def model(self) -> Path:
@@ -128,6 +156,28 @@ def _suffix(k: int | str) -> str:
 
 
 @dataclass(frozen=True)
+class VerifyFiles:
+    """``hinqs verify``'s folder for one system: its two runs, their shared Hamiltonian, the report."""
+
+    root: Path
+
+    def run(self, path: str) -> Path:
+        """Results folder of one path (``sequential`` or ``parallel``)."""
+        return self.root / path
+
+    def hamiltonian(self, system: str) -> Path:
+        return self.root / "hamiltonian" / system
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def report_txt(self) -> Path:
+        return self.root / "report.txt"
+
+
+@dataclass(frozen=True)
 class RunLayout:
     """A results folder holding one sub-folder per system."""
 
@@ -157,5 +207,5 @@ class RunLayout:
         return self.root / "logs" / "scan.log"
 
     def verify(self, system: str) -> Path:
-        """Folder of ``hinqs verify``'s two runs and report for one system."""
+        """Folder of ``hinqs verify``'s two runs and report for one system (see :class:`VerifyFiles`)."""
         return self.root / "verify" / system

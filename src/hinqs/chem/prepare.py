@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from hinqs import __version__
-from hinqs.chem import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
+from hinqs.chem.integrals import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
+from hinqs.chem.references import compute_references
 from hinqs.errors import InputError
-from hinqs.hamiltonian import write_hamiltonian
-from hinqs.references import compute_references
+from hinqs.io.hamiltonian import write_hamiltonian
 
 
 def library_versions() -> dict[str, str]:

@@ -61,11 +61,9 @@ def _all_strings(norb: int, n: int) -> np.ndarray:
     return np.asarray(cistring.make_strings(range(norb), n), dtype=np.int64)
 
 
-def _extended(
-    strings: np.ndarray, weight: np.ndarray, norb: int, n: int, size: int
-) -> tuple[np.ndarray, bool]:
+def _extended(strings: np.ndarray, weight: np.ndarray, norb: int, n: int, size: int) -> tuple[np.ndarray, bool]:
     """S plus external strings up to ``size`` strings in all; True when every connected string fits."""
-    from hinqs.expansion import excitations
+    from hinqs.subspace.expansion import excitations
 
     if size >= math.comb(norb, n):
         return _all_strings(norb, n), True
@@ -76,7 +74,8 @@ def _extended(
     for start in range(0, len(parents), PARENT_CHUNK):
         if room <= 0:
             return np.sort(np.concatenate(chosen)), False
-        new = np.setdiff1d(excitations(parents[start : start + PARENT_CHUNK].astype(np.uint64), norb).astype(np.int64), have)
+        batch = parents[start : start + PARENT_CHUNK].astype(np.uint64)
+        new = np.setdiff1d(excitations(batch, norb).astype(np.int64), have)
         if len(new) > room:
             chosen.append(new[:room])
             return np.sort(np.concatenate(chosen)), False

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hinqs.determinants import Determinants, hartree_fock_strings, unique_determinants, validate_determinants
 from hinqs.errors import InputError
+from hinqs.io.determinants import Determinants, hartree_fock_strings, unique_determinants, validate_determinants
 
 
 def grow_subspace(

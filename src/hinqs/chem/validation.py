@@ -26,21 +26,6 @@ from hinqs.errors import InputError
 # atoms at the same point end in a traceback from the SCF's initial guess.
 MIN_ATOM_DISTANCE_ANGSTROM = 0.1
 
-# PySCF's selected CI (which qiskit-addon-sqd's solve_fermion and the lean solver call)
-# keeps CI strings as int64 and builds its per-orbital masks 1 << i in int64: with 64
-# orbitals the mask of orbital 63 overflows and make_hdiag raises a TypeError (measured,
-# PySCF 2.14). The uint64 encoding of hinqs.determinants would hold 64; the solver holds 63.
-SOLVER_MAX_ORBITALS = 63
-
-
-def check_orbital_count(norb: int, what: str, hint: str = "") -> None:
-    """Refuse an active space the solver cannot represent, at prepare time rather than mid-run."""
-    if norb > SOLVER_MAX_ORBITALS:
-        raise InputError(
-            f"{what}: {norb} active orbitals exceed the {SOLVER_MAX_ORBITALS} that PySCF's selected CI "
-            f"can encode (int64 CI strings){hint}"
-        )
-
 
 def geometry_lines(geometry: Any) -> list[str] | None:
     """The atom lines of a geometry string as PySCF splits it (';' or newline, '#' comments).
@@ -210,21 +195,3 @@ def scan_fcidump(path: str | os.PathLike[str]) -> FcidumpShape:
             "NORB does not match the integrals"
         )
     return FcidumpShape(norb=norb, n_electrons=header["NELEC"], ms2=header.get("MS2", 0))
-
-
-def check_strings(
-    strings: np.ndarray, norb: int, n_electrons: int, what: str, expected: str = "the run's Hamiltonian"
-) -> None:
-    """CI strings (uint64, bit i = orbital i) must lie within ``norb`` orbitals and hold ``n_electrons``.
-
-    Used on files handed from step to step (teacher states, bases), where a file of another
-    system would otherwise be diagonalised or trained on without complaint.
-    """
-    strings = np.asarray(strings, dtype=np.uint64).reshape(-1)
-    if norb < 64 and np.any(strings >> np.uint64(norb)):
-        top = int(np.max(strings)).bit_length()
-        raise InputError(f"{what} occupies {top} orbitals, but {expected} has norb={norb}")
-    counts = np.bitwise_count(strings)
-    wrong = np.flatnonzero(counts != n_electrons)
-    if len(wrong):
-        raise InputError(f"{what} has strings with {int(counts[wrong[0]])} electrons, but {expected} has {n_electrons}")

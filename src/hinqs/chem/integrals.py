@@ -4,7 +4,7 @@ The integrals are computed once, here, and handed to every later process through
 Hamiltonian folder: the SCF of molecules with degenerate orbitals depends on the thread
 count (design notes), so recomputing it per worker could give each worker other orbitals.
 
-Open shells use ROHF, whose single set of orbitals is what a determinant basis over
+Open shells use ROHF, whose single set of orbitals is what a determinant set over
 spatial orbitals needs.
 """
 
@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.errors import InputError
-from hinqs.validation import (
+from hinqs.chem.validation import (
     check_atom_positions,
     check_geometry_text,
-    check_orbital_count,
     geometry_lines,
     scan_fcidump,
 )
+from hinqs.errors import InputError
+from hinqs.io.hamiltonian import check_orbital_count
 
 
 @dataclass
@@ -242,13 +242,13 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
 def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals:
     """Read integrals written by another code; a one-line error for a missing, malformed or inconsistent file.
 
-    The header is checked against the integral lines first (:func:`hinqs.validation.scan_fcidump`):
+    The header is checked against the integral lines first (:func:`hinqs.chem.validation.scan_fcidump`):
     PySCF's reader trusts NORB and fails, or silently misreads, when they disagree.
     """
     from pyscf import ao2mo
     from pyscf.tools import fcidump
 
-    from hinqs.hamiltonian import check_integrals
+    from hinqs.io.hamiltonian import check_integrals
 
     path = Path(path)
     if not path.is_file():

@@ -3,16 +3,16 @@
 Both act in ``hinqs subspace``; their ``null`` defaults are derived from the system's size
 (:mod:`hinqs.defaults`), and 0 turns either off (``subspace.expansion.strings: 0``,
 ``subspace.max_strings: 0``), in which case the subspace is exactly the previous one +
-samples + HF. (Below, "basis" is the determinant set being grown.)
+samples + HF.
 
 SQD diagonalises in the product space of a batch's alpha x beta strings, so what limits
-accuracy and cost is which *strings* the basis holds. Everything below works on strings,
+accuracy and cost is which *strings* the subspace holds. Everything below works on strings,
 from the previous iteration's teacher state (the best batch's ground state |Psi> over
 ``S_a x S_b``; at the first iteration the HF determinant):
 
 1. candidates: the single and double same-spin excitations of the teacher's
    ``top_strings`` heaviest strings (marginal weight, sum of |c|^2 over the other spin),
-   plus every string of the grown basis the teacher does not hold (this iteration's NQS
+   plus every string of the grown subspace the teacher does not hold (this iteration's NQS
    samples);
 2. each candidate ``x`` (alpha, say) is scored by the Epstein-Nesbet second-order energy it
    would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over the
@@ -21,15 +21,15 @@ from the previous iteration's teacher state (the best batch's ground state |Psi>
    Brillouin's theorem and opposite-spin doubles are never found). One ``contract_2e`` of
    PySCF's selected CI in ``(S_a + candidates) x partners`` with Psi embedded: exact matrix
    elements, no sampling, deterministic;
-3. the ``strings`` best candidates not yet in the basis join it, each as the determinant
+3. the ``strings`` best candidates not yet in the subspace join it, each as the determinant
    ``(x, b*)`` with ``b*`` its largest-contribution partner. For closed shells one string
    set serves both spins, so the candidates are ranked once;
-4. the cap (``max_strings``): when the basis spans more strings, keep those of largest
+4. the cap (``max_strings``): when the subspace spans more strings, keep those of largest
    *importance*, both in Ha: for a teacher string, the energy it would cost if dropped,
    ``sum_b |c_xb|^2 (H_xb,xb - E)``; for any other string, its PT2 gain. A string carrying
    weight thus leaves only for one expected to bring more; HF always stays. Determinants
    with an evicted string go; a kept string left without a determinant is re-attached to
-   its heaviest partner. With the whole basis in one batch, the next subspace holds every
+   its heaviest partner. With the whole subspace in one batch, the next subspace holds every
    kept string, so the energy does not rise.
 
 ``subspace.max_size`` (an older cap on determinants, evicting by ``max(|c|^2, count share)``;
@@ -44,56 +44,26 @@ from itertools import combinations
 
 import numpy as np
 
-from hinqs.determinants import Determinants, hartree_fock_strings, unique_determinants
-from hinqs.errors import InputError
-from hinqs.files import read_state
-from hinqs.settings import ExpansionSettings
-from hinqs.validation import check_strings
-
-
-@dataclass(frozen=True)
-class TeacherState:
-    """A ground state over the product space ``strs_a x strs_b`` (amplitudes ``[na, nb]``)."""
-
-    strs_a: np.ndarray
-    strs_b: np.ndarray
-    amplitudes: np.ndarray
-    source: str = "teacher state"  # the file it came from, for error messages
+from hinqs.io.determinants import Determinants, hartree_fock_strings, unique_determinants
+from hinqs.io.files import GroundState, check_state, read_state
+from hinqs.subspace.settings import ExpansionSettings
 
 
 def read_teacher_state(
     path: str | os.PathLike[str], *, norb: int | None = None, nelec: tuple[int, int] | None = None
-) -> TeacherState:
+) -> GroundState:
     """The previous iteration's ground state (``sqd/state.npz``) with its strings sorted.
 
     With ``norb`` and ``nelec`` (the run's Hamiltonian) a state of another system is refused
-    here; :func:`plan_strings` and :func:`cap_basis` check it again against what they are given.
+    here; :func:`plan_strings` and :func:`cap_subspace` check it again against what they are given.
     """
-    state = read_state(path)
-    strs_a, strs_b, amps = state.ci_strs_a, state.ci_strs_b, state.amplitudes
-    if not np.all(np.isfinite(amps)):
-        raise InputError(f"{path}: amplitudes contain non-finite values")
-    oa, ob = np.argsort(strs_a, kind="stable"), np.argsort(strs_b, kind="stable")
-    teacher = TeacherState(strs_a[oa], strs_b[ob], amps[np.ix_(oa, ob)], source=str(path))
-    if norb is not None and nelec is not None:
-        check_teacher(teacher, norb, nelec)
-    return teacher
+    return read_state(path, sort=True, norb=norb, nelec=nelec)
 
 
-def check_teacher(teacher: TeacherState, norb: int, nelec: tuple[int, int]) -> None:
-    """A teacher state must be of the run's system: strings within ``norb`` holding ``nelec`` electrons.
-
-    A state of another system would otherwise be expanded into determinants of the wrong
-    electron count, which only the diagonalisation would trip over.
-    """
-    check_strings(teacher.strs_a, norb, nelec[0], f"{teacher.source}: ci_strs_a")
-    check_strings(teacher.strs_b, norb, nelec[1], f"{teacher.source}: ci_strs_b")
-
-
-def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> TeacherState:
+def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> GroundState:
     """The HF determinant as a teacher: what expansion starts from at the first iteration."""
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    return TeacherState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
+    return GroundState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
 def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
@@ -159,7 +129,7 @@ def _pt2_scores(
 
 
 def teacher_energy_and_diagonal(
-    teacher: TeacherState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
+    teacher: GroundState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
 ) -> tuple[float, np.ndarray]:
     """The teacher's exact energy <Psi|H|Psi>/<Psi|Psi> (no core energy) and H's diagonal on its space.
 
@@ -216,7 +186,7 @@ def _partner_columns(other: np.ndarray, amps: np.ndarray, norb: int, n_partners:
 
 @dataclass(frozen=True)
 class ChannelPlan:
-    """What the basis step does with the strings of one spin (both spins for closed shells).
+    """What the subspace step does with the strings of one spin (both spins for closed shells).
 
     ``added``/``added_partner``: new strings and the other-spin string each is paired with;
     ``keep``: the strings allowed to stay (sorted), ``None`` when there is no cap;
@@ -241,7 +211,7 @@ def _channel_plan(
     eri: np.ndarray,
     energy: float,
     hdiag: np.ndarray,
-    basis_own: np.ndarray,
+    subspace_own: np.ndarray,
     settings: ExpansionSettings,
     max_strings: int,
     protected: int,
@@ -249,9 +219,9 @@ def _channel_plan(
     """Rank the strings of one spin: teacher strings by eviction cost, all others by EN-PT2 gain.
 
     Candidates are the single/double excitations of the teacher's heaviest strings plus every
-    string of the basis the teacher does not hold (e.g. this iteration's NQS samples), all
+    string of the subspace the teacher does not hold (e.g. this iteration's NQS samples), all
     scored in one H|Psi> product. The ``settings.strings`` best candidates not yet in the
-    basis are added; with ``max_strings`` the strings of largest importance are kept
+    subspace are added; with ``max_strings`` the strings of largest importance are kept
     (``protected``, the HF string, always).
     """
     norb = hcore.shape[0]
@@ -259,14 +229,14 @@ def _channel_plan(
     weight = prob.sum(axis=1)
     loss = string_losses(amps, hdiag, energy)
     parents = _top(own, weight, settings.top_strings)
-    candidates = np.union1d(excitations(parents, norb), np.setdiff1d(basis_own, own))
+    candidates = np.union1d(excitations(parents, norb), np.setdiff1d(subspace_own, own))
     candidates = np.setdiff1d(candidates, own)
     gain = np.zeros(0)
     partner = np.zeros(0, np.uint64)
     if len(candidates):
         partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
         gain, partner = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, candidates, energy)
-    fresh = ~np.isin(candidates, basis_own)
+    fresh = ~np.isin(candidates, subspace_own)
     order = np.argsort(-np.where(fresh, gain, -np.inf), kind="stable")[: max(settings.strings, 0)]
     order = order[fresh[order]] if settings.strings > 0 else order[:0]
     added, added_partner = candidates[order], partner[order]
@@ -274,7 +244,7 @@ def _channel_plan(
     carrier = {int(s): int(p) for s, p in zip(own, heaviest_partner, strict=True)}
     carrier.update({int(s): int(p) for s, p in zip(candidates, partner, strict=True)})
     keep = None
-    universe = np.union1d(basis_own, added)
+    universe = np.union1d(subspace_own, added)
     if max_strings > 0 and len(universe) > max_strings:
         importance = dict(zip(own.tolist(), loss.tolist(), strict=True))
         importance.update(zip(candidates.tolist(), gain.tolist(), strict=True))
@@ -285,8 +255,8 @@ def _channel_plan(
 
 
 def plan_strings(
-    teacher: TeacherState,
-    basis: Determinants,
+    teacher: GroundState,
+    subspace: Determinants,
     hcore: np.ndarray,
     eri: np.ndarray,
     nelec: tuple[int, int],
@@ -296,34 +266,34 @@ def plan_strings(
     """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise)."""
     hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
     norb = hcore.shape[0]
-    check_teacher(teacher, norb, nelec)
-    teacher = TeacherState(
+    check_state(teacher, norb, nelec)
+    teacher = GroundState(
         teacher.strs_a, teacher.strs_b, teacher.amplitudes / np.sqrt(np.vdot(teacher.amplitudes, teacher.amplitudes))
     )
     energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
     closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
     if closed:
-        own_basis = np.union1d(basis.alpha, basis.beta)
+        own_subspace = np.union1d(subspace.alpha, subspace.beta)
         return [
             _channel_plan(
-                teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag, own_basis,
+                teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag, own_subspace,
                 settings, max_strings, hf_a,
             )
         ]  # fmt: skip
     alpha = _channel_plan(
         teacher.strs_a, teacher.strs_b, teacher.amplitudes, nelec, hcore, eri, energy, hdiag,
-        np.unique(basis.alpha), settings, max_strings, hf_a,
+        np.unique(subspace.alpha), settings, max_strings, hf_a,
     )  # fmt: skip
     beta = _channel_plan(
         teacher.strs_b, teacher.strs_a, teacher.amplitudes.T, (nelec[1], nelec[0]), hcore, eri, energy, hdiag.T,
-        np.unique(basis.beta), settings, max_strings, hf_b,
+        np.unique(subspace.beta), settings, max_strings, hf_b,
     )  # fmt: skip
     return [alpha, beta]
 
 
-def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: tuple[int, int]) -> Determinants:
-    """The basis with the planned strings added and, under a cap, only kept strings left.
+def apply_plan(subspace: Determinants, plans: list[ChannelPlan], norb: int, nelec: tuple[int, int]) -> Determinants:
+    """The subspace with the planned strings added and, under a cap, only kept strings left.
 
     A determinant stays when both its strings are kept; a kept string that no remaining
     determinant carries is re-attached to its carrier partner (or the HF string of the other
@@ -333,22 +303,22 @@ def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: 
     closed = len(plans) == 1
     if closed:
         plan = plans[0]
-        basis = expand_basis(basis, plan.added, plan.added_partner)
+        subspace = expand_subspace(subspace, plan.added, plan.added_partner)
         if plan.keep is None:
-            return basis
+            return subspace
         keep_a = keep_b = plan.keep
         carriers_a = carriers_b = plan.carrier
     else:
         pa, pb = plans
-        basis = expand_basis(basis, pa.added, pa.added_partner)
-        basis = expand_basis(basis, pb.added_partner, pb.added)
-        keep_a = pa.keep if pa.keep is not None else np.unique(basis.alpha)
-        keep_b = pb.keep if pb.keep is not None else np.unique(basis.beta)
+        subspace = expand_subspace(subspace, pa.added, pa.added_partner)
+        subspace = expand_subspace(subspace, pb.added_partner, pb.added)
+        keep_a = pa.keep if pa.keep is not None else np.unique(subspace.alpha)
+        keep_b = pb.keep if pb.keep is not None else np.unique(subspace.beta)
         if pa.keep is None and pb.keep is None:
-            return basis
+            return subspace
         carriers_a, carriers_b = pa.carrier, pb.carrier
-    inside = np.isin(basis.alpha, keep_a) & np.isin(basis.beta, keep_b)
-    kept = Determinants(basis.alpha[inside], basis.beta[inside], basis.weights()[inside])
+    inside = np.isin(subspace.alpha, keep_a) & np.isin(subspace.beta, keep_b)
+    kept = Determinants(subspace.alpha[inside], subspace.beta[inside], subspace.weights()[inside])
     extra_a: list[int] = []
     extra_b: list[int] = []
     if closed:
@@ -366,11 +336,11 @@ def apply_plan(basis: Determinants, plans: list[ChannelPlan], norb: int, nelec: 
             p = carriers_b.get(int(s), hf_a)
             extra_b.append(int(s))
             extra_a.append(p if np.isin(np.uint64(p), keep_a) else hf_a)
-    return expand_basis(kept, np.array(extra_a, np.uint64), np.array(extra_b, np.uint64))
+    return expand_subspace(kept, np.array(extra_a, np.uint64), np.array(extra_b, np.uint64))
 
 
 def select_strings(
-    teacher: TeacherState,
+    teacher: GroundState,
     hcore: np.ndarray,
     eri: np.ndarray,
     nelec: tuple[int, int],
@@ -390,56 +360,14 @@ def select_strings(
     )
 
 
-def expand_basis(basis: Determinants, alpha: np.ndarray, beta: np.ndarray) -> Determinants:
-    """The basis plus the given determinants, each weighted with the basis's largest count."""
+def expand_subspace(subspace: Determinants, alpha: np.ndarray, beta: np.ndarray) -> Determinants:
+    """The subspace plus the given determinants, each weighted with the subspace's largest count."""
     if len(alpha) == 0:
-        return basis
-    weight = int(basis.weights().max()) if len(basis) else 1
+        return subspace
+    weight = int(subspace.weights().max()) if len(subspace) else 1
     a, b, c = unique_determinants(
-        np.concatenate([basis.alpha, alpha.astype(np.uint64)]),
-        np.concatenate([basis.beta, beta.astype(np.uint64)]),
-        np.concatenate([basis.weights(), np.full(len(alpha), weight, np.int64)]),
+        np.concatenate([subspace.alpha, alpha.astype(np.uint64)]),
+        np.concatenate([subspace.beta, beta.astype(np.uint64)]),
+        np.concatenate([subspace.weights(), np.full(len(alpha), weight, np.int64)]),
     )
     return Determinants(a, b, c)
-
-
-def teacher_weights(teacher: TeacherState | None, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """|c|^2 (normalised) of each determinant in the teacher state; 0 where it is outside."""
-    out = np.zeros(len(alpha))
-    if teacher is None:
-        return out
-    prob = teacher.amplitudes**2
-    prob = prob / prob.sum()
-    ia = np.searchsorted(teacher.strs_a, alpha)
-    ib = np.searchsorted(teacher.strs_b, beta)
-    ia_c, ib_c = np.minimum(ia, len(teacher.strs_a) - 1), np.minimum(ib, len(teacher.strs_b) - 1)
-    inside = (teacher.strs_a[ia_c] == alpha) & (teacher.strs_b[ib_c] == beta)
-    out[inside] = prob[ia_c[inside], ib_c[inside]]
-    return out
-
-
-def cap_basis(
-    basis: Determinants,
-    max_size: int,
-    norb: int,
-    nelec: tuple[int, int],
-    teacher: TeacherState | None = None,
-    keep_alpha: np.ndarray | None = None,
-    keep_beta: np.ndarray | None = None,
-) -> Determinants:
-    """At most ``max_size`` determinants: evict the lowest ``max(|c|^2, count share)``; HF and ``keep`` stay."""
-    if teacher is not None:
-        check_teacher(teacher, norb, nelec)
-    if max_size <= 0 or len(basis) <= max_size:
-        return basis
-    counts = basis.weights()
-    score = np.maximum(teacher_weights(teacher, basis.alpha, basis.beta), counts / max(counts.sum(), 1))
-    hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    protected = (basis.alpha == np.uint64(hf_a)) & (basis.beta == np.uint64(hf_b))
-    if keep_alpha is not None and len(keep_alpha):
-        pairs = set(zip(keep_alpha.tolist(), keep_beta.tolist(), strict=True))
-        protected |= np.array([p in pairs for p in zip(basis.alpha.tolist(), basis.beta.tolist(), strict=True)])
-    score = np.where(protected, np.inf, score)
-    order = np.argsort(-score, kind="stable")[: max(max_size, int(protected.sum()))]
-    order = np.sort(order)
-    return Determinants(basis.alpha[order], basis.beta[order], counts[order])

@@ -1,0 +1,49 @@
+"""Settings of the neural quantum state: the model, its sampler and its training.
+
+The config schema (``schemas/config.schema.yaml``) owns every default: this class has none,
+and :meth:`hinqs.settings.RunSettings.from_config` builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hinqs.errors import InputError
+
+
+@dataclass(frozen=True)
+class NQSSettings:
+    """``nqs``: the neural quantum state, its sampler and its training."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    samples: int | None  # None: derived from the system (RunSettings.for_system)
+    epochs: int
+    learning_rate: float
+    temperature: float
+    max_teacher_determinants: int
+    teacher_min_weight: float
+    batch_size: int
+    smoothing: float
+    max_batch: int
+    device: str
+
+    def __post_init__(self) -> None:
+        # The schema checks a config; these checks also cover command-line overrides.
+        checks = [
+            (self.samples is None or self.samples >= 1, "nqs.samples must be at least 1"),
+            (self.temperature > 0, "nqs.temperature must be positive"),
+            (self.max_batch >= 4, "nqs.max_batch must be at least 4"),
+            (self.epochs >= 0, "nqs.epochs must be non-negative"),
+            (self.batch_size >= 0, "nqs.batch_size must be non-negative"),
+            (self.max_teacher_determinants >= 1, "nqs.max_teacher_determinants must be at least 1"),
+            (0.0 <= self.smoothing < 1.0, "nqs.smoothing must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,112 @@
+"""Grow, expand and cap the cumulative subspace of one iteration: the subspace step's one call.
+
+previous subspace + this iteration's samples + HF (:mod:`hinqs.subspace.grow`); then, as the
+settings ask (resolved for the system, :meth:`hinqs.settings.RunSettings.for_system`),
+PT2-ranked expansion strings from the previous ground state (the teacher; the HF
+determinant at the first iteration) and the string cap (:mod:`hinqs.subspace.expansion`);
+``max_size`` is the older determinant cap (:mod:`hinqs.subspace.cap`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hinqs.io.determinants import Determinants
+from hinqs.io.files import GroundState
+from hinqs.io.hamiltonian import Hamiltonian
+from hinqs.subspace.cap import cap_subspace
+from hinqs.subspace.expansion import apply_plan, hartree_fock_teacher, plan_strings
+from hinqs.subspace.grow import grow_subspace
+from hinqs.subspace.settings import SubspaceSettings
+
+
+@dataclass
+class SubspaceReport:
+    """What the step did to the subspace (``stats`` is what ``--stats`` writes)."""
+
+    size: int
+    new: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        extra = ""
+        if "expansion_strings" in self.stats:
+            extra += f", {self.stats['expansion_strings']} expansion strings"
+            extra += f", {self.stats['evicted_strings']} strings evicted"
+        if "evicted_determinants" in self.stats:
+            extra += f", {self.stats['evicted_determinants']} evicted"
+        return f"{self.size} determinants ({self.new} new{extra})"
+
+
+def _strings(dets: Determinants | None) -> np.ndarray:
+    """Distinct strings of a determinant set (both spins pooled: what a closed-shell subspace spans)."""
+    return np.zeros(0, np.uint64) if dets is None else np.union1d(dets.alpha, dets.beta)
+
+
+def _expand_and_cap_strings(
+    subspace: Determinants,
+    settings: SubspaceSettings,
+    ham: Hamiltonian,
+    shape: tuple[int, tuple[int, int]],
+    teacher: GroundState | None,
+    sampled: tuple[Determinants, Determinants | None],
+    stats: dict[str, Any],
+) -> tuple[Determinants, np.ndarray, np.ndarray]:
+    """Expansion strings and the string cap; returns the subspace and the added (alpha, beta) pairs."""
+    norb, nelec = shape
+    source = teacher if teacher is not None else hartree_fock_teacher(norb, nelec)
+    before = _strings(subspace)
+    plans = plan_strings(source, subspace, ham.hcore, ham.eri, nelec, settings.expansion, settings.max_strings or 0)
+    subspace = apply_plan(subspace, plans, norb, nelec)
+    after, added = _strings(subspace), np.concatenate([p.added for p in plans])
+    samples, previous = sampled
+    kept_sampled = np.intersect1d(np.setdiff1d(_strings(samples), _strings(previous)), after)
+    stats.update(
+        expansion_strings=int(sum(len(p.added) for p in plans)),
+        expansion_pt2=float(sum(p.pt2_added for p in plans)),
+        candidates=int(sum(p.n_candidates for p in plans)),
+        strings_before_cap=len(np.union1d(before, added)),
+        strings=len(after),
+        evicted_strings=len(np.setdiff1d(np.union1d(before, added), after)),
+        new_sampled_strings_kept=len(np.setdiff1d(kept_sampled, added)),
+    )
+    if len(plans) == 1:
+        return subspace, plans[0].added, plans[0].added_partner
+    return (
+        subspace,
+        np.concatenate([plans[0].added, plans[1].added_partner]),
+        np.concatenate([plans[0].added_partner, plans[1].added]),
+    )
+
+
+def build_subspace(
+    settings: SubspaceSettings,
+    shape: tuple[int, tuple[int, int]],
+    drawn: Determinants,
+    previous: Determinants | None,
+    teacher: GroundState | None,
+    hamiltonian: Any,
+) -> tuple[Determinants, SubspaceReport]:
+    """Iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state.
+
+    ``hamiltonian`` is called (no arguments) for the :class:`~hinqs.io.hamiltonian.Hamiltonian`
+    only when expansion or the string cap needs the integrals.
+    """
+    norb, nelec = shape
+    subspace = grow_subspace(previous, drawn, norb, nelec)
+    report = SubspaceReport(0, 0, {"n_grown": len(subspace)})
+    added_a = added_b = None
+    if (settings.expansion.strings or 0) > 0 or (settings.max_strings or 0) > 0:
+        subspace, added_a, added_b = _expand_and_cap_strings(
+            subspace, settings, hamiltonian(), shape, teacher, (drawn, previous), report.stats
+        )
+    if settings.max_size > 0:
+        size = len(subspace)
+        subspace = cap_subspace(subspace, settings.max_size, norb, nelec, teacher, added_a, added_b)
+        report.stats["evicted_determinants"] = size - len(subspace)
+    report.size, report.new = len(subspace), len(subspace) - (len(previous) if previous else 0)
+    report.stats["n_determinants"] = len(subspace)
+    return subspace, report

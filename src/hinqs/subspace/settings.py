@@ -1,0 +1,27 @@
+"""Settings of the cumulative determinant subspace: PT2 expansion and the caps.
+
+The config schema (``schemas/config.schema.yaml``) owns every default: this class has none,
+and :meth:`hinqs.settings.RunSettings.from_config` builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExpansionSettings:
+    """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
+
+    strings: int | None  # None: derived from the system
+    top_strings: int
+    partner_strings: int
+
+
+@dataclass(frozen=True)
+class SubspaceSettings:
+    """``subspace``: how the cumulative determinant set grows (expansion) and is capped."""
+
+    max_strings: int | None  # None: derived from the system
+    max_size: int
+    expansion: ExpansionSettings
