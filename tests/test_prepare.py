@@ -116,3 +116,38 @@ def test_prepare_command_line_in_a_fresh_process(tmp_path, config_file):
     meta = json.loads((out / "meta.json").read_text())
     assert abs(meta["references"]["fci"] - (-1.137283834)) < 1e-6
     assert sorted(p.name for p in out.parent.iterdir()) == ["ham"]  # no temporary leftovers
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        {"name": "lih", "geometry": "Li 0 0 0; H 0 0 1.5949", "basis": "6-31g", "frozen_core": 1},
+        {"name": "ch2", "geometry": "C 0 0 0.1031; H 0 0.9989 -0.3093; H 0 -0.9989 -0.3093", "basis": "sto-3g",
+         "spin": 2, "frozen_core": 1},
+    ],
+    ids=["closed", "triplet"],
+)  # fmt: skip
+def test_natural_orbitals_leave_fci_unchanged_and_compact_the_state(system):
+    """MP2 and CCSD natural orbitals rotate only the active orbitals: same FCI energy (PySCF FCI
+    on each set of integrals), occupations sorted from ~2 down, recorded in the info."""
+    import numpy as np
+    from pyscf import fci
+
+    from hinqs.chem.integrals import integrals_from_geometry
+
+    energies = {}
+    for kind in ("hf", "mp2", "ccsd"):
+        ints, _ = integrals_from_geometry({**system, "orbitals": kind})
+        norb = ints.hcore.shape[0]
+        energies[kind], _ = fci.direct_spin1.kernel(
+            ints.hcore, ints.eri, norb, ints.nelec, ecore=ints.ecore, conv_tol=1e-12
+        )
+        occupations = ints.info["natural_occupations"]
+        assert ints.info["orbitals"] == kind
+        if kind == "hf":
+            assert occupations is None
+        else:
+            assert np.all(np.diff(occupations) <= 1e-12) and 1.9 < occupations[0] <= 2.0 + 1e-9
+            assert abs(sum(occupations) - sum(ints.nelec)) < 1e-8
+    assert abs(energies["mp2"] - energies["hf"]) < 1e-9
+    assert abs(energies["ccsd"] - energies["hf"]) < 1e-9

@@ -80,6 +80,7 @@ def _iteration(
     from hinqs.steps.check import check
     from hinqs.steps.diagonalize import diagonalize
     from hinqs.steps.nqs import sample, train
+    from hinqs.steps.pt2 import estimate_pt2
     from hinqs.steps.subspace import build_subspace
 
     here, before = system.iteration(k), system.iteration(k - 1)
@@ -95,6 +96,8 @@ def _iteration(
                        stats=here.subspace_stats)  # fmt: skip
     with clock.stage("diagonalize"):
         diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor, teacher=teacher)
+    with clock.stage("pt2"):
+        estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, ham, here.state, here.pt2)
     with clock.stage("check"):
         last = previous and previous.status
         status = check(settings.iterations, k, here.result, here.status, previous_status=last)

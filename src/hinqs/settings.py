@@ -18,12 +18,13 @@ from hinqs.chem.settings import ReferenceSettings
 from hinqs.errors import InputError
 from hinqs.nqs.settings import NQSSettings
 from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
-from hinqs.subspace.settings import ExpansionSettings, SubspaceSettings
+from hinqs.subspace.settings import ExpansionSettings, PT2Settings, SubspaceSettings
 
 __all__ = [
     "ExpansionSettings",
     "IterationSettings",
     "NQSSettings",
+    "PT2Settings",
     "ParallelSettings",
     "ReferenceSettings",
     "RunSettings",
@@ -76,6 +77,7 @@ class RunSettings:
     parallel: ParallelSettings
     mpi_launcher: str
     subspace: SubspaceSettings
+    pt2: PT2Settings
     iterations: IterationSettings
 
     @classmethod
@@ -95,6 +97,7 @@ class RunSettings:
             subspace=SubspaceSettings(
                 subspace["max_strings"], subspace["max_size"], _section(ExpansionSettings, subspace["expansion"])
             ),
+            pt2=_section(PT2Settings, config["pt2"]),
             iterations=_section(IterationSettings, config["iterations"]),
         )
 

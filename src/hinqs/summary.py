@@ -24,7 +24,9 @@ from hinqs.io.layout import SystemLayout
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6
-STAGES = ("sample", "subspace", "diagonalize", "train")  # steps with a Snakemake benchmark file
+STAGES = ("sample", "subspace", "diagonalize", "pt2", "train")  # steps with a Snakemake benchmark file
+EXTRAPOLATION_POINTS = 4  # the last distinct (E_PT2, E_var) points the extrapolation fits (at least 3)
+DISTINCT_HA = 1e-8  # iterations whose E_var differs by less are one point (a stalled loop repeats itself)
 
 
 def _benchmark_seconds(path: Path) -> float | None:
@@ -53,6 +55,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     batches = result.batches if result else []
     data = result.data if result else {}
     best_shape = result.best_record().get("product_shape") if result else None
+    pt2 = read_json_or_none(files.pt2) or {}
     return {
         "iteration": k,
         "energy": result.energy if result else None,
@@ -68,9 +71,46 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "batches_capped": (data.get("capping") or {}).get("n_capped"),
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
+        "e_pt2": pt2.get("e_pt2"),
+        "e_var_plus_pt2": pt2.get("e_total"),
+        "pt2_complete": pt2.get("complete"),
         "train_kl_after": train.get("kl_after"),
         "teacher_mass_after": train.get("teacher_mass_after"),
         "seconds": {stage: _benchmark_seconds(system.benchmark(stage, k)) for stage in STAGES},
+    }
+
+
+def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: float | None) -> dict[str, Any] | None:
+    """E_var + E_PT2 of the best iteration and the extrapolation to E_PT2 = 0, with errors in mHa.
+
+    The fit uses the last ``EXTRAPOLATION_POINTS`` iterations whose E_var differ (a stalled
+    loop repeats its last point) and needs three of them; its spread is the intercept's
+    standard error.
+    """
+    from hinqs.subspace.pt2 import extrapolate
+
+    with_pt2 = [r for r in records if r.get("e_pt2") is not None and r.get("energy") is not None]
+    if not with_pt2 or best is None:
+        return None
+    top = min(with_pt2, key=lambda r: r["energy"])
+    points: list[tuple[float, float]] = []
+    for r in with_pt2:
+        if all(abs(r["energy"] - e) > DISTINCT_HA for _, e in points):
+            points.append((r["e_pt2"], r["energy"]))
+    points = points[-EXTRAPOLATION_POINTS:]
+    fit = extrapolate([p[1] for p in points], [p[0] for p in points]) if len(points) >= 3 else None
+
+    def error(value: float | None) -> float | None:
+        return None if value is None or reference is None else (value - reference) * MHA
+
+    return {
+        "iteration": top["iteration"],
+        "e_var": top["energy"],
+        "e_pt2": top["e_pt2"],
+        "e_var_plus_pt2": top["e_var_plus_pt2"],
+        "complete": top["pt2_complete"],
+        "error_mha": error(top["e_var_plus_pt2"]),
+        "extrapolated": None if fit is None else {**fit, "error_mha": error(fit["energy"])},
     }
 
 
@@ -104,6 +144,7 @@ def build_summary(
         best_name, best_ref = str(user_reference["source"]), float(user_reference["energy"])
         if best is not None:
             errors["user"] = (best - best_ref) * MHA
+    pt2 = _pt2_summary(records, best, best_ref)
     seconds: dict[str, float] = {"prepare": _benchmark_seconds(system.benchmark("prepare")) or 0.0}
     for record in records:
         for stage, value in record["seconds"].items():
@@ -126,6 +167,7 @@ def build_summary(
             "energy": best_ref,
             "error_mha": None if best_ref is None or best is None else (best - best_ref) * MHA,
         },
+        "pt2": pt2,
         "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
         "seconds_per_stage": seconds,
         "per_iteration": records,
@@ -140,11 +182,14 @@ CSV_COLUMNS = [
     "new_determinants",
     "subspace_size",
     "subspace_dimension",
+    "e_pt2",
+    "e_var_plus_pt2",
     "batches_ok",
     "batches_failed",
     "seconds_sample",
     "seconds_subspace",
     "seconds_diagonalize",
+    "seconds_pt2",
     "seconds_train",
 ]
 
@@ -165,6 +210,8 @@ def energies_csv(summary: dict[str, Any]) -> str:
                 "new_determinants": r["new_determinants"],
                 "subspace_size": r["subspace_size"],
                 "subspace_dimension": r["subspace_dimension"],
+                "e_pt2": "" if r.get("e_pt2") is None else repr(r["e_pt2"]),
+                "e_var_plus_pt2": "" if r.get("e_var_plus_pt2") is None else repr(r["e_var_plus_pt2"]),
                 "batches_ok": r["batches_ok"],
                 "batches_failed": r["batches_failed"],
                 **{f"seconds_{k}": "" if v is None else f"{v:.2f}" for k, v in r["seconds"].items()},
@@ -195,7 +242,12 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     plt = _pyplot()
     refs = summary["references"]
     ref_name, ref = summary["best_reference"]["name"], summary["best_reference"]["energy"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    with_pt2 = [r for r in summary["per_iteration"] if r.get("e_pt2") is not None and r["energy"] is not None]
+    if with_pt2:
+        fig, (ax, ax_fit) = plt.subplots(1, 2, figsize=(11, 4))
+        _plot_pt2_fit(ax_fit, summary, with_pt2)
+    else:
+        fig, ax = plt.subplots(figsize=(6, 4))
     iterations = [r["iteration"] for r in summary["per_iteration"] if r["energy"] is not None]
     energies = [r["energy"] for r in summary["per_iteration"] if r["energy"] is not None]
     if ref is not None:
@@ -203,6 +255,9 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
         best = [max(abs(min(energies[: i + 1]) - ref) * MHA, 1e-9) for i in range(len(energies))]
         ax.semilogy(iterations, errors, "o", color="C0", alpha=0.6, label=f"iteration energy - {ref_name}")
         ax.semilogy(iterations, best, "-", color="C0", label=f"best so far - {ref_name}")
+        if with_pt2:
+            total = [max(abs(r["e_var_plus_pt2"] - ref) * MHA, 1e-9) for r in with_pt2]
+            ax.semilogy([r["iteration"] for r in with_pt2], total, "s-", color="C4", label=f"E + PT2 - {ref_name}")
         ax.axhline(CHEMICAL_ACCURACY_MHA, color="grey", ls="--", label="chemical accuracy (1.6 mHa)")
         colours = iter(("C1", "C2", "C3"))
         for name, label in (("ccsd_t", "CCSD(T)"), ("ccsd", "CCSD"), ("hf", "HF")):
@@ -220,6 +275,25 @@ def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> N
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save_png(fig, path)
+
+
+def _plot_pt2_fit(ax: Any, summary: dict[str, Any], with_pt2: list[dict[str, Any]]) -> None:
+    """E_var against E_PT2 per iteration and the linear fit read at E_PT2 = 0 (mHa scale)."""
+    x = np.array([r["e_pt2"] for r in with_pt2]) * MHA
+    y = np.array([r["energy"] for r in with_pt2])
+    ax.plot(x, y, "o", color="C0", label="iterations")
+    fit = (summary.get("pt2") or {}).get("extrapolated")
+    if fit is not None:
+        line = np.linspace(min(x.min(), 0.0), 0.0, 20)
+        spread = f" +- {fit['spread'] * MHA:.3f} mHa" if fit.get("spread") is not None else ""
+        ax.plot(line, fit["energy"] + fit["slope"] * line / MHA, "-", color="C1",
+                label=f"fit: E(PT2 = 0) = {fit['energy']:.6f}{spread}")  # fmt: skip
+    reference = summary["best_reference"]
+    if reference.get("energy") is not None:
+        ax.axhline(reference["energy"], color="k", ls="--", lw=1, label=str(reference["name"]))
+    ax.set_xlabel("E_PT2 (mHa)")
+    ax.set_ylabel("E_var (Ha)")
+    ax.legend(fontsize=8)
 
 
 def write_summary(
@@ -254,6 +328,13 @@ def result_line(summary: dict[str, Any]) -> str:
     seconds = sum(v for v in (summary.get("seconds_per_stage") or {}).values() if v)
     stop = summary.get("stop_reason") or "not stopped"
     diagonalised = f"{dimension:,} determinants diagonalised{share}" if dimension else "no batch solved"
+    pt2 = summary.get("pt2") or {}
+    if pt2.get("error_mha") is not None:
+        versus += f"; E+PT2 {pt2['error_mha']:+.3f} mHa"
+        fit = pt2.get("extrapolated") or {}
+        if fit.get("error_mha") is not None:
+            spread = f" +- {fit['spread'] * MHA:.3f}" if fit.get("spread") is not None else ""
+            versus += f", extrapolated {fit['error_mha']:+.3f}{spread} mHa"
     return (
         f"{summary['system']}: E = {best:.10f} Ha, {versus}, {diagonalised}, subspace of {size or 0:,}, "
         f"{summary['iterations']} iterations, stop: {stop}, {seconds:.0f} s in steps"

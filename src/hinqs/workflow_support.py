@@ -173,6 +173,12 @@ def diagonalize_threads(parallel: dict[str, Any]) -> int:
     return int(parallel["workers"]) * int(parallel["threads_per_worker"])
 
 
+def pt2_mem_mb(pt2: dict[str, Any]) -> int:
+    """Memory (MB) of the PT2 step: five float64 vectors of the extended product space and
+    PySCF's work arrays (about 40 B per determinant) over the process's base."""
+    return int(600 + 40 * int(pt2["max_dimension"]) / 1e6)
+
+
 def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 

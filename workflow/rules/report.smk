@@ -7,6 +7,7 @@ rule summarize:
     input:
         meta=rules.prepare.output.meta,
         status=lambda w: [str(files(w.system, k).status) for k in range(1, n_iterations(w.system) + 1)],
+        pt2=lambda w: [str(files(w.system, k).pt2) for k in range(1, n_iterations(w.system) + 1)],
     output:
         summary=str(SYS.summary),
         table=report(

@@ -1,5 +1,5 @@
 # Cumulative determinant subspace, batched diagonalisation and the convergence checkpoint.
-from hinqs.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads
+from hinqs.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads, pt2_mem_mb
 
 
 rule subspace:
@@ -60,6 +60,30 @@ rule diagonalize:
     shell:
         "{params.launch} diagonalize --config {params.config} --hamiltonian {params.ham}"
         " --subspace {input.subspace} --iteration {params.iteration} {params.teacher} --out {params.out} > {log} 2>&1"
+
+
+rule pt2:
+    conda:
+        HINQS_ENV
+    input:
+        meta=rules.prepare.output.meta,
+        state=str(IT.state),
+    output:
+        pt2=str(IT.pt2),
+    params:
+        config=RUN_CONFIG,
+        pt2=config["pt2"],
+        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+    threads: config["parallel"]["threads_per_worker"]
+    resources:
+        mem_mb=pt2_mem_mb(config["pt2"]),
+    log:
+        str(SYS.log("pt2", "{k}")),
+    benchmark:
+        str(SYS.benchmark("pt2", "{k}"))
+    shell:
+        "hinqs pt2 --config {params.config} --hamiltonian {params.ham} --state {input.state}"
+        " --out {output.pt2} > {log} 2>&1"
 
 
 checkpoint check:

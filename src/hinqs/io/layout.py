@@ -97,6 +97,10 @@ class IterationFiles:
         return self.sqd_files.batches
 
     @property
+    def pt2(self) -> Path:
+        return self.root / "pt2.json"
+
+    @property
     def model(self) -> Path:
         return self.root / "model.pt"
 

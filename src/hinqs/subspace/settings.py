@@ -19,6 +19,13 @@ class ExpansionSettings:
 
 
 @dataclass(frozen=True)
+class PT2Settings:
+    """``pt2``: the EN-PT2 correction of each iteration's variational state."""
+
+    max_dimension: int  # 0: off
+
+
+@dataclass(frozen=True)
 class SubspaceSettings:
     """``subspace``: how the cumulative determinant set grows (expansion) and is capped."""
 

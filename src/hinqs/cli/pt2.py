@@ -1,0 +1,34 @@
+"""The EN-PT2 correction of one iteration's variational state (the energy's error bar)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hinqs.cli._options import add_config, load_settings
+
+COMMAND = "pt2"
+HELP = "Epstein-Nesbet PT2 correction of a ground state (pt2.json)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config(parser, purpose="its `pt2` section and parallel.threads_per_worker")
+    parser.add_argument("--hamiltonian", required=True, help="Hamiltonian folder")
+    parser.add_argument("--state", required=True, help="sqd/state.npz of the iteration")
+    parser.add_argument("--out", required=True, help="pt2.json to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hinqs.steps.pt2 import estimate_pt2
+
+    settings = load_settings(args.config, args.hamiltonian)
+    record = estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, args.hamiltonian, args.state, args.out)
+    if "skipped" in record:
+        print(f"hinqs pt2: skipped ({record['skipped']})")
+    else:
+        kind = "complete" if record["complete"] else "screened"
+        print(
+            f"hinqs pt2: E_var = {record['e_var']:.10f}  E_PT2 = {record['e_pt2']:.3e}  "
+            f"E_var + E_PT2 = {record['e_total']:.10f} Ha ({kind}, {record['external_determinants']:,} "
+            f"external determinants, {record['seconds']:.1f} s)"
+        )
+    return 0

@@ -1,0 +1,41 @@
+"""Step: the EN-PT2 correction of an iteration's variational state -> pt2.json."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hinqs.subspace.settings import PT2Settings
+
+
+def estimate_pt2(
+    settings: PT2Settings,
+    threads: int,
+    hamiltonian: str | os.PathLike[str],
+    state: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``."""
+    import pyscf.lib  # noqa: F401  (loaded before the limit, so its OpenMP pool is limited too)
+
+    from hinqs.io.atomic import write_json
+    from hinqs.io.files import read_state
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.sqd.task import thread_limit
+    from hinqs.subspace.pt2 import en_pt2
+
+    record: dict[str, Any] = {"max_dimension": settings.max_dimension}
+    if settings.max_dimension > 0:
+        ham = load_hamiltonian(hamiltonian)
+        ground = read_state(state)
+        with thread_limit(threads):
+            estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
+                              ground.amplitudes, settings.max_dimension)  # fmt: skip
+        if estimate is None:
+            record["skipped"] = "the variational space alone exceeds pt2.max_dimension"
+        else:
+            record.update(estimate.as_dict())
+    else:
+        record["skipped"] = "pt2.max_dimension is 0"
+    write_json(out, record)
+    return record
