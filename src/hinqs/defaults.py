@@ -24,7 +24,7 @@ The rule (``derive``):
     subspace (at most max_strings^2) under about 20 % of the FCI space; 1.5 * n_sd leaves
     room for the heaviest triple and quadruple excitations of the strings beyond SD. From
     ``LARGE_NORB`` (16) active orbitals on, the cap is also the largest K whose product
-    space (K or all strings of each spin) stays within ``LARGE_SHARE`` (4 %) of the FCI
+    space (K or all strings of each spin) stays within ``LARGE_SHARE`` (4.5 %) of the FCI
     space: the share of the FCI space that matters shrinks as the space grows, and a solve
     over a fifth of a 16-orbital space would cost as much as FCI itself.
 ``subspace.expansion.strings``  ceil(K / 5) with K the cap (or n_strings without one): the cap
@@ -49,7 +49,7 @@ SPACE_FRACTION = 0.45
 FILL_ITERATIONS = 5
 MAX_AUTO_SAMPLES = 100_000
 LARGE_NORB = 16  # from this many active orbitals on, the product space is held to LARGE_SHARE
-LARGE_SHARE = 0.04
+LARGE_SHARE = 0.045
 
 
 @dataclass(frozen=True)
