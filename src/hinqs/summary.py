@@ -308,6 +308,12 @@ def write_summary(
     return summary
 
 
+def _mha(value: float, sign: bool = True) -> str:
+    """mHa with three decimals, or two significant digits below 0.01 mHa (so 3e-04 is not +0.000)."""
+    plus = "+" if sign else ""
+    return f"{value:{plus}.3f}" if abs(value) >= 0.01 or value == 0 else f"{value:{plus}.1e}"
+
+
 def result_line(summary: dict[str, Any]) -> str:
     """The answer of one system in one line: what a chemist reads first at the end of a run."""
     best = summary["best_energy"]
@@ -315,7 +321,7 @@ def result_line(summary: dict[str, Any]) -> str:
     if best is None:
         return f"{summary['system']}: no energy (no iteration finished)"
     versus = (
-        f"{ref['error_mha']:+.3f} mHa vs {ref['name']} ({ref['energy']:.8f})"
+        f"{_mha(ref['error_mha'])} mHa vs {ref['name']} ({ref['energy']:.8f})"
         if ref.get("error_mha") is not None
         else "no reference energy"
     )
@@ -330,11 +336,11 @@ def result_line(summary: dict[str, Any]) -> str:
     diagonalised = f"{dimension:,} determinants diagonalised{share}" if dimension else "no batch solved"
     pt2 = summary.get("pt2") or {}
     if pt2.get("error_mha") is not None:
-        versus += f"; E+PT2 {pt2['error_mha']:+.3f} mHa"
+        versus += f"; E+PT2 {_mha(pt2['error_mha'])} mHa"
         fit = pt2.get("extrapolated") or {}
         if fit.get("error_mha") is not None:
-            spread = f" +- {fit['spread'] * MHA:.3f}" if fit.get("spread") is not None else ""
-            versus += f", extrapolated {fit['error_mha']:+.3f}{spread} mHa"
+            spread = f" +- {_mha(fit['spread'] * MHA, sign=False)}" if fit.get("spread") is not None else ""
+            versus += f", extrapolated {_mha(fit['error_mha'])}{spread} mHa"
     return (
         f"{summary['system']}: E = {best:.10f} Ha, {versus}, {diagonalised}, subspace of {size or 0:,}, "
         f"{summary['iterations']} iterations, stop: {stop}, {seconds:.0f} s in steps"
