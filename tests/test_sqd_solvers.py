@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,37 @@ def test_warm_start_gives_the_same_energy_with_fewer_matvecs(hamiltonians, tmp_p
     part = embedded_state(str(path), a[:20], b[:20])
     assert part.shape == (20, 20) and abs(np.linalg.norm(part) - 1) < 1e-12
     assert embedded_state(str(path), np.array([2**40], np.uint64), b) is None
+
+
+def test_a_long_solve_prints_a_line_per_davidson_cycle(hamiltonians, tmp_path):
+    """From PROGRESS_DIMENSION determinants on, each Davidson cycle prints its residual and
+    energy to the process's stdout (a worker's: the step's log); small solves stay quiet."""
+    import subprocess
+    import sys
+
+    from hinqs.sqd.solvers import PROGRESS_DIMENSION
+
+    ham = load_hamiltonian(hamiltonians["n2"])
+    strings = random_strings(ham.norb, ham.nelec[0], 330, np.random.default_rng(5))
+    assert len(strings) ** 2 >= PROGRESS_DIMENSION
+    np.save(tmp_path / "strings.npy", strings)
+    script = f"""
+import numpy as np
+from sqd_helpers import solver_settings
+from hinqs.io.hamiltonian import load_hamiltonian
+from hinqs.sqd.solvers import solve_lean
+from hinqs.sqd.task import thread_limit
+ham = load_hamiltonian({str(hamiltonians["n2"])!r})
+s = np.load({str(tmp_path / "strings.npy")!r})
+with thread_limit(1):
+    for n in (len(s), 40):
+        out = solve_lean(s[:n], s[:n], ham.hcore, ham.eri, ham.nelec, solver_settings(solver="lean", conv_tol=1e-6))
+        print("solved", n, out.converged, flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    big_end = lines.index(f"solved {len(strings)} True")
+    cycles = [line for line in lines[:big_end] if line.startswith("davidson ")]
+    assert len(cycles) >= 3 and all("|r|=" in line and "e= " in line for line in cycles)
+    assert lines[big_end + 1 :] == ["solved 40 True"]

@@ -86,12 +86,21 @@ class _Rayleigh:
         return float(np.linalg.norm(self.hc - self.value * amplitudes)) / math.sqrt(self.norm2)
 
 
-def _initial_vector(guess: np.ndarray | None, strs: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """``ci0`` for PySCF's Davidson when a guess is given (``kernel_fixed_space`` ignores a
-    plain array: it must carry its strings), else nothing (PySCF's own guess)."""
-    if guess is None:
-        return {}
-    return {"ci0": _sci_vector(np.ascontiguousarray(guess, dtype=np.float64), strs)}
+# From this product-space dimension on a solve takes minutes: PySCF's Davidson then prints a
+# line per cycle (cycle, residual |r|, electronic energy e) to the step's log.
+PROGRESS_DIMENSION = 100_000
+_DAVIDSON_CYCLES = 5  # PySCF's logger.DEBUG: the level of Davidson's per-cycle line
+
+
+def _davidson_options(guess: np.ndarray | None, strs: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """``kernel_fixed_space`` options: ``ci0`` when a guess is given (a plain array is ignored:
+    it must carry its strings), else PySCF's own guess; per-cycle lines for long solves."""
+    options: dict[str, Any] = {}
+    if len(strs[0]) * len(strs[1]) >= PROGRESS_DIMENSION:
+        options["verbose"] = _DAVIDSON_CYCLES
+    if guess is not None:
+        options["ci0"] = _sci_vector(np.ascontiguousarray(guess, dtype=np.float64), strs)
+    return options
 
 
 def _rayleigh(
@@ -165,7 +174,7 @@ def solve_with_solve_fermion(
         shift=settings.shift,
         max_cycle=settings.max_cycle,
         tol=settings.conv_tol,
-        **_initial_vector(guess, strs),
+        **_davidson_options(guess, strs),
     )
     amplitudes = np.asarray(sci_state.amplitudes, dtype=np.float64)
     strs = (np.asarray(sci_state.ci_strs_a), np.asarray(sci_state.ci_strs_b))
@@ -201,7 +210,7 @@ def solve_lean(
     myci = _make_solver(settings)
     _, vec = selected_ci.kernel_fixed_space(
         myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol,
-        **_initial_vector(guess, strs),
+        **_davidson_options(guess, strs),
     )  # fmt: skip
     converged = bool(np.all(myci.converged))
     amplitudes = np.asarray(vec, dtype=np.float64).reshape(len(strs[0]), len(strs[1]))

@@ -111,6 +111,9 @@ def preload(solver: str | None) -> float:
     brings JAX and Qiskit), so the ``lean`` solver also starts its pools faster.
     """
     start = time.perf_counter()
+    # Davidson's per-cycle lines of a long solve reach the step's log as they happen.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if solver is not None:
         import pyscf.fci.selected_ci  # noqa: F401
     if solver == "solve_fermion":
