@@ -67,3 +67,11 @@ def test_energy_never_rises_while_the_string_cap_evicts(tmp_path):
     assert sum(evicted) >= 2, "the cap must have evicted strings in several iterations"
     assert np.all(np.diff(energies) <= 1e-9), energies
     assert summary["best_energy"] - e_fci < 5e-3
+    # The error bar: every iteration's complete EN-PT2 brings E_var much closer to FCI.
+    for it in summary["per_iteration"]:
+        assert it["pt2_complete"] is True
+        assert abs(it["e_var_plus_pt2"] - e_fci) < abs(it["energy"] - e_fci) / 3
+    pt2 = summary["pt2"]
+    assert pt2["error_mha"] == (pt2["e_var_plus_pt2"] - summary["references"]["fci"]) * 1000
+    fit = pt2["extrapolated"]
+    assert fit is None or abs(fit["energy"] - e_fci) < abs(summary["best_energy"] - e_fci)
