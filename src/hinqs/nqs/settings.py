@@ -11,6 +11,8 @@ from typing import Any
 
 from hinqs.errors import InputError
 
+SAMPLERS = ("trained", "untrained", "uniform", "none")
+
 
 @dataclass(frozen=True)
 class NQSSettings:
@@ -29,6 +31,7 @@ class NQSSettings:
     smoothing: float
     max_batch: int
     device: str
+    sampler: str  # trained | untrained | uniform | none (controls)
 
     def __post_init__(self) -> None:
         # The schema checks a config; these checks also cover command-line overrides.
@@ -40,6 +43,7 @@ class NQSSettings:
             (self.batch_size >= 0, "nqs.batch_size must be non-negative"),
             (self.max_teacher_determinants >= 1, "nqs.max_teacher_determinants must be at least 1"),
             (0.0 <= self.smoothing < 1.0, "nqs.smoothing must be in [0, 1)"),
+            (self.sampler in SAMPLERS, f"nqs.sampler must be one of {', '.join(SAMPLERS)}"),
         ]
         for ok, message in checks:
             if not ok:

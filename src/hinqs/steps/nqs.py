@@ -60,6 +60,20 @@ def _load(model: str | os.PathLike[str], device_name: str, hamiltonian: str | os
     return load_checkpoint(model, device, norb=norb, nelec=nelec), device
 
 
+def _draw(nqs: NQSSettings, state: Any, seed: int, iteration: int) -> Any:
+    """This iteration's samples from the network, or from the control ``nqs.sampler`` names."""
+    from hinqs.nqs.controls import no_samples, uniform_samples
+    from hinqs.nqs.sampler import sample_for_iteration
+    from hinqs.seeding import numpy_stream
+
+    if nqs.sampler == "uniform":
+        rng = numpy_stream(seed, "uniform-sample", iteration)
+        return uniform_samples(state.config.norb, state.config.nelec, nqs.samples, rng)
+    if nqs.sampler == "none":
+        return no_samples()
+    return sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
+
+
 def sample(
     nqs: NQSSettings,
     seed: int,
@@ -76,15 +90,13 @@ def sample(
     With ``previous_subspace`` the statistics count the new determinants;
     with ``hamiltonian`` the model must be of that system.
     """
-    from hinqs.nqs.sampler import sample_for_iteration
-
     state, device = _load(model, nqs.device, hamiltonian)
     if nqs.samples is None:
         from hinqs.errors import InputError
 
         raise InputError("nqs.samples is null: it is derived from the system (RunSettings.for_system)")
     started = time.perf_counter()
-    drawn = sample_for_iteration(state.model, nqs.samples, seed, iteration, nqs.temperature, nqs.max_batch)
+    drawn = _draw(nqs, state, seed, iteration)
     wall = time.perf_counter() - started
     validate_determinants(drawn.alpha, drawn.beta, state.config.norb, state.config.nelec)
     dets = drawn.determinants
@@ -93,10 +105,11 @@ def sample(
         "iteration": iteration,
         "seed": seed,
         "device": str(device),
+        "sampler": nqs.sampler,
         "n_samples": nqs.samples,
         "temperature": nqs.temperature,
         "n_unique": len(dets),
-        "max_count_fraction": float(drawn.counts.max() / nqs.samples),
+        "max_count_fraction": float(drawn.counts.max() / nqs.samples) if len(dets) else 0.0,
         "sampled_mass": float(np.exp(drawn.log_prob).sum()),
         "wall_s": wall,
     }
@@ -153,7 +166,7 @@ def train(
         state,
         target,
         iteration,
-        nqs.epochs,
+        nqs.epochs if nqs.sampler == "trained" else 0,  # the controls never train the network
         learning_rate=nqs.learning_rate,
         smoothing=nqs.smoothing,
         batch_size=nqs.batch_size or None,

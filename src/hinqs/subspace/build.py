@@ -72,6 +72,8 @@ def _expand_and_cap_strings(
         strings=len(after),
         evicted_strings=len(np.setdiff1d(np.union1d(before, added), after)),
         new_sampled_strings_kept=len(np.setdiff1d(kept_sampled, added)),
+        # The network's credit: kept sampled strings that expansion did not even propose.
+        network_strings_kept=len(np.setdiff1d(kept_sampled, np.concatenate([p.excited for p in plans]))),
     )
     if len(plans) == 1:
         return subspace, plans[0].added, plans[0].added_partner

@@ -200,6 +200,7 @@ class ChannelPlan:
     carrier: dict[int, int]
     n_candidates: int
     pt2_added: float
+    excited: np.ndarray  # the excitations of the teacher's heaviest strings (what expansion alone would score)
 
 
 def _channel_plan(
@@ -229,7 +230,8 @@ def _channel_plan(
     weight = prob.sum(axis=1)
     loss = string_losses(amps, hdiag, energy)
     parents = _top(own, weight, settings.top_strings)
-    candidates = np.union1d(excitations(parents, norb), np.setdiff1d(subspace_own, own))
+    excited = np.setdiff1d(excitations(parents, norb), own)
+    candidates = np.union1d(excited, np.setdiff1d(subspace_own, own))
     candidates = np.setdiff1d(candidates, own)
     gain = np.zeros(0)
     partner = np.zeros(0, np.uint64)
@@ -251,7 +253,7 @@ def _channel_plan(
         score = np.array([importance.get(int(s), 0.0) for s in universe])
         score[universe == np.uint64(protected)] = np.inf
         keep = np.sort(universe[np.argsort(-score, kind="stable")[:max_strings]])
-    return ChannelPlan(added, added_partner, keep, carrier, len(candidates), float(gain[order].sum()))
+    return ChannelPlan(added, added_partner, keep, carrier, len(candidates), float(gain[order].sum()), excited)
 
 
 def plan_strings(
