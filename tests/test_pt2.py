@@ -97,3 +97,13 @@ def test_screened_pt2_is_partial_and_says_so(n2):
     assert screened.e_var == complete.e_var
     too_small = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 100)
     assert too_small is None
+
+
+def test_a_saturated_spin_leaves_its_budget_to_the_other():
+    """Triplet-like shapes: once every beta string fits, alpha gets the rest of the budget."""
+    from hinqs.subspace.pt2 import _string_budgets
+
+    assert _string_budgets(398, 253, 23, (4, 2), 10_000_000) == (8855, 253)  # complete
+    assert _string_budgets(100, 100, 26, (5, 5), 90_000) == (300, 300)
+    a, b = _string_budgets(398, 253, 23, (4, 2), 1_000_000)
+    assert b == 253 and a == 1_000_000 // 253

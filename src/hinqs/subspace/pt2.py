@@ -85,6 +85,20 @@ def _extended(strings: np.ndarray, weight: np.ndarray, norb: int, n: int, size: 
     return np.sort(np.concatenate(chosen)), True
 
 
+def _string_budgets(n_a: int, n_b: int, norb: int, nelec: tuple[int, int], max_dimension: int) -> tuple[int, int]:
+    """Strings per spin for the extended space: both grown by the same factor, and a spin
+    whose every string fits leaves the rest of the budget to the other (open shells: the
+    minority spin's few strings saturate first, e.g. 253 beta strings of triplet CH2)."""
+    total_a, total_b = math.comb(norb, nelec[0]), math.comb(norb, nelec[1])
+    scale = math.sqrt(max_dimension / (n_a * n_b))
+    size_a, size_b = min(total_a, int(n_a * scale)), min(total_b, int(n_b * scale))
+    if size_b == total_b:
+        size_a = min(total_a, max_dimension // total_b)
+    elif size_a == total_a:
+        size_b = min(total_b, max_dimension // total_a)
+    return size_a, size_b
+
+
 def _index(sub: np.ndarray, full: np.ndarray) -> np.ndarray:
     return np.searchsorted(full, sub)
 
@@ -114,10 +128,10 @@ def en_pt2(
     amps = amps / np.linalg.norm(amps)
     if len(sa) * len(sb) > max_dimension:
         return None
-    scale = math.sqrt(max_dimension / (len(sa) * len(sb)))
+    size_a, size_b = _string_budgets(len(sa), len(sb), norb, nelec, max_dimension)
     prob = amps**2
-    ta, complete_a = _extended(sa, prob.sum(axis=1), norb, nelec[0], int(len(sa) * scale))
-    tb, complete_b = _extended(sb, prob.sum(axis=0), norb, nelec[1], int(len(sb) * scale))
+    ta, complete_a = _extended(sa, prob.sum(axis=1), norb, nelec[0], size_a)
+    tb, complete_b = _extended(sb, prob.sum(axis=0), norb, nelec[1], size_b)
     strs = (ta, tb)
     psi = np.zeros((len(ta), len(tb)))
     rows, cols = _index(sa, ta), _index(sb, tb)
