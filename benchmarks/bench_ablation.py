@@ -1,0 +1,142 @@
+"""Does the network beat its controls? The same system, budget and seeds under each `nqs.sampler`.
+
+Every run is the command a user types, `snakemake --cores N --configfile <config>`, from the
+repository root, on a config holding the system, the arm (`nqs.sampler`), the seed and its
+own results folder; the FCI reference is given once (`--fci`) instead of being recomputed
+per run. The string cap is derived from the system and is the same in every arm, so the
+comparison is at equal determinants; the table also gives each arm's wall seconds.
+
+    python benchmarks/bench_ablation.py --system ch4_stretched --seeds 5 --jobs 2 --out /tmp/ablation
+
+prints, per arm, the error of E_var against FCI (mean and sample standard deviation over the
+seeds), E_var + PT2, the iterations, the strings the network is credited with
+(`network_strings_kept` summed over iterations) and the wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = ("trained", "untrained", "uniform", "none")
+
+# Systems with an FCI reference that were not used to choose any default.
+SYSTEMS = {
+    "ch4_stretched": {
+        "system": {
+            "name": "ch4_stretched_631g",
+            "geometry": "C 0 0 0; H 0 0 2.0; H 1.0277 0 -0.3633; H -0.5139 0.8900 -0.3633; H -0.5139 -0.8900 -0.3633",
+            "basis": "6-31g",
+            "frozen_core": 1,
+        },
+        "fci": -40.182447005212694,  # PySCF FCI through hinqs prepare (benchmarks/accuracy)
+    },
+    "c2": {
+        "system": {"name": "c2_631g", "geometry": "C 0 0 0; C 0 0 1.2425", "basis": "6-31g", "frozen_core": 2},
+        "fci": -75.64063909,
+    },
+}
+
+
+def _config(name: str, arm: str, seed: int, out: Path) -> Path:
+    config = {
+        "seed": seed,
+        "results_dir": str(out / f"{arm}_{seed}"),
+        "systems": [SYSTEMS[name]["system"]],
+        "nqs": {"sampler": arm},
+        "references": {"fci_max_determinants": 0, "ccsd": False},
+    }
+    path = out / f"{arm}_{seed}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _run(config: Path, cores: int) -> float:
+    start = time.perf_counter()
+    snakemake = Path(sys.executable).with_name("snakemake")
+    log = config.with_suffix(".log")
+    with open(log, "w") as handle:
+        proc = subprocess.run(
+            [str(snakemake), "--cores", str(cores), "--configfile", str(config)],
+            cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"{config}: snakemake failed (see {log})")
+    return time.perf_counter() - start
+
+
+def _record(name: str, arm: str, seed: int, out: Path, seconds: float) -> dict:
+    system = SYSTEMS[name]["system"]["name"]
+    root = out / f"{arm}_{seed}" / system
+    summary = json.loads((root / "summary.json").read_text())
+    fci = SYSTEMS[name]["fci"]
+    credited = 0
+    for k in range(1, summary["iterations"] + 1):
+        stats = json.loads((root / f"iter_{k:03d}" / "subspace_stats.json").read_text())
+        credited += int(stats.get("network_strings_kept", 0))
+    pt2 = summary.get("pt2") or {}
+    return {
+        "arm": arm,
+        "seed": seed,
+        "error_mha": (summary["best_energy"] - fci) * 1000,
+        "pt2_error_mha": None if pt2.get("e_var_plus_pt2") is None else (pt2["e_var_plus_pt2"] - fci) * 1000,
+        "iterations": summary["iterations"],
+        "credited_strings": credited,
+        "seconds": seconds,
+    }
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else ""
+    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--system", choices=sorted(SYSTEMS), default="ch4_stretched")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets cores // jobs)")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    arms = args.arms.split(",")
+    plan = [(arm, 1000 + i) for i in range(args.seeds) for arm in arms]
+    cores = max(1, args.cores // args.jobs)
+
+    def one(item: tuple[str, int]) -> dict:
+        arm, seed = item
+        seconds = _run(_config(args.system, arm, seed, args.out), cores)
+        record = _record(args.system, arm, seed, args.out, seconds)
+        print(json.dumps(record), flush=True)
+        return record
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        records = list(pool.map(one, plan))
+    (args.out / "records.json").write_text(json.dumps(records, indent=1))
+    print(f"\n{args.system}: {args.seeds} seeds per arm, errors against FCI in mHa (mean +- sd)\n")
+    print("| arm | E_var | E_var + PT2 | iterations | credited strings | wall s |")
+    print("|---|---|---|---|---|---|")
+    for arm in arms:
+        rows = [r for r in records if r["arm"] == arm]
+        pt2 = [r["pt2_error_mha"] for r in rows if r["pt2_error_mha"] is not None]
+        print(
+            f"| {arm} | {_mean_sd([r['error_mha'] for r in rows])} | {_mean_sd(pt2)} | "
+            f"{_mean_sd([float(r['iterations']) for r in rows])} | "
+            f"{_mean_sd([float(r['credited_strings']) for r in rows])} | {_mean_sd([r['seconds'] for r in rows])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
