@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -64,10 +65,11 @@ def _run(config: Path, cores: int) -> float:
     start = time.perf_counter()
     snakemake = Path(sys.executable).with_name("snakemake")
     log = config.with_suffix(".log")
+    env = {**os.environ, "PATH": f"{snakemake.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # the rules' `hinqs`
     with open(log, "w") as handle:
         proc = subprocess.run(
             [str(snakemake), "--cores", str(cores), "--configfile", str(config)],
-            cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False,
+            cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"{config}: snakemake failed (see {log})")
