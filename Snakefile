@@ -34,7 +34,7 @@ include: "workflow/rules/verify.smk"
 # Written when jobs are about to run, never while the DAG is only planned (-n, --lint,
 # --report): every rule's `hinqs` command reads the snapshot.
 onstart:
-    write_config_snapshot(config, RESULTS)
+    snapshot_config(config, RESULTS.config_snapshot)
 
 
 # The answer on the screen: one line per system (same as `hinqs summarize results`).

@@ -59,6 +59,16 @@ def scan_run(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture
+def one_solver_thread():
+    """One thread in every BLAS/OpenMP pool (PySCF's solvers): deterministic bits, and no
+    spinning threads on a busy 2-core machine (modules opt in with ``pytestmark``)."""
+    from hinqs.sqd.task import thread_limit
+
+    with thread_limit(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op torch thread for a test module: tiny models gain nothing from more, and it

@@ -14,14 +14,9 @@ from sqd_helpers import random_strings
 
 from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.sqd.solvers import solve_lean
-from hinqs.sqd.task import thread_limit
 from hinqs.subspace.pt2 import en_pt2, extrapolate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with thread_limit(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_solver_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,14 @@ from sqd_helpers import build_hamiltonian, random_strings, solver_settings
 
 from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.sqd.solvers import solve_lean, solve_with_solve_fermion
-from hinqs.sqd.task import BatchTask, run_task, thread_limit
+from hinqs.sqd.task import BatchTask, run_task
 
 
 def all_strings(norb: int, nocc: int) -> np.ndarray:
     return np.array(sorted(sum(1 << i for i in occ) for occ in combinations(range(norb), nocc)), dtype=np.uint64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One OpenMP thread: deterministic bits, and no spinning threads on a busy 2-core machine."""
-    with thread_limit(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_solver_thread")
 
 
 @pytest.fixture(scope="module")

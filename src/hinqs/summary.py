@@ -189,11 +189,7 @@ CSV_COLUMNS = [
     "e_var_plus_pt2",
     "batches_ok",
     "batches_failed",
-    "seconds_sample",
-    "seconds_subspace",
-    "seconds_diagonalize",
-    "seconds_pt2",
-    "seconds_train",
+    *(f"seconds_{stage}" for stage in STAGES),
 ]
 
 

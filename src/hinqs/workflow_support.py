@@ -1,6 +1,6 @@
 """What the Snakefile needs beyond Snakemake itself, kept here so it is tested.
 
-- ``write_config_snapshot`` (the Snakefile's ``onstart``) writes the validated config
+- ``snapshot_config`` (the Snakefile's ``onstart``) writes the validated config
   (defaults filled) where every rule's ``hinqs`` command reads it, and only when its content
   changed: rules name it as a parameter, not an input, and list the config sections they
   depend on as ``params``, so Snakemake's params trigger reruns exactly the steps whose
@@ -42,11 +42,6 @@ def snapshot_config(config: dict[str, Any], path: str | os.PathLike[str]) -> Pat
     if not path.exists() or path.read_text() != text:
         write_text(path, text)
     return path
-
-
-def write_config_snapshot(config: dict[str, Any], results: RunLayout) -> Path:
-    """The run's config snapshot, written when the workflow starts running jobs."""
-    return snapshot_config(config, results.config_snapshot)
 
 
 def partition_has_gpus(sinfo_output: str, partition: str | None) -> bool | None:

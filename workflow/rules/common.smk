@@ -7,7 +7,7 @@ from hinqs.workflow_support import (
     print_results,
     prepare_inputs,
     reference_options,
-    write_config_snapshot,
+    snapshot_config,
 )
 
 config = validate_config(config, "config")  # the checks a schema cannot express

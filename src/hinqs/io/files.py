@@ -169,10 +169,29 @@ class GroundState:
                 arrays[name] = np.asarray(value, dtype=np.float64)
         return arrays
 
+    def on(self, strs_a: np.ndarray, strs_b: np.ndarray) -> np.ndarray:
+        """The amplitudes on another product space ``strs_a x strs_b`` (sorted, unique strings):
+        zero where this state holds no determinant (a warm start's guess, PT2's embedded Psi)."""
+        out = np.zeros((len(strs_a), len(strs_b)))
+        rows_from, rows_to = _shared(self.strs_a, strs_a)
+        cols_from, cols_to = _shared(self.strs_b, strs_b)
+        out[np.ix_(rows_to, cols_to)] = np.asarray(self.amplitudes, np.float64)[np.ix_(rows_from, cols_from)]
+        return out
+
     def sorted(self) -> GroundState:
         """The same state with each spin's strings in ascending order (amplitudes permuted along)."""
         oa, ob = np.argsort(self.strs_a, kind="stable"), np.argsort(self.strs_b, kind="stable")
         return replace(self, strs_a=self.strs_a[oa], strs_b=self.strs_b[ob], amplitudes=self.amplitudes[np.ix_(oa, ob)])
+
+
+def _shared(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``source`` and into ``target`` (sorted, unique) of the strings both hold."""
+    source, target = np.asarray(source, np.uint64), np.asarray(target, np.uint64)
+    where = np.searchsorted(target, source)
+    inside = where < len(target)
+    hit = np.zeros(len(source), bool)
+    hit[inside] = target[where[inside]] == source[inside]
+    return np.flatnonzero(hit), where[hit]
 
 
 def check_state(state: GroundState, norb: int, nelec: tuple[int, int]) -> None:

@@ -200,22 +200,9 @@ def embedded_state(path: str, strs_a: np.ndarray, strs_b: np.ndarray) -> np.ndar
     """
     from hinqs.io.files import read_state
 
-    state = read_state(path)
-    guess = np.zeros((len(strs_a), len(strs_b)))
-    rows_from, rows_to = _shared(np.asarray(state.strs_a, np.uint64), np.asarray(strs_a, np.uint64))
-    cols_from, cols_to = _shared(np.asarray(state.strs_b, np.uint64), np.asarray(strs_b, np.uint64))
-    guess[np.ix_(rows_to, cols_to)] = np.asarray(state.amplitudes, np.float64)[np.ix_(rows_from, cols_from)]
+    guess = read_state(path).on(strs_a, strs_b)
     norm = float(np.linalg.norm(guess))
     return guess / norm if norm > 1e-8 else None
-
-
-def _shared(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into ``source`` and into ``target`` (sorted, unique) of the strings both hold."""
-    where = np.searchsorted(target, source)
-    inside = where < len(target)
-    hit = np.zeros(len(source), bool)
-    hit[inside] = target[where[inside]] == source[inside]
-    return np.flatnonzero(hit), where[hit]
 
 
 def run_task(task: BatchTask) -> BatchOutcome:

@@ -17,8 +17,6 @@ PREPARE_THREADS = 1
 
 def prepare(settings: RunSettings, system: str | None, out: str | os.PathLike[str]) -> Path:
     """Compute and write ``out/{hcore.npy, eri.npy, meta.json}`` (the folder appears complete)."""
-    import pyscf.lib  # noqa: F401  (loaded before the limit, so its OpenMP pool is limited too)
-
     from hinqs.chem.prepare import prepare_system
     from hinqs.sqd.task import thread_limit
 

@@ -16,8 +16,6 @@ def estimate_pt2(
     out: str | os.PathLike[str],
 ) -> dict[str, Any]:
     """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``."""
-    import pyscf.lib  # noqa: F401  (loaded before the limit, so its OpenMP pool is limited too)
-
     from hinqs.io.atomic import write_json
     from hinqs.io.files import read_state
     from hinqs.io.hamiltonian import load_hamiltonian

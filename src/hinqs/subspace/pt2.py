@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.files import GroundState
+
 PARENT_CHUNK = 16  # parents whose excitations are generated per round when screening
 
 
@@ -133,9 +135,8 @@ def en_pt2(
     ta, complete_a = _extended(sa, prob.sum(axis=1), norb, nelec[0], size_a)
     tb, complete_b = _extended(sb, prob.sum(axis=0), norb, nelec[1], size_b)
     strs = (ta, tb)
-    psi = np.zeros((len(ta), len(tb)))
+    psi = GroundState(sa, sb, amps).on(ta, tb)
     rows, cols = _index(sa, ta), _index(sb, tb)
-    psi[np.ix_(rows, cols)] = amps
     myci = selected_ci.SelectedCI()
     h2e = direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5)
     link = selected_ci._all_linkstr_index(strs, norb, nelec)
