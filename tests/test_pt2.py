@@ -89,7 +89,8 @@ def test_screened_pt2_is_partial_and_says_so(n2):
     screened = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 30 * 30)
     assert not screened.complete and screened.product_shape == (30, 30)
     assert complete.e_pt2 < screened.e_pt2 < 0  # fewer external determinants, smaller correction
-    assert screened.e_var == complete.e_var
+    # <c|H|c> summed in two different embeddings: equal to rounding, not bit for bit
+    assert screened.e_var == pytest.approx(complete.e_var, abs=1e-10)
     too_small = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 100)
     assert too_small is None
 
