@@ -30,7 +30,11 @@ from the previous iteration's teacher state (the best batch's ground state |Psi>
    weight thus leaves only for one expected to bring more; HF always stays. Determinants
    with an evicted string go; a kept string left without a determinant is re-attached to
    its heaviest partner. With the whole subspace in one batch, the next subspace holds every
-   kept string, so the energy does not rise.
+   kept string, so the energy does not rise. A string with no score (zero PT2: a sampled
+   string not connected to the state) is dropped when the cap binds rather than ranked by
+   its integer value, and strings of equal score (symmetry partners) are added and kept
+   together or not at all (:mod:`hinqs.subspace.ranking`), so the last bits of the state
+   never decide.
 
 ``subspace.max_size`` (an older cap on determinants, evicting by ``max(|c|^2, count share)``;
 HF and this iteration's expansion determinants stay) is kept for configs that set it.
@@ -46,6 +50,7 @@ import numpy as np
 
 from hinqs.io.determinants import Determinants, hartree_fock_strings, unique_determinants
 from hinqs.io.files import GroundState, check_state, read_state
+from hinqs.subspace.ranking import top_groups
 from hinqs.subspace.settings import ExpansionSettings
 
 
@@ -239,8 +244,7 @@ def _channel_plan(
         partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
         gain, partner = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, candidates, energy)
     fresh = ~np.isin(candidates, subspace_own)
-    order = np.argsort(-np.where(fresh, gain, -np.inf), kind="stable")[: max(settings.strings, 0)]
-    order = order[fresh[order]] if settings.strings > 0 else order[:0]
+    order = top_groups(np.where(fresh, gain, 0.0), settings.strings)
     added, added_partner = candidates[order], partner[order]
     heaviest_partner = other[np.argmax(prob, axis=1)]
     carrier = {int(s): int(p) for s, p in zip(own, heaviest_partner, strict=True)}
@@ -252,7 +256,7 @@ def _channel_plan(
         importance.update(zip(candidates.tolist(), gain.tolist(), strict=True))
         score = np.array([importance.get(int(s), 0.0) for s in universe])
         score[universe == np.uint64(protected)] = np.inf
-        keep = np.sort(universe[np.argsort(-score, kind="stable")[:max_strings]])
+        keep = universe[top_groups(score, max_strings)]
     return ChannelPlan(added, added_partner, keep, carrier, len(candidates), float(gain[order].sum()), excited)
 
 
