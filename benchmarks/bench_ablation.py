@@ -28,7 +28,18 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = ("trained", "untrained", "uniform", "none")
+# Each arm is the config overrides it runs with; everything else is the system's defaults.
+ARMS: dict[str, dict] = {
+    "trained": {"nqs": {"sampler": "trained"}},  # HI-NQS-SQD (nqs.target first_order by default)
+    "trained_state": {"nqs": {"sampler": "trained", "target": "state"}},  # trained on |c|^2 only
+    "untrained": {"nqs": {"sampler": "untrained"}},
+    "uniform": {"nqs": {"sampler": "uniform"}},
+    "none": {"nqs": {"sampler": "none"}},
+    # The network's time given to the expansion instead: no samples, 4x the parents and 2x the
+    # partners scored per iteration (the wall column shows whether that is equal time).
+    "none_wide": {"nqs": {"sampler": "none"}, "subspace": {"expansion": {"top_strings": 256, "partner_strings": 256}}},
+}
+DEFAULT_ARMS = ("trained", "trained_state", "untrained", "uniform", "none", "none_wide")
 
 # Systems with an FCI reference that were not used to choose any default.
 SYSTEMS = {
@@ -45,6 +56,23 @@ SYSTEMS = {
         "system": {"name": "c2_631g", "geometry": "C 0 0 0; C 0 0 1.2425", "basis": "6-31g", "frozen_core": 2},
         "fci": -75.64063909,
     },
+    # A stretched triple bond: 10 electrons in 16 orbitals, 19 M determinants.
+    "n2_stretched": {
+        "system": {"name": "n2_631g_16", "geometry": "N 0 0 0; N 0 0 1.6", "basis": "6-31g", "frozen_core": 2},
+        "fci": None,  # filled in below once measured
+    },
+    # An open shell with static correlation: the CN radical (doublet, ROHF orbitals), (5, 4)
+    # electrons in 16 orbitals, 7.9 M determinants; CCSD(T) is 2.6 mHa above FCI here.
+    "cn": {
+        "system": {
+            "name": "cn_631g",
+            "geometry": "C 0 0 0; N 0 0 1.1718",
+            "basis": "6-31g",
+            "spin": 1,
+            "frozen_core": 2,
+        },
+        "fci": -92.36473690873757,  # PySCF FCI through hinqs prepare (fci_max_determinants 3e7), 282 s
+    },
 }
 
 
@@ -53,7 +81,7 @@ def _config(name: str, arm: str, seed: int, out: Path) -> Path:
         "seed": seed,
         "results_dir": str(out / f"{arm}_{seed}"),
         "systems": [SYSTEMS[name]["system"]],
-        "nqs": {"sampler": arm},
+        **ARMS[arm],
         "references": {"fci_max_determinants": 0, "ccsd": False},
     }
     path = out / f"{arm}_{seed}.yaml"
@@ -62,6 +90,10 @@ def _config(name: str, arm: str, seed: int, out: Path) -> Path:
 
 
 def _run(config: Path, cores: int) -> float:
+    """Wall seconds of one run; a run already finished (its seconds file written) is not repeated."""
+    done = config.with_suffix(".seconds")
+    if done.exists():
+        return float(done.read_text())
     start = time.perf_counter()
     snakemake = Path(sys.executable).with_name("snakemake")
     log = config.with_suffix(".log")
@@ -73,7 +105,9 @@ def _run(config: Path, cores: int) -> float:
         )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"{config}: snakemake failed (see {log})")
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    done.write_text(f"{seconds}\n")
+    return seconds
 
 
 def _record(name: str, arm: str, seed: int, out: Path, seconds: float) -> dict:
@@ -107,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", choices=sorted(SYSTEMS), default="ch4_stretched")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"of {', '.join(ARMS)}")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets cores // jobs)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)

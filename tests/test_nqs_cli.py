@@ -24,7 +24,7 @@ def workdir(tmp_path, config_file):
     config = config_file(
         {"name": "toy", "geometry": "H 0 0 0; H 0 0 0.74"},
         seed=21,
-        nqs={"samples": 5000, "epochs": 20, "learning_rate": 0.003, "device": "auto"},
+        nqs={"samples": 5000, "epochs": 20, "learning_rate": 0.003, "device": "auto", "target": "state"},
     )
     return tmp_path, config
 

@@ -58,9 +58,7 @@ def test_unconnected_sampled_strings_never_fill_the_cap():
     ints = _n2()
     norb, nelec = ints.hcore.shape[0], tuple(int(n) for n in ints.nelec)
     hf_a, _ = hartree_fock_strings(norb, nelec)  # 8 orbitals, 5 electrons per spin: 3 virtuals
-    triples = np.array(
-        [hf_a ^ sum(1 << i for i in occ) ^ 0b11100000 for occ in combinations(range(5), 3)], np.uint64
-    )
+    triples = np.array([hf_a ^ sum(1 << i for i in occ) ^ 0b11100000 for occ in combinations(range(5), 3)], np.uint64)
     assert all(bin(int(t)).count("1") == 5 for t in triples)
     subspace = Determinants(
         np.concatenate([[hf_a], triples]).astype(np.uint64),

@@ -104,7 +104,7 @@ def _iteration(
     if not status.stop:
         with clock.stage("train"), _torch_threads(1):
             train(settings.nqs, before.model, here.state, k, here.model, history=here.train_history,
-                  previous_samples=here.samples, hamiltonian=ham)  # fmt: skip
+                  previous_samples=here.samples, hamiltonian=ham, expansion=settings.subspace.expansion)  # fmt: skip
     return status
 
 

@@ -67,12 +67,13 @@ def run(args: argparse.Namespace) -> int:
         previous_samples=args.previous_samples,
         probe_samples=args.probe_samples,
         hamiltonian=args.hamiltonian,
+        expansion=settings.subspace.expansion,
     )
     history = report.history
     probe = history.get("previous", {}).get("probe_new_unique")
     new = "" if probe is None else f", probe found {probe} new determinants"
     print(
-        f"hinqs train: {nqs.epochs} epochs on {report.n_teacher} teacher determinants: "
+        f"hinqs train: {history['epochs_run']} epochs on {report.n_teacher} teacher determinants: "
         f"KL {history['kl_before']:.4g} -> {history['kl_after']:.4g}{new} "
         f"({history['wall_s']:.1f} s on {report.device})"
     )

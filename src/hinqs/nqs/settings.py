@@ -12,6 +12,7 @@ from typing import Any
 from hinqs.errors import InputError
 
 SAMPLERS = ("trained", "untrained", "uniform", "none")
+TARGETS = ("state", "first_order")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class NQSSettings:
     max_batch: int
     device: str
     sampler: str  # trained | untrained | uniform | none (controls)
+    target: str  # state | first_order: what the network is trained on
+    first_order_determinants: int
+    train_tol: float
 
     def __post_init__(self) -> None:
         # The schema checks a config; these checks also cover command-line overrides.
@@ -44,6 +48,9 @@ class NQSSettings:
             (self.max_teacher_determinants >= 1, "nqs.max_teacher_determinants must be at least 1"),
             (0.0 <= self.smoothing < 1.0, "nqs.smoothing must be in [0, 1)"),
             (self.sampler in SAMPLERS, f"nqs.sampler must be one of {', '.join(SAMPLERS)}"),
+            (self.target in TARGETS, f"nqs.target must be one of {', '.join(TARGETS)}"),
+            (self.first_order_determinants >= 0, "nqs.first_order_determinants must be non-negative"),
+            (self.train_tol >= 0, "nqs.train_tol must be non-negative"),
         ]
         for ok, message in checks:
             if not ok:

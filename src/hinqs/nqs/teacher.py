@@ -11,6 +11,12 @@ to train on: after normalising, drop pairs with weight below ``min_weight`` (1e-
 than ``max_determinants`` remain keep the ``max_determinants`` heaviest, ties at the cut
 broken by position in the product (row-major over ``i``, ``j``); renormalise what is kept.
 The kept weight (before renormalising) is reported, so a cut that drops real weight shows.
+
+Hamiltonian-informed target (``nqs.target: first_order``): the determinants of the state's
+first-order correction, ``|<x|H|Psi>/(E - H_xx)|^2`` outside the subspace
+(:mod:`hinqs.subspace.first_order`, computed by the step), join the teacher with those
+weights, so that the teacher is ``|Psi + Psi1|^2`` normalised: probability mass where the
+state is going, not only where it has been.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Teacher:
     n_beta_strings: int  # N
     n_above_min_weight: int  # pairs with weight >= min_weight, before the cap
     kept_weight: float  # fraction of |c|^2 the kept pairs carry, before renormalising
+    n_first_order: int = 0  # determinants from the first-order correction
+    first_order_share: float = 0.0  # teacher probability on them
+    in_state: np.ndarray | None = None  # bool per determinant: from the state (True) or first order
 
     def __len__(self) -> int:
         return len(self.probs)
@@ -54,6 +63,8 @@ class Teacher:
             "n_above_min_weight": self.n_above_min_weight,
             "n_kept": len(self),
             "kept_weight": self.kept_weight,
+            "n_first_order": self.n_first_order,
+            "first_order_share": self.first_order_share,
             "entropy": self.entropy,
         }
 
@@ -76,8 +87,13 @@ def teacher_from_amplitudes(
     *,
     max_determinants: int,
     min_weight: float,
+    first_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Teacher:
-    """Build the teacher from a product-space ground state (see the module docstring for the cut)."""
+    """Build the teacher from a product-space ground state (see the module docstring for the cut).
+
+    ``first_order``: ``(alpha, beta, weight)`` of determinants outside the state, weights
+    relative to the normalised state; those above ``min_weight`` join the teacher.
+    """
     ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
     ci_strs_b = np.asarray(ci_strs_b, dtype=np.uint64).reshape(-1)
     amplitudes = np.asarray(amplitudes)
@@ -101,17 +117,32 @@ def teacher_from_amplitudes(
     kept = weights[chosen]
     # Sorted by (alpha, beta); a CI string listed twice would repeat a determinant: merge its weight.
     pairs = np.stack([ci_strs_a[rows], ci_strs_b[cols]], axis=1)
+    weights_kept = kept
+    origin = np.ones(len(kept), bool)
+    if first_order is not None:
+        fa, fb, fw = (np.asarray(x) for x in first_order)
+        mask = fw >= min_weight
+        pairs = np.concatenate([pairs, np.stack([fa[mask], fb[mask]], axis=1).astype(np.uint64)])
+        weights_kept = np.concatenate([kept, fw[mask]])
+        origin = np.concatenate([origin, np.zeros(int(mask.sum()), bool)])
     unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    probs = np.bincount(inverse.reshape(-1), weights=kept, minlength=len(unique))
+    inverse = inverse.reshape(-1)
+    probs = np.bincount(inverse, weights=weights_kept, minlength=len(unique))
+    in_state = np.zeros(len(unique), bool)
+    in_state[inverse[origin]] = True
+    probs = probs / probs.sum()
     alpha, beta = unique[:, 0].copy(), unique[:, 1].copy()
     return Teacher(
         alpha=alpha,
         beta=beta,
-        probs=probs / probs.sum(),
+        probs=probs,
         n_alpha_strings=shape[0],
         n_beta_strings=shape[1],
         n_above_min_weight=len(keep),
         kept_weight=float(kept.sum()),
+        n_first_order=int((~in_state).sum()),
+        first_order_share=float(probs[~in_state].sum()),
+        in_state=in_state,
     )
 
 
@@ -122,6 +153,7 @@ def read_teacher(
     nelec: tuple[int, int] | None = None,
     max_determinants: int,
     min_weight: float,
+    first_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Teacher:
     """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
     state = read_state(path)
@@ -141,6 +173,7 @@ def read_teacher(
         state.amplitudes,
         max_determinants=max_determinants,
         min_weight=min_weight,
+        first_order=first_order,
     )
     if norb is not None and nelec is not None:
         try:

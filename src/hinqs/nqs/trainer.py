@@ -23,6 +23,15 @@ determinants a probe sampling finds.
 Adam's state lives in :class:`~hinqs.nqs.checkpoint.NQSState` and carries over between
 iterations.
 
+To convergence: ``epochs`` is a ceiling; with ``tol`` > 0 training stops once the mean
+objective of the last ``WINDOW`` epochs is less than ``tol`` (relative) below that of the
+``WINDOW`` before (the report says ``converged`` and how many epochs ran). The whole teacher
+can hold millions of determinants (every |c|^2 above ``teacher_min_weight`` of a 2.25 M
+product space): mini-batches convert only the drawn determinants to model inputs, and above
+``EXACT_EVAL`` determinants the KL is estimated from ``EVAL_DRAWS`` draws of the teacher
+(stream ``("nqs-eval", iteration)``, standard error reported) and the masses are summed over
+the ``EXACT_EVAL`` heaviest determinants (lower bounds).
+
 Python API::
 
     report = train(state, teacher, iteration=k, epochs=100, learning_rate=1e-3, smoothing=0.01, batch_size=256)
@@ -46,6 +55,9 @@ from hinqs.nqs.teacher import Teacher
 from hinqs.seeding import numpy_stream
 
 CHUNK = 8192  # determinants per forward pass; bounds training memory
+WINDOW = 25  # epochs per convergence window
+EXACT_EVAL = 1 << 17  # teachers up to this size are evaluated exactly (KL, masses)
+EVAL_DRAWS = 1 << 14  # teacher draws of the KL estimate above that
 
 
 @dataclass
@@ -66,6 +78,11 @@ class TrainReport:
     teacher_mass_after: float
     teacher: dict[str, Any]
     wall_s: float
+    converged: bool = False  # stopped by ``tol`` before the epoch ceiling
+    kl_error: float = 0.0  # standard error of kl_before/kl_after (0: exact)
+    state_mass_after: float = 0.0  # model probability on the state's determinants
+    first_order_mass_after: float = 0.0  # ... and on the first-order ones
+    n_parameters: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,13 +120,43 @@ def _log_probs(model: AutoregressiveNQS, states: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _log_p_of(model: AutoregressiveNQS, teacher: Teacher, index: np.ndarray) -> np.ndarray:
+    states = states_from_strings(teacher.alpha[index], teacher.beta[index], model.config.norb).to(model.device)
+    return _log_probs(model, states).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """KL(teacher || model) (nats, with its standard error: 0 when exact) and the model's masses."""
+
+    kl: float
+    kl_error: float
+    mass: float  # on the teacher's support
+    state_mass: float  # on the state's determinants
+    first_order_mass: float  # on the first-order determinants
+
+
+def evaluate(model: AutoregressiveNQS, teacher: Teacher, iteration: int = 0, seed: int = 0) -> Evaluation:
+    """KL and masses, exact up to ``EXACT_EVAL`` determinants, estimated above (module docstring)."""
+    q = teacher.probs
+    in_state = teacher.in_state if teacher.in_state is not None else np.ones(len(q), bool)
+    if len(q) <= EXACT_EVAL:
+        log_p = _log_p_of(model, teacher, np.arange(len(q)))
+        kl, error, heavy = float(np.sum(q * (np.log(q) - log_p))), 0.0, np.arange(len(q))
+    else:
+        draws = numpy_stream(seed, "nqs-eval", iteration).choice(len(q), size=EVAL_DRAWS, p=q)
+        terms = np.log(q[draws]) - _log_p_of(model, teacher, draws)
+        kl, error = float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(len(terms)))
+        heavy = np.sort(np.argsort(-q, kind="stable")[:EXACT_EVAL])
+        log_p = _log_p_of(model, teacher, heavy)
+    p = np.exp(log_p)
+    return Evaluation(kl, error, float(p.sum()), float(p[in_state[heavy]].sum()), float(p[~in_state[heavy]].sum()))
+
+
 def kl_divergence(model: AutoregressiveNQS, teacher: Teacher) -> tuple[float, float]:
     """KL(teacher || model) in nats and the model's total probability on the teacher's support."""
-    states = states_from_strings(teacher.alpha, teacher.beta, model.config.norb).to(model.device)
-    log_p = _log_probs(model, states).cpu().numpy()
-    q = teacher.probs
-    kl = float(np.sum(q * (np.log(q) - log_p)))
-    return kl, float(np.exp(log_p).sum())
+    found = evaluate(model, teacher)
+    return found.kl, found.mass
 
 
 def _record(state: NQSState, report: TrainReport, teacher: Teacher) -> None:
@@ -128,24 +175,25 @@ def _record(state: NQSState, report: TrainReport, teacher: Teacher) -> None:
 
 def _epoch(
     state: NQSState,
-    states: torch.Tensor,
+    states: torch.Tensor | None,
     q: torch.Tensor,
     teacher: Teacher,
     generator: np.random.Generator,
     batch_size: int | None,
     smoothing: float,
 ) -> tuple[float, float]:
-    """One Adam step over the whole teacher (``batch_size`` None) or a drawn mini-batch.
+    """One Adam step over the whole teacher (``batch_size`` None, ``states`` given) or a drawn mini-batch.
 
     Returns the objective and the cross-entropy of the teacher under the model before the step.
     """
     model = state.model
     state.optimizer.zero_grad(set_to_none=True)
     if batch_size is None:
+        assert states is not None
         batches = [(states[i : i + CHUNK], q[i : i + CHUNK]) for i in range(0, len(states), CHUNK)]
     else:
-        picks = torch.from_numpy(generator.choice(len(teacher), size=batch_size, p=teacher.probs))
-        picked = states[picks.to(model.device)]
+        picks = generator.choice(len(teacher), size=batch_size, p=teacher.probs)
+        picked = states_from_strings(teacher.alpha[picks], teacher.beta[picks], model.config.norb).to(model.device)
         uniform = torch.full((batch_size,), 1.0 / batch_size, dtype=torch.float64, device=model.device)
         batches = [(picked[i : i + CHUNK], uniform[i : i + CHUNK]) for i in range(0, batch_size, CHUNK)]
     total = 0.0
@@ -168,10 +216,12 @@ def train(
     learning_rate: float | None = None,
     smoothing: float,
     batch_size: int | None,
+    tol: float = 0.0,
 ) -> TrainReport:
-    """Run ``epochs`` Adam steps on ``state`` (in place) towards ``teacher``; return the report.
+    """Run up to ``epochs`` Adam steps on ``state`` (in place) towards ``teacher``; return the report.
 
-    ``state.iteration``/``epochs_done`` and the training stream are updated, so that saving
+    With ``tol`` > 0 stop early once converged (module docstring). ``state.iteration``/
+    ``epochs_done`` and the training stream are updated, so that (with ``tol`` 0) saving
     the state after ``train(k, 4)`` and calling ``train(k, 6)`` on the loaded copy gives the
     same weights as ``train(k, 10)``.
     """
@@ -183,12 +233,15 @@ def train(
         state.set_learning_rate(learning_rate)
     generator = state.train_generator(iteration)
     continuing = state.iteration == iteration
-    states = states_from_strings(teacher.alpha, teacher.beta, model.config.norb).to(model.device)
     q = torch.from_numpy(teacher.probs).to(model.device)
     full_batch = batch_size is None or batch_size >= len(teacher)
-    kl_before, mass_before = kl_divergence(model, teacher)
+    states = None
+    if full_batch:
+        states = states_from_strings(teacher.alpha, teacher.beta, model.config.norb).to(model.device)
+    before = evaluate(model, teacher, iteration, state.seed)
     losses: list[float] = []
     kls: list[float] = []
+    converged = False
     for _ in range(epochs):
         total, cross_entropy = _epoch(
             state, states, q, teacher, generator, None if full_batch else batch_size, smoothing
@@ -196,8 +249,13 @@ def train(
         losses.append(total)
         if full_batch:
             kls.append(cross_entropy - teacher.entropy)
-    kl_after, mass_after = kl_divergence(model, teacher)
-    state.epochs_done = (state.epochs_done if continuing else 0) + epochs
+        if tol > 0 and len(losses) >= 2 * WINDOW and len(losses) % WINDOW == 0:
+            last, previous = np.mean(losses[-WINDOW:]), np.mean(losses[-2 * WINDOW : -WINDOW])
+            if previous - last < tol * abs(previous):
+                converged = True
+                break
+    after = evaluate(model, teacher, iteration, state.seed)
+    state.epochs_done = (state.epochs_done if continuing else 0) + len(losses)
     state.iteration = iteration
     state.train_rng = {"iteration": iteration, "state": generator.bit_generator.state}
     report = TrainReport(
@@ -209,12 +267,18 @@ def train(
         batch_size=None if full_batch else batch_size,
         losses=losses,
         kl=kls,
-        kl_before=kl_before,
-        kl_after=kl_after,
-        teacher_mass_before=mass_before,
-        teacher_mass_after=mass_after,
+        kl_before=before.kl,
+        kl_after=after.kl,
+        teacher_mass_before=before.mass,
+        teacher_mass_after=after.mass,
         teacher=teacher.summary(),
         wall_s=time.perf_counter() - started,
+        converged=converged,
+        kl_error=after.kl_error,
+        state_mass_after=after.state_mass,
+        first_order_mass_after=after.first_order_mass,
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        extra={"epochs_run": len(losses)},
     )
     _record(state, report, teacher)
     return report

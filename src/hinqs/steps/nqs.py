@@ -19,6 +19,7 @@ from hinqs.io.determinants import validate_determinants
 from hinqs.io.files import read_determinants, read_samples, write_samples
 from hinqs.io.hamiltonian import active_shape, read_meta
 from hinqs.nqs.settings import NQSSettings
+from hinqs.subspace.settings import ExpansionSettings
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,26 @@ def sample(
     return report
 
 
+def _first_order(
+    teacher: str | os.PathLike[str],
+    hamiltonian: str | os.PathLike[str] | None,
+    expansion: ExpansionSettings | None,
+    limit: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The heaviest determinants of the state's first-order correction (hinqs.subspace.first_order)."""
+    from hinqs.errors import InputError
+    from hinqs.io.files import read_state
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.subspace.first_order import first_order_determinants
+
+    if hamiltonian is None or expansion is None:
+        raise InputError("nqs.target first_order needs the Hamiltonian (--hamiltonian); or set nqs.target: state")
+    ham = load_hamiltonian(hamiltonian)
+    nelec = (int(ham.nelec[0]), int(ham.nelec[1]))
+    found = first_order_determinants(read_state(teacher, sort=True), ham.hcore, ham.eri, nelec, expansion, limit)
+    return found.alpha, found.beta, found.weight
+
+
 @dataclass(frozen=True)
 class TrainReport:
     """The training history written beside the checkpoint."""
@@ -142,12 +163,15 @@ def train(
     previous_samples: str | os.PathLike[str] | None = None,
     probe_samples: int = 0,
     hamiltonian: str | os.PathLike[str] | None = None,
+    expansion: ExpansionSettings | None = None,
 ) -> TrainReport:
-    """Train the model on the ground state's |c|^2 (``teacher``) and write the next checkpoint.
+    """Train the model on the ground state (``teacher``) and write the next checkpoint.
 
-    Adam's state carries over from ``model``. With ``previous_samples`` the history records
-    the model's mass on them before and after (a collapse check) and, with
-    ``probe_samples``, how many new determinants a probe sampling finds. With
+    The target is the state's |c|^2, with ``nqs.target: first_order`` plus its first-order
+    correction's heaviest determinants over the excitations ``expansion`` scores (needs
+    ``hamiltonian``). Adam's state carries over from ``model``. With ``previous_samples``
+    the history records the model's mass on them before and after (a collapse check) and,
+    with ``probe_samples``, how many new determinants a probe sampling finds. With
     ``hamiltonian`` the model must be of that system.
     """
     from hinqs.nqs.checkpoint import save_checkpoint
@@ -155,23 +179,32 @@ def train(
     from hinqs.nqs.trainer import train as train_model
 
     state, device = _load(model, nqs.device, hamiltonian)
+    trains = nqs.sampler == "trained"  # the controls never train the network
+    started = time.perf_counter()
+    first_order = None
+    if trains and nqs.target == "first_order" and nqs.first_order_determinants > 0:
+        first_order = _first_order(teacher, hamiltonian, expansion, nqs.first_order_determinants)
+    first_order_s = time.perf_counter() - started
     target = read_teacher(
         teacher,
         norb=state.config.norb,
         nelec=state.config.nelec,
         max_determinants=nqs.max_teacher_determinants,
         min_weight=nqs.teacher_min_weight,
+        first_order=first_order,
     )
     report = train_model(
         state,
         target,
         iteration,
-        nqs.epochs if nqs.sampler == "trained" else 0,  # the controls never train the network
+        nqs.epochs if trains else 0,
         learning_rate=nqs.learning_rate,
         smoothing=nqs.smoothing,
         batch_size=nqs.batch_size or None,
+        tol=nqs.train_tol,
     )
-    data = {**report.as_dict(), "device": str(device), "seed": state.seed}
+    data = {**report.as_dict(), "device": str(device), "seed": state.seed, "target": nqs.target,
+            "first_order_s": first_order_s}  # fmt: skip
     if previous_samples is not None:
         from hinqs.nqs.diagnostics import previous_summary
 

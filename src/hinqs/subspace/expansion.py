@@ -92,7 +92,7 @@ def _top(strings: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     return strings[order]
 
 
-def _pt2_scores(
+def h_on_block(
     hcore: np.ndarray,
     eri: np.ndarray,
     nelec: tuple[int, int],
@@ -100,13 +100,13 @@ def _pt2_scores(
     strs_b: np.ndarray,
     amps: np.ndarray,
     candidates: np.ndarray,
-    energy: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """EN-PT2 score of each candidate alpha string against beta strings ``strs_b``, and its best partner.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """H|Psi> and H's diagonal over ``(strs_a + candidates) x strs_b``, with Psi embedded.
 
-    ``amps`` is the normalised Psi restricted to ``strs_a x strs_b`` (both sorted ascending,
-    candidates disjoint from strs_a);
-    ``energy`` is the teacher's energy over its whole space (the EN denominators' reference).
+    ``amps`` is Psi restricted to ``strs_a x strs_b`` (both sorted ascending, candidates
+    disjoint from strs_a). Returns ``hc`` and ``hdiag`` (rows: the merged, sorted alpha
+    strings), those rows' strings, and the row of each candidate. One ``contract_2e`` of
+    PySCF's selected CI: exact matrix elements.
     """
     from pyscf import ao2mo
     from pyscf.fci import direct_spin1, selected_ci
@@ -127,6 +127,26 @@ def _pt2_scores(
     hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
     hc = hc.reshape(psi.shape)
     hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
+    return hc, hdiag, big_a, cand_rows
+
+
+def _pt2_scores(
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    strs_a: np.ndarray,
+    strs_b: np.ndarray,
+    amps: np.ndarray,
+    candidates: np.ndarray,
+    energy: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """EN-PT2 score of each candidate alpha string against beta strings ``strs_b``, and its best partner.
+
+    ``amps`` is the normalised Psi restricted to ``strs_a x strs_b`` (both sorted ascending,
+    candidates disjoint from strs_a);
+    ``energy`` is the teacher's energy over its whole space (the EN denominators' reference).
+    """
+    hc, hdiag, _, cand_rows = h_on_block(hcore, eri, nelec, strs_a, strs_b, amps, candidates)
     rows_hc = hc[cand_rows] ** 2
     denom = np.maximum(hdiag[cand_rows] - energy, 1e-3)
     contrib = rows_hc / denom
