@@ -89,6 +89,12 @@ def test_training_on_the_first_order_target_moves_mass_outside_the_state(n2):
         state.strs_a, state.strs_b, state.amplitudes, first_order=(found.alpha, found.beta, found.weight), **kwargs
     )
     assert informed.n_first_order == int((found.weight >= 1e-12).sum()) and 0 < informed.first_order_share < 0.5
+    half = teacher_from_amplitudes(
+        state.strs_a, state.strs_b, state.amplitudes, first_order=(found.alpha, found.beta, found.weight),
+        first_order_share=0.5, **kwargs,
+    )  # fmt: skip
+    assert half.first_order_share == pytest.approx(0.5)
+    np.testing.assert_allclose(half.probs[half.in_state] * 2, plain.probs)  # the state's part keeps its shape
     outside = ~informed.in_state
     fo_alpha, fo_beta = informed.alpha[outside], informed.beta[outside]
     masses = {}

@@ -111,7 +111,7 @@ def _check_semantics(config: dict[str, Any], source: str) -> None:
         if has_geometry == has_fcidump:
             raise InputError(f"{source}: systems[{index}]: give exactly one of 'geometry' and 'fcidump'")
     nqs = config["nqs"]
-    if nqs["d_model"] % nqs["n_heads"]:
+    if nqs["d_model"] is not None and nqs["d_model"] % nqs["n_heads"]:
         raise InputError(f"{source}: nqs.n_heads ({nqs['n_heads']}) must divide nqs.d_model ({nqs['d_model']})")
 
 

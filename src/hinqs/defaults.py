@@ -35,12 +35,15 @@ The rule (``derive``):
 ``sqd.samples_per_batch``  the whole subspace in one batch: max_strings^2 with a cap (no subspace
     under the cap can be larger), else the FCI space. One batch holding the whole (capped)
     subspace is what makes the energy non-increasing from one iteration to the next.
+``nqs.d_model``  32 up to 16 active orbitals, 64 above (:func:`hinqs.nqs.settings.width_for`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from hinqs.nqs.settings import width_for
 
 SMALL_SPACE = 100_000  # FCI determinants at or below which no string cap is derived
 MAX_AUTO_STRINGS = 1500  # ceiling of the derived cap (2.25 M determinants per batch)
@@ -101,6 +104,7 @@ class Derived:
     expansion_strings: int
     samples: int
     samples_per_batch: int
+    d_model: int
 
 
 def derive(norb: int, nelec: tuple[int, int]) -> Derived:
@@ -123,4 +127,5 @@ def derive(norb: int, nelec: tuple[int, int]) -> Derived:
         expansion_strings=max(1, math.ceil(scale / FILL_ITERATIONS)),
         samples=max(1, samples),
         samples_per_batch=max(1, per_batch),
+        d_model=width_for(size.norb),
     )

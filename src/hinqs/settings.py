@@ -117,7 +117,9 @@ class RunSettings:
         sub, exp = self.subspace, self.subspace.expansion
         return replace(
             self,
-            nqs=replace(self.nqs, samples=_given(self.nqs.samples, d.samples)),
+            nqs=replace(
+                self.nqs, samples=_given(self.nqs.samples, d.samples), d_model=_given(self.nqs.d_model, d.d_model)
+            ),
             sqd=replace(self.sqd, samples_per_batch=_given(self.sqd.samples_per_batch, d.samples_per_batch)),
             subspace=replace(
                 sub,

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hinqs.steps.nqs import init_model
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, args.hamiltonian)
     system = settings.system(args.system)["name"]
     report = init_model(settings.nqs, settings.seed, system, args.hamiltonian, args.out)
     nqs = settings.nqs

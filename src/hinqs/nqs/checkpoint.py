@@ -48,6 +48,7 @@ from hinqs import __version__
 from hinqs.errors import InputError
 from hinqs.io.files import CHECKPOINT_FORMAT, read_checkpoint, write_checkpoint
 from hinqs.nqs.model import AutoregressiveNQS, NQSConfig, build_model
+from hinqs.nqs.settings import width_for
 from hinqs.seeding import int_seed, numpy_stream
 
 FORMAT = CHECKPOINT_FORMAT
@@ -129,7 +130,7 @@ def init_checkpoint(
         norb=int(norb),
         n_alpha=int(nelec[0]),
         n_beta=int(nelec[1]),
-        d_model=int(nqs["d_model"]),
+        d_model=int(nqs["d_model"] or width_for(int(norb))),
         n_layers=int(nqs["n_layers"]),
         n_heads=int(nqs["n_heads"]),
     )

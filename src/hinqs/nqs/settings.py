@@ -15,11 +15,23 @@ SAMPLERS = ("trained", "untrained", "uniform", "none")
 TARGETS = ("state", "first_order")
 
 
+WIDE_FROM_NORB = 17  # from this many orbitals on the model is twice as wide
+
+
+def width_for(norb: int) -> int:
+    """``d_model`` sized by the system (``nqs.d_model: null``): 32 up to 16 orbitals, 64 above.
+
+    A longer string and a larger target (the first-order determinants join the state's) need
+    a wider network (64 has about 4x the parameters of 32).
+    """
+    return 32 if norb < WIDE_FROM_NORB else 64
+
+
 @dataclass(frozen=True)
 class NQSSettings:
     """``nqs``: the neural quantum state, its sampler and its training."""
 
-    d_model: int
+    d_model: int | None  # None: sized by the system (RunSettings.for_system)
     n_layers: int
     n_heads: int
     samples: int | None  # None: derived from the system (RunSettings.for_system)
@@ -35,6 +47,7 @@ class NQSSettings:
     sampler: str  # trained | untrained | uniform | none (controls)
     target: str  # state | first_order: what the network is trained on
     first_order_determinants: int
+    first_order_share: float | None  # None: their natural weight in |Psi + Psi1|^2
     train_tol: float
 
     def __post_init__(self) -> None:

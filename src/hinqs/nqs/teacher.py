@@ -88,11 +88,13 @@ def teacher_from_amplitudes(
     max_determinants: int,
     min_weight: float,
     first_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    first_order_share: float | None = None,
 ) -> Teacher:
     """Build the teacher from a product-space ground state (see the module docstring for the cut).
 
     ``first_order``: ``(alpha, beta, weight)`` of determinants outside the state, weights
-    relative to the normalised state; those above ``min_weight`` join the teacher.
+    relative to the normalised state; those above ``min_weight`` join the teacher, with
+    ``first_order_share`` rescaled to carry that share of it.
     """
     ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
     ci_strs_b = np.asarray(ci_strs_b, dtype=np.uint64).reshape(-1)
@@ -122,8 +124,11 @@ def teacher_from_amplitudes(
     if first_order is not None:
         fa, fb, fw = (np.asarray(x) for x in first_order)
         mask = fw >= min_weight
+        extra = fw[mask]
+        if first_order_share is not None and extra.sum() > 0:
+            extra = extra * (first_order_share / (1.0 - first_order_share) * kept.sum() / extra.sum())
         pairs = np.concatenate([pairs, np.stack([fa[mask], fb[mask]], axis=1).astype(np.uint64)])
-        weights_kept = np.concatenate([kept, fw[mask]])
+        weights_kept = np.concatenate([kept, extra])
         origin = np.concatenate([origin, np.zeros(int(mask.sum()), bool)])
     unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -154,6 +159,7 @@ def read_teacher(
     max_determinants: int,
     min_weight: float,
     first_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    first_order_share: float | None = None,
 ) -> Teacher:
     """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
     state = read_state(path)
@@ -174,6 +180,7 @@ def read_teacher(
         max_determinants=max_determinants,
         min_weight=min_weight,
         first_order=first_order,
+        first_order_share=first_order_share,
     )
     if norb is not None and nelec is not None:
         try:

@@ -192,6 +192,7 @@ def train(
         max_determinants=nqs.max_teacher_determinants,
         min_weight=nqs.teacher_min_weight,
         first_order=first_order,
+        first_order_share=nqs.first_order_share,
     )
     report = train_model(
         state,
