@@ -208,10 +208,14 @@ def solve_lean(
     norb = hcore.shape[0]
     strs = (_as_int64(ci_strs_a), _as_int64(ci_strs_b))
     myci = _make_solver(settings)
+    options = _davidson_options(guess, strs)
+    if "verbose" in options:  # a long solve: a line per cycle with the time left
+        from hinqs.sqd.progress import DavidsonProgress
+
+        options["callback"] = DavidsonProgress(settings.conv_tol, settings.max_cycle)
     _, vec = selected_ci.kernel_fixed_space(
-        myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol,
-        **_davidson_options(guess, strs),
-    )  # fmt: skip
+        myci, hcore, eri, norb, nelec, strs, max_cycle=settings.max_cycle, tol=settings.conv_tol, **options
+    )
     converged = bool(np.all(myci.converged))
     amplitudes = np.asarray(vec, dtype=np.float64).reshape(len(strs[0]), len(strs[1]))
 
