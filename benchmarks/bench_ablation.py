@@ -132,10 +132,10 @@ def _record(name: str, arm: str, seed: int, out: Path, seconds: float) -> dict:
     }
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], digits: int = 1) -> str:
     if len(values) < 2:
-        return f"{values[0]:.3f}" if values else ""
-    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}" if values else ""
+    return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> None:
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets cores // jobs)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--report-only", action="store_true", help="only tabulate the runs already finished in --out (a cut-short run)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     arms = args.arms.split(",")
@@ -159,17 +162,21 @@ def main() -> None:
         print(json.dumps(record), flush=True)
         return record
 
+    if args.report_only:
+        plan = [(arm, seed) for arm, seed in plan if (args.out / f"{arm}_{seed}.seconds").exists()]
     with ThreadPoolExecutor(args.jobs) as pool:
         records = list(pool.map(one, plan))
     (args.out / "records.json").write_text(json.dumps(records, indent=1))
-    print(f"\n{args.system}: {args.seeds} seeds per arm, errors against FCI in mHa (mean +- sd)\n")
-    print("| arm | E_var | E_var + PT2 | iterations | credited strings | wall s |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n{args.system}: errors against FCI in mHa (mean +- sample sd over the seeds)\n")
+    print("| arm | seeds | E_var | E_var + PT2 | iterations | credited strings | wall s |")
+    print("|---|---|---|---|---|---|---|")
     for arm in arms:
         rows = [r for r in records if r["arm"] == arm]
+        if not rows:
+            continue
         pt2 = [r["pt2_error_mha"] for r in rows if r["pt2_error_mha"] is not None]
         print(
-            f"| {arm} | {_mean_sd([r['error_mha'] for r in rows])} | {_mean_sd(pt2)} | "
+            f"| {arm} | {len(rows)} | {_mean_sd([r['error_mha'] for r in rows], 4)} | {_mean_sd(pt2, 4)} | "
             f"{_mean_sd([float(r['iterations']) for r in rows])} | "
             f"{_mean_sd([float(r['credited_strings']) for r in rows])} | {_mean_sd([r['seconds'] for r in rows])} |"
         )
