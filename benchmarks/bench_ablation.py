@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARMS: dict[str, dict] = {
     "trained": {"nqs": {"sampler": "trained"}},  # HI-NQS-SQD (nqs.target first_order by default)
     "trained_state": {"nqs": {"sampler": "trained", "target": "state"}},  # trained on |c|^2 only
+    # Half the target on the first-order determinants (their natural share is about 1 %).
+    "trained_half": {"nqs": {"sampler": "trained", "first_order_share": 0.5}},
     "untrained": {"nqs": {"sampler": "untrained"}},
     "uniform": {"nqs": {"sampler": "uniform"}},
     "none": {"nqs": {"sampler": "none"}},
