@@ -71,3 +71,28 @@ def test_unconnected_sampled_strings_never_fill_the_cap():
     assert hf_a in plan.keep.tolist()
     assert not set(triples.tolist()) & set(plan.keep.tolist())
     assert set(plan.keep.tolist()) == {hf_a, *plan.added.tolist()}
+
+
+def test_the_network_is_credited_only_for_strings_the_expansion_did_not_propose():
+    """Samples holding (a) doubles of the HF string, which the expansion proposes itself from an
+    HF teacher, and (b) triples of it, which it cannot propose: without a cap both are kept,
+    and only (b) counts as the network's."""
+    from itertools import combinations
+
+    from hinqs.io.determinants import Determinants, hartree_fock_strings
+    from hinqs.io.hamiltonian import Hamiltonian
+    from hinqs.subspace.build import build_subspace
+    from hinqs.subspace.settings import ExpansionSettings, SubspaceSettings
+
+    ints = _n2()
+    norb, nelec = ints.hcore.shape[0], tuple(int(n) for n in ints.nelec)
+    hf_a, _ = hartree_fock_strings(norb, nelec)
+    doubles = [hf_a ^ (1 << i) ^ (1 << j) ^ (1 << 5) ^ (1 << 6) for i, j in combinations(range(5), 2)][:3]
+    triples = [hf_a ^ sum(1 << i for i in occ) ^ 0b11100000 for occ in combinations(range(5), 3)][:2]
+    sampled = np.array(doubles + triples, np.uint64)
+    drawn = Determinants(sampled, sampled.copy(), np.ones(len(sampled), np.int64))
+    ham = Hamiltonian(ints.hcore, ints.eri, norb, nelec, ints.ecore)
+    settings = SubspaceSettings(max_strings=0, max_size=0, expansion=ExpansionSettings(2, 1, 4))
+    _, report = build_subspace(settings, (norb, nelec), drawn, None, None, lambda: ham)
+    assert report.stats["network_strings_kept"] == len(triples)
+    assert report.stats["new_sampled_strings_kept"] >= len(triples)
