@@ -183,6 +183,8 @@ def train(
     started = time.perf_counter()
     first_order = None
     if trains and nqs.target == "first_order" and nqs.first_order_determinants > 0:
+        # A teacher of another system is refused as such before anything is computed from it.
+        read_teacher(teacher, norb=state.config.norb, nelec=state.config.nelec, max_determinants=1, min_weight=0.0)
         first_order = _first_order(teacher, hamiltonian, expansion, nqs.first_order_determinants)
     first_order_s = time.perf_counter() - started
     target = read_teacher(
