@@ -38,6 +38,16 @@ def build_hamiltonian(name: str, out_dir: Path) -> Path:
     return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 
+def n2_sto3g(out_dir: Path, bond: float):
+    """N2/STO-3G, two 1s frozen (8 orbitals, (5, 5), 3,136 determinants) at ``bond`` A, loaded."""
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.io.hamiltonian import load_hamiltonian
+
+    system = {"name": "n2", "geometry": f"N 0 0 0; N 0 0 {bond}", "basis": "sto-3g", "frozen_core": 2}
+    ints, _ = integrals_from_geometry(system)
+    return load_hamiltonian(write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {}))
+
+
 def random_strings(norb: int, nocc: int, n: int, rng: np.random.Generator, max_exc: int = 2) -> np.ndarray:
     """Up to ``n`` distinct CI strings, each the aufbau string with up to ``max_exc`` electrons moved."""
     found = {(1 << nocc) - 1}

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqd_helpers import random_strings
+from sqd_helpers import n2_sto3g, random_strings
 
 from hinqs.io.files import GroundState
-from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.sqd.solvers import solve_lean
 from hinqs.subspace.first_order import first_order_determinants
 from hinqs.subspace.settings import ExpansionSettings
@@ -19,12 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_solver_thread")
 @pytest.fixture(scope="module")
 def n2(tmp_path_factory):
     """N2/STO-3G, two 1s frozen: 8 orbitals, (5, 5), 3,136 determinants."""
-    from hinqs.chem.integrals import integrals_from_geometry
-
-    system = {"name": "n2", "geometry": "N 0 0 0; N 0 0 1.3", "basis": "sto-3g", "frozen_core": 2}
-    ints, _ = integrals_from_geometry(system)
-    folder = write_hamiltonian(tmp_path_factory.mktemp("n2"), ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
-    return load_hamiltonian(folder)
+    return n2_sto3g(tmp_path_factory.mktemp("n2"), 1.3)
 
 
 def _state(ham, n_strings: int, seed: int) -> GroundState:

@@ -22,13 +22,16 @@ state is going, not only where it has been.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from hinqs.errors import InputError
 from hinqs.io.determinants import check_strings, validate_determinants
-from hinqs.io.files import read_state
+from hinqs.io.files import GroundState, read_state
+
+FirstOrder = tuple[np.ndarray, np.ndarray, np.ndarray]  # alpha, beta, weight outside the state
 
 
 @dataclass(frozen=True)
@@ -158,10 +161,14 @@ def read_teacher(
     nelec: tuple[int, int] | None = None,
     max_determinants: int,
     min_weight: float,
-    first_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    first_order: FirstOrder | Callable[[GroundState], FirstOrder] | None = None,
     first_order_share: float | None = None,
 ) -> Teacher:
-    """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts."""
+    """The NQS training target from a ``state.npz``; with ``norb``/``nelec`` check the electron counts.
+
+    ``first_order`` may be a function of the state, called once the state has passed the
+    checks (the file is read once, and a state of another system is refused as such).
+    """
     state = read_state(path)
     if norb is not None and nelec is not None:
         # Every string, not only those the truncation keeps: a state of another system is refused whole.
@@ -173,6 +180,8 @@ def read_teacher(
                 f"{path}: teacher does not match the model: {key}",
                 "the model",
             )
+    if callable(first_order):
+        first_order = first_order(state)
     teacher = teacher_from_amplitudes(
         state.strs_a,
         state.strs_b,

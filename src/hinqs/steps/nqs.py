@@ -124,14 +124,13 @@ def sample(
 
 
 def _first_order(
-    teacher: str | os.PathLike[str],
+    state: Any,
     hamiltonian: str | os.PathLike[str] | None,
     expansion: ExpansionSettings | None,
     limit: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The heaviest determinants of the state's first-order correction (hinqs.subspace.first_order)."""
     from hinqs.errors import InputError
-    from hinqs.io.files import read_state
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.subspace.first_order import first_order_determinants
 
@@ -139,7 +138,7 @@ def _first_order(
         raise InputError("nqs.target first_order needs the Hamiltonian (--hamiltonian); or set nqs.target: state")
     ham = load_hamiltonian(hamiltonian)
     nelec = (int(ham.nelec[0]), int(ham.nelec[1]))
-    found = first_order_determinants(read_state(teacher, sort=True), ham.hcore, ham.eri, nelec, expansion, limit)
+    found = first_order_determinants(state.sorted(), ham.hcore, ham.eri, nelec, expansion, limit)
     return found.alpha, found.beta, found.weight
 
 
@@ -180,20 +179,23 @@ def train(
 
     state, device = _load(model, nqs.device, hamiltonian)
     trains = nqs.sampler == "trained"  # the controls never train the network
-    started = time.perf_counter()
-    first_order = None
-    if trains and nqs.target == "first_order" and nqs.first_order_determinants > 0:
-        # A teacher of another system is refused as such before anything is computed from it.
-        read_teacher(teacher, norb=state.config.norb, nelec=state.config.nelec, max_determinants=1, min_weight=0.0)
-        first_order = _first_order(teacher, hamiltonian, expansion, nqs.first_order_determinants)
-    first_order_s = time.perf_counter() - started
+    first_order_s = 0.0
+
+    def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        nonlocal first_order_s
+        started = time.perf_counter()
+        found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
+        first_order_s = time.perf_counter() - started
+        return found
+
+    wants_first_order = trains and nqs.target == "first_order" and nqs.first_order_determinants > 0
     target = read_teacher(
         teacher,
         norb=state.config.norb,
         nelec=state.config.nelec,
         max_determinants=nqs.max_teacher_determinants,
         min_weight=nqs.teacher_min_weight,
-        first_order=first_order,
+        first_order=first_order if wants_first_order else None,
         first_order_share=nqs.first_order_share,
     )
     report = train_model(

@@ -108,10 +108,6 @@ def h_on_block(
     strings), those rows' strings, and the row of each candidate. One ``contract_2e`` of
     PySCF's selected CI: exact matrix elements.
     """
-    from pyscf import ao2mo
-    from pyscf.fci import direct_spin1, selected_ci
-
-    norb = hcore.shape[0]
     big_a = np.concatenate([strs_a, candidates])
     order = np.argsort(big_a, kind="stable")
     big_a = big_a[order]
@@ -120,14 +116,25 @@ def h_on_block(
     position[order] = np.arange(len(order))
     psi[position[: len(strs_a)]] = amps
     cand_rows = position[len(strs_a) :]
-    strs = (big_a.astype(np.int64), np.asarray(strs_b).astype(np.int64))
+    hc, hdiag = _h_and_diagonal(hcore, eri, nelec, (big_a, np.asarray(strs_b)), psi)
+    return hc, hdiag, big_a, cand_rows
+
+
+def _h_and_diagonal(
+    hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], strs: tuple[np.ndarray, np.ndarray], psi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """H|psi> and H's diagonal over the product space ``strs[0] x strs[1]`` (PySCF's selected CI)."""
+    from pyscf import ao2mo
+    from pyscf.fci import direct_spin1, selected_ci
+
+    norb = hcore.shape[0]
+    strs = (strs[0].astype(np.int64), strs[1].astype(np.int64))
     h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
     solver = selected_ci.SelectedCI()
     link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
     hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
-    hc = hc.reshape(psi.shape)
-    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
-    return hc, hdiag, big_a, cand_rows
+    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec))
+    return hc.reshape(psi.shape), hdiag.reshape(psi.shape)
 
 
 def _pt2_scores(
@@ -160,18 +167,9 @@ def teacher_energy_and_diagonal(
 
     Both are what a string's eviction cost is measured with (:func:`string_losses`).
     """
-    from pyscf import ao2mo
-    from pyscf.fci import direct_spin1, selected_ci
-
-    norb = hcore.shape[0]
-    strs = (teacher.strs_a.astype(np.int64), teacher.strs_b.astype(np.int64))
     psi = np.asarray(teacher.amplitudes, dtype=np.float64)
-    h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
-    solver = selected_ci.SelectedCI()
-    link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
-    hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
-    energy = float(np.vdot(psi, hc.reshape(psi.shape)) / np.vdot(psi, psi))
-    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
+    hc, hdiag = _h_and_diagonal(hcore, eri, nelec, (teacher.strs_a, teacher.strs_b), psi)
+    energy = float(np.vdot(psi, hc) / np.vdot(psi, psi))
     return energy, hdiag
 
 
@@ -207,6 +205,17 @@ def _partner_columns(other: np.ndarray, amps: np.ndarray, norb: int, n_partners:
     out = np.zeros((amps.shape[0], len(partners)))
     out[:, np.searchsorted(partners, other[cols])] = amps[:, cols]
     return partners, out
+
+
+def scored_block(
+    own: np.ndarray, other: np.ndarray, amps: np.ndarray, norb: int, settings: ExpansionSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the expansion scores for one spin: the new excitations of the ``top_strings``
+    heaviest ``own`` strings, and the partner strings with Psi on ``own x partners``."""
+    parents = _top(own, (amps**2).sum(axis=1), settings.top_strings)
+    excited = np.setdiff1d(excitations(parents, norb), own)
+    partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
+    return excited, partners, partner_amps
 
 
 @dataclass(frozen=True)
@@ -250,18 +259,14 @@ def _channel_plan(
     subspace are added; with ``max_strings`` the strings of largest importance are kept
     (``protected``, the HF string, always).
     """
-    norb = hcore.shape[0]
     prob = amps**2
-    weight = prob.sum(axis=1)
     loss = string_losses(amps, hdiag, energy)
-    parents = _top(own, weight, settings.top_strings)
-    excited = np.setdiff1d(excitations(parents, norb), own)
+    excited, partners, partner_amps = scored_block(own, other, amps, hcore.shape[0], settings)
     candidates = np.union1d(excited, np.setdiff1d(subspace_own, own))
     candidates = np.setdiff1d(candidates, own)
     gain = np.zeros(0)
     partner = np.zeros(0, np.uint64)
     if len(candidates):
-        partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
         gain, partner = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, candidates, energy)
     fresh = ~np.isin(candidates, subspace_own)
     order = top_groups(np.where(fresh, gain, 0.0), settings.strings)

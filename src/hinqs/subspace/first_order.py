@@ -20,13 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hinqs.io.files import GroundState, check_state
-from hinqs.subspace.expansion import (
-    _partner_columns,
-    _top,
-    excitations,
-    h_on_block,
-    teacher_energy_and_diagonal,
-)
+from hinqs.subspace.expansion import h_on_block, scored_block, teacher_energy_and_diagonal
 from hinqs.subspace.ranking import top_groups
 from hinqs.subspace.settings import ExpansionSettings
 
@@ -60,10 +54,7 @@ def _channel(
     settings: ExpansionSettings,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First-order weights of one spin channel: rows are ``own``-spin strings, columns the other spin."""
-    norb = hcore.shape[0]
-    weight = (amps**2).sum(axis=1)
-    candidates = np.setdiff1d(excitations(_top(own, weight, settings.top_strings), norb), own)
-    partners, partner_amps = _partner_columns(other, amps, norb, settings.partner_strings)
+    candidates, partners, partner_amps = scored_block(own, other, amps, hcore.shape[0], settings)
     hc, hdiag, rows, cand_rows = h_on_block(hcore, eri, nelec, own, partners, partner_amps, candidates)
     outside = np.zeros(hc.shape, bool)
     outside[cand_rows] = True  # a new string with any partner
