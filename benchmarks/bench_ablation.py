@@ -40,6 +40,11 @@ ARMS: dict[str, dict] = {
     # The network's time given to the expansion instead: no samples, 4x the parents and 2x the
     # partners scored per iteration (the wall column shows whether that is equal time).
     "none_wide": {"nqs": {"sampler": "none"}, "subspace": {"expansion": {"top_strings": 256, "partner_strings": 256}}},
+    # The network on top of that wider expansion: does it add anything once the expansion is wide?
+    "trained_wide": {
+        "nqs": {"sampler": "trained"},
+        "subspace": {"expansion": {"top_strings": 256, "partner_strings": 256}},
+    },
 }
 # No random choice in these arms (nothing is sampled): every seed gives the same run, so two
 # seeds show it and the rest are not run.
