@@ -77,16 +77,72 @@ def test_pt2_brings_the_energy_close_to_fci(n2):
     assert abs(fit["energy"] - e_fci) < abs(e_var[-1] - e_fci)
 
 
-def test_screened_pt2_is_partial_and_says_so(n2):
+def test_sampled_pt2_is_unbiased_and_its_error_bar_is_honest(n2):
+    """Batches of 30 x 30 (10 of the 36 connected strings per spin drawn each time): the mean
+    of many batches lands on the complete sum within its standard error, and the error bar of
+    a 4-batch estimate covers the complete sum about as often as a standard error should."""
     strings, out = _variational(n2, 20, seed=1)
-    complete = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 10**7)
-    screened = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 30 * 30)
-    assert not screened.complete and screened.product_shape == (30, 30)
-    assert complete.e_pt2 < screened.e_pt2 < 0  # fewer external determinants, smaller correction
+    args = (n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes)
+    complete = en_pt2(*args, 10**7)
+    many = en_pt2(*args, 30 * 30, batches=300, rng=np.random.default_rng(5))
+    assert not many.complete and many.batches == 300 and many.product_shape[0] < 56
+    assert many.connected_strings == (36, 36)
+    assert abs(many.e_pt2 - complete.e_pt2) < 4 * many.e_pt2_error
+    assert many.e_pt2_error < abs(complete.e_pt2) / 10
     # <c|H|c> summed in two different embeddings: equal to rounding, not bit for bit
-    assert screened.e_var == pytest.approx(complete.e_var, abs=1e-10)
-    too_small = en_pt2(n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 100)
-    assert too_small is None
+    assert many.e_var == pytest.approx(complete.e_var, abs=1e-10)
+    z = []
+    for seed in range(40):
+        few = en_pt2(*args, 30 * 30, batches=4, rng=np.random.default_rng(100 + seed))
+        z.append((few.e_pt2 - complete.e_pt2) / few.e_pt2_error)
+    inside = np.mean(np.abs(z) < 2)  # a t-distribution with 3 degrees of freedom: about 0.86
+    assert 0.6 < inside <= 1.0
+
+
+def test_sampled_pt2_follows_its_stream_only(n2):
+    strings, out = _variational(n2, 20, seed=1)
+    args = (n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 30 * 30)
+    one = en_pt2(*args, batches=3, rng=np.random.default_rng(7))
+    again = en_pt2(*args, batches=3, rng=np.random.default_rng(7))
+    other = en_pt2(*args, batches=3, rng=np.random.default_rng(8))
+    assert (one.e_pt2, one.e_pt2_error) == (again.e_pt2, again.e_pt2_error)
+    assert one.e_pt2 != other.e_pt2
+    with pytest.raises(ValueError, match="random stream"):
+        en_pt2(*args)
+    assert en_pt2(*args[:-1], 100) is None  # the variational space alone exceeds the budget
+
+
+def test_connected_strings_are_the_single_and_double_excitations(n2):
+    """Against popcount: a string is connected iff it differs from some subspace string by
+    moving one or two electrons; its parent weight sums those subspace strings' weights."""
+    from pyscf.fci import cistring
+
+    from hinqs.subspace.pt2 import connected_strings
+
+    rng = np.random.default_rng(3)
+    subspace = random_strings(n2.norb, 5, 6, rng).astype(np.int64)
+    weight = rng.random(len(subspace))
+    found, mass = connected_strings(subspace, weight, n2.norb)
+    every = np.asarray(cistring.make_strings(range(n2.norb), 5), np.int64)
+    moved = np.array([[bin(int(x) ^ int(s)).count("1") // 2 for s in subspace] for x in every])
+    expect = (moved.min(axis=1) >= 1) & (moved.min(axis=1) <= 2)
+    assert found.tolist() == every[expect].tolist()
+    parents = (moved >= 1) & (moved <= 2)
+    assert np.allclose(mass, (parents[expect] * weight).sum(axis=1))
+
+
+def test_inclusion_probabilities_fill_the_budget_heaviest_first():
+    from hinqs.subspace.pt2 import inclusion_probabilities
+
+    score = np.array([10.0, 5.0, 1.0, 1.0, 1.0, 0.0, 0.5])
+    for expected in (1, 2, 3.5, 5):
+        pi = inclusion_probabilities(score, expected)
+        assert pi.sum() == pytest.approx(expected) and pi.max() <= 1.0 and pi[5] == 0.0
+        free = (pi < 1.0) & (score > 0)
+        assert np.allclose(pi[free] / score[free], pi[free][0] / score[free][0])  # proportional below 1
+        assert np.all(np.diff(pi[np.argsort(-score)]) <= 1e-15)  # never more for a lighter string
+    assert inclusion_probabilities(score, 2)[0] == 1.0 and inclusion_probabilities(score, 1)[0] < 1.0
+    assert inclusion_probabilities(score, 6).tolist() == [1, 1, 1, 1, 1, 0, 1]
 
 
 def test_a_saturated_spin_leaves_its_budget_to_the_other():

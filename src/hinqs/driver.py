@@ -97,7 +97,8 @@ def _iteration(
     with clock.stage("diagonalize"):
         diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor, teacher=teacher)
     with clock.stage("pt2"):
-        estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, ham, here.state, here.pt2)
+        estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, ham, here.state, here.pt2,
+                     seed=settings.seed, iteration=k)  # fmt: skip
     with clock.stage("check"):
         last = previous and previous.status
         status = check(settings.iterations, k, here.result, here.status, previous_status=last)

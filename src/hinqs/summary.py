@@ -71,6 +71,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
         "e_pt2": pt2.get("e_pt2"),
+        "e_pt2_error": pt2.get("e_pt2_error"),
         "e_var_plus_pt2": pt2.get("e_total"),
         "pt2_complete": pt2.get("complete"),
         "train_kl_after": train.get("kl_after"),
@@ -86,7 +87,8 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     cap repeats its last point) and needs three of them: the early, far points give the
     line its slope (measured: fitting only the last 3-4 points, which crowd together at the
     cap, put the intercept 0.5-0.9 mHa off FCI on C2 and CH2; all points, within 0.02 mHa).
-    Its spread is the intercept's standard error. Only a complete correction is extrapolated.
+    Its spread is the intercept's standard error. Only an unbiased correction is extrapolated:
+    complete, or semistochastic with its standard error (an older screened one is not).
     """
     from hinqs.subspace.pt2 import extrapolate
 
@@ -98,10 +100,10 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     for r in with_pt2:
         if all(abs(r["energy"] - e) > DISTINCT_HA for _, e in points):
             points.append((r["e_pt2"], r["energy"]))
-    # A screened correction misses a share of the connected space that changes from one
-    # iteration to the next: E_var is not linear in it (measured at 52 qubits: slope +1.4).
-    complete = all(r.get("pt2_complete") for r in with_pt2)
-    fit = extrapolate([p[1] for p in points], [p[0] for p in points]) if len(points) >= 3 and complete else None
+    # A screened correction (older versions) missed a share of the connected space that changed
+    # from one iteration to the next: E_var was not linear in it (measured at 52 qubits: slope +1.4).
+    unbiased = all(r.get("pt2_complete") or r.get("e_pt2_error") is not None for r in with_pt2)
+    fit = extrapolate([p[1] for p in points], [p[0] for p in points]) if len(points) >= 3 and unbiased else None
 
     def error(value: float | None) -> float | None:
         return None if value is None or reference is None else (value - reference) * MHA
@@ -110,6 +112,7 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
         "iteration": top["iteration"],
         "e_var": top["energy"],
         "e_pt2": top["e_pt2"],
+        "e_pt2_error": top.get("e_pt2_error"),
         "e_var_plus_pt2": top["e_var_plus_pt2"],
         "complete": top["pt2_complete"],
         "error_mha": error(top["e_var_plus_pt2"]),
@@ -186,6 +189,7 @@ CSV_COLUMNS = [
     "subspace_size",
     "subspace_dimension",
     "e_pt2",
+    "e_pt2_error",
     "e_var_plus_pt2",
     "batches_ok",
     "batches_failed",
@@ -210,6 +214,7 @@ def energies_csv(summary: dict[str, Any]) -> str:
                 "subspace_size": r["subspace_size"],
                 "subspace_dimension": r["subspace_dimension"],
                 "e_pt2": "" if r.get("e_pt2") is None else repr(r["e_pt2"]),
+                "e_pt2_error": "" if r.get("e_pt2_error") is None else repr(r["e_pt2_error"]),
                 "e_var_plus_pt2": "" if r.get("e_var_plus_pt2") is None else repr(r["e_var_plus_pt2"]),
                 "batches_ok": r["batches_ok"],
                 "batches_failed": r["batches_failed"],
@@ -280,7 +285,8 @@ def _plot_pt2_fit(ax: Any, summary: dict[str, Any], with_pt2: list[dict[str, Any
     """E_var against E_PT2 per iteration and the linear fit read at E_PT2 = 0 (mHa scale)."""
     x = np.array([r["e_pt2"] for r in with_pt2]) * MHA
     y = np.array([r["energy"] for r in with_pt2])
-    ax.plot(x, y, "o", color="C0", label="iterations")
+    bars = [(r.get("e_pt2_error") or 0.0) * MHA for r in with_pt2]
+    ax.errorbar(x, y, xerr=bars, fmt="o", color="C0", label="iterations (E_PT2 +- standard error)")
     fit = (summary.get("pt2") or {}).get("extrapolated")
     if fit is not None:
         line = np.linspace(min(x.min(), 0.0), 0.0, 20)
@@ -335,8 +341,12 @@ def result_line(summary: dict[str, Any]) -> str:
     diagonalised = f"{dimension:,} determinants diagonalised{share}" if dimension else "no batch solved"
     pt2 = summary.get("pt2") or {}
     if pt2.get("error_mha") is not None:
-        screened = "" if pt2.get("complete") else " (screened)"
-        versus += f"; E+PT2{screened} {_mha(pt2['error_mha'])} mHa"
+        bar = pt2.get("e_pt2_error")
+        if pt2.get("complete") or bar is not None:
+            sampled = f" +- {_mha(bar * MHA, sign=False)}" if bar else ""
+            versus += f"; E+PT2 {_mha(pt2['error_mha'])}{sampled} mHa"
+        else:
+            versus += f"; E+PT2 (screened) {_mha(pt2['error_mha'])} mHa"
         fit = pt2.get("extrapolated") or {}
         if fit.get("error_mha") is not None:
             spread = f" +- {_mha(fit['spread'] * MHA, sign=False)}" if fit.get("spread") is not None else ""

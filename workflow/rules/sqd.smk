@@ -74,6 +74,7 @@ rule pt2:
         config=RUN_CONFIG,
         pt2=config["pt2"],
         ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        iteration=lambda w: int(w.k),
     threads: config["parallel"]["threads_per_worker"]
     resources:
         mem_mb=pt2_mem_mb(config["pt2"]),
@@ -83,7 +84,7 @@ rule pt2:
         str(SYS.benchmark("pt2", "{k}"))
     shell:
         "hinqs pt2 --config {params.config} --hamiltonian {params.ham} --state {input.state}"
-        " --out {output.pt2} > {log} 2>&1"
+        " --iteration {params.iteration} --out {output.pt2} > {log} 2>&1"
 
 
 checkpoint check:

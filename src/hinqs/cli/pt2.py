@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config(parser, purpose="its `pt2` section and parallel.threads_per_worker")
     parser.add_argument("--hamiltonian", required=True, help="Hamiltonian folder")
     parser.add_argument("--state", required=True, help="sqd/state.npz of the iteration")
+    parser.add_argument("--iteration", type=int, required=True, help="iteration number (names the random stream)")
     parser.add_argument("--out", required=True, help="pt2.json to write")
 
 
@@ -21,14 +22,17 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.steps.pt2 import estimate_pt2
 
     settings = load_settings(args.config, args.hamiltonian)
-    record = estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, args.hamiltonian, args.state, args.out)
+    record = estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, args.hamiltonian, args.state, args.out,
+                          seed=settings.seed, iteration=args.iteration)  # fmt: skip
     if "skipped" in record:
         print(f"hinqs pt2: skipped ({record['skipped']})")
     else:
-        kind = "complete" if record["complete"] else "screened"
+        error = record["e_pt2_error"]
+        kind = "complete" if record["complete"] else f"semistochastic, {record['batches']} batches"
+        bar = f" +- {error:.1e}" if error else ""
         print(
-            f"hinqs pt2: E_var = {record['e_var']:.10f}  E_PT2 = {record['e_pt2']:.3e}  "
-            f"E_var + E_PT2 = {record['e_total']:.10f} Ha ({kind}, {record['external_determinants']:,} "
-            f"external determinants, {record['seconds']:.1f} s)"
+            f"hinqs pt2: E_var = {record['e_var']:.10f}  E_PT2 = {record['e_pt2']:.4e}{bar}  "
+            f"E_var + E_PT2 = {record['e_total']:.10f} Ha ({kind}, up to {record['external_determinants']:,} "
+            f"external determinants per batch, {record['seconds']:.1f} s)"
         )
     return 0

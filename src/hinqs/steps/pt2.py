@@ -14,23 +14,30 @@ def estimate_pt2(
     hamiltonian: str | os.PathLike[str],
     state: str | os.PathLike[str],
     out: str | os.PathLike[str],
+    *,
+    seed: int,
+    iteration: int,
 ) -> dict[str, Any]:
-    """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``."""
+    """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``.
+
+    A sampled correction draws from the named stream ``("pt2", iteration)`` of ``seed``."""
     from hinqs.io.atomic import write_json
     from hinqs.io.files import read_state
     from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.seeding import numpy_stream
     from hinqs.sqd.task import thread_limit
     from hinqs.subspace.pt2 import en_pt2
 
-    record: dict[str, Any] = {"max_dimension": settings.max_dimension}
+    record: dict[str, Any] = {"max_dimension": settings.max_dimension, "iteration": iteration}
     if settings.max_dimension > 0:
         ham = load_hamiltonian(hamiltonian)
         ground = read_state(state)
         with thread_limit(threads):
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
-                              ground.amplitudes, settings.max_dimension)  # fmt: skip
+                              ground.amplitudes, settings.max_dimension, batches=settings.batches,
+                              rng=numpy_stream(seed, "pt2", iteration))  # fmt: skip
         if estimate is None:
-            record["skipped"] = "the variational space alone exceeds pt2.max_dimension"
+            record["skipped"] = "pt2.max_dimension leaves no room beyond the variational space"
         else:
             record.update(estimate.as_dict())
     else:

@@ -71,17 +71,20 @@ def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> GroundState:
     return GroundState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
 
 
+def excited_strings(parent: int, norb: int, *, doubles: bool = True) -> np.ndarray:
+    """The single (and double) same-spin excitations of one string, in a fixed order."""
+    occ = [i for i in range(norb) if parent >> i & 1]
+    vir = [i for i in range(norb) if not parent >> i & 1]
+    singles = [(1 << i) | (1 << a) for i in occ for a in vir]
+    occ_pairs = [(1 << i) | (1 << j) for i, j in combinations(occ, 2)]
+    vir_pairs = [(1 << a) | (1 << b) for a, b in combinations(vir, 2)]
+    pairs = [o | v for o in occ_pairs for v in vir_pairs] if doubles else []
+    return np.array([parent ^ m for m in singles + pairs], dtype=np.uint64)
+
+
 def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
     """Sorted unique strings that are single (and double) excitations of any parent (parents excluded)."""
-    out: list[np.ndarray] = []
-    for parent in np.asarray(parents, dtype=np.uint64).tolist():
-        occ = [i for i in range(norb) if parent >> i & 1]
-        vir = [i for i in range(norb) if not parent >> i & 1]
-        singles = [(1 << i) | (1 << a) for i in occ for a in vir]
-        occ_pairs = [(1 << i) | (1 << j) for i, j in combinations(occ, 2)]
-        vir_pairs = [(1 << a) | (1 << b) for a, b in combinations(vir, 2)]
-        pairs = [o | v for o in occ_pairs for v in vir_pairs] if doubles else []
-        out.append(np.array([parent ^ m for m in singles + pairs], dtype=np.uint64))
+    out = [excited_strings(p, norb, doubles=doubles) for p in np.asarray(parents, dtype=np.uint64).tolist()]
     if not out:
         return np.zeros(0, np.uint64)
     return np.setdiff1d(np.unique(np.concatenate(out)), np.asarray(parents, np.uint64))

@@ -1,24 +1,28 @@
 """The error bar of a variational energy: Epstein-Nesbet PT2 over the connected determinants.
 
 A subspace ground state |Psi> = sum_i c_i |D_i> over the product space S_a x S_b misses the
-determinants outside it. To second order each one, a, lowers the energy by
-|<a|H|Psi>|^2 / (E_var - H_aa) (Epstein-Nesbet partitioning), and only determinants that H
-connects to the subspace contribute. Those are singly or doubly excited from some D_i, so
-their alpha string lies in S_a or among the single/double excitations of S_a, and likewise
-for beta: every one of them is in the product space T_a x T_b of the extended string sets.
+determinants outside it. To second order each one, x, lowers the energy by
+|<x|H|Psi>|^2 / (E_var - H_xx) (Epstein-Nesbet partitioning), and only determinants that H
+connects to the subspace contribute: their alpha string is in S_a or is a single/double
+excitation of a string of S_a (the *connected* strings C_a), and likewise for beta.
 
-That product structure is what PySCF's selected-CI kernels work in, so the whole correction
-is one ``contract_2e`` (H|Psi> with Psi embedded, zeros outside S_a x S_b) and one
-``make_hdiag`` over T_a x T_b: exact matrix elements, no sampling, deterministic.
+That product structure is what PySCF's selected-CI kernels work in: over any product space
+T_a x T_b containing S_a x S_b, one ``contract_2e`` (H|Psi>, Psi embedded, zeros outside) and
+one ``make_hdiag`` give every external determinant's exact term.
 
-- **complete**: when T_a x T_b (all connected strings, or all strings of the orbital space)
-  fits ``max_dimension`` the sum runs over every connected determinant: the EN-PT2 energy
-  of the state, as selected-CI codes report it.
-- **screened**: otherwise T_sigma is S_sigma plus the excitations of the heaviest strings
-  (by marginal weight |c|^2), taken parent by parent until the budget is spent. The sum
-  then misses the determinants built from the excitations of light strings, so the
-  correction is smaller in magnitude than the full one; ``complete`` is false and the
-  number of external determinants is recorded.
+- **complete** (deterministic): when (S_a + C_a) x (S_b + C_b) fits ``max_dimension``, one
+  such product sums every connected determinant: the EN-PT2 energy of the state, as
+  selected-CI codes report it.
+- **semistochastic** (unbiased, with a standard error): otherwise each batch draws a subset
+  of the connected strings per spin by Poisson sampling, string r kept with probability
+  pi_r = min(1, lambda s_r), s_r the weight of its parents in S (sum of their marginal
+  |c|^2) and lambda set so the expected batch fills ``max_dimension``. Strings whose pi is 1
+  (the excitations of the heavy strings, where most of the correction sits) are in every
+  batch: that part is deterministic. Each external determinant (a, b) of the batch's product
+  counts with weight 1/(pi_a pi_b) (pi = 1 for strings of S): the Horvitz-Thompson estimator
+  of the full sum, unbiased because the two spins are drawn independently. ``batches``
+  independent batches give the mean and its standard error. The draws come from the run's
+  named stream ``("pt2", iteration)``, so a run is reproducible.
 
 E_var + E_PT2 is then much closer to the exact energy than E_var, and the linear fit of
 E_var against E_PT2 over the iterations extrapolates to E_PT2 = 0 (:func:`extrapolate`).
@@ -35,16 +39,23 @@ import numpy as np
 
 from hinqs.io.files import GroundState
 
-PARENT_CHUNK = 16  # parents whose excitations are generated per round when screening
-
 
 @dataclass(frozen=True)
 class PT2Estimate:
-    """E_var and its EN-PT2 correction for one variational state (energies in Ha, with the core)."""
+    """E_var and its EN-PT2 correction for one variational state (energies in Ha, with the core).
+
+    ``e_pt2_error`` is the standard error of ``e_pt2`` (0 when ``complete``; None when a
+    sampled estimate has a single batch). ``external_determinants`` and ``product_shape`` are
+    the largest batch's.
+    """
 
     e_var: float
     e_pt2: float
+    e_pt2_error: float | None
     complete: bool
+    batches: int
+    connected_strings: tuple[int, int]
+    deterministic_strings: tuple[int, int]
     external_determinants: int
     product_shape: tuple[int, int]
     seconds: float
@@ -54,41 +65,57 @@ class PT2Estimate:
         return self.e_var + self.e_pt2
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "product_shape": list(self.product_shape), "e_total": self.e_total}
+        out = asdict(self)
+        for key in ("product_shape", "connected_strings", "deterministic_strings"):
+            out[key] = list(out[key])
+        return {**out, "e_total": self.e_total}
 
 
-def _all_strings(norb: int, n: int) -> np.ndarray:
-    from pyscf.fci import cistring
+def connected_strings(strings: np.ndarray, weight: np.ndarray, norb: int) -> tuple[np.ndarray, np.ndarray]:
+    """The strings H connects to ``strings`` from outside (their single and double excitations,
+    ``strings`` excluded), sorted, and each one's parent weight: the summed ``weight`` of the
+    strings it is excited from. Zero parent weight means no term through that spin's link."""
+    from hinqs.subspace.expansion import excited_strings
 
-    return np.asarray(cistring.make_strings(range(norb), n), dtype=np.int64)
+    strings = np.asarray(strings, np.uint64)
+    found = [excited_strings(p, norb) for p in strings.tolist()]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0)
+    every = np.concatenate(found)
+    parent_weight = np.repeat(np.asarray(weight, np.float64), [len(f) for f in found])
+    unique, inverse = np.unique(every, return_inverse=True)
+    mass = np.bincount(inverse.ravel(), weights=parent_weight, minlength=len(unique))
+    outside = ~np.isin(unique, strings)
+    return unique[outside].astype(np.int64), mass[outside]
 
 
-def _extended(strings: np.ndarray, weight: np.ndarray, norb: int, n: int, size: int) -> tuple[np.ndarray, bool]:
-    """S plus external strings up to ``size`` strings in all; True when every connected string fits."""
-    from hinqs.subspace.expansion import excitations
-
-    if size >= math.comb(norb, n):
-        return _all_strings(norb, n), True
-    chosen = [np.asarray(strings, np.int64)]
-    have = np.asarray(strings, np.int64)
-    room = size - len(have)
-    parents = np.asarray(strings)[np.argsort(-weight, kind="stable")]
-    for start in range(0, len(parents), PARENT_CHUNK):
-        if room <= 0:
-            return np.sort(np.concatenate(chosen)), False
-        batch = parents[start : start + PARENT_CHUNK].astype(np.uint64)
-        new = np.setdiff1d(excitations(batch, norb).astype(np.int64), have)
-        if len(new) > room:
-            chosen.append(new[:room])
-            return np.sort(np.concatenate(chosen)), False
-        chosen.append(new)
-        have = np.union1d(have, new)
-        room -= len(new)
-    return np.sort(np.concatenate(chosen)), True
+def inclusion_probabilities(score: np.ndarray, expected: float) -> np.ndarray:
+    """pi_r = min(1, lambda score_r) with sum(pi) = ``expected`` (all 1 when it exceeds the
+    number of positive scores); zero scores get 0. The heaviest strings saturate at 1 first."""
+    score = np.asarray(score, np.float64)
+    pi = np.zeros(len(score))
+    positive = score > 0
+    if expected >= np.count_nonzero(positive):
+        pi[positive] = 1.0
+        return pi
+    if expected <= 0:
+        return pi
+    order = np.argsort(-score, kind="stable")
+    ranked = score[order]
+    tail = np.cumsum(ranked[::-1])[::-1]  # tail[k] = sum of ranked[k:]
+    k = np.arange(len(ranked))
+    # The first k strings saturate and the rest share expected - k: the smallest k whose
+    # (k+1)-th string no longer would (it exists because expected < the positive count).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (expected - k) / tail
+        first = int(np.argmax((lam * ranked <= 1.0) & (tail > 0)))
+    pi[order[:first]] = 1.0
+    pi[order[first:]] = np.minimum(1.0, lam[first] * ranked[first:])
+    return pi
 
 
 def _string_budgets(n_a: int, n_b: int, norb: int, nelec: tuple[int, int], max_dimension: int) -> tuple[int, int]:
-    """Strings per spin for the extended space: both grown by the same factor, and a spin
+    """Strings per spin for a batch's product space: both grown by the same factor, and a spin
     whose every string fits leaves the rest of the budget to the other (open shells: the
     minority spin's few strings saturate first, e.g. 253 beta strings of triplet CH2)."""
     total_a, total_b = math.comb(norb, nelec[0]), math.comb(norb, nelec[1])
@@ -101,8 +128,35 @@ def _string_budgets(n_a: int, n_b: int, norb: int, nelec: tuple[int, int], max_d
     return size_a, size_b
 
 
-def _index(sub: np.ndarray, full: np.ndarray) -> np.ndarray:
-    return np.searchsorted(full, sub)
+def _batch_sum(
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    state: GroundState,
+    extra: tuple[np.ndarray, np.ndarray],
+    weights: tuple[np.ndarray, np.ndarray],
+) -> tuple[float, float, int, tuple[int, int]]:
+    """E_var, the weighted sum of the external terms over (S_a + extra_a) x (S_b + extra_b), the
+    number of external determinants with a term and the product's shape. ``weights`` are 1/pi of
+    the extra strings."""
+    from hinqs.subspace.expansion import _h_and_diagonal
+
+    strs, w = [], []
+    for own, add, inv in zip((state.strs_a, state.strs_b), extra, weights, strict=True):
+        both = np.concatenate([np.asarray(own, np.int64), add])
+        order = np.argsort(both, kind="stable")
+        strs.append(both[order])
+        w.append(np.concatenate([np.ones(len(own)), inv])[order])
+    psi = state.on(strs[0], strs[1])
+    hpsi, hdiag = _h_and_diagonal(hcore, eri, nelec, (strs[0], strs[1]), psi)
+    e_var = float(np.vdot(psi, hpsi))
+    inside = np.zeros(psi.shape, bool)
+    inside[np.ix_(np.searchsorted(strs[0], state.strs_a), np.searchsorted(strs[1], state.strs_b))] = True
+    denominator = e_var - hdiag
+    terms = np.zeros(psi.shape)
+    keep = ~inside & (hpsi != 0) & (np.abs(denominator) > 1e-10)
+    terms[keep] = hpsi[keep] ** 2 / denominator[keep]
+    return e_var, float(w[0] @ terms @ w[1]), int(np.count_nonzero(keep)), psi.shape
 
 
 def en_pt2(
@@ -114,48 +168,64 @@ def en_pt2(
     strs_b: np.ndarray,
     amplitudes: np.ndarray,
     max_dimension: int,
+    *,
+    batches: int = 4,
+    rng: np.random.Generator | None = None,
 ) -> PT2Estimate | None:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (sorted CI strings).
 
-    ``max_dimension`` bounds the extended product space (memory: about 40 bytes per
-    determinant). None when not even the variational space fits it.
+    ``max_dimension`` bounds a batch's product space (memory: about 40 bytes per
+    determinant). Complete when every connected determinant fits, otherwise ``batches``
+    semistochastic batches drawn from ``rng`` (required then). None when the variational space
+    leaves no room for external strings of a spin that has some.
     """
-    from pyscf.fci import direct_spin1, selected_ci
-
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
     norb = hcore.shape[0]
     sa, sb = np.asarray(strs_a).astype(np.int64), np.asarray(strs_b).astype(np.int64)
     amps = np.asarray(amplitudes, np.float64).reshape(len(sa), len(sb))
-    amps = amps / np.linalg.norm(amps)
+    state = GroundState(sa, sb, amps / np.linalg.norm(amps))
     if len(sa) * len(sb) > max_dimension:
         return None
-    size_a, size_b = _string_budgets(len(sa), len(sb), norb, nelec, max_dimension)
-    prob = amps**2
-    ta, complete_a = _extended(sa, prob.sum(axis=1), norb, nelec[0], size_a)
-    tb, complete_b = _extended(sb, prob.sum(axis=0), norb, nelec[1], size_b)
-    strs = (ta, tb)
-    psi = GroundState(sa, sb, amps).on(ta, tb)
-    rows, cols = _index(sa, ta), _index(sb, tb)
-    myci = selected_ci.SelectedCI()
-    h2e = direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5)
-    link = selected_ci._all_linkstr_index(strs, norb, nelec)
-    hpsi = np.asarray(myci.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
-    hpsi = hpsi.reshape(psi.shape)
-    e_var = float(np.vdot(psi, hpsi))
-    hdiag = np.asarray(myci.make_hdiag(hcore, eri, strs, norb, nelec)).reshape(psi.shape)
-    inside = np.zeros(psi.shape, bool)
-    inside[np.ix_(rows, cols)] = True
-    numerator = hpsi[~inside] ** 2
-    denominator = e_var - hdiag[~inside]
-    keep = (numerator > 0) & (np.abs(denominator) > 1e-10)
-    e_pt2 = float(np.sum(numerator[keep] / denominator[keep]))
+    prob = state.amplitudes**2
+    found = [connected_strings(sa, prob.sum(axis=1), norb), connected_strings(sb, prob.sum(axis=0), norb)]
+    sizes = _string_budgets(len(sa), len(sb), norb, nelec, max_dimension)
+    room = [size - len(own) for size, own in zip(sizes, (sa, sb), strict=True)]
+    if any(r < 1 and len(c) for r, (c, _) in zip(room, found, strict=True)):
+        return None
+    pi = [inclusion_probabilities(score, r) for (_, score), r in zip(found, room, strict=True)]
+    complete = all(bool(np.all(p[s > 0] == 1.0)) for p, (_, s) in zip(pi, found, strict=True))
+    if complete:
+        extra = tuple(c[s > 0] for c, s in found)
+        ones = (np.ones(len(extra[0])), np.ones(len(extra[1])))
+        e_var, e_pt2, n_ext, shape = _batch_sum(hcore, eri, nelec, state, extra, ones)
+        estimates, error, runs = [e_pt2], 0.0, 1
+    else:
+        if rng is None:
+            raise ValueError("a sampled PT2 needs a random stream")
+        estimates, n_ext, shape = [], 0, (0, 0)
+        for _ in range(batches):
+            extra, inverse = [], []
+            for (strings, _), p in zip(found, pi, strict=True):
+                take = rng.random(len(strings)) < p
+                extra.append(strings[take])
+                inverse.append(1.0 / p[take])
+            e_var, e_pt2, n, dims = _batch_sum(hcore, eri, nelec, state, tuple(extra), tuple(inverse))
+            estimates.append(e_pt2)
+            if n > n_ext:
+                n_ext, shape = n, dims
+        runs = batches
+        error = float(np.std(estimates, ddof=1) / math.sqrt(batches)) if batches > 1 else None
     return PT2Estimate(
         e_var=e_var + ecore,
-        e_pt2=e_pt2,
-        complete=bool(complete_a and complete_b),
-        external_determinants=int(np.count_nonzero(keep)),
-        product_shape=(len(ta), len(tb)),
+        e_pt2=float(np.mean(estimates)),
+        e_pt2_error=error,
+        complete=complete,
+        batches=runs,
+        connected_strings=(len(found[0][0]), len(found[1][0])),
+        deterministic_strings=(int(np.count_nonzero(pi[0] == 1.0)), int(np.count_nonzero(pi[1] == 1.0))),
+        external_determinants=n_ext,
+        product_shape=(int(shape[0]), int(shape[1])),
         seconds=time.perf_counter() - start,
     )
 

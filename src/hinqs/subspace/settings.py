@@ -22,7 +22,8 @@ class ExpansionSettings:
 class PT2Settings:
     """``pt2``: the EN-PT2 correction of each iteration's variational state."""
 
-    max_dimension: int  # 0: off
+    max_dimension: int  # 0: off; the largest product space of one batch
+    batches: int  # semistochastic batches when the connected space does not fit (mean and standard error)
 
 
 @dataclass(frozen=True)
