@@ -227,7 +227,7 @@ def en_pt2(
     amplitudes: np.ndarray,
     max_dimension: int,
     *,
-    batches: int = 4,
+    batches: int = 1,
     rng: np.random.Generator | None = None,
 ) -> PT2Estimate | None:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (sorted CI strings).
