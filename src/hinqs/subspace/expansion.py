@@ -192,18 +192,20 @@ def string_losses(amplitudes: np.ndarray, hdiag: np.ndarray, energy: float) -> n
 SINGLES_PARENTS = 4  # heaviest other-spin strings whose single excitations join the PT2 partners
 
 
-def _partner_columns(other: np.ndarray, amps: np.ndarray, norb: int, n_partners: int) -> tuple[np.ndarray, np.ndarray]:
+def _partner_columns(
+    other: np.ndarray, amps: np.ndarray, norb: int, n_partners: int, singles_parents: int = SINGLES_PARENTS
+) -> tuple[np.ndarray, np.ndarray]:
     """Other-spin strings a candidate is scored against, and Psi on ``own x partners`` (sorted).
 
     The ``n_partners`` heaviest teacher strings, plus the single excitations of the
-    ``SINGLES_PARENTS`` heaviest (zero amplitude: not in the teacher). Without the latter an
+    ``singles_parents`` heaviest (zero amplitude: not in the teacher). Without the latter an
     alpha single x could only pair with teacher beta strings, and <x b_HF|H|HF> vanishes
     for HF orbitals (Brillouin): the opposite-spin double excitations (x, y), the largest
     class of correlation, would never be found from an HF-like teacher.
     """
     weight = (amps**2).sum(axis=0)
     cols = np.sort(np.argsort(-weight, kind="stable")[:n_partners])
-    singles = np.setdiff1d(excitations(_top(other, weight, SINGLES_PARENTS), norb, doubles=False), other)
+    singles = np.setdiff1d(excitations(_top(other, weight, singles_parents), norb, doubles=False), other)
     partners = np.union1d(other[cols], singles)
     out = np.zeros((amps.shape[0], len(partners)))
     out[:, np.searchsorted(partners, other[cols])] = amps[:, cols]

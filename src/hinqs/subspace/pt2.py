@@ -17,13 +17,17 @@ one ``make_hdiag`` give every external determinant's exact term.
   of the connected strings per spin by Poisson sampling, string r kept with probability
   pi_r = min(1, lambda q_r), lambda set so the expected batch fills ``max_dimension``. The
   proposal q_r is mostly r's own EN-PT2 score against the ``PROPOSAL_PARTNERS`` heaviest
-  other-spin strings and the singles of the few heaviest (the expansion's scoring, one
-  ``contract_2e`` over all connected strings x those partners), mixed with the weight of r's
-  parents in S (``PARENT_SHARE``), so that every string a term can come through has
-  pi > 0. Strings whose pi is 1 (measured at 52 qubits: 500 strings carry 90 % of the score)
-  are in every batch: that part is deterministic. Each external determinant (a, b) of the batch's product
-  counts with weight 1/(pi_a pi_b) (pi = 1 for strings of S): the Horvitz-Thompson estimator
-  of the full sum, unbiased because the two spins are drawn independently. ``batches``
+  other-spin strings and the single excitations of the heaviest one (the expansion's
+  scoring, one ``contract_2e`` over all connected strings x those partners), mixed with the
+  weight of r's parents in S (``PARENT_SHARE``), so that every string a term can come
+  through has pi > 0. Strings whose pi is 1 (measured at 52 qubits: 500 strings carry 90 %
+  of the score) are in every batch: that part is deterministic. Measured at 52 qubits
+  (iteration 1, 2 batches of 3 M): standard error 1.2 mHa from parent weight alone, 0.28 mHa
+  with the proposal. The singles matter: without them (opposite-spin doubles unscored) one
+  batch's relative spread on N2/STO-3G grew from 0.08 to 0.9 and 4-batch error bars covered
+  the exact sum 23 % of the time instead of 88 %. Each external determinant (a, b) of the
+  batch's product counts with weight 1/(pi_a pi_b) (pi = 1 for strings of S): the
+  Horvitz-Thompson estimator of the full sum, unbiased because the two spins are drawn independently. ``batches``
   independent batches give the mean and its standard error. The draws come from the run's
   named stream ``("pt2", iteration)``, so a run is reproducible.
 
@@ -43,6 +47,7 @@ import numpy as np
 from hinqs.io.files import GroundState
 
 PROPOSAL_PARTNERS = 8  # heaviest other-spin strings a connected string's proposal score is summed over
+PROPOSAL_SINGLES_PARENTS = 1  # other-spin strings whose single excitations join those partners
 PARENT_SHARE = 0.1  # share of the proposal spread by parent weight: no connected string left at pi = 0
 
 
@@ -136,7 +141,9 @@ def proposal_scores(
     norb = hcore.shape[0]
     own = np.asarray(state.strs_a).astype(np.uint64)
     other = np.asarray(state.strs_b).astype(np.uint64)
-    partners, partner_amps = _partner_columns(other, state.amplitudes, norb, PROPOSAL_PARTNERS)
+    partners, partner_amps = _partner_columns(
+        other, state.amplitudes, norb, PROPOSAL_PARTNERS, singles_parents=PROPOSAL_SINGLES_PARENTS
+    )
     score, _ = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, connected.astype(np.uint64), e_var)
     mix = PARENT_SHARE * parent_weight / parent_weight.sum()
     if score.sum() > 0:
