@@ -76,6 +76,32 @@ def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_p
     explicit = given.for_system(13, (5, 5))
     assert explicit.subspace.max_strings == 0 and explicit.subspace.expansion.strings == 7
     assert explicit.sqd.samples_per_batch == 300
+    # The expansion's width: 256 parents and partners while the scoring product fits, then halved
+    assert h2o.subspace.expansion.top_strings == h2o.subspace.expansion.partner_strings == 256
+    assert derive(16, (5, 4)).expansion_width == 256  # CN/6-31G
+    assert derive(26, (5, 5)).expansion_width == 32  # N2/cc-pVDZ: 65,780 strings x 32 partners
+    assert derive(40, (10, 10)).expansion_width == 16  # the floor
+    narrow = replace(settings.subspace.expansion, top_strings=16, partner_strings=32)
+    mine = replace(settings, subspace=replace(settings.subspace, expansion=narrow)).for_system(13, (5, 5))
+    assert (mine.subspace.expansion.top_strings, mine.subspace.expansion.partner_strings) == (16, 32)
+
+
+def test_the_derived_expansion_width_bounds_the_scoring_product():
+    """Every width above the floor keeps candidates x partners within the budget, and the next
+    wider one would not fit (or the width is already the widest)."""
+    from hinqs.defaults import NARROWEST, SCORE_BUDGET, WIDEST, SystemSize
+
+    for norb in range(6, 41, 2):
+        for n in range(1, min(norb, 11)):
+            size = SystemSize(norb, (n, n))
+            width = size.expansion_width()
+
+            def product(w: int, size: SystemSize = size) -> int:
+                return min(size.n_strings, w * size.n_exc) * w
+
+            assert NARROWEST <= width <= WIDEST
+            assert width == NARROWEST or product(width) <= SCORE_BUDGET
+            assert width == WIDEST or product(2 * width) > SCORE_BUDGET
 
 
 def test_zero_turns_the_options_off():

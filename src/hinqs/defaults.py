@@ -36,6 +36,13 @@ The rule (``derive``):
     under the cap can be larger), else the FCI space. One batch holding the whole (capped)
     subspace is what makes the energy non-increasing from one iteration to the next.
 ``nqs.d_model``  32 up to 16 active orbitals, 64 above (:func:`hinqs.nqs.settings.width_for`).
+``subspace.expansion.top_strings`` and ``partner_strings``  the widest W of 256, 128, ..., 16
+    whose scoring product, min(n_strings, W * n_exc) candidates x W partners (n_exc: single
+    and double excitations of one string), stays within ``SCORE_BUDGET`` determinants; 16 at
+    least. Measured (benchmarks/bench_ablation.py, 16 orbitals): four times the parents and
+    twice the partners of the former 64/128 lowered E_var on C2, CN and stretched N2 beyond
+    the spread over seeds, at about the same wall time (at 16 orbitals the candidates already
+    span most of the string space). 256 up to 16 orbitals; 32 for 26 orbitals, 5 electrons.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ FILL_ITERATIONS = 5
 MAX_AUTO_SAMPLES = 100_000
 LARGE_NORB = 16  # from this many active orbitals on, the product space is held to LARGE_SHARE
 LARGE_SHARE = 0.045
+SCORE_BUDGET = 2_500_000  # determinants in the expansion's scoring product (candidates x partners)
+WIDEST, NARROWEST = 256, 16
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,18 @@ class SystemSize:
         return low
 
     @property
+    def n_exc(self) -> int:
+        """Single and double same-spin excitations of one string (the larger spin)."""
+        return self.n_sd - 1
+
+    def expansion_width(self) -> int:
+        """Parents and partners of the expansion's scoring: the widest that fits ``SCORE_BUDGET``."""
+        width = WIDEST
+        while width > NARROWEST and min(self.n_strings, width * self.n_exc) * width > SCORE_BUDGET:
+            width //= 2
+        return width
+
+    @property
     def n_sd(self) -> int:
         """HF string plus its single and double excitations (the larger spin)."""
         out = 0
@@ -105,6 +126,7 @@ class Derived:
     samples: int
     samples_per_batch: int
     d_model: int
+    expansion_width: int  # subspace.expansion.top_strings and partner_strings
 
 
 def derive(norb: int, nelec: tuple[int, int]) -> Derived:
@@ -128,4 +150,5 @@ def derive(norb: int, nelec: tuple[int, int]) -> Derived:
         samples=max(1, samples),
         samples_per_batch=max(1, per_batch),
         d_model=width_for(size.norb),
+        expansion_width=size.expansion_width(),
     )

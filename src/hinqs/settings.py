@@ -124,7 +124,12 @@ class RunSettings:
             subspace=replace(
                 sub,
                 max_strings=_given(sub.max_strings, d.max_strings),
-                expansion=replace(exp, strings=_given(exp.strings, d.expansion_strings)),
+                expansion=replace(
+                    exp,
+                    strings=_given(exp.strings, d.expansion_strings),
+                    top_strings=_given(exp.top_strings, d.expansion_width),
+                    partner_strings=_given(exp.partner_strings, d.expansion_width),
+                ),
             ),
         )
 

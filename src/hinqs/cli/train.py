@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.settings import with_overrides
     from hinqs.steps.nqs import train
 
-    settings = load_settings(args.config)
+    # Resolved for the system when the Hamiltonian is given: the first-order target scores the
+    # excitations the expansion scores, whose width is derived from the system.
+    settings = load_settings(args.config, args.hamiltonian)
     nqs = with_overrides(
         settings.nqs,
         epochs=args.epochs,

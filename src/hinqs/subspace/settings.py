@@ -14,8 +14,8 @@ class ExpansionSettings:
     """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
 
     strings: int | None  # None: derived from the system
-    top_strings: int
-    partner_strings: int
+    top_strings: int | None  # None: derived from the system (hinqs.defaults)
+    partner_strings: int | None
 
 
 @dataclass(frozen=True)
