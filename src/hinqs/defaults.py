@@ -112,7 +112,9 @@ class SystemSize:
         """HF string plus its single and double excitations (the larger spin)."""
         out = 0
         for n in self.nelec:
-            o, v = n, self.norb - n
+            # clamped: an impossible shape (more electrons than orbitals) is refused by the
+            # step that reads it, with its own message; deriving must not fail first
+            o, v = max(n, 0), max(self.norb - n, 0)
             out = max(out, 1 + o * v + math.comb(o, 2) * math.comb(v, 2))
         return out
 
