@@ -39,3 +39,21 @@ def test_best_reference_prefers_fci_then_sci_then_ccsd_t():
     assert best_reference({"references": {"fci": None, "sci": loose}}) == ("SCI(cutoff=0.0005)", -2.0)
     assert best_reference({"references": {"fci": None, "sci": None, "ccsd_t": -1.0}}) == ("CCSD(T)", -1.0)
     assert best_reference({"references": {}}) == (None, None)
+
+
+def test_a_cutoff_that_outlasts_the_budget_is_abandoned(tmp_path):
+    """N2/6-31G: cutoff 1e-2 takes about a second, 1e-4 minutes; with 5 s the series keeps the
+    first point, abandons the second when the seconds are spent and returns on time."""
+    import signal
+    import time
+
+    from hinqs.chem.references import sci_series
+
+    ham = load_hamiltonian(build_hamiltonian("n2", tmp_path / "ham"))
+    handler = signal.getsignal(signal.SIGALRM)
+    start = time.perf_counter()
+    series = sci_series(ham.hcore, ham.eri, ham.nelec, ham.ecore, [1e-2, 1e-4], 5.0)
+    assert time.perf_counter() - start < 7.0
+    done = [p["cutoff"] for p in series["points"]]
+    assert (done, series["abandoned"]) in (([1e-2], 1e-4), ([], 1e-2))  # the second only on a very slow machine
+    assert series["seconds"] < 7.0 and signal.getsignal(signal.SIGALRM) == handler
