@@ -102,7 +102,9 @@ def test_sampled_pt2_is_unbiased_and_its_error_bar_is_honest(n2):
 def test_sampled_pt2_follows_its_stream_only(n2):
     strings, out = _variational(n2, 20, seed=1)
     args = (n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 30 * 30)
-    one = en_pt2(*args, batches=3, rng=np.random.default_rng(7))
+    lines: list[str] = []
+    one = en_pt2(*args, batches=3, rng=np.random.default_rng(7), report=lines.append)
+    assert len(lines) == 4 and lines[-1].startswith("pt2 batch 3/3")  # a line per batch: alive
     again = en_pt2(*args, batches=3, rng=np.random.default_rng(7))
     other = en_pt2(*args, batches=3, rng=np.random.default_rng(8))
     assert (one.e_pt2, one.e_pt2_error) == (again.e_pt2, again.e_pt2_error)

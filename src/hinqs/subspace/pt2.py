@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -236,13 +237,15 @@ def en_pt2(
     *,
     batches: int = 1,
     rng: np.random.Generator | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> PT2Estimate | None:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (sorted CI strings).
 
     ``max_dimension`` bounds a batch's product space (memory: about 40 bytes per
     determinant). Complete when every connected determinant fits, otherwise ``batches``
     semistochastic batches drawn from ``rng`` (required then). None when the variational space
-    leaves no room for external strings of a spin that has some.
+    leaves no room for external strings of a spin that has some. ``report`` gets a line per
+    batch (a 52-qubit batch takes minutes: the log shows it is alive).
     """
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
@@ -270,8 +273,14 @@ def en_pt2(
         if rng is None:
             raise ValueError("a sampled PT2 needs a random stream")
         pi = _inclusion(hcore, eri, nelec, state, found, room)
+        if report:
+            report(
+                f"pt2: {len(found[0][0]):,} x {len(found[1][0]):,} connected strings, "
+                f"{int(np.sum(pi[0] == 1.0)):,} x {int(np.sum(pi[1] == 1.0)):,} in every batch, "
+                f"proposal {time.perf_counter() - start:.0f} s"
+            )
         estimates, n_ext, shape = [], 0, (0, 0)
-        for _ in range(batches):
+        for index in range(batches):
             extra, inverse = [], []
             for (strings, _), p in zip(found, pi, strict=True):
                 take = rng.random(len(strings)) < p
@@ -279,6 +288,11 @@ def en_pt2(
                 inverse.append(1.0 / p[take])
             e_var, e_pt2, n, dims = _batch_sum(hcore, eri, nelec, state, tuple(extra), tuple(inverse))
             estimates.append(e_pt2)
+            if report:
+                report(
+                    f"pt2 batch {index + 1}/{batches}: {dims[0]:,} x {dims[1]:,}, E_PT2 {e_pt2:.6e} Ha, "
+                    f"{time.perf_counter() - start:.0f} s so far"
+                )
             if n > n_ext:
                 n_ext, shape = n, dims
         runs = batches
