@@ -15,16 +15,13 @@ a CAS, CCSD here equals PySCF's CCSD with the same orbitals frozen).
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from hinqs.chem.fci import fci_energy
+from hinqs.deadline import time_limit
 
 # A selected-CI series whose last cutoff step moved the energy by less than this (mHa) is
 # taken as converged enough to be the reference (chemical accuracy).
@@ -69,27 +66,6 @@ class _OutOfTime(Exception):
     """The selected-CI series ran out of its seconds (raised from the SIGALRM handler)."""
 
 
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`_OutOfTime` in the block after ``seconds`` (main thread only; no limit elsewhere)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-    if seconds <= 0:
-        raise _OutOfTime
-
-    def expire(signum: int, frame: Any) -> None:
-        raise _OutOfTime
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def sci_series(
     hcore: np.ndarray,
     eri: np.ndarray,
@@ -124,7 +100,7 @@ def sci_series(
         solver.conv_tol = 1e-9
         solver.verbose = 0
         try:
-            with _time_limit(max_seconds - total):
+            with time_limit(max_seconds - total, _OutOfTime):
                 energy, vec = solver.kernel(np.asarray(hcore), np.asarray(eri), norb, nelec, ecore=ecore, ci0=ci0)
         except _OutOfTime:
             total += time.perf_counter() - start

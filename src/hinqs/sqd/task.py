@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hinqs import deadline
 from hinqs.io.files import GroundState
 from hinqs.sqd import faults
 from hinqs.sqd.messages import BatchStatus, ErrorKind
@@ -149,23 +148,9 @@ def thread_limit(threads: int) -> Iterator[int]:
             lib.num_threads(previous)
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
+def time_limit(seconds: float | None) -> contextlib.AbstractContextManager[None]:
     """Raise :class:`BatchTimeout` in this (main) thread after ``seconds``; no-op elsewhere."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise BatchTimeout(f"exceeded batch_timeout={seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return deadline.time_limit(seconds, lambda: BatchTimeout(f"exceeded batch_timeout={seconds:g} s"))
 
 
 def _peak_rss_mb() -> float:
