@@ -36,7 +36,7 @@ def estimate_pt2(
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, batches=settings.batches,
                               rng=numpy_stream(seed, "pt2", iteration),
-                              report=lambda line: print(line, flush=True))  # fmt: skip
+                              report=lambda line: print(line, flush=True), energy=ground.energy)  # fmt: skip
         if estimate is None:
             record["skipped"] = "pt2.max_dimension leaves no room beyond the variational space"
         else:

@@ -159,12 +159,15 @@ def _inclusion(
     state: GroundState,
     found: list[tuple[np.ndarray, np.ndarray]],
     room: list[int],
+    energy: float | None,
 ) -> list[np.ndarray]:
     """Each spin's inclusion probabilities from its proposal; a closed shell's beta side is its
-    alpha side (same strings, symmetric state), scored once."""
-    from hinqs.subspace.expansion import teacher_energy_and_diagonal
+    alpha side (same strings, symmetric state), scored once. ``energy`` (electronic, for the
+    proposal's denominators) is computed from the state only when the caller does not know it."""
+    if energy is None:
+        from hinqs.subspace.expansion import teacher_energy_and_diagonal
 
-    energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
+        energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
     (c_a, w_a), (c_b, w_b) = found
     q_a = proposal_scores(hcore, eri, nelec, state, c_a, w_a, energy)
     pi_a = inclusion_probabilities(q_a, room[0])
@@ -238,6 +241,7 @@ def en_pt2(
     batches: int = 1,
     rng: np.random.Generator | None = None,
     report: Callable[[str], None] | None = None,
+    energy: float | None = None,
 ) -> PT2Estimate | None:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (sorted CI strings).
 
@@ -245,7 +249,9 @@ def en_pt2(
     determinant). Complete when every connected determinant fits, otherwise ``batches``
     semistochastic batches drawn from ``rng`` (required then). None when the variational space
     leaves no room for external strings of a spin that has some. ``report`` gets a line per
-    batch (a 52-qubit batch takes minutes: the log shows it is alive).
+    batch (a 52-qubit batch takes minutes: the log shows it is alive). ``energy`` is the
+    state's total energy when known (the solver's, in state.npz): it spares the sampled path
+    one H|Psi> over the subspace, which it would otherwise compute for the proposal.
     """
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
@@ -272,7 +278,7 @@ def en_pt2(
     else:
         if rng is None:
             raise ValueError("a sampled PT2 needs a random stream")
-        pi = _inclusion(hcore, eri, nelec, state, found, room)
+        pi = _inclusion(hcore, eri, nelec, state, found, room, None if energy is None else energy - ecore)
         if report:
             report(
                 f"pt2: {len(found[0][0]):,} x {len(found[1][0]):,} connected strings, "
