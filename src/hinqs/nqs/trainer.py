@@ -236,7 +236,7 @@ def train(
     q = torch.from_numpy(teacher.probs).to(model.device)
     full_batch = batch_size is None or batch_size >= len(teacher)
     states = None
-    if full_batch:
+    if full_batch and epochs > 0:
         states = states_from_strings(teacher.alpha, teacher.beta, model.config.norb).to(model.device)
     before = evaluate(model, teacher, iteration, state.seed)
     losses: list[float] = []
@@ -254,7 +254,9 @@ def train(
             if previous - last < tol * abs(previous):
                 converged = True
                 break
-    after = evaluate(model, teacher, iteration, state.seed)
+    # Untouched (no epochs: the controls), the model evaluates exactly as before: the same
+    # named stream draws the same determinants; a second pass over the teacher would only cost.
+    after = evaluate(model, teacher, iteration, state.seed) if losses else before
     state.epochs_done = (state.epochs_done if continuing else 0) + len(losses)
     state.iteration = iteration
     state.train_rng = {"iteration": iteration, "state": generator.bit_generator.state}
