@@ -19,6 +19,7 @@ seeds), E_var + PT2, the iterations, the strings the network is credited with
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -104,6 +105,7 @@ SYSTEMS = {
     "n2_ccpvdz": {
         "config": "config/n2_ccpvdz.yaml",
         "overrides": {"pt2": {"max_dimension": 0}, "iterations": {"max": 10}},
+        "references": {"sci": False},  # past FCI prepare would also run selected CI: minutes nothing here reads
         "fci": -109.278339,
     },
 }
@@ -119,32 +121,32 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
+@functools.cache
+def _shipped(name: str) -> dict:
+    """The shipped config a system names (read once), or an empty one for an inline system."""
+    spec = SYSTEMS[name]
+    return yaml.safe_load((REPO / spec["config"]).read_text()) if "config" in spec else {}
+
+
 def _system(name: str) -> dict:
     """The system block of `name`: given inline, or the first system of its shipped config."""
-    spec = SYSTEMS[name]
-    if "config" in spec:
-        return yaml.safe_load((REPO / spec["config"]).read_text())["systems"][0]
-    return spec["system"]
+    return SYSTEMS[name]["system"] if "config" not in SYSTEMS[name] else _shipped(name)["systems"][0]
 
 
 def _config(name: str, arm: str, seed: int, out: Path) -> Path:
     spec = SYSTEMS[name]
     settings = ARMS[arm]
     if "config" in spec:  # a shipped config: its own expansion width stays, the arm sets the sampler
-        settings = _merge(yaml.safe_load((REPO / spec["config"]).read_text()), {"nqs": ARMS[arm]["nqs"]})
-        settings = _merge(settings, spec.get("overrides", {}))
-        settings = {
-            key: value for key, value in settings.items() if key not in ("seed", "results_dir", "systems", "references")
-        }
+        run_keys = ("seed", "results_dir", "systems", "references")
+        shipped = {key: value for key, value in _shipped(name).items() if key not in run_keys}
+        settings = _merge(_merge(shipped, {"nqs": ARMS[arm]["nqs"]}), spec.get("overrides", {}))
     config = {
         "seed": seed,
         "results_dir": str(out / f"{arm}_{seed}"),
         "systems": [_system(name)],
         **settings,
-        "references": {"fci_max_determinants": 0, "ccsd": False},
+        "references": {"fci_max_determinants": 0, "ccsd": False, **spec.get("references", {})},
     }
-    if "config" in spec:  # past FCI prepare would also run selected CI: minutes nothing here reads
-        config["references"]["sci"] = False
     path = out / f"{arm}_{seed}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
