@@ -192,5 +192,5 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     if sqd.get("max_dimension"):
         largest = min(largest, int(sqd["max_dimension"]))
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
-    need = PARENT_MB + workers * estimate_mb(largest, sqd.get("solver", "solve_fermion"))
+    need = PARENT_MB + workers * estimate_mb(largest, sqd.get("solver", "direct"))
     return int(need / USABLE_FRACTION + 0.5)

@@ -39,8 +39,10 @@ from hinqs.io.files import read_state
 # 208 B) plus the diagonal and link tables. The constants below round these up: an estimate
 # that errs high caps or refuses a little early, one that errs low lets the OOM killer take
 # the worker.
-BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300}
-BASELINE_MB = {"solve_fermion": 350, "lean": 150}
+# The direct solver keeps Davidson's 12 trial and 12 sigma vectors like the others, plus the
+# kernel's [C, -C] copy and two product-sized work arrays (about 40 B): 300 B still covers it.
+BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300, "direct": 300}
+BASELINE_MB = {"solve_fermion": 350, "lean": 150, "direct": 250}
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page

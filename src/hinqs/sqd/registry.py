@@ -7,8 +7,9 @@ equal to them, so a new solver or backend cannot be half-registered.
 
 from __future__ import annotations
 
-SOLVERS: tuple[str, ...] = ("solve_fermion", "lean")
-"""Batch solvers: qiskit-addon-sqd's ``solve_fermion`` (the default) and the ``lean`` PySCF path."""
+SOLVERS: tuple[str, ...] = ("direct", "solve_fermion", "lean")
+"""Batch solvers: hinqs' own product-space kernel (``direct``, the default), qiskit-addon-sqd's
+``solve_fermion`` (the reference) and the ``lean`` PySCF path."""
 
 EXECUTORS: tuple[str, ...] = ("sequential", "process", "mpi")
 """Where batches run: in-process one after another, a local process pool, or MPI ranks."""

@@ -20,6 +20,15 @@ find the same vector bit for bit. They differ in what they compute afterwards:
     Davidson reported it. With ``spin_sq`` set the Davidson eigenvalue includes the penalty,
     which is why the energy always comes from the plain ``H|c>``.
 
+``direct``
+    The same eigenproblem on hinqs' own product-space kernel (:mod:`hinqs.kernel`), which
+    follows the subspace's single-excitation links instead of contracting over every
+    orbital pair: an order of magnitude faster per core at 26 orbitals. PySCF's Davidson
+    (``lib.davidson1``) with the diagonal preconditioner and level shift
+    ``kernel_fixed_space`` uses; the energy, residual and <S^2> from the final vector. The
+    kernel sums each output element on one thread in a fixed order and Davidson's own
+    algebra runs on one BLAS thread, so the solve gives the same bits at any thread count.
+
 Energies here are electronic: the caller adds the core energy. Integrals may be read-only
 memory maps; nothing here writes to them.
 """
@@ -238,7 +247,101 @@ def solve_lean(
     )
 
 
-SOLVER_FUNCTIONS = {"solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
+LEVEL_SHIFT = 1e-3  # the preconditioner's shift, PySCF's FCI default
+MAX_SPACE = 12  # Davidson subspace size, PySCF's FCI default
+LINDEP = 1e-14  # PySCF's FCI default
+
+
+def _initial_guess(hdiag: np.ndarray, guess: np.ndarray | None) -> np.ndarray:
+    """The warm start when given (normalised), else the determinant of lowest diagonal (first on ties)."""
+    if guess is not None:
+        x0 = np.ascontiguousarray(guess, dtype=np.float64).ravel().copy()
+        norm = np.linalg.norm(x0)
+        if norm > 0:
+            return x0 / norm
+    x0 = np.zeros(hdiag.size)
+    x0[int(np.argmin(hdiag))] = 1.0
+    return x0
+
+
+def _davidson_operator(ham: Any, settings: SolverSettings) -> Any:
+    """H, or H + shift (S^2 - spin_sq) when a target <S^2> is set (PySCF's ``fix_spin_`` penalty)."""
+    shape = ham.shape
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        c = x.reshape(shape)
+        hc = ham.apply(c)
+        if settings.spin_sq is not None:
+            hc += settings.shift * (ham.apply_spin_square(c) - settings.spin_sq * c)
+        return hc.ravel()
+
+    return apply
+
+
+def solve_direct(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    settings: SolverSettings,
+    guess: np.ndarray | None = None,
+) -> SolveOutput:
+    """Davidson on :class:`hinqs.kernel.ProductHamiltonian`; energy, residual and <S^2> from the final vector."""
+    from pyscf import lib
+    from threadpoolctl import threadpool_limits
+
+    from hinqs.kernel import ProductHamiltonian, kernel_threads
+    from hinqs.sqd.progress import DavidsonProgress
+
+    strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
+    norb = hcore.shape[0]
+    # The kernel runs on the threads the task was given; Davidson's overlaps on one BLAS thread.
+    threads = lib.num_threads()
+    with threadpool_limits(limits=1, user_api="blas"), kernel_threads(threads):
+        ham = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
+        hdiag = ham.diagonal().ravel()
+        operator = _davidson_operator(ham, settings)
+        callback = None
+        if hdiag.size >= PROGRESS_DIMENSION:
+            callback = DavidsonProgress(settings.conv_tol, settings.max_cycle)
+        converged, _, vec = lib.davidson1(
+            lambda xs: [operator(x) for x in xs],
+            _initial_guess(hdiag, guess),
+            lib.make_diag_precond(hdiag, level_shift=LEVEL_SHIFT),
+            tol=settings.conv_tol,
+            max_cycle=settings.max_cycle,
+            max_space=MAX_SPACE,
+            lindep=LINDEP,
+            nroots=1,
+            callback=callback,
+            verbose=0,
+        )
+        amplitudes = np.asarray(vec[0], dtype=np.float64).reshape(ham.shape)
+        amplitudes /= np.linalg.norm(amplitudes)
+        hc = ham.apply(amplitudes)
+        energy = float(np.vdot(amplitudes, hc))
+        spin_sq = float(np.vdot(amplitudes, ham.apply_spin_square(amplitudes)))
+    if settings.spin_sq is not None:
+        penalty = settings.shift * (spin_sq - settings.spin_sq)
+        hc = hc + settings.shift * (ham.apply_spin_square(amplitudes) - settings.spin_sq * amplitudes)
+        residual = float(np.linalg.norm(hc - (energy + penalty) * amplitudes))
+    else:
+        residual = float(np.linalg.norm(hc - energy * amplitudes))
+    converged = bool(np.all(converged)) and residual < math.sqrt(settings.conv_tol)
+    occ_a, occ_b = _occupancies(amplitudes, strs_a, strs_b, norb)
+    state = GroundState(strs_a.view(np.uint64), strs_b.view(np.uint64), amplitudes, occ_a, occ_b)
+    return SolveOutput(
+        energy=energy,
+        state=state,
+        spin_sq=spin_sq,
+        converged=converged,
+        residual_norm=residual,
+        warnings=[] if converged else _convergence_warning(residual, settings),
+    )
+
+
+SOLVER_FUNCTIONS = {"solve_fermion": solve_with_solve_fermion, "lean": solve_lean, "direct": solve_direct}
 """The solvers by registry name (:data:`hinqs.sqd.registry.SOLVERS`)."""
 
 

@@ -139,8 +139,10 @@ def thread_limit(threads: int) -> Iterator[int]:
     from pyscf import lib
     from threadpoolctl import threadpool_limits
 
+    from hinqs.kernel import kernel_threads
+
     previous = lib.num_threads()
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), kernel_threads(threads):
         lib.num_threads(threads)
         try:
             yield lib.num_threads()

@@ -1,0 +1,202 @@
+"""``ProductHamiltonian``: H (and S^2) from a product space of sources into one of targets.
+
+Square (targets = sources) it is the Davidson operator of a batch; rectangular it gives
+``<x|H|Psi>`` for strings outside the subspace (the expansion's candidates, the PT2's
+connected strings) without ever forming the enlarged product space's vector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from hinqs.kernel import rows
+from hinqs.kernel.links import orbital_lists, same_spin_table, single_links
+
+
+@contextlib.contextmanager
+def kernel_threads(threads: int) -> Iterator[int]:
+    """Run the kernels of this thread on ``threads`` numba threads (at most numba's pool size).
+
+    The result does not depend on it: each output row is one thread's, summed in a fixed order.
+    """
+    previous = nb.get_num_threads()
+    used = max(1, min(int(threads), nb.config.NUMBA_NUM_THREADS))
+    nb.set_num_threads(used)
+    try:
+        yield used
+    finally:
+        nb.set_num_threads(previous)
+
+
+@nb.njit(cache=True)
+def _jvec(occ: np.ndarray, jmat: np.ndarray) -> np.ndarray:
+    """``out[x, r] = sum_{p in x} (pp|rr)``: a string's Coulomb row, for the diagonal's cross term."""
+    out = np.zeros((occ.shape[0], jmat.shape[1]))
+    for x in range(occ.shape[0]):
+        for c in range(occ.shape[1]):
+            out[x] += jmat[occ[x, c]]
+    return out
+
+
+def _as_strings(strings: np.ndarray) -> np.ndarray:
+    out = np.ascontiguousarray(np.asarray(strings).astype(np.int64))
+    if len(out) > 1 and np.any(out[1:] <= out[:-1]):
+        raise ValueError("CI strings must be sorted ascending and unique")
+    return out
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One spin of a product: link tables from its sources into its targets, as the row kernels take them."""
+
+    sources: np.ndarray
+    targets: np.ndarray
+    n_sources: int
+    ident: np.ndarray
+    occ: np.ndarray
+    tables: tuple
+
+    @classmethod
+    def build(cls, sources: np.ndarray, targets: np.ndarray, nel: int, h1: np.ndarray, eri: np.ndarray) -> _Side:
+        norb = h1.shape[0]
+        links = single_links(sources, targets, norb, nel)
+        same = same_spin_table(sources, targets, norb, nel, h1, eri)
+        ident = np.full(len(targets), -1, np.int64)
+        if len(sources):
+            position = np.minimum(np.searchsorted(sources, targets), len(sources) - 1)
+            found = sources[position] == targets
+            ident[found] = position[found]
+        occ, _ = orbital_lists(targets, norb, nel)
+        tables = (ident, same.ptr, same.source, same.value, same.diagonal)
+        tables += (links.ptr, links.source, links.pair, links.sign)
+        return cls(sources, targets, len(sources), ident, occ, tables)
+
+    @property
+    def link_count(self) -> int:
+        return len(self.tables[6])
+
+    def columns(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Target columns selected by a boolean mask, and their source indices."""
+        cols = np.flatnonzero(which).astype(np.int64)
+        return cols, self.ident[cols]
+
+
+class ProductHamiltonian:
+    """H from ``strs_a x strs_b`` (sources) into ``targets_a x targets_b`` (default: the sources).
+
+    ``hcore`` and ``eri`` are the active-space integrals (chemists' notation, full 4-index,
+    electronic: no core energy). All strings sorted ascending, unique.
+    """
+
+    def __init__(
+        self,
+        hcore: np.ndarray,
+        eri: np.ndarray,
+        nelec: tuple[int, int],
+        strs_a: np.ndarray,
+        strs_b: np.ndarray,
+        targets_a: np.ndarray | None = None,
+        targets_b: np.ndarray | None = None,
+    ) -> None:
+        h1 = np.ascontiguousarray(hcore, dtype=np.float64)
+        eri = np.ascontiguousarray(eri, dtype=np.float64)
+        self.norb = h1.shape[0]
+        self.nelec = (int(nelec[0]), int(nelec[1]))
+        sources = (_as_strings(strs_a), _as_strings(strs_b))
+        targets = (
+            sources[0] if targets_a is None else _as_strings(targets_a),
+            sources[1] if targets_b is None else _as_strings(targets_b),
+        )
+        self.alpha = _Side.build(sources[0], targets[0], self.nelec[0], h1, eri)
+        self.beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
+        self._eri2 = eri.reshape(self.norb**2, self.norb**2)
+        jmat = np.ascontiguousarray(np.einsum("ppqq->pq", eri))
+        self._jvec = _jvec(self.alpha.occ, jmat)
+
+    @property
+    def square(self) -> bool:
+        """Targets are the sources (the Davidson operator's case)."""
+        return self.alpha.targets is self.alpha.sources and self.beta.targets is self.beta.sources
+
+    @property
+    def source_shape(self) -> tuple[int, int]:
+        return (self.alpha.n_sources, self.beta.n_sources)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The targets' product shape: what :meth:`apply` returns."""
+        return (len(self.alpha.targets), len(self.beta.targets))
+
+    def _coefficients(self, c: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(c, dtype=np.float64).reshape(self.source_shape))
+
+    def apply(self, c: np.ndarray) -> np.ndarray:
+        """``H C`` on the targets, shape :attr:`shape`.
+
+        Square (targets = sources): the opposite-spin sum row by row, the same-spin parts as
+        whole-row axpys (``H_aa C`` and ``(H_bb C^T)^T``), added in that fixed order.
+        """
+        c = self._coefficients(c)
+        if self.square:
+            a, b = self.alpha.tables, self.beta.tables
+            out = rows.square_opposite(c, self._eri2, a, b, True)
+            out += rows.same_spin_rows(c, a[1], a[2], a[3], self.shape[0])
+            out += rows.same_spin_rows(np.ascontiguousarray(c.T), b[1], b[2], b[3], self.shape[1]).T
+            return out
+        cols, src = self.beta.columns(np.ones(self.shape[1], bool))
+        return rows.product(
+            self._coefficients(c), self._eri2, self.alpha.tables, self.beta.tables, self.shape[0], cols, src, True
+        )
+
+    def diagonal(self) -> np.ndarray:
+        """H's diagonal on the targets, shape :attr:`shape`."""
+        return rows.diagonal(self.alpha.tables[4], self.beta.tables[4], self._jvec, self.beta.occ)
+
+    def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
+        """``S^2 C`` on the targets: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C."""
+        n = self.norb
+        w = np.zeros((n * n, n * n))
+        p, q = np.divmod(np.arange(n * n), n)
+        w[p * n + q, q * n + p] = -1.0
+        if self.square:
+            out = rows.square_opposite(self._coefficients(c), w, self.alpha.tables, self.beta.tables, False)
+        else:
+            cols, src = self.beta.columns(np.ones(self.shape[1], bool))
+            a, b = self.alpha.tables, self.beta.tables
+            out = rows.product(self._coefficients(c), w, a, b, self.shape[0], cols, src, False)
+        sz = 0.5 * (self.nelec[0] - self.nelec[1])
+        if self.source_shape == self.shape:
+            out += (self.nelec[1] + sz * (sz + 1.0)) * self._coefficients(c)
+        return out
+
+    def pt2(self, c: np.ndarray, e_var: float, w_a: np.ndarray, w_b: np.ndarray) -> tuple[float, int]:
+        """Sum over target determinants outside the sources' product of w_a w_b <x|H|C>^2 / (e_var - H_xx).
+
+        Row by row: nothing of the size of the targets' product is stored. Returns the sum
+        and the number of terms (nonzero ``<x|H|C>``, denominator not zero).
+        """
+        source_col = self.beta.ident >= 0
+        linked = np.diff(self.beta.tables[5]) > 0
+        col_sets = (
+            *self.beta.columns(~source_col),
+            *self.beta.columns(source_col | linked),
+            *self.beta.columns(source_col),
+        )
+        sums, counts = rows.pt2_rows(
+            self._coefficients(c),
+            self._eri2,
+            self.alpha.tables,
+            self.beta.tables,
+            self._jvec,
+            self.beta.occ,
+            np.ascontiguousarray(w_a, dtype=np.float64),
+            np.ascontiguousarray(w_b, dtype=np.float64),
+            float(e_var),
+            col_sets,
+        )
+        return float(np.sum(sums)), int(np.sum(counts))

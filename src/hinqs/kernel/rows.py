@@ -1,0 +1,219 @@
+"""The numba row kernels: one output row of H C over chosen columns, by one thread, in a fixed order.
+
+Each spin side of a product is described by a tuple ``(ident, hptr, hsrc, hval, hdiag,
+lptr, lsrc, lpair, lsign)`` over its *target* strings: ``ident`` maps a target to its index
+among the sources (-1 when it is not one), ``h*`` is the same-spin table
+(:class:`hinqs.kernel.links.SameSpinTable`) and ``l*`` the single-excitation links
+(:class:`hinqs.kernel.links.LinkTable`). ``C`` is the coefficient matrix over sources.
+
+The element of row ``x`` (alpha target) and column ``y`` (beta target)::
+
+    [x, y both sources] (hdiag_a[x] + hdiag_b[y]) C[x, y]
+    + [y a source]  sum_{alpha same-spin J -> x} v C[J, y]
+    + [x a source]  sum_{beta same-spin J' -> y} v C[x, J']
+    + sum_{alpha links (J, pq, s)} s sum_{beta links (J', rs, s')} s' (pq|rs) C[J, J']
+
+summed in that order, terms in table order: the result does not depend on how rows are
+shared among threads.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+COLUMN_BLOCK_LINKS = 8192  # beta links per column block of the opposite-spin sum: they stay in L1/L2
+
+
+@nb.njit(cache=True)
+def signed_sources(b_lsrc, b_lsign, n_sources):
+    """Beta links' source indices into ``[C, -C]`` (a negative sign picks the negated copy), as int32."""
+    out = np.empty(len(b_lsrc), np.int32)
+    for m in range(len(b_lsrc)):
+        out[m] = b_lsrc[m] + (n_sources if b_lsign[m] < 0 else 0)
+    return out
+
+
+@nb.njit(cache=True)
+def pairs32(b_lpair):
+    """The beta links' pair indices as int32 (half the cache the inner loop streams)."""
+    return b_lpair.astype(np.int32)
+
+
+@nb.njit(cache=True)
+def _opposite_spin(x, cols, out, c2, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_src2, b_pair):
+    """Add ``sum_{alpha links} s sum_{beta links} (pq|rs) [C, -C][J, J'2]`` to ``out`` (columns ``cols``).
+
+    Columns go in blocks whose links stay in cache while every alpha link of the row passes
+    over them; within a column the sum runs over its links in table order, and the alpha
+    links in table order: one fixed order whatever the blocking.
+    """
+    ncol = len(cols)
+    start = 0
+    while start < ncol:
+        stop = start
+        links = 0
+        while stop < ncol and (links < COLUMN_BLOCK_LINKS or stop == start):
+            links += b_lptr[cols[stop] + 1] - b_lptr[cols[stop]]
+            stop += 1
+        for k in range(a_lptr[x], a_lptr[x + 1]):
+            erow = eri2[a_lpair[k]]
+            row = c2[a_lsrc[k]]
+            sign = a_lsign[k]
+            for i in range(start, stop):
+                y = cols[i]
+                acc = 0.0
+                for m in range(b_lptr[y], b_lptr[y + 1]):
+                    acc += erow[b_pair[m]] * row[b_src2[m]]
+                out[i] += sign * acc
+        start = stop
+
+
+@nb.njit(cache=True)
+def fill_row(x, cols, col_src, out, c_mat, c2, eri2, a, b, b_src2, b_pair32, same_spin):
+    """``out[i] = (H C)[x, cols[i]]``; ``col_src[i]`` is column ``cols[i]``'s source index or -1.
+
+    ``c2 = [C, -C]`` (columns), ``b_src2`` the beta links' indices into it
+    (:func:`signed_sources`). ``same_spin`` False leaves out the same-spin tables and
+    diagonals: what the S^2 operator (an opposite-spin sum only) uses with its own
+    "integrals" in ``eri2``.
+    """
+    a_ident, a_hptr, a_hsrc, a_hval, a_hdiag, a_lptr, a_lsrc, a_lpair, a_lsign = a
+    _b_ident, b_hptr, b_hsrc, b_hval, b_hdiag, b_lptr, _b_lsrc, _b_lpair, _b_lsign = b
+    ncol = len(cols)
+    ia = a_ident[x]
+    for i in range(ncol):
+        out[i] = 0.0
+    if same_spin:
+        if ia >= 0:
+            own = c_mat[ia]
+            for i in range(ncol):
+                y = cols[i]
+                v = 0.0
+                if col_src[i] >= 0:
+                    v = (a_hdiag[x] + b_hdiag[y]) * own[col_src[i]]
+                for m in range(b_hptr[y], b_hptr[y + 1]):
+                    v += b_hval[m] * own[b_hsrc[m]]
+                out[i] = v
+        for k in range(a_hptr[x], a_hptr[x + 1]):
+            value = a_hval[k]
+            row = c_mat[a_hsrc[k]]
+            for i in range(ncol):
+                if col_src[i] >= 0:
+                    out[i] += value * row[col_src[i]]
+    _opposite_spin(x, cols, out, c2, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_src2, b_pair32)
+
+
+@nb.njit(cache=True, parallel=True)
+def product(c_mat, eri2, a, b, n_rows, cols, col_src, same_spin):
+    """The dense product: every target row against the columns ``cols``."""
+    c2 = np.concatenate((c_mat, -c_mat), axis=1)
+    b_src2 = signed_sources(b[6], b[8], c_mat.shape[1])
+    b_pair32 = pairs32(b[7])
+    out = np.empty((n_rows, len(cols)))
+    for x in nb.prange(n_rows):
+        fill_row(x, cols, col_src, out[x], c_mat, c2, eri2, a, b, b_src2, b_pair32, same_spin)
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
+    """``out[x] = sum_J H_sigma[x, J] C[J]`` (off-diagonal same-spin part, whole rows: vectorised axpys)."""
+    out = np.zeros((n_rows, c_mat.shape[1]))
+    for x in nb.prange(n_rows):
+        for k in range(hptr[x], hptr[x + 1]):
+            out[x] += hval[k] * c_mat[hsrc[k]]
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def square_opposite(c_mat, eri2, a, b, with_diagonal):
+    """The square product's opposite-spin sum, plus (``with_diagonal``) the same-spin diagonals."""
+    n_a, n_b = c_mat.shape
+    c2 = np.concatenate((c_mat, -c_mat), axis=1)
+    b_src2 = signed_sources(b[6], b[8], n_b)
+    b_pair32 = pairs32(b[7])
+    cols = np.arange(n_b)
+    out = np.empty((n_a, n_b))
+    for x in nb.prange(n_a):
+        row = out[x]
+        if with_diagonal:
+            for y in range(n_b):
+                row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
+        else:
+            row[:] = 0.0
+        _opposite_spin(x, cols, row, c2, eri2, a[5], a[6], a[7], a[8], b[5], b_src2, b_pair32)
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def diagonal(a_hdiag, b_hdiag, a_jvec, b_occ):
+    """H's diagonal over targets: hdiag_a[x] + hdiag_b[y] + sum_{p in x, r in y} (pp|rr).
+
+    ``a_jvec[x, r] = sum_{p in x} (pp|rr)``; ``b_occ`` the beta targets' occupied orbitals.
+    """
+    n_a, n_b = len(a_hdiag), len(b_hdiag)
+    out = np.empty((n_a, n_b))
+    for x in nb.prange(n_a):
+        for y in range(n_b):
+            cross = 0.0
+            for c in range(b_occ.shape[1]):
+                cross += a_jvec[x, b_occ[y, c]]
+            out[x, y] = a_hdiag[x] + b_hdiag[y] + cross
+    return out
+
+
+@nb.njit(cache=True)
+def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var, skip_sources, col_src):
+    """Sum over the columns of one row of w_b[y] <xy|H|Psi>^2 / (E - H_xy,xy), and how many terms."""
+    total = 0.0
+    count = 0
+    for i in range(len(cols)):
+        v = out[i]
+        if v == 0.0 or (skip_sources and col_src[i] >= 0):
+            continue
+        y = cols[i]
+        cross = 0.0
+        for c in range(b_occ.shape[1]):
+            cross += a_jvec[x, b_occ[y, c]]
+        denominator = e_var - (base + b_hdiag[y] + cross)
+        if abs(denominator) > 1e-10:
+            total += w_b[y] * v * v / denominator
+            count += 1
+    return total, count
+
+
+@nb.njit(cache=True, parallel=True)
+def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
+    """Per alpha target row, the weighted EN-PT2 sum over external determinants, and the term count.
+
+    ``col_sets`` = (external columns, source columns + linked external columns, source
+    columns), each with its columns' source indices: a source row meets only external
+    columns; an external row with single links meets the source columns and the external
+    columns that have links too; an external row without single links (a double of the
+    subspace) only the source columns. Every other element is zero.
+    """
+    ext_cols, ext_src, linked_cols, linked_src, in_cols, in_src = col_sets
+    a_ident, a_lptr = a[0], a[5]
+    b_hdiag = b[4]
+    n_rows = len(a_ident)
+    c2 = np.concatenate((c_mat, -c_mat), axis=1)
+    b_src2 = signed_sources(b[6], b[8], c_mat.shape[1])
+    b_pair32 = pairs32(b[7])
+    sums = np.zeros(n_rows)
+    counts = np.zeros(n_rows, np.int64)
+    for x in nb.prange(n_rows):
+        if a_ident[x] >= 0:
+            cols, src, skip = ext_cols, ext_src, False
+        elif a_lptr[x + 1] > a_lptr[x]:
+            cols, src, skip = linked_cols, linked_src, False
+        else:
+            cols, src, skip = in_cols, in_src, False
+        if len(cols) == 0:
+            continue
+        out = np.empty(len(cols))
+        fill_row(x, cols, src, out, c_mat, c2, eri2, a, b, b_src2, b_pair32, True)
+        total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var, skip, src)
+        sums[x] = w_a[x] * total
+        counts[x] = count
+    return sums, counts
