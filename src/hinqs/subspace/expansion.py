@@ -18,9 +18,9 @@ from the previous iteration's teacher state (the best batch's ground state |Psi>
    would bring, ``sum_b |<x b|H|Psi>|^2 / (H_{xb,xb} - E)``, with ``b`` over the
    ``partner_strings`` heaviest beta strings *and* the single excitations of the few
    heaviest (without those, single strings score zero against an HF-like teacher by
-   Brillouin's theorem and opposite-spin doubles are never found). One ``contract_2e`` of
-   PySCF's selected CI in ``(S_a + candidates) x partners`` with Psi embedded: exact matrix
-   elements, no sampling, deterministic;
+   Brillouin's theorem and opposite-spin doubles are never found). One rectangular product
+   of hinqs' kernel from Psi into ``(S_a + candidates) x partners``: exact matrix elements,
+   no sampling, deterministic;
 3. the ``strings`` best candidates not yet in the subspace join it, each as the determinant
    ``(x, b*)`` with ``b*`` its largest-contribution partner. For closed shells one string
    set serves both spins, so the candidates are ranked once;
@@ -104,40 +104,34 @@ def h_on_block(
     amps: np.ndarray,
     candidates: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """H|Psi> and H's diagonal over ``(strs_a + candidates) x strs_b``, with Psi embedded.
+    """H|Psi> and H's diagonal over ``(strs_a + candidates) x strs_b``, Psi living on ``strs_a x strs_b``.
 
     ``amps`` is Psi restricted to ``strs_a x strs_b`` (both sorted ascending, candidates
     disjoint from strs_a). Returns ``hc`` and ``hdiag`` (rows: the merged, sorted alpha
-    strings), those rows' strings, and the row of each candidate. One ``contract_2e`` of
-    PySCF's selected CI: exact matrix elements.
+    strings), those rows' strings, and the row of each candidate. One rectangular product of
+    :class:`hinqs.kernel.ProductHamiltonian` from Psi's strings into the enlarged rows:
+    exact matrix elements, nothing embedded.
     """
+    from hinqs.kernel import ProductHamiltonian
+
     big_a = np.concatenate([strs_a, candidates])
     order = np.argsort(big_a, kind="stable")
     big_a = big_a[order]
-    psi = np.zeros((len(big_a), len(strs_b)))
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
-    psi[position[: len(strs_a)]] = amps
     cand_rows = position[len(strs_a) :]
-    hc, hdiag = _h_and_diagonal(hcore, eri, nelec, (big_a, np.asarray(strs_b)), psi)
-    return hc, hdiag, big_a, cand_rows
+    ham = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b, targets_a=big_a)
+    return ham.apply(amps), ham.diagonal(), big_a, cand_rows
 
 
 def _h_and_diagonal(
     hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], strs: tuple[np.ndarray, np.ndarray], psi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """H|psi> and H's diagonal over the product space ``strs[0] x strs[1]`` (PySCF's selected CI)."""
-    from pyscf import ao2mo
-    from pyscf.fci import direct_spin1, selected_ci
+    """H|psi> and H's diagonal over the product space ``strs[0] x strs[1]`` (:mod:`hinqs.kernel`)."""
+    from hinqs.kernel import ProductHamiltonian
 
-    norb = hcore.shape[0]
-    strs = (strs[0].astype(np.int64), strs[1].astype(np.int64))
-    h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(hcore, eri, norb, nelec, 0.5), norb)
-    solver = selected_ci.SelectedCI()
-    link = solver.gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
-    hc = np.asarray(solver.contract_2e(h2e, selected_ci._as_SCIvector(psi, strs), norb, nelec, link))
-    hdiag = np.asarray(selected_ci.make_hdiag(hcore, eri, strs, norb, nelec))
-    return hc.reshape(psi.shape), hdiag.reshape(psi.shape)
+    ham = ProductHamiltonian(hcore, eri, nelec, strs[0], strs[1])
+    return ham.apply(psi), ham.diagonal()
 
 
 def _pt2_scores(

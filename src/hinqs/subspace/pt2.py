@@ -6,9 +6,10 @@ determinants outside it. To second order each one, x, lowers the energy by
 connects to the subspace contribute: their alpha string is in S_a or is a single/double
 excitation of a string of S_a (the *connected* strings C_a), and likewise for beta.
 
-That product structure is what PySCF's selected-CI kernels work in: over any product space
-T_a x T_b containing S_a x S_b, one ``contract_2e`` (H|Psi>, Psi embedded, zeros outside) and
-one ``make_hdiag`` give every external determinant's exact term.
+That product structure is what hinqs' kernel (:mod:`hinqs.kernel`) works in: over any product
+space T_a x T_b containing S_a x S_b, one rectangular product from Psi into T_a x T_b, summed
+row by row without storing it, gives every external determinant's exact term; its cost
+follows Psi's determinants and their links, not the size of T_a x T_b.
 
 - **complete** (deterministic): when (S_a + C_a) x (S_b + C_b) fits ``max_dimension``, one
   such product sums every connected determinant: the EN-PT2 energy of the state, as
@@ -18,7 +19,7 @@ one ``make_hdiag`` give every external determinant's exact term.
   pi_r = min(1, lambda q_r), lambda set so the expected batch fills ``max_dimension``. The
   proposal q_r is mostly r's own EN-PT2 score against the ``PROPOSAL_PARTNERS`` heaviest
   other-spin strings and the single excitations of the heaviest one (the expansion's
-  scoring, one ``contract_2e`` over all connected strings x those partners), mixed with the
+  scoring, one rectangular product into all connected strings x those partners), mixed with the
   weight of r's parents in S (``PARENT_SHARE``), so that every string a term can come
   through has pi > 0. Strings whose pi is 1 (measured at 52 qubits: 500 strings carry 90 %
   of the score) are in every batch: that part is deterministic. Measured at 52 qubits
@@ -159,15 +160,11 @@ def _inclusion(
     state: GroundState,
     found: list[tuple[np.ndarray, np.ndarray]],
     room: list[int],
-    energy: float | None,
+    energy: float,
 ) -> list[np.ndarray]:
     """Each spin's inclusion probabilities from its proposal; a closed shell's beta side is its
-    alpha side (same strings, symmetric state), scored once. ``energy`` (electronic, for the
-    proposal's denominators) is computed from the state only when the caller does not know it."""
-    if energy is None:
-        from hinqs.subspace.expansion import teacher_energy_and_diagonal
-
-        energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
+    alpha side (same strings, symmetric state), scored once. ``energy``: electronic, the
+    proposal's denominators' reference."""
     (c_a, w_a), (c_b, w_b) = found
     q_a = proposal_scores(hcore, eri, nelec, state, c_a, w_a, energy)
     pi_a = inclusion_probabilities(q_a, room[0])
@@ -204,11 +201,17 @@ def _batch_sum(
     state: GroundState,
     extra: tuple[np.ndarray, np.ndarray],
     weights: tuple[np.ndarray, np.ndarray],
-) -> tuple[float, float, int, tuple[int, int]]:
-    """E_var, the weighted sum of the external terms over (S_a + extra_a) x (S_b + extra_b), the
-    number of external determinants with a term and the product's shape. ``weights`` are 1/pi of
-    the extra strings."""
-    from hinqs.subspace.expansion import _h_and_diagonal
+    e_var: float,
+) -> tuple[float, int, tuple[int, int]]:
+    """The weighted sum of the external terms over (S_a + extra_a) x (S_b + extra_b), the number of
+    external determinants with a term and the product's shape. ``weights`` are 1/pi of the extra
+    strings; ``e_var`` the state's electronic energy (the denominators' reference).
+
+    A rectangular product of hinqs' kernel from Psi into the enlarged strings, summed row by
+    row: its cost follows Psi's determinants and their links, and nothing of the enlarged
+    product's size is stored.
+    """
+    from hinqs.kernel import ProductHamiltonian
 
     strs, w = [], []
     for own, add, inv in zip((state.strs_a, state.strs_b), extra, weights, strict=True):
@@ -216,16 +219,47 @@ def _batch_sum(
         order = np.argsort(both, kind="stable")
         strs.append(both[order])
         w.append(np.concatenate([np.ones(len(own)), inv])[order])
-    psi = state.on(strs[0], strs[1])
-    hpsi, hdiag = _h_and_diagonal(hcore, eri, nelec, (strs[0], strs[1]), psi)
-    e_var = float(np.vdot(psi, hpsi))
-    inside = np.zeros(psi.shape, bool)
-    inside[np.ix_(np.searchsorted(strs[0], state.strs_a), np.searchsorted(strs[1], state.strs_b))] = True
-    denominator = e_var - hdiag
-    terms = np.zeros(psi.shape)
-    keep = ~inside & (hpsi != 0) & (np.abs(denominator) > 1e-10)
-    terms[keep] = hpsi[keep] ** 2 / denominator[keep]
-    return e_var, float(w[0] @ terms @ w[1]), int(np.count_nonzero(keep)), psi.shape
+    ham = ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b, strs[0], strs[1])
+    total, count = ham.pt2(state.amplitudes, e_var, w[0], w[1])
+    return total, count, ham.shape
+
+
+def _variational_energy(hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], state: GroundState) -> float:
+    """<Psi|H|Psi> of the normalised state, electronic (one square product of the kernel)."""
+    from hinqs.kernel import ProductHamiltonian
+
+    ham = ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b)
+    return float(np.vdot(state.amplitudes, ham.apply(state.amplitudes)))
+
+
+def _complete_sum(hcore, eri, nelec, state, found, e_var) -> tuple[float, int, tuple[int, int], list[np.ndarray]]:
+    """Every connected determinant once: the deterministic EN-PT2."""
+    pi = [(s > 0).astype(np.float64) for _, s in found]
+    extra = tuple(c[s > 0] for c, s in found)
+    ones = (np.ones(len(extra[0])), np.ones(len(extra[1])))
+    e_pt2, n_ext, shape = _batch_sum(hcore, eri, nelec, state, extra, ones, e_var)
+    return e_pt2, n_ext, shape, pi
+
+
+def _sampled_sums(hcore, eri, nelec, state, found, pi, e_var, batches, rng, report, start):
+    """``batches`` independent Horvitz-Thompson estimates, each over one Poisson draw per spin."""
+    estimates, n_ext, shape = [], 0, (0, 0)
+    for index in range(batches):
+        extra, inverse = [], []
+        for (strings, _), p in zip(found, pi, strict=True):
+            take = rng.random(len(strings)) < p
+            extra.append(strings[take])
+            inverse.append(1.0 / p[take])
+        e_pt2, n, dims = _batch_sum(hcore, eri, nelec, state, tuple(extra), tuple(inverse), e_var)
+        estimates.append(e_pt2)
+        if report:
+            report(
+                f"pt2 batch {index + 1}/{batches}: {dims[0]:,} x {dims[1]:,}, E_PT2 {e_pt2:.6e} Ha, "
+                f"{time.perf_counter() - start:.0f} s so far"
+            )
+        if n > n_ext:
+            n_ext, shape = n, dims
+    return estimates, n_ext, shape
 
 
 def en_pt2(
@@ -245,20 +279,19 @@ def en_pt2(
 ) -> PT2Estimate | None:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (sorted CI strings).
 
-    ``max_dimension`` bounds a batch's product space (memory: about 40 bytes per
-    determinant). Complete when every connected determinant fits, otherwise ``batches``
-    semistochastic batches drawn from ``rng`` (required then). None when the variational space
-    leaves no room for external strings of a spin that has some. ``report`` gets a line per
-    batch (a 52-qubit batch takes minutes: the log shows it is alive). ``energy`` is the
-    state's total energy when known (the solver's, in state.npz): it spares the sampled path
-    one H|Psi> over the subspace, which it would otherwise compute for the proposal.
+    ``max_dimension`` bounds a batch's product space (its cost). Complete when every
+    connected determinant fits, otherwise ``batches`` semistochastic batches drawn from
+    ``rng`` (required then). None when the variational space leaves no room for external
+    strings of a spin that has some. ``report`` gets a line per batch. ``energy`` is the
+    state's total energy when known (the solver's, in state.npz): the denominators' reference
+    without one more H|Psi> over the subspace.
     """
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
     norb = hcore.shape[0]
     sa, sb = np.asarray(strs_a).astype(np.int64), np.asarray(strs_b).astype(np.int64)
     amps = np.asarray(amplitudes, np.float64).reshape(len(sa), len(sb))
-    state = GroundState(sa, sb, amps / np.linalg.norm(amps)).sorted()  # the selected-CI kernels want sorted strings
+    state = GroundState(sa, sb, amps / np.linalg.norm(amps)).sorted()  # the kernel wants sorted strings
     sa, sb = state.strs_a, state.strs_b
     if len(sa) * len(sb) > max_dimension:
         return None
@@ -268,47 +301,29 @@ def en_pt2(
     room = [size - len(own) for size, own in zip(sizes, (sa, sb), strict=True)]
     if any(r < 1 and len(c) for r, (c, _) in zip(room, found, strict=True)):
         return None
+    e_var = _variational_energy(hcore, eri, nelec, state) if energy is None else energy - ecore
     complete = all(r >= np.count_nonzero(s > 0) for r, (_, s) in zip(room, found, strict=True))
     if complete:
-        pi = [(s > 0).astype(np.float64) for _, s in found]
-        extra = tuple(c[s > 0] for c, s in found)
-        ones = (np.ones(len(extra[0])), np.ones(len(extra[1])))
-        e_var, e_pt2, n_ext, shape = _batch_sum(hcore, eri, nelec, state, extra, ones)
-        estimates, error, runs = [e_pt2], 0.0, 1
+        e_pt2, n_ext, shape, pi = _complete_sum(hcore, eri, nelec, state, found, e_var)
+        estimates, error = [e_pt2], 0.0
     else:
         if rng is None:
             raise ValueError("a sampled PT2 needs a random stream")
-        pi = _inclusion(hcore, eri, nelec, state, found, room, None if energy is None else energy - ecore)
+        pi = _inclusion(hcore, eri, nelec, state, found, room, e_var)
         if report:
             report(
                 f"pt2: {len(found[0][0]):,} x {len(found[1][0]):,} connected strings, "
                 f"{int(np.sum(pi[0] == 1.0)):,} x {int(np.sum(pi[1] == 1.0)):,} in every batch, "
                 f"proposal {time.perf_counter() - start:.0f} s"
             )
-        estimates, n_ext, shape = [], 0, (0, 0)
-        for index in range(batches):
-            extra, inverse = [], []
-            for (strings, _), p in zip(found, pi, strict=True):
-                take = rng.random(len(strings)) < p
-                extra.append(strings[take])
-                inverse.append(1.0 / p[take])
-            e_var, e_pt2, n, dims = _batch_sum(hcore, eri, nelec, state, tuple(extra), tuple(inverse))
-            estimates.append(e_pt2)
-            if report:
-                report(
-                    f"pt2 batch {index + 1}/{batches}: {dims[0]:,} x {dims[1]:,}, E_PT2 {e_pt2:.6e} Ha, "
-                    f"{time.perf_counter() - start:.0f} s so far"
-                )
-            if n > n_ext:
-                n_ext, shape = n, dims
-        runs = batches
+        estimates, n_ext, shape = _sampled_sums(hcore, eri, nelec, state, found, pi, e_var, batches, rng, report, start)
         error = float(np.std(estimates, ddof=1) / math.sqrt(batches)) if batches > 1 else None
     return PT2Estimate(
         e_var=e_var + ecore,
         e_pt2=float(np.mean(estimates)),
         e_pt2_error=error,
         complete=complete,
-        batches=runs,
+        batches=len(estimates),
         connected_strings=(len(found[0][0]), len(found[1][0])),
         deterministic_strings=(int(np.count_nonzero(pi[0] == 1.0)), int(np.count_nonzero(pi[1] == 1.0))),
         external_determinants=n_ext,
