@@ -22,64 +22,68 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-COLUMN_BLOCK_LINKS = 8192  # beta links per column block of the opposite-spin sum: they stay in L1/L2
+
+@nb.njit(cache=True, inline="always")
+def _dot(e, a, n):
+    """``sum_k e[k] a[k]`` over ``n`` entries with four running sums, combined in a fixed order."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    k = 0
+    while k + 4 <= n:
+        s0 += e[k] * a[k]
+        s1 += e[k + 1] * a[k + 1]
+        s2 += e[k + 2] * a[k + 2]
+        s3 += e[k + 3] * a[k + 3]
+        k += 4
+    while k < n:
+        s0 += e[k] * a[k]
+        k += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @nb.njit(cache=True)
-def signed_sources(b_lsrc, b_lsign, n_sources):
-    """Beta links' source indices into ``[C, -C]`` (a negative sign picks the negated copy), as int32."""
-    out = np.empty(len(b_lsrc), np.int32)
-    for m in range(len(b_lsrc)):
-        out[m] = b_lsrc[m] + (n_sources if b_lsign[m] < 0 else 0)
-    return out
+def _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_lsrc, b_lpair, b_lsign):
+    """Add ``sum_{alpha links k} s_k sum_{beta links m} s_m (pq_k|rs_m) C[J_k, J'_m]`` to ``out``.
 
-
-@nb.njit(cache=True)
-def pairs32(b_lpair):
-    """The beta links' pair indices as int32 (half the cache the inner loop streams)."""
-    return b_lpair.astype(np.int32)
-
-
-@nb.njit(cache=True)
-def _opposite_spin(x, cols, out, c2, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_src2, b_pair):
-    """Add ``sum_{alpha links} s sum_{beta links} (pq|rs) [C, -C][J, J'2]`` to ``out`` (columns ``cols``).
-
-    Columns go in blocks whose links stay in cache while every alpha link of the row passes
-    over them; within a column the sum runs over its links in table order, and the alpha
-    links in table order: one fixed order whatever the blocking.
+    For one row the alpha links are few (about 40 at 26 orbitals), so they go innermost:
+    ``E[rs, k] = s_k (pq_k|rs)`` and ``A[J', k] = C[J_k, J']`` are gathered once per row, and
+    each beta link adds ``s_m E[rs_m] . A[J'_m]``, a contiguous dot product. Every element
+    is summed over its links in table order: one fixed order whatever the thread count.
     """
-    ncol = len(cols)
-    start = 0
-    while start < ncol:
-        stop = start
-        links = 0
-        while stop < ncol and (links < COLUMN_BLOCK_LINKS or stop == start):
-            links += b_lptr[cols[stop] + 1] - b_lptr[cols[stop]]
-            stop += 1
-        for k in range(a_lptr[x], a_lptr[x + 1]):
-            erow = eri2[a_lpair[k]]
-            row = c2[a_lsrc[k]]
-            sign = a_lsign[k]
-            for i in range(start, stop):
-                y = cols[i]
-                acc = 0.0
-                for m in range(b_lptr[y], b_lptr[y + 1]):
-                    acc += erow[b_pair[m]] * row[b_src2[m]]
-                out[i] += sign * acc
-        start = stop
+    first, last = a_lptr[x], a_lptr[x + 1]
+    n_links = last - first
+    if n_links == 0:
+        return
+    e_t = np.empty((eri2.shape[1], n_links))
+    a_t = np.empty((c_mat.shape[1], n_links))
+    for k in range(n_links):
+        erow = eri2[a_lpair[first + k]]
+        sign = a_lsign[first + k]
+        for rs in range(eri2.shape[1]):
+            e_t[rs, k] = sign * erow[rs]
+        crow = c_mat[a_lsrc[first + k]]
+        for j in range(c_mat.shape[1]):
+            a_t[j, k] = crow[j]
+    for i in range(len(cols)):
+        y = cols[i]
+        acc = 0.0
+        for m in range(b_lptr[y], b_lptr[y + 1]):
+            acc += b_lsign[m] * _dot(e_t[b_lpair[m]], a_t[b_lsrc[m]], n_links)
+        out[i] += acc
 
 
 @nb.njit(cache=True)
-def fill_row(x, cols, col_src, out, c_mat, c2, eri2, a, b, b_src2, b_pair32, same_spin):
+def fill_row(x, cols, col_src, out, c_mat, eri2, a, b, same_spin):
     """``out[i] = (H C)[x, cols[i]]``; ``col_src[i]`` is column ``cols[i]``'s source index or -1.
 
-    ``c2 = [C, -C]`` (columns), ``b_src2`` the beta links' indices into it
-    (:func:`signed_sources`). ``same_spin`` False leaves out the same-spin tables and
+    ``same_spin`` False leaves out the same-spin tables and
     diagonals: what the S^2 operator (an opposite-spin sum only) uses with its own
     "integrals" in ``eri2``.
     """
     a_ident, a_hptr, a_hsrc, a_hval, a_hdiag, a_lptr, a_lsrc, a_lpair, a_lsign = a
-    _b_ident, b_hptr, b_hsrc, b_hval, b_hdiag, b_lptr, _b_lsrc, _b_lpair, _b_lsign = b
+    _, b_hptr, b_hsrc, b_hval, b_hdiag, b_lptr, b_lsrc, b_lpair, b_lsign = b
     ncol = len(cols)
     ia = a_ident[x]
     for i in range(ncol):
@@ -101,18 +105,15 @@ def fill_row(x, cols, col_src, out, c_mat, c2, eri2, a, b, b_src2, b_pair32, sam
             for i in range(ncol):
                 if col_src[i] >= 0:
                     out[i] += value * row[col_src[i]]
-    _opposite_spin(x, cols, out, c2, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_src2, b_pair32)
+    _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_lsrc, b_lpair, b_lsign)
 
 
 @nb.njit(cache=True, parallel=True)
 def product(c_mat, eri2, a, b, n_rows, cols, col_src, same_spin):
     """The dense product: every target row against the columns ``cols``."""
-    c2 = np.concatenate((c_mat, -c_mat), axis=1)
-    b_src2 = signed_sources(b[6], b[8], c_mat.shape[1])
-    b_pair32 = pairs32(b[7])
     out = np.empty((n_rows, len(cols)))
     for x in nb.prange(n_rows):
-        fill_row(x, cols, col_src, out[x], c_mat, c2, eri2, a, b, b_src2, b_pair32, same_spin)
+        fill_row(x, cols, col_src, out[x], c_mat, eri2, a, b, same_spin)
     return out
 
 
@@ -130,9 +131,6 @@ def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
 def square_opposite(c_mat, eri2, a, b, with_diagonal):
     """The square product's opposite-spin sum, plus (``with_diagonal``) the same-spin diagonals."""
     n_a, n_b = c_mat.shape
-    c2 = np.concatenate((c_mat, -c_mat), axis=1)
-    b_src2 = signed_sources(b[6], b[8], n_b)
-    b_pair32 = pairs32(b[7])
     cols = np.arange(n_b)
     out = np.empty((n_a, n_b))
     for x in nb.prange(n_a):
@@ -142,7 +140,7 @@ def square_opposite(c_mat, eri2, a, b, with_diagonal):
                 row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
         else:
             row[:] = 0.0
-        _opposite_spin(x, cols, row, c2, eri2, a[5], a[6], a[7], a[8], b[5], b_src2, b_pair32)
+        _opposite_spin(x, cols, row, c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7], b[8])
     return out
 
 
@@ -197,9 +195,6 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
     a_ident, a_lptr = a[0], a[5]
     b_hdiag = b[4]
     n_rows = len(a_ident)
-    c2 = np.concatenate((c_mat, -c_mat), axis=1)
-    b_src2 = signed_sources(b[6], b[8], c_mat.shape[1])
-    b_pair32 = pairs32(b[7])
     sums = np.zeros(n_rows)
     counts = np.zeros(n_rows, np.int64)
     for x in nb.prange(n_rows):
@@ -212,7 +207,7 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
         if len(cols) == 0:
             continue
         out = np.empty(len(cols))
-        fill_row(x, cols, src, out, c_mat, c2, eri2, a, b, b_src2, b_pair32, True)
+        fill_row(x, cols, src, out, c_mat, eri2, a, b, True)
         total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var, skip, src)
         sums[x] = w_a[x] * total
         counts[x] = count

@@ -1,0 +1,221 @@
+"""H C over a 52-qubit product space: hinqs' kernel against PySCF's selected-CI contraction.
+
+N2/cc-pVDZ at R = 2.118 bohr, two 1s frozen (10 electrons in 26 orbitals), MP2 natural
+orbitals (hinqs' own prepare path). Subspaces of K strings per spin (the same set for both
+spins, closed shell):
+
+``hfsd``   HF, all its singles, and random doubles (seeded) up to K;
+``run``    the K heaviest strings of a real run's ground state (``--state``), its amplitudes
+           restricted to them as the vector and the warm start.
+
+For every (subspace, K, kernel, threads) a fresh process (its own peak RSS, its thread count
+set before NumPy loads) times one H C and, up to ``--solve-max-k``, one whole solve with
+that kernel's solver (``direct`` for the kernel, ``lean`` for PySCF's ``contract_2e``; the
+solve_fermion solver runs the same contraction), warm-started from the run's state when
+there is one (otherwise from the lowest diagonal), ``conv_tol`` 1e-8, at most 60 cycles.
+"bits 1=2" says whether 1 and 2 threads gave the same H C (sha256 of the array) and the same
+energy. Ratios are per core: both kernels run one after another in the same invocation.
+
+    python benchmarks/bench_hamiltonian.py --sizes 400,1000,1500,3000 --threads 1,2 \\
+        --state results_derived/n2_ccpvdz/iter_3/sqd/state.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SYSTEM = {
+    "name": "n2_ccpvdz",
+    "geometry": "N 0 0 0; N 0 0 2.118",
+    "unit": "bohr",
+    "basis": "cc-pvdz",
+    "frozen_core": 2,
+    "orbitals": "mp2",
+}
+KERNEL_SOLVER = {"direct": "direct", "contract_2e": "lean"}
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _hfsd_strings(norb: int, nel: int, k: int, seed: int) -> np.ndarray:
+    from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.subspace.expansion import excitations
+
+    hf = np.array([hartree_fock_strings(norb, (nel, nel))[0]], np.uint64)
+    singles = excitations(hf, norb, doubles=False)
+    doubles = np.setdiff1d(excitations(hf, norb), singles)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(doubles, max(0, k - 1 - len(singles)), replace=False)
+    return np.sort(np.concatenate([hf, singles, chosen])).astype(np.int64)
+
+
+def _subspace(kind: str, ham, k: int, state_path: str | None):
+    """Strings per spin, the vector to multiply and the warm start (None: cold)."""
+    if kind == "hfsd":
+        strings = _hfsd_strings(ham.norb, ham.nelec[0], k, seed=k)
+        vector = np.random.default_rng(k).standard_normal((len(strings), len(strings)))
+        return strings, vector / np.linalg.norm(vector), None
+    from hinqs.io.files import read_state
+
+    state = read_state(state_path, sort=True)
+    prob = state.amplitudes**2
+    weight = prob.sum(axis=1) + prob.sum(axis=0)  # closed shell: one string set for both spins
+    strings = np.sort(state.strs_a[np.argsort(-weight, kind="stable")[:k]]).astype(np.int64)
+    guess = state.on(strings.astype(np.uint64), strings.astype(np.uint64))
+    return strings, guess / np.linalg.norm(guess), guess
+
+
+def _contract_2e(ham, strings: np.ndarray, vector: np.ndarray):
+    from pyscf import ao2mo
+    from pyscf.fci import direct_spin1, selected_ci
+
+    norb, nelec = ham.norb, tuple(ham.nelec)
+    strs = (strings, strings)
+    h2e = ao2mo.restore(1, direct_spin1.absorb_h1e(ham.hcore, ham.eri, norb, nelec, 0.5), norb)
+    link = selected_ci.SelectedCI().gen_linkstr(norb, nelec, tril=True, ci_strs=strs)
+    start = time.perf_counter()
+    out = selected_ci.contract_2e(h2e, selected_ci._as_SCIvector(vector, strs), norb, nelec, link)
+    return np.asarray(out), time.perf_counter() - start
+
+
+def _direct(ham, strings: np.ndarray, vector: np.ndarray):
+    from hinqs.kernel import ProductHamiltonian
+
+    ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings[:40], strings[:40]).apply(np.ones((40, 40)))  # JIT
+    start = time.perf_counter()
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings, strings)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    out = op.apply(vector)
+    return out, time.perf_counter() - start, built
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One row: H C (and a whole solve) in this process, on ``--threads`` threads; prints JSON."""
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.sqd.solvers import solve
+    from hinqs.sqd.task import thread_limit
+
+    ham = load_hamiltonian(args.hamiltonian)
+    strings, vector, guess = _subspace(args.kind, ham, args.k, args.state)
+    row = {"kind": args.kind, "k": len(strings), "kernel": args.kernel, "threads": args.threads}
+    with thread_limit(args.threads):
+        if args.kernel == "direct":
+            out, seconds, row["build_s"] = _direct(ham, strings, vector)
+        else:
+            out, seconds = _contract_2e(ham, strings, vector)
+        row.update(hc_s=seconds, hc_sha=hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16])
+        if args.solve:
+            settings = with_overrides(
+                RunSettings.defaults().sqd.solver, solver=KERNEL_SOLVER[args.kernel], conv_tol=1e-8, max_cycle=60
+            )
+            start = time.perf_counter()
+            result = solve(strings, strings, ham.hcore, ham.eri, tuple(ham.nelec), settings, guess)
+            row.update(solve_s=time.perf_counter() - start, energy=result.energy + ham.ecore)
+            row.update(converged=result.converged, residual=result.residual_norm)
+    row["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(row), flush=True)
+
+
+def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: int) -> dict:
+    solve = k <= (args.solve_max_k if kernel == "direct" else args.reference_solve_max_k)
+    command = [sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian), "--kind", kind]
+    command += ["--k", str(k), "--kernel", kernel, "--threads", str(threads)]
+    command += ["--state", args.state or ""] + (["--solve"] if solve else [])
+    env = {**os.environ, **{name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    env["NUMBA_NUM_THREADS"] = str(threads)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"kind": kind, "k": k, "kernel": kernel, "threads": threads, "error": done.stderr.strip()[-300:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [
+        "| subspace | K per spin | determinants | kernel | threads | H C s | us/det | whole solve s | "
+        "E (Ha) | peak RSS MB | bits 1=2 | per-core ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_key = {(r["kind"], r["k"], r["kernel"], r["threads"]): r for r in rows if "error" not in r}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['kind']} | {r['k']} | | {r['kernel']} | {r['threads']} | failed: {r['error']} |")
+            continue
+        dets = r["k"] ** 2
+        one, two = by_key.get((r["kind"], r["k"], r["kernel"], 1)), by_key.get((r["kind"], r["k"], r["kernel"], 2))
+        same = ""
+        if one and two:
+            same = "yes" if one["hc_sha"] == two["hc_sha"] and one.get("energy") == two.get("energy") else "no"
+        ref = by_key.get((r["kind"], r["k"], "contract_2e", r["threads"]))
+        ratio = f"{ref['hc_s'] / r['hc_s']:.1f}x" if ref and r["kernel"] == "direct" else ""
+        solve = f"{r['solve_s']:.1f}" if "solve_s" in r else "not run"
+        energy = f"{r['energy']:.8f}" if "energy" in r else ""
+        lines.append(
+            f"| {r['kind']} | {r['k']:,} | {dets:,} | {r['kernel']} | {r['threads']} | {r['hc_s']:.2f} | "
+            f"{r['hc_s'] / dets * 1e6:.2f} | {solve} | {energy} | {r['peak_rss_mb']:.0f} | {same} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="400,1000,1500,3000")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--kernels", default="contract_2e,direct")
+    parser.add_argument("--state", help="a run's state.npz: adds the 'run' subspaces")
+    parser.add_argument("--reference-max-k", type=int, default=1500, help="largest K for contract_2e")
+    parser.add_argument("--solve-max-k", type=int, default=3000, help="largest K solved whole by direct")
+    parser.add_argument("--reference-solve-max-k", type=int, default=400, help="largest K solved whole by lean")
+    parser.add_argument("--out", help="write the rows as JSON lines here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hamiltonian", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--kernel", help=argparse.SUPPRESS)
+    parser.add_argument("--solve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.threads = int(args.threads)
+        args.state = args.state or None
+        worker(args)
+        return
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.io.hamiltonian import write_hamiltonian
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ints, _ = integrals_from_geometry(SYSTEM)
+        hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
+        kinds = ["hfsd"] + (["run"] if args.state else [])
+        for kind in kinds:
+            for k in (int(s) for s in args.sizes.split(",")):
+                for kernel in args.kernels.split(","):
+                    if kernel == "contract_2e" and k > args.reference_max_k:
+                        continue
+                    for threads in (int(t) for t in args.threads.split(",")):
+                        rows.append(_run_row(args, hamiltonian, kind, k, kernel, threads))
+                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                        if args.out:
+                            Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
