@@ -5,7 +5,7 @@ and double same-spin excitation of every string of the iteration's ground state 
 candidate (the alpha channel; closed shells have one). Each is scored twice:
 
 - exact: its EN-PT2 gain against the state, as the subspace step scores candidates
-  (one selected-CI ``contract_2e`` over candidates x the 128 heaviest partners + singles);
+  (one rectangular product of hinqs' kernel over candidates x the 128 heaviest partners + singles);
 - network: ``log sum_b p(x, b)`` over the 8 heaviest partner strings, from the model trained
   on that state (``iter_K/model.pt``) and, for contrast, from the untrained model
   (``iter_000/model.pt``), in batched forward passes (hinqs.nqs.ranker).

@@ -2,8 +2,8 @@
 
 The published conclusion about NQS-driven SQD at 52 qubits is that the network's samples
 add nothing the PT2 expansion would not find, and that its use is to *rank* expansion
-candidates: exact PT2 scoring costs one selected-CI ``contract_2e`` over candidates x
-partners, a forward pass costs a few matrix products per candidate. Here a candidate string
+candidates: exact PT2 scoring costs one rectangular product of hinqs' kernel over
+candidates x partners, a forward pass costs a few matrix products per candidate. Here a candidate string
 ``x`` of one spin is scored by ``log sum_b p(x, b)`` over a few partner strings ``b`` of the
 other spin (the heaviest of the state), every pair in one batch (the GPU where the model
 is). ``benchmarks/bench_ranker.py`` measures how well that order recalls the exact PT2 order.

@@ -7,8 +7,8 @@ perturbation theory says where the next weight is: outside the subspace the corr
 distribution of a better state. This module gives the heaviest determinants of ``Psi1``
 over the same external space the PT2 expansion scores (single and double excitations of the
 ``top_strings`` heaviest strings, paired with the ``partner_strings`` heaviest strings of
-the other spin and the single excitations of the heaviest few), from one ``contract_2e``
-per spin channel (:func:`hinqs.subspace.expansion.h_on_block`), exact matrix elements with
+the other spin and the single excitations of the heaviest few), from one rectangular
+product of hinqs' kernel per spin channel (:func:`hinqs.subspace.expansion.h_on_block`), exact matrix elements with
 Psi restricted to those partners. The NQS step adds them to the teacher
 (``nqs.target: first_order``).
 """
