@@ -48,6 +48,7 @@ def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSett
         samples_per_batch=SAMPLES,
         max_dimension=None,
         memory_mb=None,
+        shrink_to_memory=False,
         solver=solver_settings(),
         parallel=parallel_settings(executor=executor, **par),
     )
