@@ -367,3 +367,31 @@ def test_a_pool_that_never_starts_is_torn_down_not_kept(system, reference, tmp_p
             executor=executor,
         )  # fmt: skip
     assert again.batch_energies == reference.batch_energies[:2] and again.summary["executor"]["pool_starts"] == 1
+
+
+@pytest.mark.mpi
+def test_mpi_a_rank_that_does_not_answer_is_given_up_at_the_timeout(system, reference, tmp_path):
+    """A rank blocks its own timer and sleeps 30 s (it cannot be killed): its batch fails as timed
+    out after batch_timeout + kill_grace (3 s), not when the rank returns, and the other rank's
+    batch is solved as usual."""
+    from conftest import write_config
+
+    launcher = mpiexec()
+    if launcher is None:
+        pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
+    config = write_config(
+        tmp_path / "config.yaml",
+        {"systems": [{"name": "n2", "geometry": "N 0 0 0; N 0 0 1.1"}], "parallel": {"kill_grace": 1.0}},
+    )
+    out = tmp_path / "out"
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(out),
+        "--config", str(config), "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "mpi",
+        "--seed", "2024", "--iteration", "1", "--threads-per-worker", "1", "--batch-timeout", "2", "--retries", "0",
+        "--max-dimension", "0", env={faults.ENV_VAR: "batch=0@1:hang=30"}, launcher=[launcher, "-n", "3"], timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {b["index"]: b for b in json.loads((out / "result.json").read_text())["batches"]}
+    assert records[0]["status"] == "failed" and records[0]["error_kind"] == "timeout"
+    assert "did not answer" in records[0]["error"] and records[0]["seconds"] < 15, records[0]
+    assert records[1]["status"] == "ok" and records[1]["energy"] == reference.batch_energies[1]
