@@ -130,6 +130,19 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     }
 
 
+def _best_of(records: list[dict[str, Any]]) -> tuple[list[float], float | None, int | None]:
+    """The finished iterations' energies, the lowest and the number of the iteration that has it.
+
+    The iteration's own number: an unfinished iteration has no energy, so a position among
+    the finished ones would name the wrong iteration (and the answer line its subspace).
+    """
+    finished = [r for r in records if r["energy"] is not None]
+    if not finished:
+        return [], None, None
+    top = min(finished, key=lambda r: r["energy"])  # the first of equal energies, as before
+    return [r["energy"] for r in finished], top["energy"], top["iteration"]
+
+
 def build_summary(
     system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -150,12 +163,7 @@ def build_summary(
         "ccsd_t": refs.get("ccsd_t"),
         "fci": refs.get("fci"),
     }
-    finished = [r for r in records if r["energy"] is not None]
-    energies = [r["energy"] for r in finished]
-    best = min(energies) if energies else None
-    # The iteration's own number: an unfinished iteration has no energy, so an index into
-    # ``energies`` would name the wrong one.
-    best_iteration = min(finished, key=lambda r: r["energy"])["iteration"] if finished else None
+    energies, best, best_iteration = _best_of(records)
     errors = {
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }

@@ -43,7 +43,7 @@ import numpy as np
 
 from hinqs.errors import InputError, StepFailed, WriteFailed
 from hinqs.io.atomic import describe_os_error
-from hinqs.io.files import StepResult, step_result, write_result, write_state
+from hinqs.io.files import StepResult, read_state, step_result, write_result, write_state
 from hinqs.io.hamiltonian import active_shape, load_hamiltonian
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
@@ -324,8 +324,10 @@ def run_diagonalization(
     started = time.perf_counter()
     ham_dir = Path(hamiltonian_dir).resolve()
     meta = load_hamiltonian(ham_dir).meta  # a truncated or altered integral file is refused here, once
-    _, nelec = active_shape(meta, ham_dir)
+    norb, nelec = active_shape(meta, ham_dir)
     alpha, beta, counts = _validated_pool(alpha, beta, counts, meta)
+    if teacher is not None:  # a state of another system is refused before anything is written
+        read_state(teacher, sort=True, norb=norb, nelec=nelec)
     pool = make_pool(alpha, beta, counts)
     batches = form_batches(pool, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
