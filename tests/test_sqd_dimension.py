@@ -170,7 +170,7 @@ def test_the_same_config_diagonalises_the_same_batches_whatever_the_memory(n2, t
     assert results[0]["capping"]["max_dimension"] == dimension.AUTO_MAX_DIMENSION
     assert results[0]["capping"]["n_capped"] == 0 and results[0]["capping"]["shrunk"] is None
     smallest = min(results[0]["dimensions"])
-    need = dimension.estimate_mb(smallest // 2, "solve_fermion")
+    need = dimension.estimate_mb(smallest // 2, s.solver.solver)
     monkeypatch.setenv("SLURM_MEM_PER_NODE", _slurm_mb_for(need, s.parallel.workers))
     out = tmp_path / "small"
     with pytest.raises(InputError) as refused:
@@ -185,7 +185,7 @@ def test_shrinking_to_memory_is_opt_in_and_recorded(n2, tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
     full = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "full", settings())
     dims = [b["n_determinants"] for b in full.batches]
-    grant = _slurm_mb_for(dimension.estimate_mb(min(dims) // 2, "solve_fermion"), 2)
+    grant = _slurm_mb_for(dimension.estimate_mb(min(dims) // 2, settings().solver.solver), 2)
     monkeypatch.setenv("SLURM_MEM_PER_NODE", grant)
     result = run_diagonalization(
         n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "cut", settings(shrink_to_memory=True)
