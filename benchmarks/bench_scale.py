@@ -109,6 +109,7 @@ def run_layout(ham_dir, pool, samples, args, solver, layout) -> dict:
         samples_per_batch=samples,
         max_dimension=args.max_dimension,
         memory_mb=None,
+        shrink_to_memory=False,
         solver=with_overrides(defaults.sqd.solver, solver=solver, max_cycle=args.max_cycle, conv_tol=1e-14),
         parallel=with_overrides(
             defaults.parallel, executor=executor, workers=workers, threads_per_worker=threads, retries=0

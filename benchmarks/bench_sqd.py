@@ -121,6 +121,9 @@ def run_step(args, ham_dir: Path, pool, out: Path, solver: str, executor: str, w
         iteration=0,
         n_batches=args.batches,
         samples_per_batch=args.samples_per_batch,
+        max_dimension=None,
+        memory_mb=None,
+        shrink_to_memory=False,
         solver=with_overrides(defaults.sqd.solver, solver=solver, max_cycle=args.max_cycle),
         parallel=with_overrides(
             defaults.parallel, executor=executor, workers=workers, threads_per_worker=threads, retries=0

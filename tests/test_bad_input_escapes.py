@@ -60,6 +60,29 @@ def systems(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(root=root, config=config, expand=expand, samples=samples)
 
 
+@pytest.fixture(scope="session")
+def finished(systems) -> Path:
+    """A results folder with one finished H2 iteration made by the real commands (diagonalize,
+    check, pt2, summarize), as Snakemake lays it out: the files the later commands read."""
+    run = systems.root / "run" / "h2"
+    shutil.copytree(systems.root / "h2" / "hamiltonian", run / "hamiltonian")
+    it = run / "iter_001"
+    for argv in (
+        ["diagonalize", "--hamiltonian", str(run / "hamiltonian"), "--subspace", str(systems.samples),
+         "--out", str(it / "sqd"), "--executor", "sequential", "--quiet"],
+        ["check", "--config", str(systems.config), "--iteration", "1", "--result", str(it / "sqd" / "result.json"),
+         "--out", str(it / "status.json")],
+        ["pt2", "--config", str(systems.config), "--hamiltonian", str(run / "hamiltonian"),
+         "--state", str(it / "sqd" / "state.npz"), "--iteration", "1", "--out", str(it / "pt2.json")],
+        ["summarize", str(run), "--iterations", "1"],
+    ):  # fmt: skip
+        proc = _hinqs(argv)
+        assert proc.returncode == 0, proc.stderr
+    (run / "benchmarks").mkdir()
+    (run / "benchmarks" / "diagonalize_001.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100.0\n")
+    return run
+
+
 def _hinqs(argv: list[str], preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
@@ -80,6 +103,7 @@ class Case:
     out: Path
     keep: list[str] = field(default_factory=list)  # files in an existing `out` folder that must stay as they were
     preexec: Callable[[], None] | None = None
+    absent: list[Path] = field(default_factory=list)  # other outputs that must not be written either
 
 
 class Env:
@@ -142,6 +166,55 @@ class Env:
 
     def copy_ham(self, name: str) -> Path:
         return Path(shutil.copytree(self.ham(name), self.tmp / "ham"))
+
+    def pt2(self, state: Path) -> Case:
+        out = self.tmp / "pt2.json"
+        argv = ["pt2", "--config", str(self.sys.config), "--hamiltonian", str(self.ham("h2")), "--state", str(state)]
+        return Case([*argv, "--iteration", "1", "--out", str(out)], out)
+
+    def check(self, result: Path, previous: Path | None = None, iteration: int = 1) -> Case:
+        out = self.tmp / "status.json"
+        argv = ["check", "--config", str(self.sys.config), "--iteration", str(iteration), "--result", str(result)]
+        argv += ["--previous-status", str(previous)] if previous else []
+        return Case([*argv, "--out", str(out)], out)
+
+    def run_copy(self, edit: Callable[[Path], object]) -> Path:
+        """A copy of the finished H2 folder without its summary, damaged by ``edit(folder)``."""
+        run = Path(shutil.copytree(self.sys.finished, self.tmp / "h2"))
+        for name in ("summary.json", "energies.csv", "convergence.png"):
+            (run / name).unlink()
+        edit(run)
+        return run
+
+    def summarize(self, edit: Callable[[Path], object], *extra: str) -> Case:
+        run = self.run_copy(edit)
+        absent = [run / "energies.csv", run / "convergence.png"]
+        return Case(["summarize", str(run), "--iterations", "1", *extra], run / "summary.json", absent=absent)
+
+    def result_lines(self, text: str) -> Case:
+        """`hinqs summarize FOLDER` (the result lines of a finished run) with summary.json = text."""
+        run = self.run_copy(lambda r: (r / "summary.json").write_text(text))
+        return Case(["summarize", str(run)], run / "nothing-written")
+
+    def scan(self, *summaries: Path) -> Case:
+        out = self.tmp / "scan.csv"
+        argv = ["scan", "--config", str(self.sys.config), *map(str, summaries), "--csv", str(out)]
+        return Case([*argv, "--png", str(self.tmp / "scan.png")], out, absent=[self.tmp / "scan.png"])
+
+    def diagonalize(self, subspace: Path, *extra: str) -> Case:
+        out = self.tmp / "sqd"
+        argv = ["diagonalize", "--hamiltonian", str(self.ham("h2")), "--subspace", str(subspace), "--out", str(out)]
+        return Case([*argv, "--executor", "sequential", *extra], out)
+
+    def file(self, name: str, text: str | bytes) -> Path:
+        path = self.tmp / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+    def garbage_npz(self, name: str, **arrays: object) -> Path:
+        path = self.tmp / name
+        np.savez(path, **arrays)
+        return path
 
 
 def _header(key: str, value: int) -> Callable[[str], str]:
@@ -330,7 +403,141 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
     "read-only results folder": (read_only_checkpoint, "Read-only file system (EROFS)"),
     "file size limit": (file_size_limit, "File too large (EFBIG)"),
     "results folder is a file": (output_under_a_file, "cannot write"),
+    # hinqs pt2
+    "state of another system (pt2)": (
+        lambda e: e.pt2(e.state(LIH_STRINGS, LIH_STRINGS)),
+        "ci_strs_a occupies 4 orbitals, but the run's Hamiltonian has norb=2",
+    ),
+    "state with wrong electron counts (pt2)": (
+        lambda e: e.pt2(e.state([0b11], [0b01])),
+        "ci_strs_a has strings with 2 electrons",
+    ),
+    "truncated state (pt2)": (lambda e: e.pt2(truncated(e.state([1, 2], [1, 2]))), "not a readable .npz file"),
+    "state with NaN amplitudes (pt2)": (
+        lambda e: e.pt2(e.garbage_npz("nan.npz", ci_strs_a=np.array([1], np.uint64),
+                                       ci_strs_b=np.array([1], np.uint64), amplitudes=np.array([[np.nan]]))),
+        "the amplitudes are not finite",
+    ),
+    "json as a state (pt2)": (lambda e: e.pt2(e.file("state.npz", '{"energy": 1}')), "not a readable .npz file"),
+    # hinqs check
+    "garbage result (check)": (
+        lambda e: e.check(e.file("result.json", '{"energy": ')),
+        "cannot read the merged energy",
+    ),
+    "result with a NaN energy (check)": (
+        lambda e: e.check(e.file("result.json", '{"energy": NaN, "best_batch": 0}')),
+        "the merged energy is nan, not a finite number",
+    ),
+    "previous status that is a list (check)": (
+        lambda e: e.check(e.sys.finished / "iter_001" / "sqd" / "result.json", e.file("status.json", "[1, 2]"), 2),
+        "iteration status is not a JSON object",
+    ),
+    "previous status with text energies (check)": (
+        lambda e: e.check(e.sys.finished / "iter_001" / "sqd" / "result.json", _status_with(e, energies=["x"]), 2),
+        "not a valid iteration status (energies must be a list of finite numbers)",
+    ),
+    "iteration 0 (check)": (
+        lambda e: e.check(e.sys.finished / "iter_001" / "sqd" / "result.json", iteration=0),
+        "--iteration must be at least 1",
+    ),
+    # hinqs summarize (a system's summary, and the result lines of a finished run)
+    "garbage sample statistics (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "iter_001" / "sample_stats.json").write_text("{\"n_unique\": 3,")),
+        "sample statistics is not valid JSON",
+    ),
+    "text in a PT2 record (summarize)": (
+        lambda e: e.summarize(lambda r: _edit_json(r / "iter_001" / "pt2.json", e_pt2="-0.01")),
+        "PT2 record has e_pt2 = '-0.01', not a finite number",
+    ),
+    "garbage status (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "iter_001" / "status.json").write_text("\x00\x01")),
+        "iteration status is not valid JSON",
+    ),
+    "garbage benchmark TSV (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "benchmarks" / "diagonalize_001.tsv").write_text("s\tmax_rss\nfast\t1\n")),
+        "not a Snakemake benchmark file",
+    ),
+    "benchmark TSV without its seconds column (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "benchmarks" / "diagonalize_001.tsv").write_text("<html>404</html>\n")),
+        "not a Snakemake benchmark file",
+    ),
+    "garbage result (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "iter_001" / "sqd" / "result.json").write_text("{")),
+        "cannot read the merged energy",
+    ),
+    "meta.json without norb (summarize)": (
+        lambda e: e.summarize(lambda r: (r / "hamiltonian" / "meta.json").write_text('{"ecore": 0.7}')),
+        "meta.json lacks a valid 'norb' and 'nelec'",
+    ),
+    "iterations 0 (summarize)": (lambda e: e.summarize(lambda r: None, "--iterations", "0"), "--iterations must be"),
+    "garbage summary (summarize a finished run)": (lambda e: e.result_lines("{oops"), "summary is not valid JSON"),
+    "summary of something else (summarize a finished run)": (
+        lambda e: e.result_lines('{"system": "h2", "best_energy": "low"}'),
+        "not a hinqs summary (missing or invalid: best_energy, references",
+    ),
+    # hinqs scan
+    "garbage summary (scan)": (
+        lambda e: e.scan(e.sys.finished / "summary.json", e.file("summary.json", "[]")),
+        "summary is not a JSON object",
+    ),
+    "one summary for two systems (scan)": (
+        lambda e: e.scan(e.sys.finished / "summary.json"),
+        "1 summaries for 2 systems",
+    ),
+    # hinqs diagonalize
+    "subspace of another system (diagonalize)": (
+        lambda e: e.diagonalize(_lih_basis(e)),
+        "determinants do not fit the Hamiltonian",
+    ),
+    "truncated subspace (diagonalize)": (
+        lambda e: e.diagonalize(truncated(Path(shutil.copy(e.sys.samples, e.tmp / "s.npz")))),
+        "not a readable .npz file",
+    ),
+    "teacher of another system (diagonalize)": (
+        lambda e: e.diagonalize(e.sys.samples, "--teacher", str(e.state(LIH_STRINGS, LIH_STRINGS))),
+        "ci_strs_a occupies 4 orbitals, but the run's Hamiltonian has norb=2",
+    ),
+    # checkpoints (sample, train) and the others
+    "truncated checkpoint (sample)": (
+        lambda e: _sample(e, truncated(Path(shutil.copy(e.model("h2"), e.tmp / "model.pt")))),
+        "not a readable model checkpoint",
+    ),
+    "JSON as a checkpoint (train)": (
+        lambda e: e.train(e.file("model.pt", "{}"), e.state([1], [1])),
+        "not a readable model checkpoint",
+    ),
+    "truncated samples (subspace)": (lambda e: _truncated_samples(e), "not a readable .npz file"),
+    "iterations 0 (verify)": (
+        lambda e: Case(["verify", "--config", str(e.sys.config), "--system", "h2", "--iterations", "0",
+                        "--out", str(e.tmp / "verify")], e.tmp / "verify"),
+        "--iterations must be at least 1",
+    ),
 }
+
+
+def _edit_json(path: Path, **changes: object) -> None:
+    import json
+
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _status_with(env: Env, **changes: object) -> Path:
+    path = shutil.copy(env.sys.finished / "iter_001" / "status.json", env.tmp / "previous_status.json")
+    _edit_json(Path(path), **changes)
+    return Path(path)
+
+
+def _truncated_samples(env: Env) -> Case:
+    case = env.basis(env.ham("h2"))
+    samples = truncated(Path(shutil.copy(env.sys.samples, env.tmp / "samples.npz")))
+    case.argv[case.argv.index(str(env.sys.samples))] = str(samples)
+    return case
+
+
+def _sample(env: Env, model: Path) -> Case:
+    out = env.tmp / "samples.npz"
+    argv = ["sample", "--config", str(env.sys.config), "--model", str(model), "--iteration", "1"]
+    return Case([*argv, "--hamiltonian", str(env.ham("h2")), "--samples", "10", "--out", str(out)], out)
 
 
 def _lih_basis(env: Env) -> Path:
@@ -350,8 +557,9 @@ def _leftovers(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_exit_2_nothing_half_written(case, tmp_path, systems):
+def test_bad_input_is_one_line_exit_2_nothing_half_written(case, tmp_path, systems, finished):
     make, expected = CASES[case]
+    systems.finished = finished
     env = Env(tmp_path, systems)
     try:
         run = make(env)
@@ -363,6 +571,7 @@ def test_bad_input_is_one_line_exit_2_nothing_half_written(case, tmp_path, syste
         assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert expected in lines[0], lines[0]
         assert not _leftovers(tmp_path), _leftovers(tmp_path)
+        assert not [p for p in run.absent if p.exists()]
         if previous is not None:
             assert run.out.read_bytes() == previous  # the target is untouched
         elif before:

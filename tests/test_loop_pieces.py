@@ -104,14 +104,17 @@ def test_launcher_and_threads():
 
 
 def test_diagonalize_memory_request_grows_with_batch_and_workers():
-    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+    from hinqs.sqd.dimension import AUTO_MAX_DIMENSION, PARENT_MB, USABLE_FRACTION, estimate_mb
     from hinqs.workflow_support import diagonalize_mem_mb
 
     sqd = {"samples_per_batch": 300, "solver": "solve_fermion"}
     small = diagonalize_mem_mb(sqd, {"executor": "process", "workers": 2})
     assert small == int((PARENT_MB + 2 * estimate_mb(600**2, "solve_fermion")) / USABLE_FRACTION + 0.5)
-    big = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000}, {"executor": "process", "workers": 4})
-    assert big > 4 * estimate_mb(10_000**2, "solve_fermion")
+    big = diagonalize_mem_mb({**sqd, "samples_per_batch": 900}, {"executor": "process", "workers": 4})
+    assert big == int((PARENT_MB + 4 * estimate_mb(1800**2, "solve_fermion")) / USABLE_FRACTION + 0.5) > small
+    # A null cap is a fixed figure (never the machine's memory): it bounds the request too.
+    huge = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000}, {"executor": "process", "workers": 4})
+    assert huge == int((PARENT_MB + 4 * estimate_mb(AUTO_MAX_DIMENSION, "solve_fermion")) / USABLE_FRACTION + 0.5)
     # A dimension cap bounds the request; the sequential path plans like the parallel one.
     capped = diagonalize_mem_mb({**sqd, "samples_per_batch": 5000, "max_dimension": 10**6}, {"workers": 4})
     assert capped < big

@@ -26,7 +26,7 @@ def n2(tmp_path_factory):
 
 def settings(**top) -> SQDSettings:
     par = parallel_settings(executor="sequential", workers=2, retries=0)
-    base = {"max_dimension": None, "memory_mb": None, "solver": solver_settings(), **top}
+    base = {"max_dimension": None, "memory_mb": None, "shrink_to_memory": False, "solver": solver_settings(), **top}
     return SQDSettings(seed=5, iteration=1, n_batches=2, samples_per_batch=150, parallel=par, **base)
 
 
@@ -132,3 +132,99 @@ def test_a_teacher_keeps_the_strings_the_state_needs(n2, tmp_path):
     s = settings(max_dimension=(k - 10) ** 2)
     result = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "o", s, teacher=state)
     assert all(b["cap"]["ranked_by"].startswith("max(teacher") for b in result.batches)
+
+
+def _answer(out) -> dict:
+    """result.json without what may differ between two runs of one config: timings, pids, the
+    memory the machine had (recorded, never used to derive anything)."""
+    data = json.loads((out / "result.json").read_text())
+    for key in ("timing", "executor", "warnings"):
+        data.pop(key)
+    data["capping"].pop("memory")
+    data["hamiltonian"].pop("dir")
+    for record in data["batches"]:
+        for key in ("seconds", "worker", "peak_rss_mb", "threads"):
+            record.pop(key)
+    return data
+
+
+def _slurm_mb_for(per_worker_mb: float, workers: int) -> str:
+    """The SLURM_MEM_PER_NODE that leaves each of ``workers`` workers ``per_worker_mb``."""
+    return str((per_worker_mb * workers + dimension.PARENT_MB) / dimension.USABLE_FRACTION)
+
+
+def test_the_same_config_diagonalises_the_same_batches_whatever_the_memory(n2, tmp_path, monkeypatch):
+    """SLURM grants of 64 GB and 32 GB and psutil's figure give one answer; a grant too small for
+    the batches is refused with one line before anything is written (the memory once set the cap,
+    so the small grant silently diagonalised smaller batches)."""
+    s = settings()
+    results = []
+    for name, grant in (("big", "64000"), ("half", "32000"), ("psutil", None)):
+        if grant is None:
+            monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
+        else:
+            monkeypatch.setenv("SLURM_MEM_PER_NODE", grant)
+        run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / name, s)
+        results.append(_answer(tmp_path / name))
+    assert results[0] == results[1] == results[2]
+    assert results[0]["capping"]["max_dimension"] == dimension.AUTO_MAX_DIMENSION
+    assert results[0]["capping"]["n_capped"] == 0 and results[0]["capping"]["shrunk"] is None
+    smallest = min(results[0]["dimensions"])
+    need = dimension.estimate_mb(smallest // 2, s.solver.solver)
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", _slurm_mb_for(need, s.parallel.workers))
+    out = tmp_path / "small"
+    with pytest.raises(InputError) as refused:
+        run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], out, s)
+    message = str(refused.value)
+    assert "\n" not in message and "determinants" in message and "need about" in message
+    assert "from SLURM_MEM_PER_NODE x 0.8, 2 worker(s)" in message and "sqd.shrink_to_memory" in message
+    assert not out.exists()
+
+
+def test_shrinking_to_memory_is_opt_in_and_recorded(n2, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
+    full = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "full", settings())
+    dims = [b["n_determinants"] for b in full.batches]
+    grant = _slurm_mb_for(dimension.estimate_mb(min(dims) // 2, settings().solver.solver), 2)
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", grant)
+    result = run_diagonalization(
+        n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "cut", settings(shrink_to_memory=True)
+    )
+    shrunk = json.loads((tmp_path / "cut" / "result.json").read_text())["capping"]["shrunk"]
+    assert shrunk["configured_max_dimension"] == dimension.AUTO_MAX_DIMENSION
+    assert shrunk["batches"] == [0, 1] and shrunk["memory"]["source"] == "SLURM_MEM_PER_NODE x 0.8"
+    assert 0 < shrunk["max_dimension"] <= min(dims) // 2
+    for record, before in zip(result.batches, dims, strict=True):
+        assert record["cap"]["capped"] and record["cap"]["dimension_before"] == before
+        assert record["n_determinants"] <= shrunk["max_dimension"]
+    assert result.energy >= full.energy - 1e-12
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(tmp_path / "c"),
+        "--executor", "sequential", "--samples-per-batch", "150", "--batches", "2", "--seed", "5", "--iteration", "1",
+        "--workers", "2", "--shrink-to-memory", "--quiet", env={"SLURM_MEM_PER_NODE": grant},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "c" / "result.json").read_text())["capping"]["shrunk"]["batches"] == [0, 1]
+
+
+def test_a_batch_solved_from_another_guess_is_not_reused(n2, tmp_path):
+    """The warm start's guess is part of the fingerprint: a rerun with another teacher solves again."""
+    cold = run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], tmp_path / "cold", settings())
+    state = np.load(cold.state_path)
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    np.savez(first, ci_strs_a=state["ci_strs_a"], ci_strs_b=state["ci_strs_b"], amplitudes=state["amplitudes"])
+    other = state["amplitudes"].copy()
+    other[0, 0] += 0.3
+    other /= np.linalg.norm(other)
+    np.savez(second, ci_strs_a=state["ci_strs_a"], ci_strs_b=state["ci_strs_b"], amplitudes=other)
+    out = tmp_path / "warm"
+
+    def run(teacher):
+        return run_diagonalization(n2["ham"], n2["alpha"], n2["beta"], n2["counts"], out, settings(), teacher=teacher)
+
+    assert run(first).summary["n_reused"] == 0
+    assert run(first).summary["n_reused"] == 2  # same guess: reused
+    copy = tmp_path / "renamed.npz"
+    copy.write_bytes(first.read_bytes())
+    assert run(copy).summary["n_reused"] == 2  # the content counts, not the file name
+    assert run(second).summary["n_reused"] == 0  # another guess: solved again

@@ -8,8 +8,10 @@ really raises, really sleeps past its timeout or blocks the timer and is killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 
 import numpy as np
 import psutil
@@ -48,6 +50,7 @@ def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSett
         samples_per_batch=SAMPLES,
         max_dimension=None,
         memory_mb=None,
+        shrink_to_memory=False,
         solver=solver_settings(),
         parallel=parallel_settings(executor=executor, **par),
     )
@@ -299,3 +302,96 @@ def test_a_kept_pool_serves_several_steps(system, reference, tmp_path):
     assert {b["worker"]["pid"] for b in second.batches} <= pids
     assert first.batch_energies == reference.batch_energies[:2]
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids)
+
+
+@contextlib.contextmanager
+def workers_started_by(script: str, folder):
+    """Spawn the pool's workers through a shell script standing in for Python (multiprocessing's
+    own ``set_executable``): the real process launch, failing the way the script says."""
+    import multiprocessing
+    from multiprocessing import spawn
+
+    path = folder / "python"
+    launch = f'case "$*" in *--multiprocessing-fork*) {script} ;; esac\nexec {sys.executable} "$@"\n'
+    path.write_text("#!/bin/sh\n" + launch)
+    path.chmod(0o755)
+    previous = spawn.get_executable()
+    multiprocessing.get_context("spawn").set_executable(str(path))
+    try:
+        yield
+    finally:
+        multiprocessing.get_context("spawn").set_executable(previous)
+
+
+def test_a_pool_that_fails_to_start_is_restarted(system, reference, tmp_path):
+    """The first worker launch fails (exit 3, as on a node out of processes): the pool is torn
+    down and started again, the batches run, and the kept pool serves the next step too."""
+    from hinqs.sqd.executors import ProcessExecutor
+
+    once = f"mkdir {tmp_path}/failed 2>/dev/null && exit 3"
+    with workers_started_by(once, tmp_path), ProcessExecutor(2, 1, kill_grace=10.0) as executor:
+        first = run_diagonalization(
+            system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "a", settings(2),
+            executor=executor,
+        )  # fmt: skip
+        second = run_diagonalization(
+            system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "b",
+            with_overrides(settings(2), seed=7), executor=executor,
+        )  # fmt: skip
+    assert (tmp_path / "failed").is_dir()  # the fault happened
+    events = first.summary["executor"]["events"]
+    assert any(e.startswith("pool failed to start (try 1)") for e in events), events
+    assert first.summary["executor"]["pool_starts"] == 1 and first.summary["n_ok"] == 2
+    assert first.batch_energies == reference.batch_energies[:2]
+    assert all(b["attempts"] == 1 for b in first.batches)  # a failed start charges no batch
+    assert second.summary["n_ok"] == 2 and second.summary["executor"]["pool_starts"] == 0
+
+
+def test_a_pool_that_never_starts_is_torn_down_not_kept(system, reference, tmp_path):
+    """Every launch fails: the step fails with the reason, no broken pool is kept, and once
+    launches work again the same executor solves the next step."""
+    from hinqs.sqd.executors import ProcessExecutor
+
+    with ProcessExecutor(2, 1, kill_grace=10.0) as executor:
+        never = pytest.raises(StepFailed, match="worker pool failed to start 4 times")
+        with workers_started_by("exit 3", tmp_path), never:
+            run_diagonalization(
+                system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "a", settings(2),
+                executor=executor,
+            )  # fmt: skip
+        assert executor.pool is None
+        saved = json.loads((tmp_path / "a" / "batches" / "batch_000.json").read_text())
+        assert saved["status"] == "failed" and saved["error_kind"] == "worker-died"
+        again = run_diagonalization(
+            system["ham"], system["alpha"], system["beta"], system["counts"], tmp_path / "b", settings(2),
+            executor=executor,
+        )  # fmt: skip
+    assert again.batch_energies == reference.batch_energies[:2] and again.summary["executor"]["pool_starts"] == 1
+
+
+@pytest.mark.mpi
+def test_mpi_a_rank_that_does_not_answer_is_given_up_at_the_timeout(system, reference, tmp_path):
+    """A rank blocks its own timer and sleeps 30 s (it cannot be killed): its batch fails as timed
+    out after batch_timeout + kill_grace (3 s), not when the rank returns, and the other rank's
+    batch is solved as usual."""
+    from conftest import write_config
+
+    launcher = mpiexec()
+    if launcher is None:
+        pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
+    config = write_config(
+        tmp_path / "config.yaml",
+        {"systems": [{"name": "n2", "geometry": "N 0 0 0; N 0 0 1.1"}], "parallel": {"kill_grace": 1.0}},
+    )
+    out = tmp_path / "out"
+    proc = run_hinqs(
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(out),
+        "--config", str(config), "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "mpi",
+        "--seed", "2024", "--iteration", "1", "--threads-per-worker", "1", "--batch-timeout", "2", "--retries", "0",
+        "--max-dimension", "0", env={faults.ENV_VAR: "batch=0@1:hang=30"}, launcher=[launcher, "-n", "3"], timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {b["index"]: b for b in json.loads((out / "result.json").read_text())["batches"]}
+    assert records[0]["status"] == "failed" and records[0]["error_kind"] == "timeout"
+    assert "did not answer" in records[0]["error"] and records[0]["seconds"] < 15, records[0]
+    assert records[1]["status"] == "ok" and records[1]["energy"] == reference.batch_energies[1]

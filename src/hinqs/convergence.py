@@ -15,10 +15,9 @@ checkpoint reads one small file per iteration).
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from hinqs.errors import InputError
 from hinqs.io.atomic import write_json
@@ -71,11 +70,39 @@ def next_status(
 
 
 def read_status(path: str | os.PathLike[str]) -> Status:
-    """One iteration's status.json."""
+    """One iteration's status.json; a missing, garbled or inconsistent file is one line."""
+    from hinqs.io.files import read_json
+
+    data = read_json(path, "iteration status")
     try:
-        return Status(**json.loads(Path(path).read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError) as exc:
+        status = Status(**data)
+    except TypeError as exc:
         raise InputError(f"cannot read iteration status {path}: {exc}") from None
+    problem = _status_problem(status)
+    if problem:
+        raise InputError(f"{path}: not a valid iteration status ({problem})")
+    return status
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _status_problem(status: Status) -> str | None:
+    """What is wrong with a status read from disk (wrong types, a history that does not add up),
+    or None: the next check and the summary compute with these values."""
+    if not isinstance(status.iteration, int) or isinstance(status.iteration, bool) or status.iteration < 1:
+        return f"iteration {status.iteration!r}"
+    if not isinstance(status.energies, list) or not all(_is_number(e) for e in status.energies):
+        return "energies must be a list of finite numbers"
+    if len(status.energies) != status.iteration:
+        return f"{len(status.energies)} energies for iteration {status.iteration}"
+    for name in ("energy", "best_energy"):
+        if not _is_number(getattr(status, name)):
+            return f"{name} {getattr(status, name)!r}"
+    if not isinstance(status.streak, int) or not isinstance(status.best_iteration, int):
+        return "streak and best_iteration must be integers"
+    return None
 
 
 def write_status(path: str | os.PathLike[str], status: Status) -> None:

@@ -52,6 +52,7 @@ class SQDSection:
     samples_per_batch: int | None  # None: derived from the system
     max_dimension: int | None
     memory_mb: float | None
+    shrink_to_memory: bool
     solver: SolverSettings
 
 
@@ -150,6 +151,7 @@ class RunSettings:
             samples_per_batch=self.sqd.samples_per_batch,
             max_dimension=self.sqd.max_dimension,
             memory_mb=self.sqd.memory_mb,
+            shrink_to_memory=self.sqd.shrink_to_memory,
             solver=self.sqd.solver,
             parallel=self.parallel,
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ import numpy as np
 
 from hinqs.chem.references import best_reference
 from hinqs.convergence import Status, read_status
+from hinqs.errors import InputError
 from hinqs.io.atomic import atomic_path, write_json, write_text
-from hinqs.io.files import read_determinants, read_json_or_none, read_result
-from hinqs.io.hamiltonian import read_meta
+from hinqs.io.files import read_benchmark_seconds, read_determinants, read_json, read_json_or_none, read_result
+from hinqs.io.hamiltonian import active_shape, read_meta
 from hinqs.io.layout import SystemLayout
 
 MHA = 1000.0
@@ -29,15 +29,25 @@ DISTINCT_HA = 1e-8  # iterations whose E_var differs by less are one point (a st
 
 
 def _benchmark_seconds(path: Path) -> float | None:
-    """Wall seconds from a Snakemake ``benchmark:`` file (first column ``s``)."""
-    if not path.exists():
-        return None
-    rows = list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
-    return float(rows[-1]["s"]) if rows else None
+    """Wall seconds from a Snakemake ``benchmark:`` file (first column ``s``); garbage is one line."""
+    return read_benchmark_seconds(path)
 
 
 def _subspace_size(path: Path) -> int | None:
     return len(read_determinants(path)) if path.exists() else None
+
+
+def _numbers(path: Path, kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A side file's mapping ({} when absent) whose ``keys``, where present, are finite numbers
+    or null: the summary computes with them, so a garbled value is one line here, not a
+    traceback (or a wrong line) later."""
+    data = read_json_or_none(path, kind) or {}
+    for key in keys:
+        value = data.get(key)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (number and np.isfinite(value)):
+            raise InputError(f"{path}: {kind} has {key} = {value!r}, not a finite number")
+    return data
 
 
 def _status_or_none(path: Path) -> Status | None:
@@ -49,12 +59,12 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
     files = system.iteration(k)
     result = read_result(files.result) if files.result.exists() else None
     status = _status_or_none(files.status)
-    train = read_json_or_none(files.train_history) or {}
-    stats = read_json_or_none(files.sample_stats) or {}
+    train = _numbers(files.train_history, "training history", ("kl_after", "teacher_mass_after"))
+    stats = _numbers(files.sample_stats, "sample statistics", ("n_unique", "n_new_unique"))
     batches = result.batches if result else []
     data = result.data if result else {}
     best_shape = result.best_record().get("product_shape") if result else None
-    pt2 = read_json_or_none(files.pt2) or {}
+    pt2 = _numbers(files.pt2, "PT2 record", ("e_pt2", "e_pt2_error", "e_total"))
     return {
         "iteration": k,
         "energy": result.energy if result else None,
@@ -120,6 +130,19 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     }
 
 
+def _best_of(records: list[dict[str, Any]]) -> tuple[list[float], float | None, int | None]:
+    """The finished iterations' energies, the lowest and the number of the iteration that has it.
+
+    The iteration's own number: an unfinished iteration has no energy, so a position among
+    the finished ones would name the wrong iteration (and the answer line its subspace).
+    """
+    finished = [r for r in records if r["energy"] is not None]
+    if not finished:
+        return [], None, None
+    top = min(finished, key=lambda r: r["energy"])  # the first of equal energies, as before
+    return [r["energy"] for r in finished], top["energy"], top["iteration"]
+
+
 def build_summary(
     system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -130,6 +153,7 @@ def build_summary(
     """
     system = SystemLayout(Path(system_dir))
     meta = read_meta(system.hamiltonian)
+    active_shape(meta, system.meta)  # norb and nelec are read below: a meta.json without them is one line
     records = [iteration_record(system, k) for k in range(1, n_iterations + 1)]
     last = _status_or_none(system.iteration(n_iterations).status)
     refs = meta.get("references", {})
@@ -139,8 +163,7 @@ def build_summary(
         "ccsd_t": refs.get("ccsd_t"),
         "fci": refs.get("fci"),
     }
-    energies = [r["energy"] for r in records if r["energy"] is not None]
-    best = min(energies) if energies else None
+    energies, best, best_iteration = _best_of(records)
     errors = {
         name: (best - value) * MHA for name, value in references.items() if value is not None and best is not None
     }
@@ -162,7 +185,7 @@ def build_summary(
         "fci_space": refs.get("n_determinants"),
         "final_energy": energies[-1] if energies else None,
         "best_energy": best,
-        "best_iteration": (energies.index(best) + 1) if energies else None,
+        "best_iteration": best_iteration,
         "iterations": n_iterations,
         "converged": bool(last and last.converged),
         "stop_reason": last.reason if last else None,
@@ -331,7 +354,7 @@ def result_line(summary: dict[str, Any]) -> str:
         else "no reference energy"
     )
     records = summary["per_iteration"]
-    best_record = records[summary["best_iteration"] - 1] if summary.get("best_iteration") else records[-1]
+    best_record = next((r for r in records if r["iteration"] == summary.get("best_iteration")), records[-1])
     size = best_record.get("subspace_size")
     dimension = best_record.get("subspace_dimension")
     fci = summary.get("fci_space")
@@ -369,8 +392,43 @@ def result_lines(results: Any, systems: list[str] | None = None) -> list[str]:
     for name in systems:
         path = layout.system(name).summary
         if path.exists():
-            lines.append(result_line(json.loads(path.read_text())))
+            lines.append(_result_line_of(path))
     return lines
+
+
+def _finite_or_null(value: Any) -> bool:
+    """JSON null or a finite number (not a bool): what an energy in a summary may be."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return value is None or (number and bool(np.isfinite(value)))
+
+
+def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A system's summary.json, checked for what the result line and the scan read from it:
+    a file that is not one (garbage, another JSON, a hand-edited value) is one line."""
+    summary = read_json(path, "summary")
+    shapes = {
+        "system": isinstance(summary.get("system"), str),
+        "best_energy": _finite_or_null(summary.get("best_energy")),
+        "references": isinstance(summary.get("references"), dict)
+        and all(_finite_or_null(v) for v in summary["references"].values()),
+        "error_mha": isinstance(summary.get("error_mha"), dict),
+        "converged": isinstance(summary.get("converged"), bool),
+        "per_iteration": isinstance(summary.get("per_iteration"), list)
+        and all(isinstance(r, dict) for r in summary["per_iteration"]),
+    }
+    wrong = [key for key, ok in shapes.items() if not ok]
+    if wrong:
+        raise InputError(f"{path}: not a hinqs summary (missing or invalid: {', '.join(wrong)})")
+    return summary
+
+
+def _result_line_of(path: Path) -> str:
+    """The result line of a summary.json; a file that is not one is a one-line error."""
+    summary = read_summary(path)
+    try:
+        return result_line(summary)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise InputError(f"{path}: not a hinqs summary ({type(exc).__name__}: {exc})") from None
 
 
 def write_scan(summaries: list[dict[str, Any]], coordinates: list[float], csv_path: Path, png_path: Path) -> None:

@@ -178,19 +178,22 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 
     A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
-    both spins' strings), so its subspace holds at most (2S)^2 determinants, or
-    ``sqd.max_dimension`` when that is set; each worker may solve one such batch at a time
+    both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
+    step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
+    when that is smaller; each worker may solve one such batch at a time
     (:func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds the pool and the merged
-    state. The step, granted this as ``SLURM_MEM_PER_NODE``, then derives a cap that never
-    cuts a batch the request was sized for.
+    state. The step, granted this as ``SLURM_MEM_PER_NODE``, then finds that every batch the
+    request was sized for fits.
     """
-    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb, resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
+    solver = sqd.get("solver", "direct")
     # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
     largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
-    if sqd.get("max_dimension"):
-        largest = min(largest, int(sqd["max_dimension"]))
+    cap = resolve_max_dimension(sqd.get("max_dimension"), solver, sqd.get("memory_mb"), int(parallel["workers"]))
+    if cap is not None:
+        largest = min(largest, cap)
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
-    need = PARENT_MB + workers * estimate_mb(largest, sqd.get("solver", "direct"))
+    need = PARENT_MB + workers * estimate_mb(largest, solver)
     return int(need / USABLE_FRACTION + 0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hinqs.cli._options import add_config, load_settings
+from hinqs.errors import InputError
 
 COMMAND = "check"
 RENAMED = {"--previous": "--previous-status"}
@@ -23,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.steps.check import check
 
     settings = load_settings(args.config)
+    if args.iteration < 1:
+        raise InputError("--iteration must be at least 1 (the first iteration is 1)")
     status = check(settings.iterations, args.iteration, args.result, args.out, previous_status=args.previous_status)
     print(f"hinqs check: iteration {args.iteration} E={status.energy:.10f} stop={status.stop} ({status.reason})")
     return 0

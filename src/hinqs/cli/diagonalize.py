@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cycle", type=int, metavar="N", help="Davidson iteration limit (sqd.max_cycle)")
     parser.add_argument("--max-dimension", type=int, metavar="N", help="cap on a batch's K_a x K_b (0: no cap)")
     parser.add_argument("--memory-mb", type=float, metavar="MB", help="memory the step may use (sqd.memory_mb)")
+    parser.add_argument(
+        "--shrink-to-memory", action="store_true", default=None,
+        help="cut a batch that does not fit the memory to what fits (sqd.shrink_to_memory)",
+    )  # fmt: skip
     parser.add_argument("--teacher", metavar="STATE.npz", help="previous state: ranks strings when a batch is capped")
     parser.add_argument("--quiet", action="store_true", help="no per-batch progress lines on stderr")
 
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         samples_per_batch=args.samples_per_batch,
         max_dimension=args.max_dimension,
         memory_mb=args.memory_mb,
+        shrink_to_memory=args.shrink_to_memory,
         solver__solver=args.solver,
         solver__max_cycle=args.max_cycle,
         parallel__executor=args.executor,

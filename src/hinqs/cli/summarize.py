@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None:
         from hinqs.steps.summarize import summarize
 
+        if args.iterations < 1:
+            raise InputError("--iterations must be at least 1")
         if (args.reference_energy is None) != (args.reference_source is None):
             raise InputError("give --reference-energy and --reference-source together")
         user = None

@@ -329,11 +329,14 @@ def read_result(path: str | os.PathLike[str]) -> StepResult:
     """An SQD step's ``result.json``."""
     path = Path(path)
     try:
-        return step_result(json.loads(path.read_text()), path)
+        result = step_result(json.loads(path.read_text()), path)
     except FileNotFoundError:
         raise InputError(f"step result not found: {path}") from None
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read the merged energy from {path}: {exc}") from None
+        raise InputError(f"cannot read the merged energy from {path}: {type(exc).__name__}: {exc}") from None
+    if not np.isfinite(result.energy):
+        raise InputError(f"{path}: the merged energy is {result.energy!r}, not a finite number")
+    return result
 
 
 def write_result(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
@@ -378,7 +381,51 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def read_json_or_none(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A small JSON side file (sample statistics, training history) or None when absent."""
+def read_json(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+    """A JSON object file (``kind`` names it in messages); missing, unreadable, not JSON or
+    not an object is one line (:class:`InputError`), never a traceback."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{kind} not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: {kind} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (OSError, ValueError) as exc:  # a folder, no permission, bytes that are not UTF-8
+        raise InputError(f"{path}: cannot read the {kind} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {kind} is not a JSON object (found {type(data).__name__})")
+    return data
+
+
+def read_json_or_none(path: str | os.PathLike[str], kind: str = "JSON side file") -> dict[str, Any] | None:
+    """A small JSON side file (sample statistics, training history, PT2) or None when absent."""
+    path = Path(path)
+    return read_json(path, kind) if path.exists() else None
+
+
+# -- Snakemake benchmark files --------------------------------------------------------------
+
+
+def read_benchmark_seconds(path: str | os.PathLike[str]) -> float | None:
+    """Wall seconds of a step from Snakemake's ``benchmark:`` file (tab-separated, column ``s``,
+    last row), or None when the file is absent; anything else there is one line."""
+    import csv
+    import io
+    import math
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    what = "not a Snakemake benchmark file (a tab-separated table with a wall-seconds column 's')"
+    try:
+        reader = csv.DictReader(io.StringIO(path.read_text()), delimiter="\t")
+        rows = list(reader)
+        if not reader.fieldnames or "s" not in reader.fieldnames or not rows:
+            raise InputError(f"{path}: {what}")
+        seconds = float(rows[-1]["s"])
+    except (OSError, ValueError, TypeError, csv.Error) as exc:
+        raise InputError(f"{path}: {what}: {type(exc).__name__}: {exc}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InputError(f"{path}: {what}: wall seconds {seconds!r}")
+    return seconds

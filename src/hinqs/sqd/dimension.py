@@ -6,14 +6,20 @@ shells: ``K^2`` with K the union of both spins' strings), so a few thousand samp
 
 - estimates the memory one solve needs, ``baseline + bytes_per_determinant x dimension``,
   from fits measured with ``benchmarks/bench_memory.py`` (N2/cc-pVDZ, 26 orbitals);
-- finds the memory the step may use: ``sqd.memory_mb`` when set, else SLURM's grant
+- derives ``max_dimension`` when the config leaves it ``null`` from the config alone: the
+  share of ``sqd.memory_mb`` each worker gets when that is set, else :data:`AUTO_MAX_DIMENSION`.
+  Never from the machine: the same config must diagonalise the same subspaces on a laptop,
+  a busy node or a large one;
+- caps a batch over that dimension by keeping its heaviest strings (weight = summed sample
+  counts of the batch's determinants that hold the string; ties broken by string value, so
+  the cap is deterministic);
+- finds the memory the step has: ``sqd.memory_mb`` when set, else SLURM's grant
   (``SLURM_MEM_PER_NODE``, or ``SLURM_MEM_PER_CPU`` x the CPUs of the job), else what the
-  node has available (psutil), divided among the worker processes;
-- derives ``max_dimension`` from it when the config leaves it ``null``, and caps a batch
-  over that dimension by keeping its heaviest strings (weight = summed sample counts of
-  the batch's determinants that hold the string; ties broken by string value, so the cap
-  is deterministic);
-- refuses, before any solve starts, a batch whose estimate still does not fit.
+  node has available (psutil), divided among the worker processes; this figure only
+  decides whether a batch may run at all:
+- refuses, before any solve starts, a batch whose estimate does not fit (one line: what it
+  needs, what there is and where that figure came from), unless ``sqd.shrink_to_memory``
+  asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut).
 
 Nothing here imports PySCF: the checks run in the parent before a worker is started.
 """
@@ -48,6 +54,12 @@ PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page
 # cache of the integrals and for the estimate's error.
 USABLE_FRACTION = 0.8
+# The cap a config with ``sqd.max_dimension: null`` and no ``sqd.memory_mb`` gets: a fixed
+# figure, so that nothing derived depends on the machine. About 1.2-1.55 GB per worker by
+# the estimates above (1.45 GB with the default direct solver), and above every subspace
+# the size-derived defaults build (at most hinqs.defaults.MAX_AUTO_STRINGS^2 = 2.25 M
+# determinants), so it only cuts batches that an explicit sqd.samples_per_batch made larger.
+AUTO_MAX_DIMENSION = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class MemoryBudget:
     total_mb: float
     per_worker_mb: float
     source: str
+    workers: int
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json."""
@@ -64,6 +77,7 @@ class MemoryBudget:
             "total_mb": round(self.total_mb, 1),
             "per_worker_mb": round(self.per_worker_mb, 1),
             "source": self.source,
+            "workers": self.workers,
         }
 
 
@@ -79,14 +93,20 @@ def dimension_for_mb(memory_mb: float, solver: str) -> int:
 
 
 def slurm_memory_mb(env: dict[str, str] | None = None) -> tuple[float, str] | None:
-    """Memory SLURM granted the job, in MB, or None outside a SLURM job with a memory request."""
+    """Memory SLURM granted the job, in MB, or None outside a SLURM job with a memory request.
+
+    A value that is not a number is one line (:class:`InputError`), not a traceback.
+    """
     env = os.environ if env is None else env
-    if env.get("SLURM_MEM_PER_NODE"):
-        return float(env["SLURM_MEM_PER_NODE"]), "SLURM_MEM_PER_NODE"
-    if env.get("SLURM_MEM_PER_CPU"):
-        cpus = env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE") or "1"
-        ncpu = int(cpus.split("(")[0].split(",")[0])
-        return float(env["SLURM_MEM_PER_CPU"]) * ncpu, f"SLURM_MEM_PER_CPU x {ncpu} CPUs"
+    try:
+        if env.get("SLURM_MEM_PER_NODE"):
+            return float(env["SLURM_MEM_PER_NODE"]), "SLURM_MEM_PER_NODE"
+        if env.get("SLURM_MEM_PER_CPU"):
+            cpus = env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE") or "1"
+            ncpu = int(cpus.split("(")[0].split(",")[0])
+            return float(env["SLURM_MEM_PER_CPU"]) * ncpu, f"SLURM_MEM_PER_CPU x {ncpu} CPUs"
+    except ValueError as exc:
+        raise InputError(f"cannot read SLURM's memory grant from the environment: {exc}") from None
     return None
 
 
@@ -105,24 +125,41 @@ def memory_budget(workers: int, memory_mb: float | None = None, env: dict[str, s
         total *= USABLE_FRACTION
         source += f" x {USABLE_FRACTION:g}"
     per_worker = max(0.0, (total - PARENT_MB) / max(1, workers))
-    return MemoryBudget(total, per_worker, source)
+    return MemoryBudget(total, per_worker, source, max(1, workers))
 
 
-def resolve_max_dimension(max_dimension: int | None, solver: str, budget: MemoryBudget) -> int | None:
-    """The cap to apply: the configured one, the one the memory allows (``None``), or no cap (0).
+def round_down(dimension: int) -> int:
+    """``dimension`` rounded down to two significant digits (at least 1).
 
-    The derived cap is rounded down to two significant digits so that small changes in the
-    available memory rarely change which batches are capped.
+    A derived cap is rounded so that a small change in the memory figure it comes from
+    rarely changes which batches are capped.
+    """
+    if dimension < 100:
+        return max(dimension, 1)
+    scale = 10 ** (int(math.log10(dimension)) - 1)
+    return dimension // scale * scale
+
+
+def resolve_max_dimension(max_dimension: int | None, solver: str, memory_mb: float | None, workers: int) -> int | None:
+    """The cap to apply: the configured one, the derived one (``None``), or no cap (0).
+
+    Derived from the config only (see the module docstring): each worker's share of
+    ``sqd.memory_mb`` when it is set, else :data:`AUTO_MAX_DIMENSION`.
     """
     if max_dimension == 0:
         return None
     if max_dimension is not None:
         return int(max_dimension)
-    derived = dimension_for_mb(budget.per_worker_mb, solver)
-    if derived < 100:
-        return max(derived, 1)
-    scale = 10 ** (int(math.log10(derived)) - 1)
-    return derived // scale * scale
+    if memory_mb is None:
+        return AUTO_MAX_DIMENSION
+    return round_down(dimension_for_mb(memory_budget(workers, memory_mb).per_worker_mb, solver))
+
+
+def memory_dimension(budget: MemoryBudget, solver: str) -> int:
+    """The largest (rounded) dimension a worker's share of ``budget`` holds; 0 when not even the
+    solver's baseline fits. What ``sqd.shrink_to_memory`` cuts a batch to."""
+    fits = dimension_for_mb(budget.per_worker_mb, solver)
+    return round_down(fits) if fits > 0 else 0
 
 
 def string_weights(strings: np.ndarray, holders: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
@@ -179,20 +216,23 @@ def cap_shape(k_alpha: int, k_beta: int, max_dimension: int, shared: bool) -> tu
     return (new_small, new_large) if k_alpha <= k_beta else (new_large, new_small)
 
 
-def check_fits(batches: list[Any], solver: str, budget: MemoryBudget, max_dimension: int | None) -> None:
-    """One-line :class:`InputError` naming the first batch whose estimate exceeds a worker's share."""
+def check_fits(
+    batches: list[Any], solver: str, budget: MemoryBudget, max_dimension: int | None, shrink_to_memory: bool
+) -> None:
+    """One-line :class:`InputError` naming the first batch whose estimate exceeds a worker's share.
+
+    The line says what the batch needs, what a worker has and where that figure came from,
+    so that the user can tell a small node from a too-large batch without a traceback.
+    """
+    advice = ", or set sqd.shrink_to_memory: true to cut the batch to what fits"
     for batch in batches:
         need = estimate_mb(batch.n_determinants, solver)
         if need > budget.per_worker_mb:
             ka, kb = batch.shape
-            cap = (
-                "capping is disabled (sqd.max_dimension: 0)"
-                if max_dimension is None
-                else (f"sqd.max_dimension = {max_dimension:,}")
-            )
+            cap = "no cap (sqd.max_dimension: 0)" if max_dimension is None else f"sqd.max_dimension = {max_dimension:,}"
             raise InputError(
                 f"batch {batch.index}: {ka} x {kb} = {batch.n_determinants:,} determinants need about "
                 f"{need:,.0f} MB with {solver}, but a worker has {budget.per_worker_mb:,.0f} MB "
-                f"({budget.source}, {cap}); lower sqd.samples_per_batch or sqd.max_dimension, "
-                "or give the step more memory"
+                f"(from {budget.source}, {budget.workers} worker(s); {cap}); lower sqd.samples_per_batch or "
+                f"sqd.max_dimension or give the step more memory{'' if shrink_to_memory else advice}"
             )

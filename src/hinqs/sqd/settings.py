@@ -86,11 +86,13 @@ class ParallelSettings:
 class SQDSettings:
     """Everything one diagonalisation step needs besides its inputs.
 
-    ``max_dimension`` caps each batch's product space (``None``: derived from the memory
-    the step has, see :mod:`hinqs.sqd.dimension`; 0: no cap). ``memory_mb`` overrides the
-    memory the step believes it has (``None``: SLURM's grant, else the node's available
-    memory). Neither enters the batch fingerprint directly: a cap changes the batch's
-    strings, and those are fingerprinted.
+    ``max_dimension`` caps each batch's product space (``None``: derived from the config,
+    ``memory_mb`` or a fixed figure, see :mod:`hinqs.sqd.dimension`; 0: no cap).
+    ``memory_mb`` is the memory the step may use (``None``: SLURM's grant, else the node's
+    available memory), against which a batch is checked before it runs; a batch that does
+    not fit is refused, or cut to what fits when ``shrink_to_memory`` is set (the only
+    machine-dependent cut; result.json records it). None of these enters the batch
+    fingerprint directly: a cap changes the batch's strings, and those are fingerprinted.
     """
 
     seed: int
@@ -99,6 +101,7 @@ class SQDSettings:
     samples_per_batch: int
     max_dimension: int | None
     memory_mb: float | None
+    shrink_to_memory: bool
     solver: SolverSettings
     parallel: ParallelSettings
 
@@ -112,7 +115,7 @@ class SQDSettings:
         if self.samples_per_batch < 1:
             raise InputError("samples_per_batch must be at least 1")
         if self.max_dimension is not None and self.max_dimension < 0:
-            raise InputError("max_dimension must be non-negative (0 turns the cap off, null derives it from memory)")
+            raise InputError("max_dimension must be non-negative (0 turns the cap off, null derives it)")
         if self.memory_mb is not None and not self.memory_mb > 0:
             raise InputError("memory_mb must be positive (or null to detect it)")
 

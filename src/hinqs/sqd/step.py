@@ -43,12 +43,20 @@ import numpy as np
 
 from hinqs.errors import InputError, StepFailed, WriteFailed
 from hinqs.io.atomic import describe_os_error
-from hinqs.io.files import StepResult, step_result, write_result, write_state
+from hinqs.io.files import StepResult, read_state, step_result, write_result, write_state
 from hinqs.io.hamiltonian import active_shape, load_hamiltonian
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
-from hinqs.sqd.dimension import MemoryBudget, check_fits, memory_budget, resolve_max_dimension, teacher_marginals
+from hinqs.sqd.dimension import (
+    MemoryBudget,
+    check_fits,
+    estimate_mb,
+    memory_budget,
+    memory_dimension,
+    resolve_max_dimension,
+    teacher_marginals,
+)
 from hinqs.sqd.executors import BatchExecutor, ExecutorReport, make_executor
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.task import BatchOutcome, BatchTask
@@ -100,19 +108,63 @@ def plan_batches(
     ``teacher`` (the previous iteration's ``state.npz``) lets the cap rank strings by the
     state's weights as well as by sample counts (:func:`hinqs.sqd.batches.cap_batch`).
 
-    The budget is divided among ``parallel.workers`` whatever the executor, so that the
-    sequential reference path and the parallel path derive the same cap (``hinqs verify``).
-    Raises :class:`InputError` (one line) for a batch that does not fit even after the cap.
+    The cap comes from the settings alone (:func:`hinqs.sqd.dimension.resolve_max_dimension`),
+    so the same config caps the same batches on every machine. The memory the step has
+    (divided among ``parallel.workers`` whatever the executor, so that the sequential
+    reference path and the parallel path agree) only refuses a batch that does not fit, or,
+    with ``sqd.shrink_to_memory``, cuts it further (recorded under ``shrunk``). Raises
+    :class:`InputError` (one line) for a batch that still does not fit.
     """
     budget: MemoryBudget = memory_budget(settings.parallel.workers, settings.memory_mb)
     solver = settings.solver.solver
-    max_dimension = resolve_max_dimension(settings.max_dimension, solver, budget)
-    if max_dimension is not None:
-        weights = None
-        if teacher is not None and any(b.n_determinants > max_dimension for b in batches):
-            weights = teacher_marginals(teacher)
-        batches = [cap_batch(b, max_dimension, nelec, weights) for b in batches]
-    check_fits(batches, solver, budget, max_dimension)
+    configured = resolve_max_dimension(settings.max_dimension, solver, settings.memory_mb, settings.parallel.workers)
+    max_dimension, shrunk = configured, None
+    if settings.shrink_to_memory:
+        max_dimension, shrunk = _shrunk_cap(batches, configured, budget, solver)
+    batches = _capped(batches, max_dimension, nelec, teacher)
+    check_fits(batches, solver, budget, max_dimension, settings.shrink_to_memory)
+    _log_caps(batches, max_dimension)
+    plan = {
+        "max_dimension": max_dimension,
+        "memory": budget.as_dict(),
+        "n_capped": sum(bool(b.cap and b.cap["capped"]) for b in batches),
+        "shrunk": shrunk,
+    }
+    return batches, plan
+
+
+def _shrunk_cap(
+    batches: list[Batch], configured: int | None, budget: MemoryBudget, solver: str
+) -> tuple[int | None, dict[str, Any] | None]:
+    """``sqd.shrink_to_memory``: the cap lowered to what a worker's memory holds, when a batch
+    (after the configured cap) would not fit; with a record of the cut for result.json."""
+    fits = memory_dimension(budget, solver)
+    after_cap = [min(b.n_determinants, configured) if configured is not None else b.n_determinants for b in batches]
+    if fits < 1 or all(estimate_mb(d, solver) <= budget.per_worker_mb for d in after_cap):
+        return configured, None  # nothing to shrink (or nothing fits: check_fits refuses)
+    cut = [b.index for b, d in zip(batches, after_cap, strict=True) if d > fits]
+    log.warning(
+        "sqd.shrink_to_memory: batches %s cut to %d determinants to fit %.0f MB per worker (%s); "
+        "this cap depends on the machine", cut, fits, budget.per_worker_mb, budget.source,
+    )  # fmt: skip
+    record = {"configured_max_dimension": configured, "max_dimension": fits, "batches": cut, "memory": budget.as_dict()}
+    return fits, record
+
+
+def _capped(
+    batches: list[Batch], max_dimension: int | None, nelec: tuple[int, int], teacher: str | os.PathLike[str] | None
+) -> list[Batch]:
+    """The batches cut to ``max_dimension``; the teacher is read only when a batch is cut."""
+    if max_dimension is None:
+        return batches
+    weights = None
+    if teacher is not None and any(b.n_determinants > max_dimension for b in batches):
+        weights = teacher_marginals(teacher)
+    return [cap_batch(b, max_dimension, nelec, weights) for b in batches]
+
+
+def _log_caps(batches: list[Batch], max_dimension: int | None) -> None:
+    """A warning per capped batch: the cut changes the answer, so it must be seen."""
     for batch in batches:
         if batch.cap and batch.cap["capped"]:
             log.warning(
@@ -120,12 +172,6 @@ def plan_batches(
                 batch.index, max_dimension, *batch.cap["shape_before"], *batch.cap["shape_after"],
                 *batch.cap["strings_dropped"],
             )  # fmt: skip
-    plan = {
-        "max_dimension": max_dimension,
-        "memory": budget.as_dict(),
-        "n_capped": sum(bool(b.cap and b.cap["capped"]) for b in batches),
-    }
-    return batches, plan
 
 
 def _convergence_report(ordered: list[dict[str, Any]], best: int) -> dict[str, Any]:
@@ -278,18 +324,22 @@ def run_diagonalization(
     started = time.perf_counter()
     ham_dir = Path(hamiltonian_dir).resolve()
     meta = load_hamiltonian(ham_dir).meta  # a truncated or altered integral file is refused here, once
-    _, nelec = active_shape(meta, ham_dir)
+    norb, nelec = active_shape(meta, ham_dir)
     alpha, beta, counts = _validated_pool(alpha, beta, counts, meta)
+    if teacher is not None:  # a state of another system is refused before anything is written
+        read_state(teacher, sort=True, norb=norb, nelec=nelec)
     pool = make_pool(alpha, beta, counts)
     batches = form_batches(pool, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
     batches, plan = plan_batches(batches, settings, nelec, teacher)
+    # Warm start: every batch's Davidson starts from the previous ground state (the teacher),
+    # so what that state holds is part of every batch's fingerprint.
+    guess = str(Path(teacher).resolve()) if teacher is not None and settings.solver.warm_start else None
+    guess_digest = None if guess is None else store.state_digest(guess)
     out = _open_output(out_dir)
     hashes = {b.index: b.content_hash() for b in batches}
-    prints = {i: store.fingerprint(meta, h, settings.solver) for i, h in hashes.items()}
+    prints = {i: store.fingerprint(meta, h, settings.solver, guess_digest) for i, h in hashes.items()}
     ledger = _Ledger(out, hashes, prints, {b.index: b.cap for b in batches}, {})
-    # Warm start: every batch's Davidson starts from the previous ground state (the teacher).
-    guess = str(Path(teacher).resolve()) if teacher is not None and settings.solver.warm_start else None
     tasks = ledger.pending(batches, ham_dir, nelec, settings, guess)
     runner = executor or executor_for(settings)
     report = runner.run(tasks, ledger.record) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)

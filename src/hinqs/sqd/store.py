@@ -9,7 +9,10 @@ says ``ok`` always has its state beside it.
 A rerun of a step that was killed half-way (wall-time limit, node failure, Ctrl-C) reuses
 every successful batch whose fingerprint matches and solves only the rest. The
 fingerprint hashes what the result depends on: the integrals' sha256 (from meta.json),
-the batch's subspace strings and the solver settings. Thread counts and executors are
+the batch's subspace strings, the solver settings and, for a warm start, the guess state
+(its strings and amplitudes, :func:`state_digest`): Davidson started elsewhere may stop on
+another root or at other last bits, so a batch solved from another guess is not reused.
+Thread counts and executors are
 left out on purpose: they change at most the last bits of an energy. Failed batches are
 not reused: a rerun tries them again.
 """
@@ -21,6 +24,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hinqs.io.atomic import write_json
 from hinqs.io.files import GroundState, batch_record, read_state, write_batch_state
@@ -36,8 +41,11 @@ def batch_paths(out_dir: Path, index: int) -> tuple[Path, Path]:
     return SQDFiles(Path(out_dir)).batch(index)
 
 
-def fingerprint(hamiltonian_meta: dict[str, Any], content_hash: str, solver: SolverSettings) -> str:
-    """sha256 over the inputs a batch result depends on."""
+def fingerprint(
+    hamiltonian_meta: dict[str, Any], content_hash: str, solver: SolverSettings, guess: str | None
+) -> str:
+    """sha256 over the inputs a batch result depends on (``guess``: the warm start's
+    :func:`state_digest`, None for a cold start)."""
     key = {
         "format": BATCH_FORMAT,
         "integrals": hamiltonian_meta.get("sha256"),
@@ -46,7 +54,20 @@ def fingerprint(hamiltonian_meta: dict[str, Any], content_hash: str, solver: Sol
         "batch": content_hash,
         "solver": solver.as_dict(),
     }
+    if guess is not None:  # cold starts keep the fingerprints of files written before guesses were hashed
+        key["guess"] = guess
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def state_digest(path: str | Path) -> str:
+    """sha256 of a ground-state file's content (strings sorted, amplitudes permuted along):
+    what a warm start reads of it, whatever the file's order, name or extra arrays."""
+    state = read_state(path).sorted()
+    digest = hashlib.sha256()
+    for array, dtype in ((state.strs_a, "<u8"), (state.strs_b, "<u8"), (state.amplitudes, "<f8")):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    return digest.hexdigest()
 
 
 def _finite_or_none(value: float | None) -> float | None:

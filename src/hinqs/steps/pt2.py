@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hinqs.subspace.settings import PT2Settings
+
+if TYPE_CHECKING:
+    from hinqs.io.files import GroundState
 
 
 def estimate_pt2(
@@ -20,18 +23,20 @@ def estimate_pt2(
 ) -> dict[str, Any]:
     """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``.
 
+    A state of another system, or with non-finite numbers, is refused in one line before
+    anything is computed or written.
+
     A sampled correction draws from the named stream ``("pt2", iteration)`` of ``seed``."""
     from hinqs.io.atomic import write_json
-    from hinqs.io.files import read_state
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.seeding import numpy_stream
     from hinqs.sqd.task import thread_limit
     from hinqs.subspace.pt2 import en_pt2
 
     record: dict[str, Any] = {"max_dimension": settings.max_dimension, "iteration": iteration}
+    ham = load_hamiltonian(hamiltonian)
+    ground = _checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
     if settings.max_dimension > 0:
-        ham = load_hamiltonian(hamiltonian)
-        ground = read_state(state)
         with thread_limit(threads):
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, batches=settings.batches,
@@ -45,3 +50,22 @@ def estimate_pt2(
         record["skipped"] = "pt2.max_dimension is 0"
     write_json(out, record)
     return record
+
+
+def _checked_state(path: str | os.PathLike[str], norb: int, nelec: tuple[int, int]) -> GroundState:
+    """The state, refused in one line unless it belongs to the Hamiltonian's system and holds
+    finite numbers: a foreign state would otherwise reach PySCF (a traceback, or a number
+    for the wrong molecule)."""
+    import math
+
+    import numpy as np
+
+    from hinqs.errors import InputError
+    from hinqs.io.files import read_state
+
+    ground = read_state(path, norb=norb, nelec=nelec)
+    if not np.all(np.isfinite(ground.amplitudes)) or not np.any(ground.amplitudes):
+        raise InputError(f"{path}: the amplitudes are not finite or all zero")
+    if ground.energy is not None and not math.isfinite(ground.energy):
+        raise InputError(f"{path}: the state's energy is {ground.energy!r}")
+    return ground

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,12 @@ def scan(
     png: str | os.PathLike[str],
 ) -> None:
     """Tabulate and plot the systems' best energies against their references (config order)."""
-    from hinqs.summary import write_scan
+    from hinqs.errors import InputError
+    from hinqs.summary import read_summary, write_scan
 
-    data = [json.loads(Path(p).read_text()) for p in summaries]
+    if len(summaries) != len(settings.systems):
+        count = f"{len(summaries)} summaries for {len(settings.systems)} systems"
+        raise InputError(f"{count}: give one summary.json per system, in config order")
+    data = [read_summary(p) for p in summaries]  # all read and checked before anything is written
     coordinates = [float(s.get("coordinate", i)) for i, s in enumerate(settings.systems)]
     write_scan(data, coordinates, Path(csv), Path(png))

@@ -5,18 +5,27 @@ Run under the pool server, across nodes, e.g.
 the step, the other ranks solve (``workers`` is then the number of ranks - 1). Starting
 ranks from a plain process would need ``MPI_Comm_spawn``, which srun and a bare singleton
 lack (it hangs or aborts), so it is refused. Exceptions, non-finite energies and timeouts
-fail one batch as elsewhere. MPI cannot survive the death of a rank: the launcher ends the
-job, and the rerun resumes from the batches already on disk.
+fail one batch as elsewhere. A rank cannot be killed: a batch whose rank has not answered
+``batch_timeout + kill_grace`` after it was sent fails as timed out (retried on another rank
+as the policy says) and that rank is not used again until it returns; the ranks' start is
+waited for at most ``max(START_SECONDS, batch_timeout + kill_grace)``. MPI cannot survive
+the death of a rank: the launcher ends the job, and the rerun resumes from the batches
+already on disk.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import BrokenExecutor
+from concurrent.futures import BrokenExecutor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from hinqs.errors import InputError
 from hinqs.sqd.executors.base import ExecutorReport
 from hinqs.sqd.executors.pool import FuturePoolExecutor
+
+START_SECONDS = 120.0
+"""The least time the ranks get to start and answer (imports of PySCF and, for solve_fermion, JAX)."""
 
 NOT_UNDER_POOL_SERVER = (
     "the mpi executor needs MPI ranks: run it as "
@@ -65,9 +74,28 @@ class MPIExecutor(FuturePoolExecutor):
         ranks = self.pool.num_workers
         if ranks < 1:
             raise BrokenExecutor("no MPI workers (run under mpiexec with python -m mpi4py.futures)")
-        infos = [f.result().as_dict() for f in [self.pool.submit(worker_info) for _ in range(ranks)]]
+        infos = self._await_ranks([self.pool.submit(worker_info) for _ in range(ranks)])
         report.record_pool_start(time.perf_counter() - start, ranks, infos)
         return ranks
+
+    def _await_ranks(self, warmups: list[Future]) -> list[dict[str, Any]]:
+        """Every rank's description, waited for at most :meth:`start_timeout` seconds in all: a
+        rank that never answers is a pool that failed to start, not a step that hangs."""
+        limit = self.start_timeout()
+        deadline = None if limit is None else time.monotonic() + limit
+        infos = []
+        for future in warmups:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                infos.append(future.result(timeout=left).as_dict())
+            except FutureTimeout:
+                raise BrokenExecutor(f"an MPI rank did not answer within {limit:g} s of the pool's start") from None
+        return infos
+
+    def start_timeout(self) -> float | None:
+        """How long the ranks may take to start: the batch timeout plus grace, but at least
+        ``START_SECONDS`` (their imports alone take seconds); no limit without a batch timeout."""
+        return None if self.timeout is None else max(START_SECONDS, self.timeout + self.kill_grace)
 
     def _stop_pool(self, kill: bool) -> None:
         if self.pool is not None:

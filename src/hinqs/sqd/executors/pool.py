@@ -3,8 +3,12 @@
 At most ``capacity`` tasks are in flight, so a submitted task starts at once. A finished
 task goes through the retry policy (:mod:`hinqs.sqd.executors.policy`). A broken pool
 (a worker died) fails every in-flight future: the pool is shut down, the batch to blame
-is charged an attempt, the others are resubmitted, and the pool is started again. A
-backend supplies the pool itself through the hooks of :class:`FuturePoolExecutor`.
+is charged an attempt, the others are resubmitted, and the pool is started again. A pool
+that fails to start is torn down and started again the same way (never left in place for
+later batches). No wait outlasts ``timeout + kill_grace``: a batch past it has its worker
+killed where the backend can (``process``), else it fails as timed out and its worker is
+left to finish, unused (``mpi``). A backend supplies the pool itself through the hooks of
+:class:`FuturePoolExecutor`.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class FuturePoolExecutor:
         self.pool: Any = None
         self.capacity = 0
         self._persistent = False
+        self._stuck: set[Future] = set()  # abandoned tasks whose worker has not returned yet
 
     def __enter__(self) -> FuturePoolExecutor:
         self._persistent = True
@@ -102,28 +107,51 @@ class FuturePoolExecutor:
         pending = deque(replace(t, threads=self.threads, timeout=self.timeout) for t in tasks)
         run = _Run(pending, Attempts(self.retries, on_outcome), report, tasks[0].solver.solver, size)
         try:
-            if self.pool is None:
-                self.capacity = self._start_pool(report, run.solver, size)
-            while run.pending or run.inflight:
-                self._submit_ready(run)
-                broken = self._collect(run)
-                if not broken:
-                    self._enforce_timeouts(run.inflight, report)
-                elif not self._recover(run, broken):
-                    break
-        except BrokenExecutor as exc:  # the pool could not even start
-            report.events.append(f"pool failed to start: {exc}")
-            run.pending.extendleft(slot.task for slot in run.inflight.values())
-            run.inflight.clear()
-            run.fail_all(f"worker pool failed to start: {exc}")
+            if self.pool is not None or self._start_or_give_up(run):
+                self._loop(run)
         finally:
             # Idle workers are ended rather than waited for; a kept pool stays unless work is stranded.
-            if run.inflight or not self._persistent:
+            if run.inflight or self._stuck or not self._persistent:
                 self._stop_pool(kill=True)
+                self._stuck.clear()
         return report
 
+    def _loop(self, run: _Run) -> None:
+        """Submit, collect and recover until every batch has its final outcome."""
+        while run.pending or run.inflight:
+            self._submit_ready(run)
+            if not run.inflight:  # every worker is stuck in an abandoned batch
+                run.fail_all("no worker left: every worker is stuck in a batch past batch_timeout")
+                return
+            broken = self._collect(run)
+            if not broken:
+                self._enforce_timeouts(run, run.report)
+            elif not self._recover(run, broken):
+                return
+
+    def _start_or_give_up(self, run: _Run) -> bool:
+        """Start the pool; False (every pending batch failed with the reason) when it cannot.
+
+        A start that fails (a worker that dies or raises in its initializer, a spawn that
+        fails) is torn down, so that no broken pool is left for this run or, in a kept pool,
+        for every later one, and started again, up to ``MAX_FRUITLESS_RESTARTS`` more times:
+        the pending batches then run as after a crashed worker's restart.
+        """
+        error: BaseException | None = None
+        self._stuck.clear()  # a new pool: the old one's abandoned tasks hold none of its workers
+        for attempt in range(1, MAX_FRUITLESS_RESTARTS + 2):
+            try:
+                self.capacity = self._start_pool(run.report, run.solver, run.size)
+                return True
+            except (BrokenExecutor, OSError) as exc:  # OSError: a process that could not be spawned
+                error = exc
+                run.report.events.append(f"pool failed to start (try {attempt}): {type(exc).__name__}: {exc}")
+                self._stop_pool(kill=True)
+        run.fail_all(f"worker pool failed to start {MAX_FRUITLESS_RESTARTS + 1} times: {type(error).__name__}: {error}")
+        return False
+
     def _submit_ready(self, run: _Run) -> None:
-        while run.pending and len(run.inflight) < self.capacity:
+        while run.pending and len(run.inflight) < self._free_capacity():
             task = run.pending.popleft()
             run.inflight[self.pool.submit(run_task, task)] = Slot(task, time.time())
 
@@ -168,9 +196,7 @@ class FuturePoolExecutor:
         if run.fruitless_restarts > MAX_FRUITLESS_RESTARTS:
             run.fail_all("the worker pool keeps breaking with no batch to blame")
             return False
-        if run.pending:
-            self.capacity = self._start_pool(run.report, run.solver, run.size)
-        return True
+        return not run.pending or self._start_or_give_up(run)
 
     @staticmethod
     def _outcome(future: Future, slot: Slot, broken: list[Slot]) -> BatchOutcome | None:
@@ -184,7 +210,8 @@ class FuturePoolExecutor:
             return failed_outcome(slot.task, ErrorKind.EXCEPTION, f"{type(exc).__name__}: {exc}", pid=slot.pid)
 
     def _poll_seconds(self, inflight: dict[Future, Slot]) -> float | None:
-        if self.timeout is None or not self.can_kill:
+        """How long to wait for a result: at most 1 s, less when a batch's timeout + grace falls due."""
+        if self.timeout is None:
             return 1.0
         now = time.time()
         deadlines = [
@@ -194,12 +221,19 @@ class FuturePoolExecutor:
         ]
         return min([1.0, *[max(d, 0.05) for d in deadlines]])
 
-    def _enforce_timeouts(self, inflight: dict[Future, Slot], report: ExecutorReport) -> None:
-        """Kill the worker of a batch past timeout + grace: its own timer did not stop it."""
-        if self.timeout is None or not self.can_kill:
+    def _enforce_timeouts(self, run: _Run, report: ExecutorReport) -> None:
+        """Stop waiting for a batch past timeout + grace: its own timer did not stop it.
+
+        Where workers can be killed (``process``) its worker is killed, which breaks the pool
+        and goes through the blame path; where not (``mpi``), it is abandoned.
+        """
+        if self.timeout is None:
+            return
+        if not self.can_kill:
+            self._abandon_overdue(run)
             return
         now = time.time()
-        for slot in inflight.values():
+        for slot in run.inflight.values():
             if slot.started is None or slot.pid is None or slot.killed_for_timeout:
                 continue
             if now - slot.started > self.timeout + self.kill_grace:
@@ -209,3 +243,28 @@ class FuturePoolExecutor:
                 )
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(slot.pid, signal.SIGKILL)
+
+    def _abandon_overdue(self, run: _Run) -> None:
+        """A worker that cannot be killed (an MPI rank) and has not answered by timeout + grace:
+        its batch fails with a timeout (and is retried elsewhere as the policy says), and the
+        rank is counted busy until its future ends, so no wait is unbounded by the timeout."""
+        assert self.timeout is not None
+        now = time.time()
+        for future, slot in list(run.inflight.items()):
+            elapsed = now - (slot.started if slot.started is not None else slot.submitted)
+            if elapsed <= self.timeout + self.kill_grace:
+                continue
+            del run.inflight[future]
+            self._stuck.add(future)
+            message = (
+                f"exceeded batch_timeout={self.timeout:g} s; its worker did not answer within {elapsed:.1f} s "
+                "and cannot be killed: abandoned (the worker is not used again until it returns)"
+            )
+            run.report.events.append(f"batch {slot.task.index} attempt {slot.task.attempt}: {message}")
+            outcome = failed_outcome(slot.task, ErrorKind.TIMEOUT, message, pid=slot.pid, seconds=elapsed)
+            run.requeue(run.attempts.finish(slot.task, outcome))
+
+    def _free_capacity(self) -> int:
+        """Workers free for a new task: the pool's capacity less those still stuck in an abandoned one."""
+        self._stuck = {f for f in self._stuck if not f.done()}
+        return self.capacity - len(self._stuck)

@@ -141,16 +141,17 @@ class ProcessExecutor(FuturePoolExecutor):
                     slot.pid, slot.started = message.pid, message.started
 
     def _stop_pool(self, kill: bool) -> None:
-        if self.pool is None:
-            return
+        """Shut the pool down and join its processes; also after a start that failed half-way
+        (the pool, some processes or only the channel made), so nothing of it stays behind."""
         processes = [] if self._context is None else list(self._context.processes)
         if kill:
             for process in processes:
                 if process.exitcode is None:
                     with contextlib.suppress(Exception):
                         process.terminate()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
         for process in processes:
             with contextlib.suppress(Exception):
                 process.join(timeout=10)
