@@ -17,7 +17,7 @@ def test_defaults_filled_match_snakemake_validate():
     ours = validate_config(copy.deepcopy(MINIMAL))
     theirs = copy.deepcopy(MINIMAL)
     snakemake_validate(theirs, str(SCHEMA_PATH), set_default=True)
-    assert ours["sqd"]["solver"] == "solve_fermion"
+    assert ours["sqd"]["solver"] == "direct"
     assert ours["parallel"]["executor"] == "process"
     assert ours["systems"][0]["basis"] == "sto-3g"
     for section in ("seed", "nqs", "sqd", "parallel", "iterations", "references"):

@@ -341,7 +341,7 @@ def solve_direct(
     )
 
 
-SOLVER_FUNCTIONS = {"solve_fermion": solve_with_solve_fermion, "lean": solve_lean, "direct": solve_direct}
+SOLVER_FUNCTIONS = {"direct": solve_direct, "solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
 """The solvers by registry name (:data:`hinqs.sqd.registry.SOLVERS`)."""
 
 
