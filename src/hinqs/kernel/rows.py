@@ -24,21 +24,21 @@ import numpy as np
 
 
 @nb.njit(cache=True, inline="always")
-def _dot(e, a, n):
-    """``sum_k e[k] a[k]`` over ``n`` entries with four running sums, combined in a fixed order."""
+def _dot(e_t, rs, a_t, j, n):
+    """``sum_k e_t[rs, k] a_t[j, k]`` over ``n`` entries with four running sums, combined in a fixed order."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     k = 0
     while k + 4 <= n:
-        s0 += e[k] * a[k]
-        s1 += e[k + 1] * a[k + 1]
-        s2 += e[k + 2] * a[k + 2]
-        s3 += e[k + 3] * a[k + 3]
+        s0 += e_t[rs, k] * a_t[j, k]
+        s1 += e_t[rs, k + 1] * a_t[j, k + 1]
+        s2 += e_t[rs, k + 2] * a_t[j, k + 2]
+        s3 += e_t[rs, k + 3] * a_t[j, k + 3]
         k += 4
     while k < n:
-        s0 += e[k] * a[k]
+        s0 += e_t[rs, k] * a_t[j, k]
         k += 1
     return (s0 + s1) + (s2 + s3)
 
@@ -70,13 +70,15 @@ def _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, 
         y = cols[i]
         acc = 0.0
         for m in range(b_lptr[y], b_lptr[y + 1]):
-            acc += b_lsign[m] * _dot(e_t[b_lpair[m]], a_t[b_lsrc[m]], n_links)
+            acc += b_lsign[m] * _dot(e_t, b_lpair[m], a_t, b_lsrc[m], n_links)
         out[i] += acc
 
 
 @nb.njit(cache=True)
-def fill_row(x, cols, col_src, out, c_mat, eri2, a, b, same_spin):
-    """``out[i] = (H C)[x, cols[i]]``; ``col_src[i]`` is column ``cols[i]``'s source index or -1.
+def fill_row(x, cols, col_src, src_pos, out, c_mat, eri2, a, b, same_spin):
+    """``out[i] = (H C)[x, cols[i]]``; ``col_src[i]`` is column ``cols[i]``'s source index or -1,
+    ``src_pos`` the positions ``i`` whose column is a source (the only ones the alpha
+    same-spin part reaches: a PT2 row meets tens of thousands of external columns).
 
     ``same_spin`` False leaves out the same-spin tables and
     diagonals: what the S^2 operator (an opposite-spin sum only) uses with its own
@@ -102,9 +104,8 @@ def fill_row(x, cols, col_src, out, c_mat, eri2, a, b, same_spin):
         for k in range(a_hptr[x], a_hptr[x + 1]):
             value = a_hval[k]
             row = c_mat[a_hsrc[k]]
-            for i in range(ncol):
-                if col_src[i] >= 0:
-                    out[i] += value * row[col_src[i]]
+            for i in src_pos:
+                out[i] += value * row[col_src[i]]
     _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_lsrc, b_lpair, b_lsign)
 
 
@@ -112,8 +113,9 @@ def fill_row(x, cols, col_src, out, c_mat, eri2, a, b, same_spin):
 def product(c_mat, eri2, a, b, n_rows, cols, col_src, same_spin):
     """The dense product: every target row against the columns ``cols``."""
     out = np.empty((n_rows, len(cols)))
+    src_pos = np.flatnonzero(col_src >= 0)
     for x in nb.prange(n_rows):
-        fill_row(x, cols, col_src, out[x], c_mat, eri2, a, b, same_spin)
+        fill_row(x, cols, col_src, src_pos, out[x], c_mat, eri2, a, b, same_spin)
     return out
 
 
@@ -162,13 +164,13 @@ def diagonal(a_hdiag, b_hdiag, a_jvec, b_occ):
 
 
 @nb.njit(cache=True)
-def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var, skip_sources, col_src):
+def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
     """Sum over the columns of one row of w_b[y] <xy|H|Psi>^2 / (E - H_xy,xy), and how many terms."""
     total = 0.0
     count = 0
     for i in range(len(cols)):
         v = out[i]
-        if v == 0.0 or (skip_sources and col_src[i] >= 0):
+        if v == 0.0:
             continue
         y = cols[i]
         cross = 0.0
@@ -192,6 +194,9 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
     subspace) only the source columns. Every other element is zero.
     """
     ext_cols, ext_src, linked_cols, linked_src, in_cols, in_src = col_sets
+    ext_pos = np.flatnonzero(ext_src >= 0)
+    linked_pos = np.flatnonzero(linked_src >= 0)
+    in_pos = np.flatnonzero(in_src >= 0)
     a_ident, a_lptr = a[0], a[5]
     b_hdiag = b[4]
     n_rows = len(a_ident)
@@ -199,16 +204,16 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
     counts = np.zeros(n_rows, np.int64)
     for x in nb.prange(n_rows):
         if a_ident[x] >= 0:
-            cols, src, skip = ext_cols, ext_src, False
+            cols, src, pos = ext_cols, ext_src, ext_pos
         elif a_lptr[x + 1] > a_lptr[x]:
-            cols, src, skip = linked_cols, linked_src, False
+            cols, src, pos = linked_cols, linked_src, linked_pos
         else:
-            cols, src, skip = in_cols, in_src, False
+            cols, src, pos = in_cols, in_src, in_pos
         if len(cols) == 0:
             continue
         out = np.empty(len(cols))
-        fill_row(x, cols, src, out, c_mat, eri2, a, b, True)
-        total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var, skip, src)
+        fill_row(x, cols, src, pos, out, c_mat, eri2, a, b, True)
+        total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var)
         sums[x] = w_a[x] * total
         counts[x] = count
     return sums, counts
