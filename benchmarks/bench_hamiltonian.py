@@ -10,8 +10,8 @@ spins, closed shell):
 
 For every (subspace, K, kernel, threads) a fresh process (its own peak RSS, its thread count
 set before NumPy loads) times one H C and, up to ``--solve-max-k``, one whole solve with
-that kernel's solver (``direct`` for the kernel, ``lean`` for PySCF's ``contract_2e``; the
-solve_fermion solver runs the same contraction), warm-started from the run's state when
+that kernel's solver (``direct`` for the kernel, ``lean`` for PySCF's ``contract_2e``, and
+qiskit-addon-sqd's ``solve_fermion``, whose H C is the same contraction), warm-started from the run's state when
 there is one (otherwise from the lowest diagonal), ``conv_tol`` 1e-8, at most 60 cycles.
 "bits 1=2" says whether 1 and 2 threads gave the same H C (sha256 of the array) and the same
 energy. Ratios are per core: both kernels run one after another in the same invocation.
@@ -42,7 +42,7 @@ SYSTEM = {
     "frozen_core": 2,
     "orbitals": "mp2",
 }
-KERNEL_SOLVER = {"direct": "direct", "contract_2e": "lean"}
+KERNEL_SOLVER = {"direct": "direct", "contract_2e": "lean", "solve_fermion": "solve_fermion"}
 
 
 def _peak_rss_mb() -> float:
@@ -136,6 +136,8 @@ def worker(args: argparse.Namespace) -> None:
 
 def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: int) -> dict:
     solve = k <= (args.solve_max_k if kernel == "direct" else args.reference_solve_max_k)
+    if kernel == "solve_fermion" and not solve:
+        return {}
     command = [sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian), "--kind", kind]
     command += ["--k", str(k), "--kernel", kernel, "--threads", str(threads)]
     command += ["--state", args.state or ""] + (["--solve"] if solve else [])
@@ -164,7 +166,10 @@ def _table(rows: list[dict]) -> str:
         if one and two:
             same = "yes" if one["hc_sha"] == two["hc_sha"] and one.get("energy") == two.get("energy") else "no"
         ref = by_key.get((r["kind"], r["k"], "contract_2e", r["threads"]))
+        ref_solve = by_key.get((r["kind"], r["k"], "solve_fermion", r["threads"])) or {}
         ratio = f"{ref['hc_s'] / r['hc_s']:.1f}x" if ref and r["kernel"] == "direct" else ""
+        if "solve_s" in ref_solve and "solve_s" in r and r["kernel"] == "direct":
+            ratio += f" (solve {ref_solve['solve_s'] / r['solve_s']:.1f}x vs solve_fermion)"
         solve = f"{r['solve_s']:.1f}" if "solve_s" in r else "not run"
         energy = f"{r['energy']:.8f}" if "energy" in r else ""
         lines.append(
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="400,1000,1500,3000")
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--kernels", default="contract_2e,direct")
+    parser.add_argument("--kernels", default="contract_2e,solve_fermion,direct")
     parser.add_argument("--state", help="a run's state.npz: adds the 'run' subspaces")
     parser.add_argument("--reference-max-k", type=int, default=1500, help="largest K for contract_2e")
     parser.add_argument("--solve-max-k", type=int, default=3000, help="largest K solved whole by direct")
@@ -210,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
                     if kernel == "contract_2e" and k > args.reference_max_k:
                         continue
                     for threads in (int(t) for t in args.threads.split(",")):
-                        rows.append(_run_row(args, hamiltonian, kind, k, kernel, threads))
+                        row = _run_row(args, hamiltonian, kind, k, kernel, threads)
+                        if not row:
+                            continue
+                        rows.append(row)
                         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                         if args.out:
                             Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
