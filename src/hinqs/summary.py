@@ -97,7 +97,8 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     cap repeats its last point) and needs three of them: the early, far points give the
     line its slope (measured: fitting only the last 3-4 points, which crowd together at the
     cap, put the intercept 0.5-0.9 mHa off FCI on C2 and CH2; all points, within 0.02 mHa).
-    Its spread is the intercept's standard error. Only an unbiased correction is extrapolated:
+    Its uncertainty: the fit's scatter and the PT2 errors propagated (``basis`` says which). Only an
+    unbiased correction is extrapolated:
     complete, or semistochastic with its standard error (an older screened one is not).
     """
     from hinqs.subspace.pt2 import extrapolate
@@ -106,14 +107,16 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
     if not with_pt2 or best is None:
         return None
     top = min(with_pt2, key=lambda r: r["energy"])
-    points: list[tuple[float, float]] = []
+    points: list[tuple[float, float, float]] = []
     for r in with_pt2:
-        if all(abs(r["energy"] - e) > DISTINCT_HA for _, e in points):
-            points.append((r["e_pt2"], r["energy"]))
+        if all(abs(r["energy"] - e) > DISTINCT_HA for _, e, _ in points):
+            points.append((r["e_pt2"], r["energy"], r.get("e_pt2_error") or 0.0))
     # A screened correction (older versions) missed a share of the connected space that changed
     # from one iteration to the next: E_var was not linear in it (measured at 52 qubits: slope +1.4).
     unbiased = all(r.get("pt2_complete") or r.get("e_pt2_error") is not None for r in with_pt2)
-    fit = extrapolate([p[1] for p in points], [p[0] for p in points]) if len(points) >= 3 and unbiased else None
+    fit = None
+    if len(points) >= 3 and unbiased:
+        fit = extrapolate([p[1] for p in points], [p[0] for p in points], [p[2] for p in points])
 
     def error(value: float | None) -> float | None:
         return None if value is None or reference is None else (value - reference) * MHA
@@ -123,6 +126,7 @@ def _pt2_summary(records: list[dict[str, Any]], best: float | None, reference: f
         "e_var": top["energy"],
         "e_pt2": top["e_pt2"],
         "e_pt2_error": top.get("e_pt2_error"),
+        "e_pt2_ci95": top.get("e_pt2_ci95"),
         "e_var_plus_pt2": top["e_var_plus_pt2"],
         "complete": top["pt2_complete"],
         "error_mha": error(top["e_var_plus_pt2"]),
@@ -313,7 +317,8 @@ def _plot_pt2_fit(ax: Any, summary: dict[str, Any], with_pt2: list[dict[str, Any
     fit = (summary.get("pt2") or {}).get("extrapolated")
     if fit is not None:
         line = np.linspace(min(x.min(), 0.0), 0.0, 20)
-        spread = f" +- {fit['spread'] * MHA:.3f} mHa" if fit.get("spread") is not None else ""
+        bar = fit.get("uncertainty", fit.get("spread"))
+        spread = f" +- {bar * MHA:.3f} mHa" if bar is not None else ""
         ax.plot(line, fit["energy"] + fit["slope"] * line / MHA, "-", color="C1",
                 label=f"fit: E(PT2 = 0) = {fit['energy']:.6f}{spread}")  # fmt: skip
     reference = summary["best_reference"]
@@ -365,14 +370,17 @@ def result_line(summary: dict[str, Any]) -> str:
     pt2 = summary.get("pt2") or {}
     if pt2.get("error_mha") is not None:
         bar = pt2.get("e_pt2_error")
+        half = pt2.get("e_pt2_ci95")
         if pt2.get("complete") or bar is not None:
-            sampled = f" +- {_mha(bar * MHA, sign=False)}" if bar else ""
+            sampled = f" +- {_mha(half * MHA, sign=False)} (95 %)" if half else ""
+            sampled = sampled or (f" +- {_mha(bar * MHA, sign=False)} (s.e.)" if bar else "")
             versus += f"; E+PT2 {_mha(pt2['error_mha'])}{sampled} mHa"
         else:
             versus += f"; E+PT2 (screened) {_mha(pt2['error_mha'])} mHa"
         fit = pt2.get("extrapolated") or {}
         if fit.get("error_mha") is not None:
-            spread = f" +- {_mha(fit['spread'] * MHA, sign=False)}" if fit.get("spread") is not None else ""
+            bar = fit.get("uncertainty", fit.get("spread"))
+            spread = f" +- {_mha(bar * MHA, sign=False)} ({fit.get('basis', 'fit scatter')})" if bar is not None else ""
             versus += f", extrapolated {_mha(fit['error_mha'])}{spread} mHa"
     return (
         f"{summary['system']}: E = {best:.10f} Ha, {versus}, {diagonalised}, subspace of {size or 0:,}, "

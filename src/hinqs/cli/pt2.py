@@ -27,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
     if "skipped" in record:
         print(f"hinqs pt2: skipped ({record['skipped']})")
     else:
-        error = record["e_pt2_error"]
-        kind = "complete" if record["complete"] else f"semistochastic, {record['batches']} batches"
-        bar = f" +- {error:.1e}" if error else ""
+        half = record["e_pt2_ci95"]
+        rows = f"{record['rows_computed']:,} of {record['rows']:,} rows summed exactly"
+        kind = "complete" if record["complete"] else f"semistochastic, {record['draws']:,} draws, {rows}"
+        bar = f" +- {half:.1e} (95 %)" if half else ""
         print(
             f"hinqs pt2: E_var = {record['e_var']:.10f}  E_PT2 = {record['e_pt2']:.4e}{bar}  "
-            f"E_var + E_PT2 = {record['e_total']:.10f} Ha ({kind}, up to {record['external_determinants']:,} "
-            f"external determinants per batch, {record['seconds']:.1f} s)"
+            f"E_var + E_PT2 = {record['e_total']:.10f} Ha ({kind}, {record['seconds']:.1f} s)"
         )
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from hinqs.kernel import rows
+from hinqs.kernel import rows as rows_kernels
 from hinqs.kernel.links import orbital_lists, same_spin_table, single_links
 
 
@@ -144,18 +144,18 @@ class ProductHamiltonian:
         c = self._coefficients(c)
         if self.square:
             a, b = self.alpha.tables, self.beta.tables
-            out = rows.square_opposite(c, self._eri2, a, b, True)
-            out += rows.same_spin_rows(c, a[1], a[2], a[3], self.shape[0])
-            out += rows.same_spin_rows(np.ascontiguousarray(c.T), b[1], b[2], b[3], self.shape[1]).T
+            out = rows_kernels.square_opposite(c, self._eri2, a, b, True)
+            out += rows_kernels.same_spin_rows(c, a[1], a[2], a[3], self.shape[0])
+            out += rows_kernels.same_spin_rows(np.ascontiguousarray(c.T), b[1], b[2], b[3], self.shape[1]).T
             return out
         cols, src = self.beta.columns(np.ones(self.shape[1], bool))
-        return rows.product(
+        return rows_kernels.product(
             self._coefficients(c), self._eri2, self.alpha.tables, self.beta.tables, self.shape[0], cols, src, True
         )
 
     def diagonal(self) -> np.ndarray:
         """H's diagonal on the targets, shape :attr:`shape`."""
-        return rows.diagonal(self.alpha.tables[4], self.beta.tables[4], self._jvec, self.beta.occ)
+        return rows_kernels.diagonal(self.alpha.tables[4], self.beta.tables[4], self._jvec, self.beta.occ)
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
         """``S^2 C`` on the targets: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C."""
@@ -164,22 +164,29 @@ class ProductHamiltonian:
         p, q = np.divmod(np.arange(n * n), n)
         w[p * n + q, q * n + p] = -1.0
         if self.square:
-            out = rows.square_opposite(self._coefficients(c), w, self.alpha.tables, self.beta.tables, False)
+            out = rows_kernels.square_opposite(self._coefficients(c), w, self.alpha.tables, self.beta.tables, False)
         else:
             cols, src = self.beta.columns(np.ones(self.shape[1], bool))
             a, b = self.alpha.tables, self.beta.tables
-            out = rows.product(self._coefficients(c), w, a, b, self.shape[0], cols, src, False)
+            out = rows_kernels.product(self._coefficients(c), w, a, b, self.shape[0], cols, src, False)
         sz = 0.5 * (self.nelec[0] - self.nelec[1])
         if self.source_shape == self.shape:
             out += (self.nelec[1] + sz * (sz + 1.0)) * self._coefficients(c)
         return out
 
-    def pt2(self, c: np.ndarray, e_var: float, w_a: np.ndarray, w_b: np.ndarray) -> tuple[float, int]:
-        """Sum over target determinants outside the sources' product of w_a w_b <x|H|C>^2 / (e_var - H_xx).
+    def pt2_rows(
+        self, c: np.ndarray, e_var: float, rows: np.ndarray | None = None, w_b: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per alpha target row (all, or ``rows``), the sum over its determinants outside the
+        sources' product of w_b <x|H|C>^2 / (e_var - H_xx), and the number of terms (nonzero
+        ``<x|H|C>``, denominator not zero).
 
-        Row by row: nothing of the size of the targets' product is stored. Returns the sum
-        and the number of terms (nonzero ``<x|H|C>``, denominator not zero).
+        Row by row, one thread per row: nothing of the size of the targets' product is
+        stored, and each row's sum is exact. The rows partition the whole EN-PT2 sum, which
+        is what a sampled estimate draws from.
         """
+        rows = np.arange(self.shape[0]) if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        w_b = np.ones(self.shape[1]) if w_b is None else np.ascontiguousarray(w_b, dtype=np.float64)
         source_col = self.beta.ident >= 0
         linked = np.diff(self.beta.tables[5]) > 0
         col_sets = (
@@ -187,16 +194,11 @@ class ProductHamiltonian:
             *self.beta.columns(source_col | linked),
             *self.beta.columns(source_col),
         )
-        sums, counts = rows.pt2_rows(
-            self._coefficients(c),
-            self._eri2,
-            self.alpha.tables,
-            self.beta.tables,
-            self._jvec,
-            self.beta.occ,
-            np.ascontiguousarray(w_a, dtype=np.float64),
-            np.ascontiguousarray(w_b, dtype=np.float64),
-            float(e_var),
-            col_sets,
-        )
-        return float(np.sum(sums)), int(np.sum(counts))
+        a, b = self.alpha.tables, self.beta.tables
+        c = self._coefficients(c)
+        return rows_kernels.pt2_rows(c, self._eri2, a, b, self._jvec, self.beta.occ, w_b, float(e_var), col_sets, rows)
+
+    def pt2(self, c: np.ndarray, e_var: float, w_a: np.ndarray, w_b: np.ndarray) -> tuple[float, int]:
+        """The weighted sum over every row: ``sum_x w_a[x] (row sum of x)``, and the number of terms."""
+        sums, counts = self.pt2_rows(c, e_var, None, w_b)
+        return float(np.sum(np.asarray(w_a, dtype=np.float64) * sums)), int(np.sum(counts))

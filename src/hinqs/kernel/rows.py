@@ -184,8 +184,9 @@ def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
 
 
 @nb.njit(cache=True, parallel=True)
-def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
-    """Per alpha target row, the weighted EN-PT2 sum over external determinants, and the term count.
+def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
+    """For each alpha target row in ``rows``, the EN-PT2 sum over its external determinants
+    (columns weighted by ``w_b``) and the number of terms.
 
     ``col_sets`` = (external columns, source columns + linked external columns, source
     columns), each with its columns' source indices: a source row meets only external
@@ -199,10 +200,10 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
     in_pos = np.flatnonzero(in_src >= 0)
     a_ident, a_lptr = a[0], a[5]
     b_hdiag = b[4]
-    n_rows = len(a_ident)
-    sums = np.zeros(n_rows)
-    counts = np.zeros(n_rows, np.int64)
-    for x in nb.prange(n_rows):
+    sums = np.zeros(len(rows))
+    counts = np.zeros(len(rows), np.int64)
+    for r in nb.prange(len(rows)):
+        x = rows[r]
         if a_ident[x] >= 0:
             cols, src, pos = ext_cols, ext_src, ext_pos
         elif a_lptr[x + 1] > a_lptr[x]:
@@ -214,6 +215,6 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_a, w_b, e_var, col_sets):
         out = np.empty(len(cols))
         fill_row(x, cols, src, pos, out, c_mat, eri2, a, b, True)
         total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var)
-        sums[x] = w_a[x] * total
-        counts[x] = count
+        sums[r] = total
+        counts[r] = count
     return sums, counts

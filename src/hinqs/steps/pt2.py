@@ -39,13 +39,10 @@ def estimate_pt2(
     if settings.max_dimension > 0:
         with thread_limit(threads):
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
-                              ground.amplitudes, settings.max_dimension, batches=settings.batches,
+                              ground.amplitudes, settings.max_dimension, relative_error=settings.relative_error,
                               rng=numpy_stream(seed, "pt2", iteration),
                               report=lambda line: print(line, flush=True), energy=ground.energy)  # fmt: skip
-        if estimate is None:
-            record["skipped"] = "pt2.max_dimension leaves no room beyond the variational space"
-        else:
-            record.update(estimate.as_dict())
+        record.update(estimate.as_dict())
     else:
         record["skipped"] = "pt2.max_dimension is 0"
     write_json(out, record)

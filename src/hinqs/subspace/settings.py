@@ -22,8 +22,8 @@ class ExpansionSettings:
 class PT2Settings:
     """``pt2``: the EN-PT2 correction of each iteration's variational state."""
 
-    max_dimension: int  # 0: off; the largest product space of one batch
-    batches: int  # semistochastic batches when the connected space does not fit (mean and standard error)
+    max_dimension: int  # 0: off; the largest connected product summed completely
+    relative_error: float  # semistochastic otherwise: the 95 % interval's half-width relative to |E_PT2|
 
 
 @dataclass(frozen=True)
