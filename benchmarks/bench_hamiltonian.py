@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--kernels", default="contract_2e,solve_fermion,direct")
     parser.add_argument("--state", help="a run's state.npz: adds the 'run' subspaces")
+    parser.add_argument("--run-sizes", default="1500", help="K of the 'run' subspaces (at most the run's strings)")
     parser.add_argument("--reference-max-k", type=int, default=1500, help="largest K for contract_2e")
     parser.add_argument("--solve-max-k", type=int, default=3000, help="largest K solved whole by direct")
     parser.add_argument("--reference-solve-max-k", type=int, default=400, help="largest K solved whole by lean")
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
         kinds = ["hfsd"] + (["run"] if args.state else [])
         for kind in kinds:
-            for k in (int(s) for s in args.sizes.split(",")):
+            for k in (int(s) for s in (args.sizes if kind == "hfsd" else args.run_sizes).split(",")):
                 for kernel in args.kernels.split(","):
                     if kernel == "contract_2e" and k > args.reference_max_k:
                         continue
