@@ -7,6 +7,8 @@ over random subspaces (singles and doubles of HF, so that links both hit and mis
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pytest
 from sqd_helpers import build_hamiltonian, random_strings, solver_settings
@@ -141,3 +143,24 @@ def test_direct_solve_is_identical_at_one_and_two_threads(hamiltonians):
     assert outs[0].energy == outs[1].energy
     assert np.array_equal(outs[0].state.amplitudes, outs[1].state.amplitudes)
     assert outs[0].spin_sq == outs[1].spin_sq
+
+
+def test_a_root_of_another_spin_is_solved_again(tmp_path):
+    """From an antisymmetric guess (a triplet in the S_z = 0 space) Davidson stays on the lowest
+    triplet; the batch is solved again with the spin penalty and hands on the singlet (FCI)."""
+    from sqd_helpers import n2_sto3g
+
+    from hinqs.chem.fci import fci_energy
+    from hinqs.sqd.solvers import SOLVER_FUNCTIONS, solve
+
+    ham = n2_sto3g(tmp_path, 1.0977)
+    strings = np.array(sorted(sum(1 << i for i in occ) for occ in combinations(range(ham.norb), 5)), np.uint64)
+    noise = np.random.default_rng(0).standard_normal((len(strings), len(strings)))
+    triplet_guess = noise - noise.T
+    settings = solver_settings(solver="direct")
+    plain = SOLVER_FUNCTIONS["direct"](strings, strings, ham.hcore, ham.eri, ham.nelec, settings, triplet_guess)
+    assert plain.spin_sq == pytest.approx(2.0, abs=1e-6)  # the trap: a triplet root
+    out = solve(strings, strings, ham.hcore, ham.eri, ham.nelec, settings, triplet_guess)
+    assert out.spin_sq < 1e-6 and out.converged
+    assert abs(out.energy - fci_energy(ham.hcore, ham.eri, ham.nelec)) < 1e-9
+    assert any("solved again with the spin penalty" in w for w in out.warnings)

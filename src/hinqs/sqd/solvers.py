@@ -345,6 +345,15 @@ SOLVER_FUNCTIONS = {"direct": solve_direct, "solve_fermion": solve_with_solve_fe
 """The solvers by registry name (:data:`hinqs.sqd.registry.SOLVERS`)."""
 
 
+SPIN_TOLERANCE = 0.5  # |<S^2> - S(S+1)| beyond which a state is another spin's root (truncated spaces: ~1e-3)
+
+
+def target_spin_square(nelec: tuple[int, int]) -> float:
+    """S(S+1) of the system's spin, S = (N_alpha - N_beta) / 2 (what the config's ``spin`` says)."""
+    s = 0.5 * abs(nelec[0] - nelec[1])
+    return s * (s + 1.0)
+
+
 def solve(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
@@ -354,5 +363,23 @@ def solve(
     settings: SolverSettings,
     guess: np.ndarray | None = None,
 ) -> SolveOutput:
-    """Diagonalise one batch subspace with the solver named in ``settings``, from ``guess`` when given."""
-    return SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)
+    """Diagonalise one batch subspace with the solver named in ``settings``, from ``guess`` when given.
+
+    A state of another spin than the system's (Davidson can converge to a higher root of
+    another spin: C2/6-31G once fell onto a triplet 36 mHa above the singlet) is not handed
+    on: the batch is solved again from the lowest-diagonal determinant with the ``fix_spin_``
+    penalty towards S(S+1), and the result says so in its warnings.
+    """
+    out = SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)
+    target = target_spin_square(nelec)
+    if settings.spin_sq is not None or out.spin_sq is None or abs(out.spin_sq - target) <= SPIN_TOLERANCE:
+        return out
+    from dataclasses import replace
+
+    penalised = replace(settings, spin_sq=target)
+    again = SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, penalised, None)
+    note = (
+        f"converged to <S^2> = {out.spin_sq:.3f} (E = {out.energy:.8f}) where the system's spin gives "
+        f"{target:g}: solved again with the spin penalty from the lowest diagonal, <S^2> = {again.spin_sq:.3f}"
+    )
+    return replace(again, warnings=[*out.warnings, note, *again.warnings])
