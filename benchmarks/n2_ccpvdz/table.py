@@ -7,7 +7,7 @@ reads what the run wrote (summary.json, each iteration's sqd/result.json and pt2
 step logs and Snakemake's benchmark files) and prints a markdown table; errors are against
 the summary's best reference (the config's `reference:` when given). Davidson cycles (one H|c>
 product each, one root) come from PySCF's "converged <cycles> <space>" log line of the best
-batch (the `lean` solver logs it; `solve_fermion` does not).
+batch (the `lean` and `direct` solvers log it; `solve_fermion` does not).
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ def _benchmark(root: Path, stage: str, k: int) -> tuple[float | None, float | No
 
 def _davidson(root: Path, k: int) -> str:
     log = root / "logs" / f"diagonalize_{k:03d}.log"
-    found = re.findall(r"^converged (\d+) (\d+)", log.read_text(), re.M) if log.exists() else []
-    return found[-1][0] if found else ""
+    text = log.read_text() if log.exists() else ""
+    found = re.findall(r"^converged (\d+) \d+", text, re.M)  # PySCF's line (lean)
+    found = found or re.findall(r"^davidson converged=\w+ after (\d+) cycles", text, re.M)  # direct
+    if not found:  # direct before it printed that line: its last progress line, cycles counted from 0
+        found = [str(int(n) + 1) for n in re.findall(r"^davidson cycle (\d+):", text, re.M)]
+    return found[-1] if found else ""
 
 
 def main() -> None:
