@@ -12,7 +12,8 @@ For every (subspace, K, kernel, threads) a fresh process (its own peak RSS, its 
 set before NumPy loads) times one H C and, up to ``--solve-max-k``, one whole solve with
 that kernel's solver (``direct`` for the kernel, ``lean`` for PySCF's ``contract_2e``, and
 qiskit-addon-sqd's ``solve_fermion``, whose H C is the same contraction), warm-started from the run's state when
-there is one (otherwise from the lowest diagonal), ``conv_tol`` 1e-8, at most 60 cycles.
+there is one (otherwise from the lowest diagonal), ``conv_tol`` 1e-8, at most 60 cycles
+(PySCF's solvers on 1 thread only: each takes minutes here).
 "bits 1=2" says whether 1 and 2 threads gave the same H C (sha256 of the array) and the same
 energy. Ratios are per core: both kernels run one after another in the same invocation.
 
@@ -136,6 +137,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: int) -> dict:
     solve = k <= (args.solve_max_k if kernel == "direct" else args.reference_solve_max_k)
+    solve = solve and (kernel == "direct" or threads == 1)  # PySCF's solves once: minutes each on 2 cores
     if kernel == "solve_fermion" and not solve:
         return {}
     command = [sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian), "--kind", kind]
