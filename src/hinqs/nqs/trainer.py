@@ -218,6 +218,7 @@ def _record(state: NQSState, report: TrainReport, teacher: Teacher) -> None:
             "kl_before": report.kl_before,
             "kl_after": report.kl_after,
             "loss_last": report.losses[-1] if report.losses else None,
+            "converged": report.converged,
             "teacher_kept": len(teacher),
         }
     )

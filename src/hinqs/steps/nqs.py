@@ -161,14 +161,17 @@ def _state_kl(state: Any, target: Any, nqs: NQSSettings, iteration: int) -> floa
 def _target_moved(state: Any, kl_now: float, tol: float) -> bool:
     """Whether the new state is farther from the warm-started model than the last one was after training.
 
-    The previous stage recorded its model's KL to its own state (``kl_state``). If the model
-    is no farther from this iteration's state (within ``tol``, relative), the target has not
-    moved: training would earn little and costs an epoch budget plus the first-order
-    determinants. Without a record (a fresh model, an older checkpoint) or with ``tol`` 0,
-    it has moved.
+    The previous stage recorded its model's KL to its own state (``kl_state``) and whether
+    it converged. If it converged (the model sat at its plateau) and the model is no farther
+    from this iteration's state (within ``tol``, relative), the target has not moved:
+    training would earn little and costs an epoch budget plus the first-order determinants.
+    Without a record (a fresh model, an older checkpoint), after a stage cut by the epoch
+    ceiling, or with ``tol`` 0, it has moved.
     """
-    last = state.history[-1].get("kl_state") if state.history else None
-    return tol <= 0 or last is None or kl_now > last * (1.0 + tol)
+    last = state.history[-1] if state.history else {}
+    if tol <= 0 or not last.get("converged") or last.get("kl_state") is None:
+        return True  # a stage that hit the epoch ceiling was still learning: go on
+    return kl_now > last["kl_state"] * (1.0 + tol)
 
 
 def _teacher(
@@ -250,6 +253,7 @@ def train(
     )
     state.history[-1]["kl_state"] = _state_kl(state, plain, nqs, iteration) if report.losses else kl_state
     skipped = nqs.sampler == "trained" and not trains
+    state.history[-1]["converged"] = report.converged or skipped  # a skipped stage keeps its plateau
     data = {**report.as_dict(), "device": str(device), "seed": state.seed, "target": nqs.target,
             "first_order_s": timer["first_order_s"], "kl_state_before": kl_state,
             "kl_state_after": state.history[-1]["kl_state"], "skipped": skipped}  # fmt: skip
