@@ -230,8 +230,15 @@ def train(
     timer: dict[str, float] = {"first_order_s": 0.0}
 
     def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        started = time.perf_counter()
-        found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
+        import torch
+
+        started, threads = time.perf_counter(), torch.get_num_threads()
+        try:
+            found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
+        finally:
+            # numba's OpenMP layer sets the process's OpenMP thread count (to the machine's
+            # cores), which torch shares: the epochs would run on every core, not the rule's one.
+            torch.set_num_threads(threads)
         timer["first_order_s"] = time.perf_counter() - started
         return found
 
