@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from hinqs.errors import InputError
-from hinqs.nqs import trainer
 from hinqs.nqs.checkpoint import init_checkpoint, load_checkpoint, save_checkpoint
 from hinqs.nqs.exact import exact_distribution, strings_with
 from hinqs.nqs.sampler import sample_for_iteration
@@ -168,16 +167,16 @@ def test_resume_from_checkpoints_equals_an_uninterrupted_run(tmp_path):
     assert straight.train_rng["state"] == resumed.train_rng["state"]
 
 
-def test_an_untrained_control_reports_what_a_fresh_evaluation_of_its_model_gives(monkeypatch):
+def test_an_untrained_control_reports_what_a_fresh_evaluation_of_its_model_gives():
     """0 epochs (nqs.sampler untrained/uniform/none): the report's "after" is not recomputed,
-    so it must be what evaluating the untouched model gives, on the sampled (> EXACT_EVAL) path too."""
+    so it must be what evaluating the untouched model gives, on the sampled (> eval_determinants) path too."""
     strings, civec = lih_fci()
     teacher = teacher_from_amplitudes(strings, strings, civec, **TEACHER)
-    monkeypatch.setattr(trainer, "EXACT_EVAL", 20)  # the LiH teacher is larger: KL is estimated
     state = init_checkpoint(6, (2, 2), NQS_DEFAULTS, seed=3, system="LiH")
     weights = {k: v.clone() for k, v in state.model.state_dict().items()}
-    report = train(state, teacher, iteration=2, epochs=0, smoothing=0.01, batch_size=256)
-    fresh = evaluate(state.model, teacher, 2, state.seed)
+    # the LiH teacher is larger than 20 determinants: the KL is estimated
+    report = train(state, teacher, iteration=2, epochs=0, smoothing=0.01, batch_size=256, eval_determinants=20)
+    fresh = evaluate(state.model, teacher, 2, state.seed, size=20)
     assert report.kl_error > 0  # the estimated path ran
     assert (report.kl_after, report.kl_error, report.teacher_mass_after) == (fresh.kl, fresh.kl_error, fresh.mass)
     assert (report.state_mass_after, report.first_order_mass_after) == (fresh.state_mass, fresh.first_order_mass)

@@ -10,7 +10,9 @@
   ``nqs.device: auto`` only where the cluster's partition declares one.
 - ``print_results`` is the Snakefile's ``onsuccess``: one line per system on the console.
 - ``iterations_to_run`` walks the chain of checkpoint statuses until one says stop (where
-  the files are is :mod:`hinqs.io.layout`'s business).
+  the files are is :mod:`hinqs.io.layout`'s business); ``per_iteration_inputs`` asks for a
+  file of each iteration as soon as that iteration is known to run (the PT2 of iteration
+  ``k`` runs beside iteration ``k + 1``, not after the last).
 """
 
 from __future__ import annotations
@@ -146,6 +148,43 @@ def iterations_to_run(status_path_of: Callable[[int], str], max_iterations: int)
         if read_status(status_path_of(k)).stop:
             return k
     return max_iterations
+
+
+def iteration_runs(k: int, status_path_of: Callable[[int], str]) -> bool:
+    """Whether iteration ``k`` runs: no status before it says stop.
+
+    Reads only the statuses of iterations ``1..k-1``, so that a file wanted for iteration
+    ``k`` alone (its PT2) is known as soon as ``k`` is, not once the last iteration is:
+    ``status_path_of(j)`` raises Snakemake's IncompleteCheckpointException for a status not
+    written yet, which makes the asking rule wait for that check and ask again.
+    """
+    return not any(read_status(status_path_of(j)).stop for j in range(1, k))
+
+
+def per_iteration_inputs(
+    name: str,
+    max_iterations: int,
+    status_path_of: Callable[[str, int], str],
+    path_of: Callable[[str, int], str],
+) -> dict[str, Callable[[Any], list[str]]]:
+    """Named input functions ``{name}_001``... of a rule with a ``system`` wildcard: the one of
+    iteration ``k`` gives ``[path_of(system, k)]`` if that iteration runs, else nothing.
+
+    Why one function per iteration: Snakemake resolves each input function on its own, so the
+    PT2 of iteration 1 is asked for from the start and that of ``k`` once iteration ``k - 1``'s
+    check said go on (it then runs as soon as ``k``'s state exists, beside ``k + 1``'s steps);
+    a single function listing every iteration would name none of them until the last check.
+    """
+
+    def one(k: int) -> Callable[[Any], list[str]]:
+        def paths(wildcards: Any) -> list[str]:
+            system = wildcards.system
+            runs = iteration_runs(k, lambda j: status_path_of(system, j))
+            return [path_of(system, k)] if runs else []
+
+        return paths
+
+    return {f"{name}_{k:03d}": one(k) for k in range(1, max_iterations + 1)}
 
 
 def diagonalize_launcher(parallel: dict[str, Any]) -> str:

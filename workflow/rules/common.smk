@@ -4,6 +4,7 @@ from hinqs.io.layout import RunLayout
 from hinqs.workflow_support import (
     gpus_per_nqs_job,
     iterations_to_run,
+    per_iteration_inputs,
     print_results,
     prepare_inputs,
     reference_options,
@@ -40,10 +41,13 @@ def files(system, k):
     return RESULTS.system(system).iteration(int(k))
 
 
+def status_of(system, k):
+    """Iteration k's status; raises IncompleteCheckpointException until its check ran."""
+    return checkpoints.check.get(system=system, k=f"{k:03d}").output.status
+
+
 def n_iterations(system):
-    return iterations_to_run(
-        lambda k: checkpoints.check.get(system=system, k=f"{k:03d}").output.status, MAX_ITER
-    )
+    return iterations_to_run(lambda k: status_of(system, k), MAX_ITER)
 
 
 def all_targets():

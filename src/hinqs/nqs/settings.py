@@ -49,6 +49,8 @@ class NQSSettings:
     first_order_determinants: int
     first_order_share: float | None  # None: their natural weight in |Psi + Psi1|^2
     train_tol: float
+    check_every: int  # epochs between the KL checks of mini-batch training (0: loss windows)
+    eval_determinants: int  # bound on the determinants an evaluation reads
 
     def __post_init__(self) -> None:
         # The schema checks a config; these checks also cover command-line overrides.
@@ -64,6 +66,8 @@ class NQSSettings:
             (self.target in TARGETS, f"nqs.target must be one of {', '.join(TARGETS)}"),
             (self.first_order_determinants >= 0, "nqs.first_order_determinants must be non-negative"),
             (self.train_tol >= 0, "nqs.train_tol must be non-negative"),
+            (self.check_every >= 0, "nqs.check_every must be non-negative"),
+            (self.eval_determinants >= 1, "nqs.eval_determinants must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -151,6 +151,54 @@ class TrainReport:
     device: str
 
 
+def _state_kl(state: Any, target: Any, nqs: NQSSettings, iteration: int) -> float:
+    """KL(state's |c|^2 || model) on a bounded evaluation set: how far the model is from the state."""
+    from hinqs.nqs.trainer import eval_set, kl_on
+
+    return kl_on(state.model, target, eval_set(target, iteration, state.seed, nqs.eval_determinants))[0]
+
+
+def _target_moved(state: Any, kl_now: float, tol: float) -> bool:
+    """Whether the new state is farther from the warm-started model than the last one was after training.
+
+    The previous stage recorded its model's KL to its own state (``kl_state``) and whether
+    it converged. If it converged (the model sat at its plateau) and the model is no farther
+    from this iteration's state (within ``tol``, relative), the target has not moved:
+    training would earn little and costs an epoch budget plus the first-order determinants.
+    Without a record (a fresh model, an older checkpoint), after a stage cut by the epoch
+    ceiling, or with ``tol`` 0, it has moved.
+    """
+    last = state.history[-1] if state.history else {}
+    if tol <= 0 or not last.get("converged") or last.get("kl_state") is None:
+        return True  # a stage that hit the epoch ceiling was still learning: go on
+    return kl_now > last["kl_state"] * (1.0 + tol)
+
+
+def _teacher(
+    nqs: NQSSettings, state: Any, teacher: str | os.PathLike[str], iteration: int, first_order: Any
+) -> tuple[Any, Any, float, bool]:
+    """The training target, the state-only target, its KL before training and whether to train.
+
+    The state-only target comes first (cheap); the first-order determinants (tens of seconds
+    at 52 qubits) are computed only for a stage that trains.
+    """
+    from hinqs.nqs.teacher import read_teacher, teacher_from_amplitudes
+
+    kept: dict[str, Any] = {}
+    options = {"max_determinants": nqs.max_teacher_determinants, "min_weight": nqs.teacher_min_weight}
+    cfg = state.config
+    plain = read_teacher(teacher, norb=cfg.norb, nelec=cfg.nelec, first_order=lambda g: kept.update(g=g), **options)
+    kl_state = _state_kl(state, plain, nqs, iteration)
+    trains = nqs.sampler == "trained" and _target_moved(state, kl_state, nqs.train_tol)
+    if not (trains and first_order is not None):
+        return plain, plain, kl_state, trains
+    ground = kept["g"]
+    found = first_order(ground)
+    target = teacher_from_amplitudes(ground.strs_a, ground.strs_b, ground.amplitudes, first_order=found,
+                                     first_order_share=nqs.first_order_share, **options)  # fmt: skip
+    return target, plain, kl_state, trains
+
+
 def train(
     nqs: NQSSettings,
     model: str | os.PathLike[str],
@@ -168,35 +216,35 @@ def train(
 
     The target is the state's |c|^2, with ``nqs.target: first_order`` plus its first-order
     correction's heaviest determinants over the excitations ``expansion`` scores (needs
-    ``hamiltonian``). Adam's state carries over from ``model``. With ``previous_samples``
-    the history records the model's mass on them before and after (a collapse check) and,
-    with ``probe_samples``, how many new determinants a probe sampling finds. With
-    ``hamiltonian`` the model must be of that system.
+    ``hamiltonian``). The model is warm-started (weights and Adam's state from ``model``);
+    when the new state is no farther from it than the last state was after training, the
+    stage trains no epoch (``skipped``). With ``previous_samples`` the history records the
+    model's mass on them before and after (a collapse check) and, with ``probe_samples``,
+    how many new determinants a probe sampling finds. With ``hamiltonian`` the model must be
+    of that system.
     """
     from hinqs.nqs.checkpoint import save_checkpoint
-    from hinqs.nqs.teacher import read_teacher
     from hinqs.nqs.trainer import train as train_model
 
     state, device = _load(model, nqs.device, hamiltonian)
-    trains = nqs.sampler == "trained"  # the controls never train the network
-    first_order_s = 0.0
+    timer: dict[str, float] = {"first_order_s": 0.0}
 
     def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        nonlocal first_order_s
-        started = time.perf_counter()
-        found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
-        first_order_s = time.perf_counter() - started
+        import torch
+
+        started, threads = time.perf_counter(), torch.get_num_threads()
+        try:
+            found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
+        finally:
+            # numba's OpenMP layer sets the process's OpenMP thread count (to the machine's
+            # cores), which torch shares: the epochs would run on every core, not the rule's one.
+            torch.set_num_threads(threads)
+        timer["first_order_s"] = time.perf_counter() - started
         return found
 
-    wants_first_order = trains and nqs.target == "first_order" and nqs.first_order_determinants > 0
-    target = read_teacher(
-        teacher,
-        norb=state.config.norb,
-        nelec=state.config.nelec,
-        max_determinants=nqs.max_teacher_determinants,
-        min_weight=nqs.teacher_min_weight,
-        first_order=first_order if wants_first_order else None,
-        first_order_share=nqs.first_order_share,
+    wants_first_order = nqs.target == "first_order" and nqs.first_order_determinants > 0
+    target, plain, kl_state, trains = _teacher(
+        nqs, state, teacher, iteration, first_order if wants_first_order else None
     )
     report = train_model(
         state,
@@ -207,9 +255,15 @@ def train(
         smoothing=nqs.smoothing,
         batch_size=nqs.batch_size or None,
         tol=nqs.train_tol,
+        eval_determinants=nqs.eval_determinants,
+        check_every=nqs.check_every,
     )
+    state.history[-1]["kl_state"] = _state_kl(state, plain, nqs, iteration) if report.losses else kl_state
+    skipped = nqs.sampler == "trained" and not trains
+    state.history[-1]["converged"] = report.converged or skipped  # a skipped stage keeps its plateau
     data = {**report.as_dict(), "device": str(device), "seed": state.seed, "target": nqs.target,
-            "first_order_s": first_order_s}  # fmt: skip
+            "first_order_s": timer["first_order_s"], "kl_state_before": kl_state,
+            "kl_state_after": state.history[-1]["kl_state"], "skipped": skipped}  # fmt: skip
     if previous_samples is not None:
         from hinqs.nqs.diagnostics import previous_summary
 
