@@ -26,6 +26,19 @@ Python-facing :class:`ProductHamiltonian`). Strings are int64 CI strings, bit ``
 spatial orbital ``i`` occupied (PySCF's and qiskit-addon-sqd's encoding), sorted ascending.
 """
 
+import os
+
+import numba
+
+# numba's OpenMP layer resets the process's OpenMP thread count when it starts its pool
+# (measured: torch went from 1 to the machine's cores after one kernel call), which would put
+# the network's training and PySCF on more threads than their step declares. Its own
+# workqueue layer touches no other library's threads; hinqs never launches kernels from two
+# Python threads at once, which is the one thing it does not allow. A user's
+# NUMBA_THREADING_LAYER is respected.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
 from hinqs.kernel.operator import ProductHamiltonian, kernel_threads
 
 __all__ = ["ProductHamiltonian", "kernel_threads"]
