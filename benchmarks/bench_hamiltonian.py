@@ -112,7 +112,7 @@ def worker(args: argparse.Namespace) -> None:
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.settings import RunSettings, with_overrides
     from hinqs.sqd.solvers import solve
-    from hinqs.sqd.task import thread_limit
+    from hinqs.threads import thread_limit
 
     ham = load_hamiltonian(args.hamiltonian)
     strings, vector, guess = _subspace(args.kind, ham, args.k, args.state)

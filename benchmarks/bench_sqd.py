@@ -146,7 +146,7 @@ def compare_solvers(ham_dir: Path, batch) -> None:
     from qiskit_addon_sqd.fermion import solve_fermion
 
     from hinqs.sqd.solvers import solve_lean, solve_with_solve_fermion
-    from hinqs.sqd.task import thread_limit
+    from hinqs.threads import thread_limit
 
     ham = load_hamiltonian(ham_dir)
     settings = RunSettings.defaults().sqd.solver

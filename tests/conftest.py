@@ -63,7 +63,7 @@ def scan_run(tmp_path_factory) -> Path:
 def one_solver_thread():
     """One thread in every BLAS/OpenMP pool (PySCF's solvers): deterministic bits, and no
     spinning threads on a busy 2-core machine (modules opt in with ``pytestmark``)."""
-    from hinqs.sqd.task import thread_limit
+    from hinqs.threads import thread_limit
 
     with thread_limit(1):
         yield

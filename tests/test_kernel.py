@@ -131,7 +131,7 @@ def test_direct_agrees_with_solve_fermion(hamiltonians, name):
 
 def test_direct_solve_is_identical_at_one_and_two_threads(hamiltonians):
     """A batch solved on 2 threads gives the run of 1 thread: every bit of energy and state."""
-    from hinqs.sqd.task import thread_limit
+    from hinqs.threads import thread_limit
 
     ham = hamiltonians["n2"]
     strs = _subspace(ham, 120, 0)

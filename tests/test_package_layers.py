@@ -9,7 +9,7 @@ import hinqs
 
 ROOT = Path(hinqs.__file__).parent
 DOMAINS = ("chem", "subspace", "sqd", "nqs")
-BELOW = {"io", "errors", "seeding", "deadline", "kernel", ""}  # "" is ``from hinqs import __version__``
+BELOW = {"io", "errors", "seeding", "deadline", "kernel", "threads", ""}  # "" is ``from hinqs import __version__``
 
 
 def _hinqs_imports(path: Path) -> set[str]:

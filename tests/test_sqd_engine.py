@@ -258,8 +258,8 @@ def test_every_thread_pool_is_pinned_during_a_solve():
     """The cause of issue 9: PySCF's thread setting alone left NumPy's OpenBLAS at its load-time count."""
     from threadpoolctl import threadpool_info
 
-    from hinqs.sqd.task import thread_limit
     from hinqs.sqd.worker import preload
+    from hinqs.threads import thread_limit
 
     preload("solve_fermion")
     with thread_limit(1) as reported:

@@ -143,7 +143,7 @@ import numpy as np
 from sqd_helpers import solver_settings
 from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.sqd.solvers import solve_lean
-from hinqs.sqd.task import thread_limit
+from hinqs.threads import thread_limit
 ham = load_hamiltonian({str(hamiltonians["n2"])!r})
 s = np.load({str(tmp_path / "strings.npy")!r})
 with thread_limit(1):

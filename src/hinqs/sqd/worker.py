@@ -7,7 +7,7 @@ instant the pool spawns its processes (a spawned child inherits them before its
 interpreter starts, whatever the parent's ``__main__`` imports), and again in the worker
 initializer. ``OMP_WAIT_POLICY=PASSIVE`` keeps idle OpenMP threads from spinning, which
 costs 2-5x when threads outnumber free cores. Each solve then pins every pool again
-(:func:`hinqs.sqd.task.thread_limit`), which is what makes a process that loaded NumPy
+(:func:`hinqs.threads.thread_limit`), which is what makes a process that loaded NumPy
 before any of this (the ``sequential`` executor's) compute the same bits as a worker.
 
 MPI launcher variables are stripped from ``process`` workers. qiskit-addon-sqd imports

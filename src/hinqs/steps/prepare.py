@@ -18,7 +18,7 @@ PREPARE_THREADS = 1
 def prepare(settings: RunSettings, system: str | None, out: str | os.PathLike[str]) -> Path:
     """Compute and write ``out/{hcore.npy, eri.npy, meta.json}`` (the folder appears complete)."""
     from hinqs.chem.prepare import prepare_system
-    from hinqs.sqd.task import thread_limit
+    from hinqs.threads import thread_limit
 
     with thread_limit(PREPARE_THREADS):
         return prepare_system(settings.system(system), asdict(settings.references), out)

@@ -30,8 +30,8 @@ def estimate_pt2(
     from hinqs.io.atomic import write_json
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.seeding import numpy_stream
-    from hinqs.sqd.task import thread_limit
     from hinqs.subspace.pt2 import en_pt2
+    from hinqs.threads import thread_limit
 
     record: dict[str, Any] = {"max_dimension": settings.max_dimension, "iteration": iteration}
     ham = load_hamiltonian(hamiltonian)
