@@ -83,6 +83,36 @@ def _top_indices(weights: np.ndarray, keep: np.ndarray, max_determinants: int) -
     return np.sort(np.concatenate([above, ties]))
 
 
+def _normalised_weights(amplitudes: np.ndarray, shape: tuple[int, int], max_determinants: int) -> np.ndarray:
+    """|c|^2 of the state, flat and summing to one; a state that cannot teach is refused in one line."""
+    if amplitudes.shape != shape:
+        raise InputError(f"teacher amplitudes have shape {amplitudes.shape}, expected {shape} (ci_strs_a x ci_strs_b)")
+    if max_determinants < 1:
+        raise InputError("the teacher must keep at least one determinant")
+    weights = np.abs(amplitudes).astype(np.float64, copy=False).reshape(-1) ** 2
+    if not np.all(np.isfinite(weights)):
+        raise InputError("teacher amplitudes contain non-finite values")
+    total = weights.sum()
+    if total <= 0:
+        raise InputError("teacher amplitudes are all zero")
+    return weights / total
+
+
+def _add_first_order(
+    pairs: np.ndarray, kept: np.ndarray, first_order: FirstOrder, min_weight: float, share: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The state's pairs and weights followed by the first-order ones above ``min_weight``
+    (rescaled to carry ``share`` of the teacher), and which of them came from the state."""
+    fa, fb, fw = (np.asarray(x) for x in first_order)
+    mask = fw >= min_weight
+    extra = fw[mask]
+    if share is not None and extra.sum() > 0:
+        extra = extra * (share / (1.0 - share) * kept.sum() / extra.sum())
+    pairs = np.concatenate([pairs, np.stack([fa[mask], fb[mask]], axis=1).astype(np.uint64)])
+    origin = np.concatenate([np.ones(len(kept), bool), np.zeros(int(mask.sum()), bool)])
+    return pairs, np.concatenate([kept, extra]), origin
+
+
 def teacher_from_amplitudes(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
@@ -101,19 +131,8 @@ def teacher_from_amplitudes(
     """
     ci_strs_a = np.asarray(ci_strs_a, dtype=np.uint64).reshape(-1)
     ci_strs_b = np.asarray(ci_strs_b, dtype=np.uint64).reshape(-1)
-    amplitudes = np.asarray(amplitudes)
     shape = (len(ci_strs_a), len(ci_strs_b))
-    if amplitudes.shape != shape:
-        raise InputError(f"teacher amplitudes have shape {amplitudes.shape}, expected {shape} (ci_strs_a x ci_strs_b)")
-    if max_determinants < 1:
-        raise InputError("the teacher must keep at least one determinant")
-    weights = np.abs(amplitudes).astype(np.float64, copy=False).reshape(-1) ** 2
-    if not np.all(np.isfinite(weights)):
-        raise InputError("teacher amplitudes contain non-finite values")
-    total = weights.sum()
-    if total <= 0:
-        raise InputError("teacher amplitudes are all zero")
-    weights = weights / total
+    weights = _normalised_weights(np.asarray(amplitudes), shape, max_determinants)
     keep = np.flatnonzero(weights >= min_weight)
     if len(keep) == 0:
         keep = np.array([int(np.argmax(weights))])
@@ -122,27 +141,18 @@ def teacher_from_amplitudes(
     kept = weights[chosen]
     # Sorted by (alpha, beta); a CI string listed twice would repeat a determinant: merge its weight.
     pairs = np.stack([ci_strs_a[rows], ci_strs_b[cols]], axis=1)
-    weights_kept = kept
-    origin = np.ones(len(kept), bool)
+    weights_kept, origin = kept, np.ones(len(kept), bool)
     if first_order is not None:
-        fa, fb, fw = (np.asarray(x) for x in first_order)
-        mask = fw >= min_weight
-        extra = fw[mask]
-        if first_order_share is not None and extra.sum() > 0:
-            extra = extra * (first_order_share / (1.0 - first_order_share) * kept.sum() / extra.sum())
-        pairs = np.concatenate([pairs, np.stack([fa[mask], fb[mask]], axis=1).astype(np.uint64)])
-        weights_kept = np.concatenate([kept, extra])
-        origin = np.concatenate([origin, np.zeros(int(mask.sum()), bool)])
+        pairs, weights_kept, origin = _add_first_order(pairs, kept, first_order, min_weight, first_order_share)
     unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     probs = np.bincount(inverse, weights=weights_kept, minlength=len(unique))
     in_state = np.zeros(len(unique), bool)
     in_state[inverse[origin]] = True
     probs = probs / probs.sum()
-    alpha, beta = unique[:, 0].copy(), unique[:, 1].copy()
     return Teacher(
-        alpha=alpha,
-        beta=beta,
+        alpha=unique[:, 0].copy(),
+        beta=unique[:, 1].copy(),
         probs=probs,
         n_alpha_strings=shape[0],
         n_beta_strings=shape[1],
