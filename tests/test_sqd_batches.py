@@ -10,7 +10,7 @@ from hinqs.config import validate_config
 from hinqs.errors import InputError
 from hinqs.settings import RunSettings, with_overrides
 from hinqs.sqd import faults
-from hinqs.sqd.batches import draw_indices, form_batches, make_pool, subspace_strings
+from hinqs.sqd.batches import canonical_subspace, draw_indices, form_batches, subspace_strings
 from hinqs.sqd.settings import ParallelSettings, SolverSettings
 
 NORB, NELEC = 16, (5, 5)
@@ -18,7 +18,7 @@ NORB, NELEC = 16, (5, 5)
 
 @pytest.fixture(scope="module")
 def pool():
-    return make_pool(*make_test_pool(NORB, NELEC, 800, n_strings=60))
+    return canonical_subspace(*make_test_pool(NORB, NELEC, 800, n_strings=60))
 
 
 def _batches(pool, **kw):
@@ -45,8 +45,10 @@ def test_pool_order_and_duplicates_do_not_change_batches(pool):
     # Duplicated entries with their counts split between the copies are the same pool.
     split = c.astype(float)
     split[:10] /= 2
-    dup = make_pool(np.concatenate([a, a[:10]]), np.concatenate([b, b[:10]]), np.concatenate([split, split[:10]]))
-    shuffled = make_pool(a, b, c)
+    dup = canonical_subspace(
+        np.concatenate([a, a[:10]]), np.concatenate([b, b[:10]]), np.concatenate([split, split[:10]])
+    )
+    shuffled = canonical_subspace(a, b, c)
     for x, y, z in zip(_batches(pool), _batches(shuffled), _batches(dup), strict=True):
         assert x.content_hash() == y.content_hash() == z.content_hash()
 
@@ -56,7 +58,7 @@ def test_draw_is_without_replacement_and_weighted():
     alpha = np.arange(n, dtype=np.uint64)
     counts = np.ones(n)
     counts[:5] = 1000.0
-    pool = make_pool(alpha, alpha, counts)
+    pool = canonical_subspace(alpha, alpha, counts)
     rng = np.random.default_rng(1)
     hits = np.zeros(n)
     for _ in range(200):
@@ -66,13 +68,13 @@ def test_draw_is_without_replacement_and_weighted():
     assert hits[:5].min() > 190  # heavy determinants are nearly always drawn
     assert hits[5:].mean() < 60
     # Fewer positive weights than the batch size: all of them, the rest uniform among zeros.
-    zero = make_pool(alpha, alpha, np.r_[np.ones(3), np.zeros(n - 3)])
+    zero = canonical_subspace(alpha, alpha, np.r_[np.ones(3), np.zeros(n - 3)])
     chosen = draw_indices(zero, 8, np.random.default_rng(2))
     assert set(range(3)) <= set(chosen.tolist()) and len(np.unique(chosen)) == 8
 
 
 def test_small_pool_is_solved_once(pool):
-    small = make_pool(pool.alpha[:150], pool.beta[:150], pool.counts[:150])
+    small = canonical_subspace(pool.alpha[:150], pool.beta[:150], pool.counts[:150])
     batches = _batches(small, samples_per_batch=150)
     assert len(batches) == 1 and batches[0].index == 0
     assert len(batches[0].alpha) == 150
@@ -89,9 +91,9 @@ def test_closed_shells_share_the_union_open_shells_do_not():
 
 def test_bad_pools_are_rejected():
     with pytest.raises(ValueError):
-        make_pool(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
+        canonical_subspace(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
     with pytest.raises(ValueError):
-        make_pool(np.array([1], dtype=np.uint64), np.array([1], dtype=np.uint64), np.array([-1.0]))
+        canonical_subspace(np.array([1], dtype=np.uint64), np.array([1], dtype=np.uint64), np.array([-1.0]))
 
 
 def test_settings_from_config_and_overrides():

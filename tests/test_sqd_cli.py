@@ -41,7 +41,7 @@ def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
     assert summary["n_batches"] == 2
     assert summary["settings"]["seed"] == 99 and summary["settings"]["solver"]["solver"] == "lean"
     assert summary["settings"]["parallel"]["executor"] == "sequential"
-    assert summary["pool"]["unique_determinants"] == len(lih["alpha"])
+    assert summary["subspace"]["unique_determinants"] == len(lih["alpha"])
     assert summary["energy"] == min(summary["batch_energies"])
     state = np.load(tmp_path / "a" / "state.npz")
     assert set(state.files) >= {"ci_strs_a", "ci_strs_b", "amplitudes", "occ_a", "occ_b"}
@@ -58,7 +58,7 @@ def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
 def test_a_pool_smaller_than_a_batch_is_solved_once(lih, tmp_path):
     assert diagonalize(lih, tmp_path, "--executor", "sequential", "--samples-per-batch", "1000", "--quiet") == 0
     summary = json.loads((tmp_path / "result.json").read_text())
-    assert summary["n_batches"] == 1 and summary["pool"]["single_batch"]
+    assert summary["n_batches"] == 1 and summary["subspace"]["single_batch"]
     assert abs(summary["energy"] - -7.88240341) < 1e-3  # near FCI: the pool spans most of the space
 
 
@@ -70,7 +70,7 @@ def _error(capsys) -> str:
 
 def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
     assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "missing.npz")) == 2
-    assert "determinant pool not found" in _error(capsys)
+    assert "subspace not found" in _error(capsys)
 
     np.savez(tmp_path / "half.npz", alpha=lih["alpha"])
     assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "half.npz")) == 2

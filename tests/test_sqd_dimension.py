@@ -13,8 +13,7 @@ from sqd_helpers import parallel_settings, run_hinqs, solver_settings, system_wi
 
 from hinqs.errors import InputError
 from hinqs.sqd import dimension
-from hinqs.sqd.batches import cap_batch, form_batches
-from hinqs.sqd.batches import make_pool as canonical_pool
+from hinqs.sqd.batches import canonical_subspace, cap_batch, form_batches
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization
 
@@ -31,7 +30,7 @@ def settings(**top) -> SQDSettings:
 
 
 def test_cap_keeps_the_heaviest_strings_deterministically(n2):
-    pool = canonical_pool(n2["alpha"], n2["beta"], n2["counts"])
+    pool = canonical_subspace(n2["alpha"], n2["beta"], n2["counts"])
     (batch,) = form_batches(pool, n2["nelec"], n_batches=1, samples_per_batch=150, seed=5, iteration=1)
     k = batch.shape[0]
     capped = cap_batch(batch, (k - 7) ** 2, n2["nelec"])
@@ -114,7 +113,7 @@ def test_unconverged_davidson_is_flagged(n2, tmp_path):
 
 
 def test_a_teacher_keeps_the_strings_the_state_needs(n2, tmp_path):
-    pool = canonical_pool(n2["alpha"], n2["beta"], n2["counts"])
+    pool = canonical_subspace(n2["alpha"], n2["beta"], n2["counts"])
     (batch,) = form_batches(pool, n2["nelec"], n_batches=1, samples_per_batch=150, seed=5, iteration=1)
     k = batch.shape[0]
     by_counts = cap_batch(batch, (k - 10) ** 2, n2["nelec"])

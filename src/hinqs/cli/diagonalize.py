@@ -1,4 +1,4 @@
-"""Diagonalise batches of a determinant pool in parallel and merge them (one SQD step).
+"""Diagonalise batches of a subspace in parallel and merge them (one SQD step).
 
 Reads the subspace from ``--subspace FILE.npz`` (``alpha`` and ``beta`` uint64 CI strings, optional
 ``counts``), draws ``--batches`` batches of ``--samples-per-batch`` determinants from the

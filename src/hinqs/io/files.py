@@ -2,7 +2,7 @@
 
 Formats (every writer is atomic, see :mod:`hinqs.io.atomic`):
 
-- determinant sets (``samples.npz``, ``subspace.npz``, any pool): ``alpha``, ``beta``
+- determinant sets (``samples.npz``, ``subspace.npz``, any other set): ``alpha``, ``beta``
   (uint64 CI strings), optional ``counts``; samples add ``log_prob`` (the model's log p);
 - ground states (``sqd/state.npz``): ``ci_strs_a``, ``ci_strs_b``, ``amplitudes``
   (``len(a) x len(b)``), ``occ_a``, ``occ_b``, ``energy``, ``batch_index``;

@@ -1,4 +1,4 @@
-"""The parallel SQD engine: batches of the determinant pool diagonalised across processes.
+"""The parallel SQD engine: batches of the subspace diagonalised across processes.
 
 Modules, one job each:
 

@@ -1,19 +1,19 @@
-"""Batch formation: which determinants of the pool each diagonalisation sees.
+"""Batch formation: which determinants of the subspace each diagonalisation sees.
 
 Each batch is drawn from its own random stream ``numpy_stream(seed, "batch", iteration,
 batch_index)``, so batch 3 holds the same determinants whether it is formed alone, in a
 worker, first or last: nothing about how or where batches run can change what they hold.
 
-The pool is made canonical first (duplicate pairs merged, counts summed, sorted by
-``(alpha, beta)``), so a batch depends on the pool as a set, not on the order the sampler
+The subspace is made canonical first (duplicate pairs merged, counts summed, sorted by
+``(alpha, beta)``), so a batch depends on the subspace as a set, not on the order the sampler
 happened to emit it in. The draw itself is plain: ``samples_per_batch`` determinants without
 replacement, weighted by ``counts`` when given, uniform otherwise; nothing is added. When
-the pool is not larger than a batch there is exactly one batch holding the whole pool:
+the subspace is not larger than a batch there is exactly one batch holding the whole subspace:
 drawing it ``n_batches`` times would solve the same eigenproblem again and again.
 
-A batch's subspace is the product of its alpha strings and its beta strings. For closed
+A batch's product space is the product of its alpha strings and its beta strings. For closed
 shells (``n_alpha == n_beta``) both spins use the union of the two string sets, as
-qiskit-addon-sqd's ``open_shell=False`` does; this makes the subspace symmetric under spin
+qiskit-addon-sqd's ``open_shell=False`` does; this makes the product space symmetric under spin
 exchange, which a singlet ground state needs. Open shells keep the two sets apart.
 
 A batch whose product space is larger than ``sqd.max_dimension`` is capped by
@@ -34,8 +34,8 @@ from hinqs.seeding import numpy_stream
 
 
 @dataclass(frozen=True)
-class Pool:
-    """The canonical determinant pool: unique pairs sorted by (alpha, beta), with weights."""
+class CanonicalSubspace:
+    """The subspace made canonical: unique determinant pairs sorted by (alpha, beta), with weights."""
 
     alpha: np.ndarray
     beta: np.ndarray
@@ -47,7 +47,7 @@ class Pool:
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch: its index, the drawn determinant pairs and the subspace strings they span."""
+    """One batch: its index, the drawn determinant pairs and the strings of each spin they span."""
 
     index: int
     alpha: np.ndarray
@@ -76,17 +76,17 @@ class Batch:
         return digest.hexdigest()
 
 
-def make_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None = None) -> Pool:
-    """Canonical pool from paired CI strings; ``counts`` (non-negative weights) are summed over duplicates."""
+def canonical_subspace(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None = None) -> CanonicalSubspace:
+    """The canonical subspace of paired CI strings; ``counts`` (non-negative weights) are summed over duplicates."""
     alpha = np.asarray(alpha, dtype=np.uint64)
     beta = np.asarray(beta, dtype=np.uint64)
     if alpha.ndim != 1 or alpha.shape != beta.shape:
         raise ValueError("alpha and beta must be 1-d arrays of the same length")
     if len(alpha) == 0:
-        raise ValueError("the determinant pool is empty")
+        raise ValueError("the subspace is empty")
     if counts is None:
         ua, ub, _ = unique_determinants(alpha, beta)
-        return Pool(ua, ub, None)
+        return CanonicalSubspace(ua, ub, None)
     weights = np.asarray(counts, dtype=np.float64)
     if weights.shape != alpha.shape:
         raise ValueError("counts must have one entry per determinant")
@@ -98,28 +98,28 @@ def make_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None = N
     np.add.at(summed, inverse.reshape(-1), weights)
     if not np.any(summed > 0):
         raise ValueError("counts are all zero")
-    return Pool(uniq[:, 0].copy(), uniq[:, 1].copy(), summed)
+    return CanonicalSubspace(uniq[:, 0].copy(), uniq[:, 1].copy(), summed)
 
 
-def draw_indices(pool: Pool, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``size`` distinct pool indices, weighted by the pool's counts; sorted ascending.
+def draw_indices(subspace: CanonicalSubspace, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` distinct subspace indices, weighted by the subspace's counts; sorted ascending.
 
     NumPy's weighted draw without replacement needs at least ``size`` non-zero weights; when
     fewer exist, every weighted determinant is taken and the rest drawn uniformly among the
     zero-weight ones.
     """
-    n = len(pool)
+    n = len(subspace)
     if size >= n:
         return np.arange(n)
-    if pool.counts is None:
+    if subspace.counts is None:
         chosen = rng.choice(n, size=size, replace=False)
     else:
-        positive = np.flatnonzero(pool.counts > 0)
+        positive = np.flatnonzero(subspace.counts > 0)
         if len(positive) >= size:
-            p = pool.counts / pool.counts.sum()
+            p = subspace.counts / subspace.counts.sum()
             chosen = rng.choice(n, size=size, replace=False, p=p)
         else:
-            zero = np.flatnonzero(pool.counts == 0)
+            zero = np.flatnonzero(subspace.counts == 0)
             extra = rng.choice(zero, size=size - len(positive), replace=False)
             chosen = np.concatenate([positive, extra])
     return np.sort(chosen)
@@ -134,7 +134,7 @@ def subspace_strings(alpha: np.ndarray, beta: np.ndarray, nelec: tuple[int, int]
 
 
 def form_batches(
-    pool: Pool,
+    subspace: CanonicalSubspace,
     nelec: tuple[int, int],
     *,
     n_batches: int,
@@ -142,17 +142,17 @@ def form_batches(
     seed: int,
     iteration: int,
 ) -> list[Batch]:
-    """The batches of one iteration; a single whole-pool batch when the pool fits in one."""
-    if len(pool) <= samples_per_batch:
-        a, b = subspace_strings(pool.alpha, pool.beta, nelec)
-        return [Batch(0, pool.alpha, pool.beta, a, b, pool.counts)]
+    """The batches of one iteration; a single whole-subspace batch when the subspace fits in one."""
+    if len(subspace) <= samples_per_batch:
+        a, b = subspace_strings(subspace.alpha, subspace.beta, nelec)
+        return [Batch(0, subspace.alpha, subspace.beta, a, b, subspace.counts)]
     batches = []
     for index in range(n_batches):
         rng = numpy_stream(seed, "batch", iteration, index)
-        chosen = draw_indices(pool, samples_per_batch, rng)
-        alpha, beta = pool.alpha[chosen], pool.beta[chosen]
+        chosen = draw_indices(subspace, samples_per_batch, rng)
+        alpha, beta = subspace.alpha[chosen], subspace.beta[chosen]
         a, b = subspace_strings(alpha, beta, nelec)
-        weights = None if pool.counts is None else pool.counts[chosen]
+        weights = None if subspace.counts is None else subspace.counts[chosen]
         batches.append(Batch(index, alpha, beta, a, b, weights))
     return batches
 
@@ -166,7 +166,7 @@ def cap_batch(
     """``batch`` with its product space cut to at most ``max_dimension`` determinants.
 
     The strings kept are the heaviest. A string's count share is the summed count (uniform
-    when the pool has none) of the batch's determinants holding it over the batch's total;
+    when the subspace has none) of the batch's determinants holding it over the batch's total;
     with a ``teacher`` (``strs_a, w_a, strs_b, w_b``: the previous ground state's marginal
     weights per string, :func:`hinqs.sqd.dimension.teacher_marginals`) its score is
     ``max(teacher weight, count share)``, as the subspace cap scores determinants: sample

@@ -1,4 +1,4 @@
-"""One diagonalisation step: pool -> batches -> parallel solves -> merged result on disk.
+"""One diagonalisation step: subspace -> batches -> parallel solves -> merged result on disk.
 
 Python API (what :func:`hinqs.steps.diagonalize.diagonalize` calls)::
 
@@ -7,7 +7,7 @@ Python API (what :func:`hinqs.steps.diagonalize.diagonalize` calls)::
     settings = RunSettings.from_config(config).for_system(norb, nelec)
     result = run_diagonalization(
         "results/n2/hamiltonian",        # Hamiltonian folder (hcore.npy, eri.npy, meta.json)
-        alpha, beta, counts,             # the pool: uint64 CI strings; counts may be None
+        alpha, beta, counts,             # the subspace: uint64 CI strings; counts may be None
         "results/n2/iter_003/sqd",       # output folder
         settings.sqd_step(iteration=3),
     )
@@ -47,7 +47,7 @@ from hinqs.io.files import StepResult, read_state, step_result, write_result, wr
 from hinqs.io.hamiltonian import active_shape, load_hamiltonian
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
-from hinqs.sqd.batches import Batch, cap_batch, form_batches, make_pool
+from hinqs.sqd.batches import Batch, canonical_subspace, cap_batch, form_batches
 from hinqs.sqd.dimension import (
     MemoryBudget,
     check_fits,
@@ -79,14 +79,14 @@ def executor_for(settings: SQDSettings) -> BatchExecutor:
     )
 
 
-def _check_pool(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
+def _check_subspace(alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]) -> None:
     from hinqs.io.determinants import validate_determinants
 
     norb, nelec = active_shape(meta)
     if alpha.ndim != 1 or alpha.shape != beta.shape:
         raise InputError("alpha and beta must be 1-d arrays of the same length")
     if len(alpha) == 0:
-        raise InputError("the determinant pool is empty")
+        raise InputError("the subspace is empty")
     try:
         validate_determinants(alpha, beta, norb, nelec)
     except ValueError as exc:
@@ -191,16 +191,16 @@ def _convergence_report(ordered: list[dict[str, Any]], best: int) -> dict[str, A
     }
 
 
-def _validated_pool(
+def _validated_subspace(
     alpha: np.ndarray, beta: np.ndarray, counts: np.ndarray | None, meta: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The pool as uint64 strings and float64 counts, checked against the Hamiltonian."""
+    """The subspace as uint64 strings and float64 counts, checked against the Hamiltonian."""
     alpha, beta = np.asarray(alpha), np.asarray(beta)
     if not (np.issubdtype(alpha.dtype, np.integer) and np.issubdtype(beta.dtype, np.integer)):
         raise InputError("alpha and beta must be integer CI strings")
     alpha, beta = alpha.astype(np.uint64), beta.astype(np.uint64)
     counts = None if counts is None else np.asarray(counts, dtype=np.float64)
-    _check_pool(alpha, beta, counts, meta)
+    _check_subspace(alpha, beta, counts, meta)
     return alpha, beta, counts
 
 
@@ -287,12 +287,16 @@ def _summary(
     }
 
 
-def _context(plan: dict[str, Any], pool: Any, n_input: int, n_batches: int, ham_dir: Path, meta: dict[str, Any],
+def _context(plan: dict[str, Any], subspace: Any, n_input: int, n_batches: int, ham_dir: Path, meta: dict[str, Any],
              nelec: tuple[int, int], settings: SQDSettings) -> dict[str, Any]:  # fmt: skip
-    """What result.json records about the inputs: caps, pool, Hamiltonian and settings."""
+    """What result.json records about the inputs: caps, subspace, Hamiltonian and settings."""
     return {
         "capping": plan,
-        "pool": {"input_determinants": n_input, "unique_determinants": len(pool), "single_batch": n_batches == 1},
+        "subspace": {
+            "input_determinants": n_input,
+            "unique_determinants": len(subspace),
+            "single_batch": n_batches == 1,
+        },
         "hamiltonian": {
             "dir": str(ham_dir),
             "norb": int(meta["norb"]),
@@ -315,7 +319,7 @@ def run_diagonalization(
     executor: BatchExecutor | None = None,
     teacher: str | os.PathLike[str] | None = None,
 ) -> StepResult:
-    """Diagonalise ``n_batches`` batches of the pool and merge them; see the module docstring.
+    """Diagonalise ``n_batches`` batches of the subspace and merge them; see the module docstring.
 
     Batches already finished in ``out_dir`` by an earlier run with the same inputs are
     reused. ``executor`` overrides the one named in ``settings.parallel``. ``teacher`` (the
@@ -325,11 +329,11 @@ def run_diagonalization(
     ham_dir = Path(hamiltonian_dir).resolve()
     meta = load_hamiltonian(ham_dir).meta  # a truncated or altered integral file is refused here, once
     norb, nelec = active_shape(meta, ham_dir)
-    alpha, beta, counts = _validated_pool(alpha, beta, counts, meta)
+    alpha, beta, counts = _validated_subspace(alpha, beta, counts, meta)
     if teacher is not None:  # a state of another system is refused before anything is written
         read_state(teacher, sort=True, norb=norb, nelec=nelec)
-    pool = make_pool(alpha, beta, counts)
-    batches = form_batches(pool, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
+    subspace = canonical_subspace(alpha, beta, counts)
+    batches = form_batches(subspace, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
     batches, plan = plan_batches(batches, settings, nelec, teacher)
     # Warm start: every batch's Davidson starts from the previous ground state (the teacher),
@@ -347,7 +351,7 @@ def run_diagonalization(
     best = merge.select_best(ordered)
     if best is None:
         raise StepFailed(f"all {len(batches)} batches failed: {merge.failure_summary(ordered)}")
-    context = _context(plan, pool, len(alpha), len(batches), ham_dir, meta, nelec, settings)
+    context = _context(plan, subspace, len(alpha), len(batches), ham_dir, meta, nelec, settings)
     summary = _summary(ordered, best, context, report, started)
     files = SQDFiles(out)
     write_state(files.state, store.load_state(out, best), summary["energy"], best)

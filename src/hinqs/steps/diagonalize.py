@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 def diagonalize(
     hamiltonian: str | os.PathLike[str],
-    pool: str | os.PathLike[str],
+    subspace: str | os.PathLike[str],
     out: str | os.PathLike[str],
     settings: SQDSettings,
     *,
     executor: BatchExecutor | None = None,
     teacher: str | os.PathLike[str] | None = None,
 ) -> StepResult:
-    """Draw ``settings.n_batches`` batches from the determinant file ``pool`` and solve them.
+    """Draw ``settings.n_batches`` batches from the subspace file ``subspace`` and solve them.
 
     ``executor`` (e.g. a process pool kept open across iterations by the driver) replaces
     the one ``settings.parallel`` names; results do not depend on which one runs them.
@@ -29,6 +29,6 @@ def diagonalize(
     """
     from hinqs.sqd.step import run_diagonalization
 
-    dets = read_determinants(pool, "determinant pool")
+    dets = read_determinants(subspace, "subspace")
     return run_diagonalization(hamiltonian, dets.alpha, dets.beta, dets.counts, out, settings, executor=executor,
                                teacher=teacher)  # fmt: skip
