@@ -43,11 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def hamiltonian(path: Path) -> Path:
     """The N2/cc-pVDZ Hamiltonian folder of config/n2_ccpvdz.yaml (prepared once, no references)."""
     from hinqs.chem.prepare import prepare_system
-    from hinqs.config import get_system, load_config
+    from hinqs.config import load_config, schema_defaults
 
     if not (path / "meta.json").exists():
-        system = get_system(load_config(ROOT / "config" / "n2_ccpvdz.yaml"), None)
-        prepare_system(system, {"fci_max_determinants": 0, "ccsd": False, "sci": False}, path)
+        system = load_config(ROOT / "config" / "n2_ccpvdz.yaml")["systems"][0]
+        references = {**schema_defaults()["references"], "fci_max_determinants": 0, "ccsd": False, "sci": False}
+        prepare_system(system, references, path)
     return path
 
 
@@ -156,7 +157,7 @@ def main() -> None:
 
     logging.getLogger("hinqs.sqd").setLevel(logging.ERROR)  # the cap and the fixed cycle count are intended here
 
-    from hinqs.sqd.batches import form_batches, make_pool
+    from hinqs.sqd.batches import canonical_subspace, form_batches
 
     ham_dir = hamiltonian(Path(args.hamiltonian))
     strings, prob = string_distribution(ham_dir, args.p_hf, args.power)
@@ -168,7 +169,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     print("\n| S | K_a x K_b (uncapped) | dimension uncapped | measured dimension |")
     print("|---|---|---|---|")
-    canonical = make_pool(*pool)
+    canonical = canonical_subspace(*pool)
     sizes = [int(s) for s in args.samples.split(",")]
     for s in sizes:
         for b in form_batches(

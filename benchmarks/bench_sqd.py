@@ -54,7 +54,7 @@ import numpy as np
 
 from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.settings import RunSettings, with_overrides
-from hinqs.sqd.batches import form_batches, make_pool
+from hinqs.sqd.batches import canonical_subspace, form_batches
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization
 
@@ -74,10 +74,11 @@ SYSTEMS = {
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
     """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
 
     atom, basis, frozen = SYSTEMS[name]
-    system = {"name": name, "geometry": atom, "basis": basis, "spin": 0, "frozen_core": frozen}
-    ints, _ = integrals_from_geometry(system)
+    system = {"name": name, "geometry": atom, "basis": basis, "spin": 0, "frozen_core": frozen, "orbitals": "hf"}
+    ints, _ = integrals_from_geometry(complete_system(system))
     return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ham = load_hamiltonian(ham_dir)
     pool = nqs_like_pool(ham.norb, ham.nelec, args.pool_size, args.n_strings, args.seed, args.max_exc)
     batches = form_batches(
-        make_pool(*pool),
+        canonical_subspace(*pool),
         ham.nelec,
         n_batches=args.batches,
         samples_per_batch=args.samples_per_batch,

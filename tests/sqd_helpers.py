@@ -31,20 +31,22 @@ SYSTEMS = {
 def build_hamiltonian(name: str, out_dir: Path) -> Path:
     """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
 
     atom, basis, spin, frozen = SYSTEMS[name]
-    system = {"name": name, "geometry": atom, "basis": basis, "spin": spin, "frozen_core": frozen}
-    ints, _ = integrals_from_geometry(system)
+    system = {"name": name, "geometry": atom, "basis": basis, "spin": spin, "frozen_core": frozen, "orbitals": "hf"}
+    ints, _ = integrals_from_geometry(complete_system(system))
     return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 
 def n2_sto3g(out_dir: Path, bond: float):
     """N2/STO-3G, two 1s frozen (8 orbitals, (5, 5), 3,136 determinants) at ``bond`` A, loaded."""
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
     from hinqs.io.hamiltonian import load_hamiltonian
 
-    system = {"name": "n2", "geometry": f"N 0 0 0; N 0 0 {bond}", "basis": "sto-3g", "frozen_core": 2}
-    ints, _ = integrals_from_geometry(system)
+    system = {"name": "n2", "geometry": f"N 0 0 0; N 0 0 {bond}", "basis": "sto-3g", "frozen_core": 2, "orbitals": "hf"}
+    ints, _ = integrals_from_geometry(complete_system(system))
     return load_hamiltonian(write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {}))
 
 

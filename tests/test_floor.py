@@ -7,12 +7,14 @@ from conftest import LIH
 
 from hinqs.chem.floor import exact_ground_state, floor_energy
 from hinqs.chem.prepare import prepare_system
+from hinqs.config import complete_system, schema_defaults
 from hinqs.io.hamiltonian import load_hamiltonian
 
 
 def test_floor_is_variational_and_exact_with_all_strings(tmp_path):
-    system = {"name": "lih", "geometry": LIH, "basis": "sto-3g"}
-    prepare_system(system, {"fci_max_determinants": 10**6, "ccsd": False}, tmp_path / "ham")
+    system = complete_system({"name": "lih", "geometry": LIH, "basis": "sto-3g", "orbitals": "hf"})
+    references = {**schema_defaults()["references"], "fci_max_determinants": 10**6, "ccsd": False}
+    prepare_system(system, references, tmp_path / "ham")
     ham = load_hamiltonian(tmp_path / "ham")
     state = exact_ground_state(ham)
     n_a, n_b = state.civec.shape

@@ -2,14 +2,17 @@
 
 A keyword default equal to a schema default under the same name (or a known alias) would
 drift from the schema the day one of them changes; library functions take the settings or
-a required argument instead (issue 15).
+a required argument instead (issue 15). A ``.get(key, value)`` fallback on a schema key is
+the same second default in another spelling (and may contradict the schema outright).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import hinqs
 from hinqs.config import schema_defaults
@@ -84,3 +87,61 @@ def test_the_check_sees_a_restated_default(monkeypatch):
         assert "max_batch" in str(exc)
     else:
         raise AssertionError("the check missed a restated default")
+
+
+def _schema_keys() -> set[str]:
+    """Every key name the schema gives a default, at any depth, and the ``systems`` entries' keys."""
+    from hinqs.config import load_schema
+
+    names = {key.rsplit(".", 1)[-1] for key, _ in _leaves(schema_defaults())}
+    names |= set(schema_defaults())
+    names |= set(load_schema()["properties"]["systems"]["items"]["properties"])
+    return names
+
+
+def _get_fallbacks(source: str) -> list[tuple[int, str, object]]:
+    """``(line, key, fallback)`` of every ``x.get("key", <literal>)`` whose fallback is not None."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"):
+            continue
+        if len(node.args) != 2 or not isinstance(node.args[0], ast.Constant) or not isinstance(node.args[0].value, str):
+            continue
+        try:
+            fallback = ast.literal_eval(node.args[1])
+        except ValueError:
+            continue  # a computed fallback (another key's value, a call) restates nothing
+        if fallback is not None:
+            found.append((node.lineno, node.args[0].value, fallback))
+    return found
+
+
+def _restated_fallbacks(root: Path) -> list[str]:
+    """A ``.get(key, value)`` on a schema key is a second default: it would answer for the schema
+    (or against it: ``orbitals`` once fell back to "hf" where the schema says mp2)."""
+    keys = _schema_keys()
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for line, key, fallback in _get_fallbacks(path.read_text()):
+            if ALIASES.get(key, key) in keys and (path.stem, key) not in FALLBACK_OTHER_MEANING:
+                found.append(f"{path.relative_to(root)}:{line}: .get({key!r}, {fallback!r}) restates the schema")
+    return found
+
+
+# same key name, another dictionary (module stem, key): not a config section
+FALLBACK_OTHER_MEANING = {
+    ("files", "batches"),  # result.json's per-batch records, not pt2.batches
+    ("aggregate", "references"),  # meta.json's computed reference energies, not the references section
+}
+
+
+def test_no_get_fallback_restates_a_schema_default():
+    found = _restated_fallbacks(Path(hinqs.__file__).parent)
+    assert not found, "\n".join(found)
+
+
+def test_the_check_sees_a_get_fallback(tmp_path):
+    """The check above would catch the fallback chem/integrals.py had (issue: "hf" where the schema says mp2)."""
+    (tmp_path / "integrals.py").write_text('def kind(system):\n    return system.get("orbitals", "hf")\n')
+    (tmp_path / "other.py").write_text('def ecore(data):\n    return data.get("ECORE", 0.0), data.get("name")\n')
+    assert _restated_fallbacks(tmp_path) == ["integrals.py:2: .get('orbitals', 'hf') restates the schema"]

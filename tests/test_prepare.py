@@ -134,10 +134,11 @@ def test_natural_orbitals_leave_fci_unchanged_and_compact_the_state(system):
     from pyscf import fci
 
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
 
     energies = {}
     for kind in ("hf", "mp2", "ccsd"):
-        ints, _ = integrals_from_geometry({**system, "orbitals": kind})
+        ints, _ = integrals_from_geometry(complete_system({**system, "orbitals": kind}))
         norb = ints.hcore.shape[0]
         energies[kind], _ = fci.direct_spin1.kernel(
             ints.hcore, ints.eri, norb, ints.nelec, ecore=ints.ecore, conv_tol=1e-12

@@ -39,9 +39,10 @@ def test_the_cut_does_not_follow_the_last_bits():
 
 def _n2():
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
 
-    system = {"name": "n2", "geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2}
-    ints, _ = integrals_from_geometry(system)
+    system = {"name": "n2", "geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2, "orbitals": "hf"}
+    ints, _ = integrals_from_geometry(complete_system(system))
     return ints
 
 

@@ -7,17 +7,17 @@ import itertools
 from sqd_helpers import build_hamiltonian
 
 from hinqs.chem.references import best_reference, compute_references
+from hinqs.config import schema_defaults
 from hinqs.io.hamiltonian import load_hamiltonian
 
 
 def test_sci_series_runs_when_fci_is_out_of_reach(tmp_path):
     ham = load_hamiltonian(build_hamiltonian("lih", tmp_path / "ham"))
     args = (ham.hcore, ham.eri, ham.nelec, ham.ecore)
-    full = compute_references(*args, fci_max_determinants=10**6, ccsd=True, sci_max_seconds=900.0)
+    defaults = {**schema_defaults()["references"], "ccsd": True}
+    full = compute_references(*args, **{**defaults, "fci_max_determinants": 10**6})
     assert full["sci"] is None and full["fci"] is not None  # not needed when FCI is there
-    refs = compute_references(
-        *args, fci_max_determinants=0, ccsd=True, sci_cutoffs=[1e-2, 1e-3, 1e-5], sci_max_seconds=900.0
-    )
+    refs = compute_references(*args, **{**defaults, "fci_max_determinants": 0, "sci_cutoffs": [1e-2, 1e-3, 1e-5]})
     assert refs["fci"] is None and refs["ccsd_t"] is not None
     points = refs["sci"]["points"]
     assert [p["cutoff"] for p in points] == [1e-2, 1e-3, 1e-5]

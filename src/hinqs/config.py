@@ -94,6 +94,12 @@ def schema_defaults() -> dict[str, Any]:
     return out
 
 
+def complete_system(system: dict[str, Any]) -> dict[str, Any]:
+    """One ``systems`` entry validated, with the schema's defaults filled in: what the chemistry
+    reads (it restates no default), for a system written by hand in a script or a test."""
+    return validate_config({"systems": [system]}, f"system {system.get('name')!r}")["systems"][0]
+
+
 def _check_renamed(data: dict[str, Any], source: str) -> None:
     for old, new in RENAMED_KEYS.items():
         if old in data:

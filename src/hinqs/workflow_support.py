@@ -220,14 +220,14 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
     step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
     when that is smaller; each worker may solve one such batch at a time
-    (:func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds the pool and the merged
+    (:func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds the subspace and the merged
     state. The step, granted this as ``SLURM_MEM_PER_NODE``, then finds that every batch the
     request was sized for fits.
     """
     from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb, resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
-    solver = sqd.get("solver", "direct")
+    solver = sqd["solver"]
     # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
     largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
     cap = resolve_max_dimension(sqd.get("max_dimension"), solver, sqd.get("memory_mb"), int(parallel["workers"]))

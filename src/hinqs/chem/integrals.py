@@ -55,7 +55,11 @@ def _quiet() -> Any:
 
 
 def build_molecule(system: dict[str, Any]) -> Any:
-    """A PySCF ``Mole`` for a config system, with one-line errors for what the user got wrong."""
+    """A PySCF ``Mole`` for a config system, with one-line errors for what the user got wrong.
+
+    ``system`` is a validated config system: the schema has filled every default it leaves
+    out (:func:`hinqs.config.complete_system` for one written by hand), so none is restated here.
+    """
     from pyscf import gto
     from pyscf.gto.basis import BasisNotFoundError
 
@@ -63,11 +67,11 @@ def build_molecule(system: dict[str, Any]) -> Any:
     check_geometry_text(name, system["geometry"])
     mol = gto.Mole()
     mol.atom = system["geometry"]
-    mol.unit = system.get("unit", "angstrom")
-    mol.basis = system.get("basis", "sto-3g")
-    mol.charge = system.get("charge", 0)
-    mol.spin = system.get("spin", 0)
-    mol.symmetry = system.get("symmetry", False)
+    mol.unit = system["unit"]
+    mol.basis = system["basis"]
+    mol.charge = system["charge"]
+    mol.spin = system["spin"]
+    mol.symmetry = system["symmetry"]
     mol.verbose = 0
     mol.output = os.devnull
     try:
@@ -159,7 +163,7 @@ def choose_active_space(system: dict[str, Any], mol: Any, nmo: int) -> tuple[int
             )
         ncore = n_core_electrons // 2
     else:
-        ncore = system.get("frozen_core", 0)
+        ncore = system["frozen_core"]
         ncas = nmo - ncore
         if ncore > n_beta:
             raise InputError(f"system {name!r}: frozen_core={ncore} exceeds the {n_beta} doubly occupied orbitals")
@@ -206,7 +210,11 @@ def natural_orbitals(mf: Any, ncore: int, ncas: int, kind: str) -> tuple[np.ndar
 
 
 def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegrals, Any]:
-    """Run the SCF for a geometry system and return its active-space integrals and the SCF."""
+    """Run the SCF for a geometry system and return its active-space integrals and the SCF.
+
+    ``system`` is complete (validated): its orbitals, SCF threshold and frozen core are the
+    config's or the schema's, never a fallback of this module's.
+    """
     from pyscf import ao2mo, mcscf
 
     mol = build_molecule(system)
@@ -214,8 +222,8 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
     nmo = mol.nao_nr()
     ncore, ncas, nelecas = choose_active_space(system, mol, nmo)
     check_orbital_count(ncas, f"system {system['name']!r}", "; choose a smaller active_space")
-    mf = run_scf(mol, system.get("scf_conv_tol", 1e-10))
-    kind = system.get("orbitals", "hf")
+    mf = run_scf(mol, system["scf_conv_tol"])
+    kind = system["orbitals"]
     mo_coeff, occupations = natural_orbitals(mf, ncore, ncas, kind)
     casci = mcscf.CASCI(mf, ncas, nelecas)
     casci.verbose = 0

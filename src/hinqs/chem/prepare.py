@@ -40,7 +40,10 @@ def ensure_writable_parent(out_dir: str | os.PathLike[str]) -> None:
 
 
 def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Compute the active-space integrals and references of ``system`` and write them to ``out_dir``."""
+    """Compute the active-space integrals and references of ``system`` and write them to ``out_dir``.
+
+    ``system`` and ``references`` are complete config sections (the schema's defaults filled in).
+    """
     ensure_writable_parent(out_dir)
     integrals: ActiveSpaceIntegrals
     if "fcidump" in system:
@@ -54,9 +57,9 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         integrals.ecore,
         fci_max_determinants=references["fci_max_determinants"],
         ccsd=references["ccsd"],
-        sci=references.get("sci"),
-        sci_cutoffs=references.get("sci_cutoffs"),
-        sci_max_seconds=references.get("sci_max_seconds", 900.0),
+        sci=references["sci"],
+        sci_cutoffs=references["sci_cutoffs"],
+        sci_max_seconds=references["sci_max_seconds"],
     )
     meta = {
         "e_hf": integrals.info.get("e_hf", refs["hf_active"]),

@@ -158,8 +158,8 @@ def compute_references(
     *,
     fci_max_determinants: int,
     ccsd: bool,
-    sci: bool | None = None,
-    sci_cutoffs: list[float] | None = None,
+    sci: bool | None,
+    sci_cutoffs: list[float],
     sci_max_seconds: float,
 ) -> dict[str, Any]:
     """Reference energies (Ha) and the seconds each took; a method that fails is recorded as null.
@@ -198,7 +198,6 @@ def compute_references(
 
     refs["sci"] = None
     if sci or (sci is None and refs["fci"] is None):
-        cutoffs = sci_cutoffs or [2.0e-3, 1.0e-3, 5.0e-4]
-        refs["sci"] = sci_series(hcore, eri, nelec, ecore, cutoffs, sci_max_seconds)
+        refs["sci"] = sci_series(hcore, eri, nelec, ecore, sci_cutoffs, sci_max_seconds)
         refs["seconds"]["sci"] = refs["sci"]["seconds"]
     return refs
