@@ -32,15 +32,17 @@ def _variational(ham, n_strings: int, seed: int):
     return strings, out
 
 
-def _full_space_pt2(ham, strings, amplitudes) -> tuple[float, float]:
-    """E_var and EN-PT2 with Psi embedded in the full CI vector (direct_spin1 kernels)."""
+def _full_space_pt2(ham, strings, amplitudes, strings_b=None) -> tuple[float, float]:
+    """E_var and EN-PT2 with Psi embedded in the full CI vector (direct_spin1 kernels): every
+    determinant outside the product space, connected or not (an unconnected one adds zero).
+    ``strings_b`` (default ``strings``): the beta strings of an open shell."""
     from pyscf.fci import cistring, direct_spin1
 
     norb, nelec = ham.norb, tuple(ham.nelec)
     every = [np.asarray(cistring.make_strings(range(norb), n)) for n in nelec]
     psi = np.zeros((len(every[0]), len(every[1])))
     rows = np.searchsorted(every[0], strings.astype(np.int64))
-    cols = np.searchsorted(every[1], strings.astype(np.int64))
+    cols = np.searchsorted(every[1], (strings if strings_b is None else strings_b).astype(np.int64))
     psi[np.ix_(rows, cols)] = amplitudes / np.linalg.norm(amplitudes)
     h2e = direct_spin1.absorb_h1e(ham.hcore, ham.eri, norb, nelec, 0.5)
     hpsi = direct_spin1.contract_2e(h2e, psi, norb, nelec).reshape(psi.shape)
@@ -94,11 +96,12 @@ def h2o(tmp_path_factory):
     """H2O/6-31G, 1s frozen: 12 orbitals, (4, 4), 495 strings per spin: rows to sample. No
     degenerate orbitals, so its integrals (and the case) are the same in every run."""
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
     from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 
     system = {"name": "h2o", "geometry": "O 0 0 0; H 0.7571 0.5861 0; H -0.7571 0.5861 0", "basis": "6-31g",
-              "frozen_core": 1}  # fmt: skip
-    ints, _ = integrals_from_geometry(system)
+              "frozen_core": 1, "orbitals": "hf"}  # fmt: skip
+    ints, _ = integrals_from_geometry(complete_system(system))
     out = tmp_path_factory.mktemp("h2o")
     return load_hamiltonian(write_hamiltonian(out, ints.hcore, ints.eri, ints.nelec, ints.ecore, {}))
 
@@ -159,3 +162,68 @@ def test_connected_strings_are_the_single_and_double_excitations(n2):
     assert found.tolist() == every[expect].tolist()
     parents = (moved >= 1) & (moved <= 2)
     assert np.allclose(mass, (parents[expect] * weight).sum(axis=1))
+
+
+# -- open shells, through the step production runs ---------------------------------------------
+
+CH2_TRIPLET = {"name": "ch2", "geometry": "C 0 0 0.1031; H 0 0.9989 -0.3093; H 0 -0.9989 -0.3093", "basis": "6-31g",
+               "spin": 2, "frozen_core": 1, "orbitals": "hf"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ch2_state(tmp_path_factory):
+    """Triplet CH2/6-31G, 1s frozen: 12 orbitals, (4, 2), 495 x 66 strings. A variational state
+    over 30 x 12 of them (HF included), solved and written as the diagonalize step writes it."""
+    from sqd_helpers import solver_settings
+
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
+    from hinqs.io.files import GroundState, write_state
+    from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
+
+    root = tmp_path_factory.mktemp("ch2")
+    ints, _ = integrals_from_geometry(complete_system(CH2_TRIPLET))
+    ham = load_hamiltonian(write_hamiltonian(root / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {}))
+    rng = np.random.default_rng(4)
+    strs_a = random_strings(ham.norb, ham.nelec[0], 30, rng)
+    strs_b = random_strings(ham.norb, ham.nelec[1], 12, rng)
+    out = solve_lean(strs_a, strs_b, ham.hcore, ham.eri, tuple(ham.nelec), solver_settings(solver="lean"))
+    write_state(root / "state.npz", GroundState(strs_a, strs_b, out.state.amplitudes), out.energy + ham.ecore, 0)
+    return ham, root / "ham", root / "state.npz", (strs_a, strs_b, out.state.amplitudes)
+
+
+def _pt2_step(ham_dir, state, out, max_dimension: int, relative_error: float) -> dict:
+    """The pt2 step as the workflow runs it (the solver's energy from state.npz passed on)."""
+    from hinqs.steps.pt2 import estimate_pt2
+    from hinqs.subspace.settings import PT2Settings
+
+    return estimate_pt2(PT2Settings(max_dimension=max_dimension, relative_error=relative_error), 1, ham_dir, state,
+                        out, seed=3, iteration=2)  # fmt: skip
+
+
+def test_open_shell_pt2_of_the_step_equals_the_full_space_sum(ch2_state, tmp_path):
+    """Complete: every connected determinant of the (4, 2) state, its denominators from the
+    solver's energy (``energy=``, what the step passes), against PySCF's full-space H|Psi>."""
+    ham, ham_dir, state, (strs_a, strs_b, amplitudes) = ch2_state
+    record = _pt2_step(ham_dir, state, tmp_path / "pt2.json", 10**7, 0.005)
+    e_var, e_pt2 = _full_space_pt2(ham, strs_a, amplitudes, strs_b)
+    assert record["complete"] and record["connected_strings"][0] > 100 and record["connected_strings"][1] > 30
+    assert abs(record["e_var"] - e_var) < 1e-9
+    assert record["e_pt2"] < -1e-3  # 30 x 12 of 495 x 66: a real correction
+    assert abs(record["e_pt2"] - e_pt2) < 1e-9
+
+
+def test_open_shell_sampled_pt2_of_the_step_lands_on_the_complete_sum(ch2_state, tmp_path):
+    """Sampled (the connected product exceeds max_dimension): within its 95 % interval's reach of
+    the complete sum, and the solver's energy gives the estimate the state's own <H> gives."""
+    from hinqs.seeding import numpy_stream
+
+    ham, ham_dir, state, (strs_a, strs_b, amplitudes) = ch2_state
+    _, complete = _full_space_pt2(ham, strs_a, amplitudes, strs_b)
+    record = _pt2_step(ham_dir, state, tmp_path / "pt2.json", 10, 0.01)
+    assert not record["complete"] and record["rows_computed"] < record["rows"]
+    assert 0 < record["e_pt2_ci95"] <= 0.01 * abs(record["e_pt2"])
+    assert abs(record["e_pt2"] - complete) < 2 * record["e_pt2_ci95"]
+    args = (ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), strs_a, strs_b, amplitudes, 10)
+    recomputed = en_pt2(*args, relative_error=0.01, rng=numpy_stream(3, "pt2", 2))
+    assert abs(record["e_pt2"] - recomputed.e_pt2) < 1e-9 and record["draws"] == recomputed.draws
