@@ -1,4 +1,9 @@
-"""Chemical accuracy by default, and a string cap that never loses energy (real PySCF FCI, no mocks)."""
+"""Chemical accuracy by default, and a string cap that never loses energy (real PySCF FCI, no mocks).
+
+Tolerances are set from what each system reaches (measured on 2 cores, then a margin of
+about 2x for the last bits another thread count gives), not from chemical accuracy: a
+1.6 mHa bound on a system that reaches 1e-12 Ha passes a loop that lost most of its strings.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ import json
 import numpy as np
 from conftest import H2O, LIH
 
-CHEMICAL_ACCURACY = 1.6e-3
+# H2O/STO-3G: its 441 determinants fit without a cap, so the defaults reach FCI to rounding (1e-12 Ha).
+WHOLE_SPACE_HA = 1e-9
+# LiH/6-31G under a cap of 24 of its 55 strings: E_var 1.37e-5 Ha above FCI, E_var + PT2 3.8e-7 Ha
+# (measured); the E_var + PT2 of every iteration at least 3.9 times closer to FCI than E_var.
+CAPPED_LIH_HA = 3e-5
+CAPPED_LIH_PT2_HA = 1e-6
 
 
 def _fci(geometry: str, basis: str) -> float:
@@ -32,11 +42,12 @@ def _run(tmp_path, config: dict, name: str):
 
 
 def test_a_config_with_only_systems_reaches_chemical_accuracy(tmp_path):
-    """H2O/STO-3G, nothing but the molecule: the derived defaults reach FCI and say which iteration did."""
+    """H2O/STO-3G, nothing but the molecule: the derived defaults reach FCI (the whole space: no cap)
+    and say which iteration did."""
     e_fci = _fci(H2O, "sto-3g")
     run, summary = _run(tmp_path, {"systems": [{"name": "h2o", "geometry": H2O, "basis": "sto-3g"}]}, "h2o")
     energies = [it["energy"] for it in summary["per_iteration"]]
-    assert abs(summary["best_energy"] - e_fci) < CHEMICAL_ACCURACY
+    assert abs(summary["best_energy"] - e_fci) < WHOLE_SPACE_HA
     assert summary["best_energy"] == min(energies)
     assert summary["best_iteration"] == energies.index(min(energies)) + 1
     assert run.status.converged
@@ -48,9 +59,11 @@ def test_energy_never_rises_while_the_string_cap_evicts(tmp_path):
         "systems": [{"name": "lih", "geometry": LIH, "basis": "6-31g"}],
         "nqs": {"samples": 10, "epochs": 20, "device": "cpu"},
         "sqd": {"solver": "lean"},
-        "subspace": {"max_strings": 24, "expansion": {"strings": 6}},
+        # 3 strings per expansion: the cap fills in iteration 4 and evicts in two iterations after
+        # (6 per expansion filled it at once and evicted only once before the loop converged).
+        "subspace": {"max_strings": 24, "expansion": {"strings": 3}},
         "parallel": {"executor": "sequential"},
-        "iterations": {"max": 7, "tol": 1.0e-9, "window": 2},
+        "iterations": {"max": 8, "tol": 1.0e-9, "window": 2},
         "references": {"ccsd": False},
     }
     e_fci = _fci(LIH, "6-31g")
@@ -66,12 +79,16 @@ def test_energy_never_rises_while_the_string_cap_evicts(tmp_path):
         previous = strings
     assert sum(evicted) >= 2, "the cap must have evicted strings in several iterations"
     assert np.all(np.diff(energies) <= 1e-9), energies
-    assert summary["best_energy"] - e_fci < 5e-3
+    assert 0 < summary["best_energy"] - e_fci < CAPPED_LIH_HA  # variational, and as close as the cap allows
     # The error bar: every iteration's complete EN-PT2 brings E_var much closer to FCI.
     for it in summary["per_iteration"]:
         assert it["pt2_complete"] is True
         assert abs(it["e_var_plus_pt2"] - e_fci) < abs(it["energy"] - e_fci) / 3
     pt2 = summary["pt2"]
+    assert abs(pt2["e_var_plus_pt2"] - e_fci) < CAPPED_LIH_PT2_HA
     assert pt2["error_mha"] == (pt2["e_var_plus_pt2"] - summary["references"]["fci"]) * 1000
+    # Seven iterations with distinct E_var: the extrapolation is made, and lands closer to FCI
+    # than the best E_var (measured: 7.9e-6 Ha below against 1.37e-5 Ha above).
     fit = pt2["extrapolated"]
-    assert fit is None or abs(fit["energy"] - e_fci) < abs(summary["best_energy"] - e_fci)
+    assert fit is not None and fit["points"] >= 3
+    assert abs(fit["energy"] - e_fci) < abs(summary["best_energy"] - e_fci)
