@@ -12,8 +12,10 @@ from workflow_helpers import (
     SCAN_CONFIG,
     comparable,
     energies,
+    has_colour,
     make_workdir,
     one_system,
+    png_image,
     run_snakemake,
     snakemake_args,
     summary,
@@ -26,22 +28,34 @@ pytestmark = pytest.mark.slow
 
 
 def test_reaches_fci_and_writes_results(scan_run):
+    """LiH/STO-3G: 225 determinants, all within reach: FCI to rounding. The files hold the run's
+    numbers and plots (their content, not only that they exist)."""
+    import csv
+
     for system in ("lih_r1", "lih_r2"):
         data = summary(scan_run, system)
         fci = data["references"]["fci"]
-        assert abs(data["best_energy"] - fci) < 1e-6
+        assert abs(data["best_energy"] - fci) < 1e-9
         assert data["error_mha"]["fci"] == pytest.approx((data["best_energy"] - fci) * 1000)
         assert data["within_chemical_accuracy_of_fci"] is True
         assert 1 <= data["iterations"] <= 3
         assert all(r["batches_failed"] == 0 and r["batches_ok"] >= 1 for r in data["per_iteration"])
         assert data["references"]["ccsd_t"] is not None
         results = scan_run / "results" / system
-        rows = (results / "energies.csv").read_text().splitlines()
-        assert rows[0].startswith("iteration,energy") and len(rows) == data["iterations"] + 1
-        assert (results / "convergence.png").read_bytes()[:4] == b"\x89PNG"
-    table = (scan_run / "results" / "scan.csv").read_text().splitlines()
-    assert len(table) == 3 and table[1].startswith("lih_r1,1.5949,")
-    assert (scan_run / "results" / "scan.png").stat().st_size > 0
+        rows = list(csv.DictReader((results / "energies.csv").read_text().splitlines()))
+        assert [float(r["energy"]) for r in rows] == [r["energy"] for r in data["per_iteration"]]
+        assert [r["iteration"] for r in rows] == [str(k) for k in range(1, data["iterations"] + 1)]
+        # Two panels (the error per iteration, the E_var-vs-E_PT2 fit) at 11 x 4 inches, 120 dpi.
+        plot = png_image(results / "convergence.png")
+        assert plot.shape[:2] == (480, 1320) and has_colour(plot, "#1f77b4") and has_colour(plot, "#9467bd")
+    table = list(csv.DictReader((scan_run / "results" / "scan.csv").read_text().splitlines()))
+    assert [(r["system"], float(r["coordinate"])) for r in table] == [("lih_r1", 1.5949), ("lih_r2", 2.2)]
+    for row in table:
+        data = summary(scan_run, row["system"])
+        assert float(row["energy"]) == data["best_energy"] and float(row["fci"]) == data["references"]["fci"]
+    # The curve (C0) and the FCI reference (black, dashed) are drawn.
+    curve = png_image(scan_run / "results" / "scan.png")
+    assert curve.shape[:2] == (480, 720) and has_colour(curve, "#1f77b4") and has_colour(curve, "#000000")
 
 
 def test_lint_is_clean(scan_run):
@@ -53,7 +67,10 @@ def test_lint_is_clean(scan_run):
 def test_report_is_generated(scan_run):
     proc = run_snakemake(scan_run, "--report", "report.html")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (scan_run / "report.html").stat().st_size > 10_000
+    html = (scan_run / "report.html").read_text()
+    # The captions of the report's entries (workflow/report/*.rst) are in it: the results are.
+    for caption in ("Energy error per iteration", "Best HI-NQS-SQD energy", "lih_r1", "lih_r2"):
+        assert caption in html, caption
 
 
 def test_killed_run_resumes_to_the_same_result(scan_run, tmp_path):

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from slurm_helpers import REPO, SUBMIT_SCRIPT, require_slurm, run_sbatch_wait, run_snakemake_profile
-from workflow_helpers import SCAN_CONFIG, SNAKEFILE, energies, make_workdir, one_system
+from workflow_helpers import SCAN_CONFIG, SNAKEFILE, energies, make_workdir, one_system, png_image
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def test_sbatch_head_job_runs_the_workflow(slurm, scan_run, tmp_path):
     )
     assert res.returncode == 0, res.describe()
     assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
-    assert (workdir / "results/lih_r1/convergence.png").exists()
+    assert png_image(workdir / "results/lih_r1/convergence.png").shape[:2] == (480, 1320)
 
 
 @pytest.mark.timeout(1200)

@@ -66,6 +66,22 @@ def energies(workdir: Path, system: str) -> list[float]:
     return [r["energy"] for r in summary(workdir, system)["per_iteration"]]
 
 
+def png_image(path: Path):
+    """The pixels of a PNG (rows x columns x RGBA, floats in [0, 1]), after checking its signature."""
+    from matplotlib import image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return image.imread(path)
+
+
+def has_colour(pixels, hex_colour: str, at_least: int = 50) -> bool:
+    """Whether at least ``at_least`` pixels carry ``hex_colour`` (a line of that colour was drawn)."""
+    import numpy as np
+
+    rgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int(np.sum(np.all(np.abs(pixels[..., :3] - rgb) < 0.02, axis=-1))) >= at_least
+
+
 def comparable(data: dict) -> dict:
     """A summary without what legitimately differs between runs (timings)."""
     data = json.loads(json.dumps(data))
