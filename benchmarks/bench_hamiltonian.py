@@ -205,11 +205,12 @@ def main(argv: list[str] | None = None) -> None:
         worker(args)
         return
     from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
     from hinqs.io.hamiltonian import write_hamiltonian
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ints, _ = integrals_from_geometry(SYSTEM)
+        ints, _ = integrals_from_geometry(complete_system(SYSTEM))
         hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
         kinds = ["hfsd"] + (["run"] if args.state else [])
         for kind in kinds:

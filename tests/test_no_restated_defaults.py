@@ -132,6 +132,7 @@ def _restated_fallbacks(root: Path) -> list[str]:
 FALLBACK_OTHER_MEANING = {
     ("files", "batches"),  # result.json's per-batch records, not pt2.batches
     ("aggregate", "references"),  # meta.json's computed reference energies, not the references section
+    ("text", "basis"),  # what an extrapolation's uncertainty covers, not a system's AO basis
 }
 
 
