@@ -71,7 +71,8 @@ def _subspace(kind: str, ham, k: int, state_path: str | None):
     if kind == "hfsd":
         strings = _hfsd_strings(ham.norb, ham.nelec[0], k, seed=k)
         vector = np.random.default_rng(k).standard_normal((len(strings), len(strings)))
-        return strings, vector / np.linalg.norm(vector), None
+        # np.sum's pairwise sum, not BLAS's norm: the same vector whatever the process's BLAS threads
+        return strings, vector / np.sqrt(np.sum(vector * vector)), None
     from hinqs.io.files import read_state
 
     state = read_state(state_path, sort=True)
@@ -79,7 +80,7 @@ def _subspace(kind: str, ham, k: int, state_path: str | None):
     weight = prob.sum(axis=1) + prob.sum(axis=0)  # closed shell: one string set for both spins
     strings = np.sort(state.strs_a[np.argsort(-weight, kind="stable")[:k]]).astype(np.int64)
     guess = state.on(strings.astype(np.uint64), strings.astype(np.uint64))
-    return strings, guess / np.linalg.norm(guess), guess
+    return strings, guess / np.sqrt(np.sum(guess * guess)), guess
 
 
 def _contract_2e(ham, strings: np.ndarray, vector: np.ndarray):
