@@ -278,6 +278,54 @@ def _davidson_operator(ham: Any, settings: SolverSettings) -> Any:
     return apply
 
 
+def _run_davidson(ham: Any, settings: SolverSettings, guess: np.ndarray | None) -> tuple[bool, np.ndarray]:
+    """PySCF's Davidson on the kernel's operator: whether it converged, and the normalised vector."""
+    from pyscf import lib
+
+    from hinqs.sqd.progress import DavidsonProgress
+
+    hdiag = ham.diagonal().ravel()
+    operator = _davidson_operator(ham, settings)
+    progress = DavidsonProgress(settings.conv_tol, settings.max_cycle) if hdiag.size >= PROGRESS_DIMENSION else None
+    cycles: list[int] = []
+
+    def callback(envs: dict[str, Any]) -> None:
+        cycles.append(int(envs.get("icyc", len(cycles))))
+        if progress is not None:
+            progress(envs)
+
+    converged, _, vec = lib.davidson1(
+        lambda xs: [operator(x) for x in xs],
+        _initial_guess(hdiag, guess),
+        lib.make_diag_precond(hdiag, level_shift=LEVEL_SHIFT),
+        tol=settings.conv_tol,
+        max_cycle=settings.max_cycle,
+        max_space=MAX_SPACE,
+        lindep=LINDEP,
+        nroots=1,
+        callback=callback,
+        verbose=0,
+    )
+    if progress is not None:  # the step's log: how many cycles (benchmarks/n2_ccpvdz/table.py reads it)
+        print(f"davidson converged={bool(np.all(converged))} after {len(cycles)} cycles", flush=True)
+    amplitudes = np.asarray(vec[0], dtype=np.float64).reshape(ham.shape)
+    return bool(np.all(converged)), amplitudes / np.linalg.norm(amplitudes)
+
+
+def _energy_spin_residual(ham: Any, amplitudes: np.ndarray, settings: SolverSettings) -> tuple[float, float, float]:
+    """E = c.Hc, <S^2> and the residual |A c - (c.A c) c| of Davidson's operator A (H, plus the penalty)."""
+    hc = ham.apply(amplitudes)
+    s2c = ham.apply_spin_square(amplitudes)
+    energy = float(np.vdot(amplitudes, hc))
+    spin_sq = float(np.vdot(amplitudes, s2c))
+    if settings.spin_sq is not None:
+        hc = hc + settings.shift * (s2c - settings.spin_sq * amplitudes)
+        rayleigh = energy + settings.shift * (spin_sq - settings.spin_sq)
+    else:
+        rayleigh = energy
+    return energy, spin_sq, float(np.linalg.norm(hc - rayleigh * amplitudes))
+
+
 def solve_direct(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
@@ -292,51 +340,15 @@ def solve_direct(
     from threadpoolctl import threadpool_limits
 
     from hinqs.kernel import ProductHamiltonian, kernel_threads
-    from hinqs.sqd.progress import DavidsonProgress
 
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
-    norb = hcore.shape[0]
     # The kernel runs on the threads the task was given; Davidson's overlaps on one BLAS thread.
-    threads = lib.num_threads()
-    with threadpool_limits(limits=1, user_api="blas"), kernel_threads(threads):
+    with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
         ham = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
-        hdiag = ham.diagonal().ravel()
-        operator = _davidson_operator(ham, settings)
-        progress = DavidsonProgress(settings.conv_tol, settings.max_cycle) if hdiag.size >= PROGRESS_DIMENSION else None
-        cycles = []
-
-        def callback(envs: dict[str, Any]) -> None:
-            cycles.append(int(envs.get("icyc", len(cycles))))
-            if progress is not None:
-                progress(envs)
-
-        converged, _, vec = lib.davidson1(
-            lambda xs: [operator(x) for x in xs],
-            _initial_guess(hdiag, guess),
-            lib.make_diag_precond(hdiag, level_shift=LEVEL_SHIFT),
-            tol=settings.conv_tol,
-            max_cycle=settings.max_cycle,
-            max_space=MAX_SPACE,
-            lindep=LINDEP,
-            nroots=1,
-            callback=callback,
-            verbose=0,
-        )
-        if progress is not None:  # the step's log: how many cycles (benchmarks/n2_ccpvdz/table.py reads it)
-            print(f"davidson converged={bool(np.all(converged))} after {len(cycles)} cycles", flush=True)
-        amplitudes = np.asarray(vec[0], dtype=np.float64).reshape(ham.shape)
-        amplitudes /= np.linalg.norm(amplitudes)
-        hc = ham.apply(amplitudes)
-        energy = float(np.vdot(amplitudes, hc))
-        spin_sq = float(np.vdot(amplitudes, ham.apply_spin_square(amplitudes)))
-    if settings.spin_sq is not None:
-        penalty = settings.shift * (spin_sq - settings.spin_sq)
-        hc = hc + settings.shift * (ham.apply_spin_square(amplitudes) - settings.spin_sq * amplitudes)
-        residual = float(np.linalg.norm(hc - (energy + penalty) * amplitudes))
-    else:
-        residual = float(np.linalg.norm(hc - energy * amplitudes))
-    converged = bool(np.all(converged)) and residual < math.sqrt(settings.conv_tol)
-    occ_a, occ_b = _occupancies(amplitudes, strs_a, strs_b, norb)
+        converged, amplitudes = _run_davidson(ham, settings, guess)
+        energy, spin_sq, residual = _energy_spin_residual(ham, amplitudes, settings)
+    converged = converged and residual < math.sqrt(settings.conv_tol)
+    occ_a, occ_b = _occupancies(amplitudes, strs_a, strs_b, hcore.shape[0])
     state = GroundState(strs_a.view(np.uint64), strs_b.view(np.uint64), amplitudes, occ_a, occ_b)
     return SolveOutput(
         energy=energy,

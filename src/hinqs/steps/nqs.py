@@ -143,8 +143,9 @@ def _first_order(
 
 
 @dataclass(frozen=True)
-class TrainReport:
-    """The training history written beside the checkpoint."""
+class TrainStepRecord:
+    """What a train step wrote beside the checkpoint (its history), and on what: the trainer's
+    own report (:class:`hinqs.nqs.trainer.TrainReport`) is part of ``history``."""
 
     history: dict[str, Any]
     n_teacher: int
@@ -199,6 +200,27 @@ def _teacher(
     return target, plain, kl_state, trains
 
 
+def _timed_first_order(
+    nqs: NQSSettings, hamiltonian: Any, expansion: ExpansionSettings | None, timer: dict[str, float]
+) -> Any:
+    """The first-order determinants of a ground state, timed into ``timer``; torch's thread count
+    is put back afterwards (a guard: numba's OpenMP layer, if a user selects it, resets the
+    process's OpenMP thread count, which torch shares)."""
+
+    def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import torch
+
+        started, threads = time.perf_counter(), torch.get_num_threads()
+        try:
+            found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
+        finally:
+            torch.set_num_threads(threads)
+        timer["first_order_s"] = time.perf_counter() - started
+        return found
+
+    return first_order
+
+
 def train(
     nqs: NQSSettings,
     model: str | os.PathLike[str],
@@ -211,7 +233,7 @@ def train(
     probe_samples: int = 0,
     hamiltonian: str | os.PathLike[str] | None = None,
     expansion: ExpansionSettings | None = None,
-) -> TrainReport:
+) -> TrainStepRecord:
     """Train the model on the ground state (``teacher``) and write the next checkpoint.
 
     The target is the state's |c|^2, with ``nqs.target: first_order`` plus its first-order
@@ -228,20 +250,7 @@ def train(
 
     state, device = _load(model, nqs.device, hamiltonian)
     timer: dict[str, float] = {"first_order_s": 0.0}
-
-    def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        import torch
-
-        started, threads = time.perf_counter(), torch.get_num_threads()
-        try:
-            found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
-        finally:
-            # numba's OpenMP layer sets the process's OpenMP thread count (to the machine's
-            # cores), which torch shares: the epochs would run on every core, not the rule's one.
-            torch.set_num_threads(threads)
-        timer["first_order_s"] = time.perf_counter() - started
-        return found
-
+    first_order = _timed_first_order(nqs, hamiltonian, expansion, timer)
     wants_first_order = nqs.target == "first_order" and nqs.first_order_determinants > 0
     target, plain, kl_state, trains = _teacher(
         nqs, state, teacher, iteration, first_order if wants_first_order else None
@@ -271,4 +280,4 @@ def train(
     save_checkpoint(state, out)
     if history:
         write_json(history, data)
-    return TrainReport(data, len(target), str(device))
+    return TrainStepRecord(data, len(target), str(device))
