@@ -4,7 +4,8 @@ N2/cc-pVDZ at R = 2.118 bohr, two 1s frozen (10 electrons in 26 orbitals), MP2 n
 orbitals (hinqs' own prepare path). Subspaces of K strings per spin (the same set for both
 spins, closed shell):
 
-``hfsd``   HF, all its singles, and random doubles (seeded) up to K;
+``hfsd``   HF, all its singles, and random doubles (seeded) up to K (past HF's doubles, random
+           doubles of its singles too);
 ``run``    the K heaviest strings of a real run's ground state (``--state``), its amplitudes
            restricted to them as the vector and the warm start.
 
@@ -62,6 +63,9 @@ def _hfsd_strings(norb: int, nel: int, k: int, seed: int) -> np.ndarray:
     singles = excitations(hf, norb, doubles=False)
     doubles = np.setdiff1d(excitations(hf, norb), singles)
     rng = np.random.default_rng(seed)
+    if k - 1 - len(singles) > len(doubles):  # past HF's doubles (2,100 at 26 orbitals): the singles' doubles too
+        more = np.setdiff1d(excitations(singles, norb), np.concatenate([hf, singles, doubles]))
+        doubles = np.concatenate([doubles, rng.choice(more, k - 1 - len(singles) - len(doubles), replace=False)])
     chosen = rng.choice(doubles, max(0, k - 1 - len(singles)), replace=False)
     return np.sort(np.concatenate([hf, singles, chosen])).astype(np.int64)
 
