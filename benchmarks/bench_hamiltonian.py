@@ -6,8 +6,8 @@ spins, closed shell):
 
 ``hfsd``   HF, all its singles, and random doubles (seeded) up to K (past HF's doubles, random
            doubles of its singles too);
-``run``    the K heaviest strings of a real run's ground state (``--state``), its amplitudes
-           restricted to them as the vector and the warm start.
+``run``    the K heaviest strings of a real run's ground state (``--state``), in that run's
+           Hamiltonian, its amplitudes restricted to them as the vector and the warm start.
 
 For every (subspace, K, kernel, threads) a fresh process (its own peak RSS, its thread count
 set before NumPy loads) times one H C and, up to ``--solve-max-k``, one whole solve with
@@ -119,7 +119,9 @@ def worker(args: argparse.Namespace) -> None:
     from hinqs.sqd.solvers import solve
     from hinqs.threads import thread_limit
 
-    ham = load_hamiltonian(args.hamiltonian)
+    # A run's subspace is solved in that run's own orbitals: its Hamiltonian folder, not a fresh
+    # prepare (N2's degenerate pi orbitals rotate from one SCF to the next).
+    ham = load_hamiltonian(Path(args.state).parents[2] / "hamiltonian" if args.kind == "run" else args.hamiltonian)
     strings, vector, guess = _subspace(args.kind, ham, args.k, args.state)
     row = {"kind": args.kind, "k": len(strings), "kernel": args.kernel, "threads": args.threads}
     with thread_limit(args.threads):
@@ -159,7 +161,7 @@ def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: i
 def _table(rows: list[dict]) -> str:
     lines = [
         "| subspace | K per spin | determinants | kernel | threads | H C s | us/det | whole solve s | "
-        "E (Ha) | peak RSS MB | bits 1=2 | per-core ratio |",
+        "E (Ha) | peak RSS MB | bits 1=2 | ratio at equal threads |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {(r["kind"], r["k"], r["kernel"], r["threads"]): r for r in rows if "error" not in r}
