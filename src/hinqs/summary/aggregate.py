@@ -79,6 +79,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
         "e_pt2": pt2.get("e_pt2"),
         "e_pt2_error": pt2.get("e_pt2_error"),
+        "e_pt2_ci95": pt2.get("e_pt2_ci95"),
         "e_var_plus_pt2": pt2.get("e_total"),
         "pt2_complete": pt2.get("complete"),
         "train_kl_after": train.get("kl_after"),
