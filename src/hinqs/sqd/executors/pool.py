@@ -119,7 +119,10 @@ class FuturePoolExecutor:
     def _loop(self, run: _Run) -> None:
         """Submit, collect and recover until every batch has its final outcome."""
         while run.pending or run.inflight:
-            self._submit_ready(run)
+            if not self._submit_ready(run) and not run.inflight:
+                if not self._restart_unblamed(run):
+                    return
+                continue  # the new pool takes the batches
             if not run.inflight:  # every worker is stuck in an abandoned batch
                 run.fail_all("no worker left: every worker is stuck in a batch past batch_timeout")
                 return
@@ -143,17 +146,40 @@ class FuturePoolExecutor:
             try:
                 self.capacity = self._start_pool(run.report, run.solver, run.size)
                 return True
-            except (BrokenExecutor, OSError) as exc:  # OSError: a process that could not be spawned
+            # OSError: a process that could not be spawned; ValueError: multiprocessing's spawn
+            # refusing the descriptors of a pool whose first worker just died ("bad value(s) in
+            # fds_to_keep", seen once in 16 starts with a failing worker launcher)
+            except (BrokenExecutor, OSError, ValueError) as exc:
                 error = exc
                 run.report.events.append(f"pool failed to start (try {attempt}): {type(exc).__name__}: {exc}")
                 self._stop_pool(kill=True)
         run.fail_all(f"worker pool failed to start {MAX_FRUITLESS_RESTARTS + 1} times: {type(error).__name__}: {error}")
         return False
 
-    def _submit_ready(self, run: _Run) -> None:
+    def _submit_ready(self, run: _Run) -> bool:
+        """Submit while workers are free; False when the pool broke before it took a task (a
+        worker that died while the pool was starting can break it after the start returned):
+        the task goes back to the front, uncharged."""
         while run.pending and len(run.inflight) < self._free_capacity():
             task = run.pending.popleft()
-            run.inflight[self.pool.submit(run_task, task)] = Slot(task, time.time())
+            try:
+                future = self.pool.submit(run_task, task)
+            except BrokenExecutor:
+                run.pending.appendleft(task)
+                return False
+            run.inflight[future] = Slot(task, time.time())
+        return True
+
+    def _restart_unblamed(self, run: _Run) -> bool:
+        """Tear down a pool that broke with nothing in flight and start it again (as a failed
+        start); False (the rest failed) after ``MAX_FRUITLESS_RESTARTS`` such rebuilds in a row."""
+        run.fruitless_restarts += 1
+        run.report.events.append(f"pool failed to start (try {run.fruitless_restarts}): it broke before taking a batch")
+        self._stop_pool(kill=True)
+        if run.fruitless_restarts > MAX_FRUITLESS_RESTARTS:
+            run.fail_all("the worker pool keeps breaking with no batch to blame")
+            return False
+        return self._start_or_give_up(run)
 
     def _collect(self, run: _Run) -> list[Slot]:
         """Wait for the next finished task; settle the finished ones; return those the pool broke under."""
