@@ -143,3 +143,13 @@ def check_strings(
     wrong = np.flatnonzero(counts != n_electrons)
     if len(wrong):
         raise InputError(f"{what} has strings with {int(counts[wrong[0]])} electrons, but {expected} has {n_electrons}")
+
+
+def closed_shell(nelec: tuple[int, int], strs_a: np.ndarray | None = None, strs_b: np.ndarray | None = None) -> bool:
+    """One string set serves both spins: equal electron counts (the batches then merge both
+    spins' strings, as qiskit-addon-sqd's ``open_shell=False`` does) and, for a given state,
+    the same strings on both sides. The one definition the engine, the expansion and the
+    first-order target use."""
+    if nelec[0] != nelec[1]:
+        return False
+    return strs_a is None or strs_b is None or bool(np.array_equal(strs_a, strs_b))

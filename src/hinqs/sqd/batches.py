@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.io.determinants import unique_determinants
+from hinqs.io.determinants import closed_shell, unique_determinants
 from hinqs.seeding import numpy_stream
 
 
@@ -127,7 +127,7 @@ def draw_indices(subspace: CanonicalSubspace, size: int, rng: np.random.Generato
 
 def subspace_strings(alpha: np.ndarray, beta: np.ndarray, nelec: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique CI strings of each spin; for closed shells the union serves both spins."""
-    if nelec[0] == nelec[1]:
+    if closed_shell(nelec):
         union = np.unique(np.concatenate([alpha, beta]).astype(np.uint64))
         return union, union.copy()
     return np.unique(alpha.astype(np.uint64)), np.unique(beta.astype(np.uint64))
@@ -178,7 +178,7 @@ def cap_batch(
     from hinqs.sqd.dimension import cap_shape, heaviest, string_weights, teacher_lookup
 
     before = batch.shape
-    shared = nelec[0] == nelec[1]
+    shared = closed_shell(nelec)
     k_a, k_b = cap_shape(*before, max_dimension, shared)
     record = {
         "max_dimension": int(max_dimension),

@@ -48,7 +48,7 @@ from itertools import combinations
 
 import numpy as np
 
-from hinqs.io.determinants import Determinants, hartree_fock_strings, unique_determinants
+from hinqs.io.determinants import Determinants, closed_shell, hartree_fock_strings, unique_determinants
 from hinqs.io.files import GroundState, check_state, read_state
 from hinqs.subspace.ranking import top_groups
 from hinqs.subspace.settings import ExpansionSettings
@@ -302,7 +302,7 @@ def plan_strings(
     )
     energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    closed = nelec[0] == nelec[1] and np.array_equal(teacher.strs_a, teacher.strs_b)
+    closed = closed_shell(nelec, teacher.strs_a, teacher.strs_b)
     if closed:
         own_subspace = np.union1d(subspace.alpha, subspace.beta)
         return [

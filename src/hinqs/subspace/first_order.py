@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hinqs.io.determinants import closed_shell
 from hinqs.io.files import GroundState, check_state
 from hinqs.subspace.expansion import h_on_block, scored_block, teacher_energy_and_diagonal
 from hinqs.subspace.ranking import top_groups
@@ -83,7 +84,7 @@ def first_order_determinants(
     amps = state.amplitudes / np.sqrt(np.vdot(state.amplitudes, state.amplitudes))
     state = GroundState(state.strs_a, state.strs_b, amps)
     energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
-    closed = nelec[0] == nelec[1] and np.array_equal(state.strs_a, state.strs_b)
+    closed = closed_shell(nelec, state.strs_a, state.strs_b)
     ra, rb, rw = _channel(state.strs_a, state.strs_b, amps, nelec, hcore, eri, energy, settings)
     if closed:
         parts = [(ra, rb, rw), (rb, ra, rw)]
