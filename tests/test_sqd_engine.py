@@ -341,7 +341,9 @@ def test_a_pool_that_fails_to_start_is_restarted(system, reference, tmp_path):
     assert (tmp_path / "failed").is_dir()  # the fault happened
     events = first.summary["executor"]["events"]
     assert any(e.startswith("pool failed to start (try 1)") for e in events), events
-    assert first.summary["executor"]["pool_starts"] == 1 and first.summary["n_ok"] == 2
+    # The dead worker is noticed during the start (1 start recorded) or right after it, when the
+    # broken pool refuses the first batch (2): either way no batch is charged and none is lost.
+    assert first.summary["executor"]["pool_starts"] in (1, 2) and first.summary["n_ok"] == 2
     assert first.batch_energies == reference.batch_energies[:2]
     assert all(b["attempts"] == 1 for b in first.batches)  # a failed start charges no batch
     assert second.summary["n_ok"] == 2 and second.summary["executor"]["pool_starts"] == 0
