@@ -11,13 +11,12 @@ repository's Snakefile from the repository root with a config file of their own.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 import yaml
 from conftest import LIH
-from workflow_helpers import BIN, REPO, workflow_env
+from workflow_helpers import snakemake_from_repo_root
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +51,9 @@ def capped_run(tmp_path_factory):
     config_file = tmp / "lih_capped.yaml"
     config_file.write_text(yaml.safe_dump(CONFIG))
     results = tmp / "results"
-    command = [str(BIN / "snakemake"), "--cores", "2", "--configfile", str(config_file)]
-    proc = subprocess.run([*command, "--config", f"results_dir={results}"], cwd=REPO, env=workflow_env(),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = snakemake_from_repo_root(
+        "--cores", "2", "--configfile", str(config_file), "--config", f"results_dir={results}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return results / "lih"
 

@@ -15,19 +15,12 @@ import subprocess
 
 import pytest
 import yaml
-from workflow_helpers import BIN, REPO, comparable, workflow_env
+from workflow_helpers import BIN, REPO, comparable, snakemake_from_repo_root, workflow_env
 
 pytestmark = pytest.mark.slow
 
 # LiH / STO-3G (225 determinants): only the molecule, as a chemist would write it.
 SYSTEMS_ONLY = {"systems": [{"name": "lih", "geometry": "Li 0 0 0; H 0 0 1.5949", "basis": "sto-3g"}]}
-
-
-def _snakemake_from_repo_root(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`snakemake ...` typed in the repository root, as the README says."""
-    return subprocess.run(
-        [str(BIN / "snakemake"), *args], cwd=REPO, env=workflow_env(), capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +30,10 @@ def user_run(tmp_path_factory):
     config_file = tmp / "lih.yaml"
     config_file.write_text(yaml.safe_dump(SYSTEMS_ONLY))
     results = tmp / "results"
-    dry = _snakemake_from_repo_root("-n", "--configfile", str(config_file), "--config", f"results_dir={results}")
+    dry = snakemake_from_repo_root("-n", "--configfile", str(config_file), "--config", f"results_dir={results}")
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert not results.exists(), "a dry run must write nothing"
-    proc = _snakemake_from_repo_root(
+    proc = snakemake_from_repo_root(
         "--cores", "2", "--configfile", str(config_file), "--config", f"results_dir={results}"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -110,7 +103,7 @@ def test_no_config_file_runs_the_default_config():
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     results = REPO / default.get("results_dir", "results")
     existed = results.exists()
-    proc = _snakemake_from_repo_root("-n")
+    proc = snakemake_from_repo_root("-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"{default['systems'][0]['name']}/hamiltonian/meta.json" in proc.stdout
     assert results.exists() == existed
@@ -126,7 +119,7 @@ def test_a_user_reference_reruns_only_the_summary(user_run):
     with_reference = config_file.with_name("lih_ref.yaml")
     with_reference.write_text(yaml.safe_dump(data))
     meta_mtime = (results / "lih" / "hamiltonian" / "meta.json").stat().st_mtime_ns
-    proc = _snakemake_from_repo_root(
+    proc = snakemake_from_repo_root(
         "--cores", "2", "--configfile", str(with_reference), "--config", f"results_dir={results}"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

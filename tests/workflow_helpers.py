@@ -52,6 +52,13 @@ def snakemake_args(*extra: str) -> list[str]:
     return [str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), "--configfile", "config.yaml", *extra]
 
 
+def snakemake_from_repo_root(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`snakemake ...` typed in the repository root with a user's arguments, as the README says."""
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args], cwd=REPO, env=workflow_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def run_snakemake(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         snakemake_args(*extra), cwd=workdir, env=workflow_env(), capture_output=True, text=True, timeout=timeout
