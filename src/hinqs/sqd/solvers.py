@@ -162,6 +162,28 @@ def _convergence_warning(residual: float | None, settings: SolverSettings) -> li
     return [text]
 
 
+def _output(
+    strs: tuple[np.ndarray, np.ndarray],
+    amplitudes: np.ndarray,
+    occupancies: tuple[np.ndarray, np.ndarray],
+    energy: float,
+    spin_sq: float,
+    converged: bool,
+    residual: float | None,
+    settings: SolverSettings,
+) -> SolveOutput:
+    """What every solver returns: the state over its (int64) strings, with the convergence warning."""
+    strs_a, strs_b = (np.asarray(x).view(np.uint64) for x in strs)
+    return SolveOutput(
+        energy=energy,
+        state=GroundState(strs_a, strs_b, amplitudes, *occupancies),
+        spin_sq=spin_sq,
+        converged=converged,
+        residual_norm=residual,
+        warnings=[] if converged else _convergence_warning(residual, settings),
+    )
+
+
 def solve_with_solve_fermion(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
@@ -191,15 +213,7 @@ def solve_with_solve_fermion(
     # Residual of the operator Davidson used: solve_fermion keeps PySCF's converged flag to itself.
     residual = _rayleigh(_make_solver(settings), hcore, eri, amplitudes, strs, nelec).residual(amplitudes)
     converged = residual < math.sqrt(settings.conv_tol)
-    state = GroundState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
-    return SolveOutput(
-        energy=float(energy),
-        state=state,
-        spin_sq=float(spin_sq),
-        converged=converged,
-        residual_norm=residual,
-        warnings=[] if converged else _convergence_warning(residual, settings),
-    )
+    return _output(strs, amplitudes, (occ_a, occ_b), float(energy), float(spin_sq), converged, residual, settings)
 
 
 def solve_lean(
@@ -235,16 +249,8 @@ def solve_lean(
     residual = product.residual(amplitudes) if settings.spin_sq is None else None
     norm2 = product.norm2
     spin_sq = float(selected_ci.spin_square(_sci_vector(amplitudes, strs), norb, nelec)[0]) / norm2
-    occ_a, occ_b = _occupancies(amplitudes, strs[0], strs[1], norb)
-    state = GroundState(strs[0].view(np.uint64), strs[1].view(np.uint64), amplitudes, occ_a, occ_b)
-    return SolveOutput(
-        energy=energy,
-        state=state,
-        spin_sq=spin_sq,
-        converged=converged,
-        residual_norm=residual,
-        warnings=[] if converged else _convergence_warning(residual, settings),
-    )
+    occupancies = _occupancies(amplitudes, strs[0], strs[1], norb)
+    return _output(strs, amplitudes, occupancies, energy, spin_sq, converged, residual, settings)
 
 
 LEVEL_SHIFT = 1e-3  # the preconditioner's shift, PySCF's FCI default
@@ -348,16 +354,8 @@ def solve_direct(
         converged, amplitudes = _run_davidson(ham, settings, guess)
         energy, spin_sq, residual = _energy_spin_residual(ham, amplitudes, settings)
     converged = converged and residual < math.sqrt(settings.conv_tol)
-    occ_a, occ_b = _occupancies(amplitudes, strs_a, strs_b, hcore.shape[0])
-    state = GroundState(strs_a.view(np.uint64), strs_b.view(np.uint64), amplitudes, occ_a, occ_b)
-    return SolveOutput(
-        energy=energy,
-        state=state,
-        spin_sq=spin_sq,
-        converged=converged,
-        residual_norm=residual,
-        warnings=[] if converged else _convergence_warning(residual, settings),
-    )
+    occupancies = _occupancies(amplitudes, strs_a, strs_b, hcore.shape[0])
+    return _output((strs_a, strs_b), amplitudes, occupancies, energy, spin_sq, converged, residual, settings)
 
 
 SOLVER_FUNCTIONS = {"direct": solve_direct, "solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
