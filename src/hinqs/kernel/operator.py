@@ -117,6 +117,7 @@ class ProductHamiltonian:
         self._eri2 = eri.reshape(self.norb**2, self.norb**2)
         jmat = np.ascontiguousarray(np.einsum("ppqq->pq", eri))
         self._jvec = _jvec(self.alpha.occ, jmat)
+        self._w: np.ndarray | None = None
 
     @property
     def square(self) -> bool:
@@ -157,12 +158,20 @@ class ProductHamiltonian:
         """H's diagonal on the targets, shape :attr:`shape`."""
         return rows_kernels.diagonal(self.alpha.tables[4], self.beta.tables[4], self._jvec, self.beta.occ)
 
+    def _spin_pairs(self) -> np.ndarray:
+        """S^2's "integrals" for the opposite-spin sum, W[pq, qp] = -1; built once (a Davidson with
+        the spin penalty applies S^2 every cycle)."""
+        if self._w is None:
+            n = self.norb
+            w = np.zeros((n * n, n * n))
+            p, q = np.divmod(np.arange(n * n), n)
+            w[p * n + q, q * n + p] = -1.0
+            self._w = w
+        return self._w
+
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
         """``S^2 C`` on the targets: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C."""
-        n = self.norb
-        w = np.zeros((n * n, n * n))
-        p, q = np.divmod(np.arange(n * n), n)
-        w[p * n + q, q * n + p] = -1.0
+        w = self._spin_pairs()
         if self.square:
             out = rows_kernels.square_opposite(self._coefficients(c), w, self.alpha.tables, self.beta.tables, False)
         else:
