@@ -134,7 +134,7 @@ def _single_links(sources, occ, vir, targets):
 
 
 @nb.njit(cache=True)
-def _one_body_part(s, q, p, occ_row, h1, eri):
+def _one_body_part(q, p, occ_row, h1, eri):
     """h_pq + sum_{k occupied in s, k != q} [(pq|kk) - (pk|kq)]: a same-spin single's element before its sign."""
     value = h1[p, q]
     for c in range(len(occ_row)):
@@ -145,8 +145,8 @@ def _one_body_part(s, q, p, occ_row, h1, eri):
 
 
 @nb.njit(cache=True)
-def _same_spin_source(j, s, occ_row, vir_row, targets, h1, eri, out_t, out_v, at, write):
-    """The hits of source ``s`` (index ``j``) among the targets: count them, or write them from ``at``.
+def _same_spin_source(s, occ_row, vir_row, targets, h1, eri, out_t, out_v, at, write):
+    """The hits of source string ``s`` among the targets: count them, or write them from ``at``.
 
     Singles first (q -> p), then doubles (q, s2 -> p, r with q < s2, p < r), in a fixed order.
     """
@@ -164,7 +164,7 @@ def _same_spin_source(j, s, occ_row, vir_row, targets, h1, eri, out_t, out_v, at
                 if write:
                     sgn = 1.0 - 2.0 * ((n1 + _below(removed, p)) & 1)
                     out_t[e] = t
-                    out_v[e] = sgn * _one_body_part(s, q, p, occ_row, h1, eri)
+                    out_v[e] = sgn * _one_body_part(q, p, occ_row, h1, eri)
                 e += 1
     for a in range(nel):
         q = occ_row[a]
@@ -201,12 +201,12 @@ def _same_spin_entries(sources, occ, vir, targets, h1, eri):
     empty_v = np.empty(0, np.float64)
     counts = np.zeros(k + 1, np.int64)
     for j in nb.prange(k):
-        counts[j + 1] = _same_spin_source(j, sources[j], occ[j], vir[j], targets, h1, eri, empty_t, empty_v, 0, False)
+        counts[j + 1] = _same_spin_source(sources[j], occ[j], vir[j], targets, h1, eri, empty_t, empty_v, 0, False)
     offsets = np.cumsum(counts)
     out_t = np.empty(offsets[-1], np.int64)
     out_v = np.empty(offsets[-1], np.float64)
     for j in nb.prange(k):
-        _same_spin_source(j, sources[j], occ[j], vir[j], targets, h1, eri, out_t, out_v, offsets[j], True)
+        _same_spin_source(sources[j], occ[j], vir[j], targets, h1, eri, out_t, out_v, offsets[j], True)
     source_of = np.empty(offsets[-1], np.int64)
     for j in range(k):
         source_of[offsets[j] : offsets[j + 1]] = j
