@@ -414,8 +414,14 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
     ),
     "truncated state (pt2)": (lambda e: e.pt2(truncated(e.state([1, 2], [1, 2]))), "not a readable .npz file"),
     "state with NaN amplitudes (pt2)": (
-        lambda e: e.pt2(e.garbage_npz("nan.npz", ci_strs_a=np.array([1], np.uint64),
-                                       ci_strs_b=np.array([1], np.uint64), amplitudes=np.array([[np.nan]]))),
+        lambda e: e.pt2(
+            e.garbage_npz(
+                "nan.npz",
+                ci_strs_a=np.array([1], np.uint64),
+                ci_strs_b=np.array([1], np.uint64),
+                amplitudes=np.array([[np.nan]]),
+            )
+        ),
         "the amplitudes are not finite",
     ),
     "json as a state (pt2)": (lambda e: e.pt2(e.file("state.npz", '{"energy": 1}')), "not a readable .npz file"),
@@ -442,7 +448,7 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
     ),
     # hinqs summarize (a system's summary, and the result lines of a finished run)
     "garbage sample statistics (summarize)": (
-        lambda e: e.summarize(lambda r: (r / "iter_001" / "sample_stats.json").write_text("{\"n_unique\": 3,")),
+        lambda e: e.summarize(lambda r: (r / "iter_001" / "sample_stats.json").write_text('{"n_unique": 3,')),
         "sample statistics is not valid JSON",
     ),
     "text in a PT2 record (summarize)": (
@@ -508,8 +514,20 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
     ),
     "truncated samples (subspace)": (lambda e: _truncated_samples(e), "not a readable .npz file"),
     "iterations 0 (verify)": (
-        lambda e: Case(["verify", "--config", str(e.sys.config), "--system", "h2", "--iterations", "0",
-                        "--out", str(e.tmp / "verify")], e.tmp / "verify"),
+        lambda e: Case(
+            [
+                "verify",
+                "--config",
+                str(e.sys.config),
+                "--system",
+                "h2",
+                "--iterations",
+                "0",
+                "--out",
+                str(e.tmp / "verify"),
+            ],
+            e.tmp / "verify",
+        ),
         "--iterations must be at least 1",
     ),
 }

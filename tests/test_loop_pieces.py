@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from hinqs.convergence import next_status
 from hinqs.errors import InputError
@@ -148,3 +149,20 @@ def test_gpu_request_by_device_and_site_setting():
     assert gpus_per_nqs_job("cuda", {"HINQS_SLURM_GPUS": "0"}) == 0
     with pytest.raises(InputError, match="HINQS_SLURM_GPUS"):
         gpus_per_nqs_job("auto", {"HINQS_SLURM_GPUS": "two"})
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "n2_ccpvdz.yaml"])
+def test_every_memory_request_of_a_shipped_config_fits_a_16_gb_node(name):
+    """The scheduler is asked for what the step can use, not for a figure from an unrelated
+    setting: the PT2 step streams its sum, so pt2.max_dimension (1e10 by default) must not
+    reach its request (it once asked SLURM for 400 GB)."""
+    from hinqs.config import load_config
+    from hinqs.workflow_support import diagonalize_mem_mb, pt2_mem_mb
+
+    config = load_config(REPO / "config" / name)
+    pt2 = pt2_mem_mb(config["sqd"], config["parallel"])
+    diag = diagonalize_mem_mb(config["sqd"], config["parallel"])
+    assert 0 < pt2 <= diag < 16_000
+    # Larger batches ask for more; the PT2 setting does not move it.
+    bigger = pt2_mem_mb({**config["sqd"], "samples_per_batch": 2000, "max_dimension": 16_000_000}, config["parallel"])
+    assert bigger > pt2_mem_mb({**config["sqd"], "samples_per_batch": 200}, config["parallel"])

@@ -207,32 +207,44 @@ def diagonalize_threads(parallel: dict[str, Any]) -> int:
     return int(parallel["workers"]) * int(parallel["threads_per_worker"])
 
 
-def pt2_mem_mb(pt2: dict[str, Any]) -> int:
-    """Memory (MB) of the PT2 step: five float64 vectors of the extended product space and
-    PySCF's work arrays (about 40 B per determinant) over the process's base."""
-    return int(600 + 40 * int(pt2["max_dimension"]) / 1e6)
+def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+    """The largest product dimension one batch of this config can diagonalise.
+
+    A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
+    both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
+    step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
+    when that is smaller.
+    """
+    from hinqs.sqd.dimension import resolve_max_dimension
+
+    per_batch = sqd.get("samples_per_batch")
+    # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
+    largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
+    cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), int(parallel["workers"]))
+    return largest if cap is None else min(largest, cap)
+
+
+def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+    """Memory (MB) of the PT2 step: it streams the connected product row by row from the
+    state's own links (:mod:`hinqs.subspace.pt2`), so it grows with the largest state a batch
+    can hold, never with ``pt2.max_dimension`` (which only decides complete or sampled)."""
+    from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT, USABLE_FRACTION
+
+    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel) / 1e6
+    return int(need / USABLE_FRACTION + 0.5)
 
 
 def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 
-    A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
-    both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
-    step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
-    when that is smaller; each worker may solve one such batch at a time
-    (:func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds the subspace and the merged
-    state. The step, granted this as ``SLURM_MEM_PER_NODE``, then finds that every batch the
-    request was sized for fits.
+    Each worker may solve one batch of the largest dimension the config allows
+    (:func:`_largest_batch`, :func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds
+    the subspace and the merged state. The step, granted this as ``SLURM_MEM_PER_NODE``, then
+    finds that every batch the request was sized for fits.
     """
-    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb, resolve_max_dimension
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
 
-    per_batch = sqd.get("samples_per_batch")
-    solver = sqd["solver"]
-    # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
-    largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
-    cap = resolve_max_dimension(sqd.get("max_dimension"), solver, sqd.get("memory_mb"), int(parallel["workers"]))
-    if cap is not None:
-        largest = min(largest, cap)
+    largest = _largest_batch(sqd, parallel)
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
-    need = PARENT_MB + workers * estimate_mb(largest, solver)
+    need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"])
     return int(need / USABLE_FRACTION + 0.5)

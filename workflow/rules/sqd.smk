@@ -77,7 +77,7 @@ rule pt2:
         iteration=lambda w: int(w.k),
     threads: config["parallel"]["threads_per_worker"]
     resources:
-        mem_mb=pt2_mem_mb(config["pt2"]),
+        mem_mb=pt2_mem_mb(config["sqd"], config["parallel"]),
     log:
         str(SYS.log("pt2", "{k}")),
     benchmark:

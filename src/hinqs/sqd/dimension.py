@@ -49,6 +49,12 @@ from hinqs.io.files import read_state
 # kernel's [C, -C] copy and two product-sized work arrays (about 40 B): 300 B still covers it.
 BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300, "direct": 300}
 BASELINE_MB = {"solve_fermion": 350, "lean": 150, "direct": 250}
+# The PT2 step (hinqs.subspace.pt2) holds the state, its link tables into the connected
+# strings and one row's work arrays per thread: 319-580 MB peak at 0.18-2.25 M determinants
+# in the 52-qubit run (benchmarks/n2_ccpvdz/README.md), about 300 MB of imports and 125 B per
+# state determinant; rounded up like the solvers' figures.
+PT2_BASELINE_MB = 350
+PT2_BYTES_PER_DETERMINANT = 250
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page

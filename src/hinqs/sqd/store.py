@@ -41,9 +41,7 @@ def batch_paths(out_dir: Path, index: int) -> tuple[Path, Path]:
     return SQDFiles(Path(out_dir)).batch(index)
 
 
-def fingerprint(
-    hamiltonian_meta: dict[str, Any], content_hash: str, solver: SolverSettings, guess: str | None
-) -> str:
+def fingerprint(hamiltonian_meta: dict[str, Any], content_hash: str, solver: SolverSettings, guess: str | None) -> str:
     """sha256 over the inputs a batch result depends on (``guess``: the warm start's
     :func:`state_digest`, None for a cold start)."""
     key = {
