@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/nqs.smk"
 include: "workflow/rules/sqd.smk"
+include: "workflow/rules/orbitals.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/verify.smk"
 

@@ -14,9 +14,8 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 from conftest import LIH
-from workflow_helpers import snakemake_from_repo_root
+from workflow_helpers import run_user_config
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +46,7 @@ def _fci(geometry: str, basis: str) -> float:
 @pytest.fixture(scope="module")
 def capped_run(tmp_path_factory):
     """`snakemake --cores 2 --configfile lih_capped.yaml` typed in the repository root."""
-    tmp = tmp_path_factory.mktemp("capped")
-    config_file = tmp / "lih_capped.yaml"
-    config_file.write_text(yaml.safe_dump(CONFIG))
-    results = tmp / "results"
-    proc = snakemake_from_repo_root(
-        "--cores", "2", "--configfile", str(config_file), "--config", f"results_dir={results}"
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = run_user_config(tmp_path_factory.mktemp("capped"), "lih_capped.yaml", CONFIG)
     return results / "lih"
 
 

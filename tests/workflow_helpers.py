@@ -59,6 +59,19 @@ def snakemake_from_repo_root(*args: str, timeout: float = 600) -> subprocess.Com
     )
 
 
+def run_user_config(tmp: Path, filename: str, config: dict, *extra: str) -> Path:
+    """Write ``config`` as the user's ``tmp/filename`` and run `snakemake --cores 2 --configfile
+    it` from the repository root, results in ``tmp/results`` (returned); fails the test on error."""
+    config_file = tmp / filename
+    config_file.write_text(yaml.safe_dump(config))
+    results = tmp / "results"
+    proc = snakemake_from_repo_root(
+        "--cores", "2", "--configfile", str(config_file), "--config", f"results_dir={results}", *extra
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
+
+
 def run_snakemake(workdir: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         snakemake_args(*extra), cwd=workdir, env=workflow_env(), capture_output=True, text=True, timeout=timeout

@@ -127,6 +127,7 @@ def run_loop(
     """
     from hinqs.sqd.step import executor_for
     from hinqs.steps.nqs import init_model
+    from hinqs.steps.orbitals import natural_hamiltonian
     from hinqs.steps.prepare import prepare
 
     layout = RunLayout.at(results_dir).system(system)
@@ -145,4 +146,8 @@ def run_loop(
             status = _iteration(settings, layout, ham, k, sqd, executor, clock)
             if status.stop:
                 break
+            if k == settings.natural_after:  # the workflow's natural_orbitals rule, at the same point
+                with clock.stage("natural_orbitals"):
+                    natural_hamiltonian(ham, layout.iteration(k).state, layout.natural_hamiltonian, iteration=k)
+                ham = layout.natural_hamiltonian
     return LoopRun(layout, k, status, clock.rows)

@@ -80,6 +80,7 @@ class RunSettings:
     subspace: SubspaceSettings
     pt2: PT2Settings
     iterations: IterationSettings
+    natural_after: int | None = None  # natural_orbitals.after (hinqs.steps.orbitals)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RunSettings:
@@ -100,6 +101,7 @@ class RunSettings:
             ),
             pt2=_section(PT2Settings, config["pt2"]),
             iterations=_section(IterationSettings, config["iterations"]),
+            natural_after=config["natural_orbitals"]["after"],
         )
 
     @classmethod

@@ -1,4 +1,6 @@
 # Paths (from hinqs.io.layout), config snapshot and the iteration walk shared by all rules.
+from pathlib import Path
+
 from hinqs.config import validate_config
 from hinqs.io.layout import RunLayout
 from hinqs.workflow_support import (
@@ -30,6 +32,19 @@ IT = SYS.iteration("{k}")
 wildcard_constraints:
     system="|".join(SYSTEMS),
     k=r"\d{3}",
+
+
+NATURAL_AFTER = config["natural_orbitals"]["after"]
+
+
+def hamiltonian_of(system, k):
+    """The Hamiltonian folder iteration k of a system works in (prepare's, or the natural one)."""
+    return str(RESULTS.system(system).hamiltonian_at(k, NATURAL_AFTER))
+
+
+def hamiltonian_meta(w):
+    """meta.json of the Hamiltonian iteration w.k works in: the rule waits for that folder."""
+    return str(Path(hamiltonian_of(w.system, w.k)) / "meta.json")
 
 
 def sysdir(system):

@@ -27,6 +27,7 @@ rule sample:
     conda:
         HINQS_ENV
     input:
+        meta=hamiltonian_meta,
         model=lambda w: str(files(w.system, int(w.k) - 1).model),
         known=lambda w: [str(files(w.system, int(w.k) - 1).subspace)] if int(w.k) > 1 else [],
     output:
@@ -38,7 +39,7 @@ rule sample:
         seed=config["seed"],
         iteration=lambda w: int(w.k),
         known=lambda w, input: f"--previous-subspace {input.known}" if input.known else "",
-        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
     threads: 1
     resources:
         gpu=USE_GPU,
@@ -71,7 +72,7 @@ rule train:
         nqs=config["nqs"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
-        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
     threads: 1
     resources:
         gpu=USE_GPU,

@@ -6,7 +6,7 @@ rule subspace:
     conda:
         HINQS_ENV
     input:
-        meta=rules.prepare.output.meta,
+        meta=hamiltonian_meta,
         samples=str(IT.samples),
         previous=lambda w: [str(files(w.system, int(w.k) - 1).subspace)] if int(w.k) > 1 else [],
         teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
@@ -16,7 +16,7 @@ rule subspace:
     params:
         config=RUN_CONFIG,
         options=config["subspace"],
-        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
         previous=lambda w, input: f"--previous-subspace {input.previous}" if input.previous else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     log:
@@ -32,7 +32,7 @@ rule diagonalize:
     conda:
         HINQS_ENV
     input:
-        meta=rules.prepare.output.meta,
+        meta=hamiltonian_meta,
         subspace=str(IT.subspace),
         teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
     output:
@@ -46,7 +46,7 @@ rule diagonalize:
         parallel=config["parallel"],
         seed=config["seed"],
         iteration=lambda w: int(w.k),
-        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
         out=lambda w: str(files(w.system, w.k).sqd),
         launch=diagonalize_launcher(config["parallel"]),
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
@@ -66,14 +66,14 @@ rule pt2:
     conda:
         HINQS_ENV
     input:
-        meta=rules.prepare.output.meta,
+        meta=hamiltonian_meta,
         state=str(IT.state),
     output:
         pt2=str(IT.pt2),
     params:
         config=RUN_CONFIG,
         pt2=config["pt2"],
-        ham=lambda w: str(RESULTS.system(w.system).hamiltonian),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
         iteration=lambda w: int(w.k),
     threads: config["parallel"]["threads_per_worker"]
     resources:

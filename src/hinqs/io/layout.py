@@ -5,6 +5,7 @@ benchmarks all ask this module for paths instead of spelling them out::
 
     <results>/.hinqs/config.yaml                      validated config snapshot (rules read it)
     <results>/<system>/hamiltonian/{hcore.npy, eri.npy, meta.json}
+    <results>/<system>/hamiltonian_natural/...         the same, in the natural orbitals of a state
     <results>/<system>/iter_000/model.pt              initial model
     <results>/<system>/iter_<k>/samples.npz, sample_stats.json, subspace.npz, subspace_stats.json,
                                 sqd/{result.json, state.npz, batches/batch_<i>.{json,npz}}, model.pt, train.json,
@@ -130,6 +131,18 @@ class SystemLayout:
     @property
     def meta(self) -> Path:
         return self.hamiltonian / "meta.json"
+
+    @property
+    def natural_hamiltonian(self) -> Path:
+        """The integrals in the natural orbitals of an iteration's state (``natural_orbitals.after``)."""
+        return self.root / "hamiltonian_natural"
+
+    def hamiltonian_at(self, k: int | str, natural_after: int | None) -> Path:
+        """The Hamiltonian folder iteration ``k`` works in: prepare's, or the natural one after
+        iteration ``natural_after``."""
+        if natural_after is not None and int(k) > natural_after:
+            return self.natural_hamiltonian
+        return self.hamiltonian
 
     def iteration(self, k: int | str) -> IterationFiles:
         return IterationFiles(self.root / iteration_name(k))

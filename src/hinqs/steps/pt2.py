@@ -35,7 +35,7 @@ def estimate_pt2(
 
     record: dict[str, Any] = {"max_dimension": settings.max_dimension, "iteration": iteration}
     ham = load_hamiltonian(hamiltonian)
-    ground = _checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
+    ground = checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
     if settings.max_dimension > 0:
         with thread_limit(threads):
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
@@ -49,7 +49,7 @@ def estimate_pt2(
     return record
 
 
-def _checked_state(path: str | os.PathLike[str], norb: int, nelec: tuple[int, int]) -> GroundState:
+def checked_state(path: str | os.PathLike[str], norb: int, nelec: tuple[int, int]) -> GroundState:
     """The state, refused in one line unless it belongs to the Hamiltonian's system and holds
     finite numbers: a foreign state would otherwise reach PySCF (a traceback, or a number
     for the wrong molecule)."""

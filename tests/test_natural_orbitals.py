@@ -1,0 +1,70 @@
+"""The state's own natural orbitals: its density from the kernel's links against PySCF, and
+the rotated integrals leaving the FCI energy where it was (real integrals, closed and open shells)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqd_helpers import build_hamiltonian, random_strings
+
+from hinqs.chem.rotation import natural_rotation, rotate_integrals
+from hinqs.io.hamiltonian import load_hamiltonian
+from hinqs.kernel.density import one_rdm
+
+pytestmark = pytest.mark.usefixtures("one_solver_thread")
+
+
+@pytest.fixture(scope="module")
+def hamiltonians(tmp_path_factory):
+    root = tmp_path_factory.mktemp("natural")
+    return {name: load_hamiltonian(build_hamiltonian(name, root / name)) for name in ("lih", "nh")}
+
+
+@pytest.mark.parametrize("name", ["lih", "nh"])
+def test_density_from_links_equals_pyscf_on_a_selected_space(hamiltonians, name):
+    from pyscf.fci import selected_ci
+
+    ham = hamiltonians[name]
+    rng = np.random.default_rng(3)
+    strs_a = np.sort(random_strings(ham.norb, ham.nelec[0], 40, rng)).astype(np.int64)
+    strs_b = np.sort(random_strings(ham.norb, ham.nelec[1], 30, rng)).astype(np.int64)
+    c = rng.standard_normal((len(strs_a), len(strs_b)))
+    dm_a, dm_b = one_rdm(c, strs_a, strs_b, ham.norb, ham.nelec)
+    vec = selected_ci._as_SCIvector(c / np.linalg.norm(c), (strs_a, strs_b))
+    ref_a, ref_b = selected_ci.make_rdm1s(vec, ham.norb, ham.nelec)
+    assert np.abs(dm_a - ref_a).max() < 1e-12
+    assert np.abs(dm_b - ref_b).max() < 1e-12
+    assert np.trace(dm_a) == pytest.approx(ham.nelec[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lih", "nh"])
+def test_rotating_into_the_fci_states_natural_orbitals_leaves_fci_unchanged(hamiltonians, name):
+    from pyscf import fci
+
+    ham = hamiltonians[name]
+    solver = fci.direct_spin1.FCI()
+    solver.conv_tol = 1e-12
+    e0, civec = solver.kernel(ham.hcore, ham.eri, ham.norb, ham.nelec)
+    dm_a, dm_b = solver.make_rdm1s(civec, ham.norb, ham.nelec)
+    occupations, u = natural_rotation(dm_a + dm_b)
+    assert np.all(np.diff(occupations) <= 1e-14) and occupations.sum() == pytest.approx(sum(ham.nelec))
+    assert np.allclose(u.T @ u, np.eye(ham.norb), atol=1e-12)
+    hcore, eri = rotate_integrals(ham.hcore, ham.eri, u)
+    e1, civec1 = solver.kernel(hcore, eri, ham.norb, ham.nelec)
+    assert e1 == pytest.approx(e0, abs=1e-9)
+    # In its own natural orbitals the state's density is diagonal, occupations descending.
+    rot_a, rot_b = solver.make_rdm1s(civec1, ham.norb, ham.nelec)
+    total = rot_a + rot_b
+    assert np.abs(total - np.diag(occupations)).max() < 1e-6
+
+
+def test_natural_rotation_is_fixed_by_the_density_alone():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6))
+    dm = a @ a.T
+    occ1, u1 = natural_rotation(dm)
+    occ2, u2 = natural_rotation(dm.copy())
+    assert np.array_equal(u1, u2) and np.array_equal(occ1, occ2)
+    lead = np.abs(u1).argmax(axis=0)
+    assert np.all(u1[lead, np.arange(6)] > 0)
+    assert np.allclose(u1 @ np.diag(occ1) @ u1.T, dm)
