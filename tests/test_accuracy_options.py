@@ -49,7 +49,7 @@ def test_excitations_are_singles_and_doubles_with_the_same_electron_count():
 def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_path):
     from dataclasses import replace
 
-    from hinqs.defaults import derive
+    from hinqs.defaults import MAX_AUTO_STRINGS, SystemSize, derive, hour_strings
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
@@ -67,7 +67,11 @@ def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_p
     assert derive(11, (2, 2)).max_strings == 0 and derive(11, (2, 2)).samples_per_batch == 3025
     # C2H4/STO-3G (16e, 14o) and a large space hit the fraction and the absolute ceiling
     assert derive(14, (8, 8)).max_strings == math.ceil(1.5 * (1 + 48 + 28 * 15))
-    assert derive(26, (5, 5)).max_strings == 1500
+    # N2/cc-pVDZ (26 orbitals): the hour on 2 cores binds (the cost model's 2,800), and a
+    # larger space with more excitations per string gets fewer strings for the same hour
+    assert derive(26, (5, 5)).max_strings == hour_strings(SystemSize(26, (5, 5))) == 2800
+    assert hour_strings(SystemSize(40, (10, 10))) < 2800
+    assert all(derive(n, (k, k)).max_strings <= MAX_AUTO_STRINGS for n in range(16, 64, 6) for k in (3, 6, 9))
     given = replace(
         settings,
         subspace=replace(settings.subspace, max_strings=0, expansion=replace(settings.subspace.expansion, strings=7)),

@@ -20,13 +20,15 @@ The rule (``derive``):
 
 ``subspace.max_strings``  no cap when the FCI space has at most ``SMALL_SPACE`` determinants
     (it is then cheap to diagonalise all of it); otherwise
-    min(ceil(1.5 * n_sd), floor(0.45 * n_strings), MAX_AUTO_STRINGS). 0.45 keeps the
+    min(ceil(1.5 * n_sd), floor(0.45 * n_strings), hour_strings, MAX_AUTO_STRINGS). 0.45 keeps the
     subspace (at most max_strings^2) under about 20 % of the FCI space; 1.5 * n_sd leaves
     room for the heaviest triple and quadruple excitations of the strings beyond SD. From
     ``LARGE_NORB`` (16) active orbitals on, the cap is also the largest K whose product
     space (K or all strings of each spin) stays within ``LARGE_SHARE`` (4.5 %) of the FCI
     space: the share of the FCI space that matters shrinks as the space grows, and a solve
-    over a fifth of a 16-orbital space would cost as much as FCI itself.
+    over a fifth of a 16-orbital space would cost as much as FCI itself. ``hour_strings``
+    bounds it by time: the largest K whose loop fits an hour on a 2-core machine by a cost
+    model measured at 52 qubits (2,800 for N2/cc-pVDZ; :func:`hour_strings`).
 ``subspace.expansion.strings``  ceil(K / 5) with K the cap (or n_strings without one): the cap
     fills in about five iterations, the rest of the run exchanges weak strings for better ones.
 ``nqs.samples``  20 * the FCI space (at most 100,000) without a cap, where sampling broadly
@@ -53,7 +55,25 @@ from dataclasses import dataclass
 from hinqs.nqs.settings import width_for
 
 SMALL_SPACE = 100_000  # FCI determinants at or below which no string cap is derived
-MAX_AUTO_STRINGS = 1500  # ceiling of the derived cap (2.25 M determinants per batch)
+# The ceiling of the derived cap: the largest K whose loop fits LOOP_BUDGET_S on the reference
+# 2-core machine (:func:`hour_strings`), calibrated at 26 orbitals with 5 + 5 electrons, where
+# it gives 2,800 strings per spin (7.8 M determinants per batch). Each loop iteration costs
+# ITERATION_OVERHEAD_S (sampling, selection, training, process starts) plus the Davidson and
+# PT2 steps, which grow as K^COST_EXPONENT: measured on the 2-core VM at load 4-7 (commit
+# af79ec1, benchmarks/n2_ccpvdz/README.md), 53 s and 116 s per iteration at K = 1,500, and
+# H C grew 5.1x from 1,500 to 3,000 strings (docs/performance.md: 2^2.36). Other active
+# spaces scale the solve cost by their single excitations per string (links per string).
+LOOP_BUDGET_S = 3600.0
+BUDGET_ITERATIONS = 6
+ITERATION_OVERHEAD_S = 53.0
+SOLVE_SECONDS_AT_REFERENCE = 116.0
+REFERENCE_STRINGS = 1500
+REFERENCE_SINGLES = 5 * 21  # N2/cc-pVDZ frozen core: 5 electrons x 21 empty orbitals per spin
+COST_EXPONENT = 2.36
+STRING_STEP = 100  # the ceiling is rounded down to a multiple of this
+# A hard ceiling over every system: what a scheduler's memory request can be sized for before
+# prepare has read the system (hinqs.workflow_support); the reference system's hour cap.
+MAX_AUTO_STRINGS = 2800
 SD_FACTOR = 1.5
 SPACE_FRACTION = 0.45
 FILL_ITERATIONS = 5
@@ -119,6 +139,20 @@ class SystemSize:
         return out
 
 
+def hour_strings(size: SystemSize) -> int:
+    """The largest cap (a multiple of ``STRING_STEP``) whose ``BUDGET_ITERATIONS`` loop iterations
+    fit ``LOOP_BUDGET_S`` on the reference 2-core machine, by the cost model above.
+
+    A fixed figure of the config alone, never of the machine running it: the same config must
+    select the same strings everywhere; a bigger machine runs the same loop faster.
+    """
+    singles = max(max(n, 1) * max(size.norb - n, 1) for n in size.nelec)
+    per_iteration = LOOP_BUDGET_S / BUDGET_ITERATIONS - ITERATION_OVERHEAD_S
+    solve_at_reference = SOLVE_SECONDS_AT_REFERENCE * singles / REFERENCE_SINGLES
+    ratio = (per_iteration / solve_at_reference) ** (1.0 / COST_EXPONENT)
+    return max(STRING_STEP, int(REFERENCE_STRINGS * ratio) // STRING_STEP * STRING_STEP)
+
+
 @dataclass(frozen=True)
 class Derived:
     """The values ``null`` stands for, for one system."""
@@ -140,7 +174,12 @@ def derive(norb: int, nelec: tuple[int, int]) -> Derived:
         samples = min(MAX_AUTO_SAMPLES, 20 * size.n_fci)
         per_batch = size.n_fci
     else:
-        cap = min(math.ceil(SD_FACTOR * size.n_sd), math.floor(SPACE_FRACTION * size.n_strings), MAX_AUTO_STRINGS)
+        cap = min(
+            math.ceil(SD_FACTOR * size.n_sd),
+            math.floor(SPACE_FRACTION * size.n_strings),
+            hour_strings(size),
+            MAX_AUTO_STRINGS,
+        )
         if size.norb >= LARGE_NORB:
             cap = min(cap, size.strings_within(LARGE_SHARE * size.n_fci))
         scale = cap

@@ -61,11 +61,11 @@ PARENT_MB = 300
 # cache of the integrals and for the estimate's error.
 USABLE_FRACTION = 0.8
 # The cap a config with ``sqd.max_dimension: null`` and no ``sqd.memory_mb`` gets: a fixed
-# figure, so that nothing derived depends on the machine. About 1.2-1.55 GB per worker by
-# the estimates above (1.45 GB with the default direct solver), and above every subspace
-# the size-derived defaults build (at most hinqs.defaults.MAX_AUTO_STRINGS^2 = 2.25 M
+# figure, so that nothing derived depends on the machine. About 2.6 GB per worker with the
+# default direct solver by the estimates above, and at or above every subspace the
+# size-derived defaults build (at most hinqs.defaults.MAX_AUTO_STRINGS^2 = 7.84 M
 # determinants), so it only cuts batches that an explicit sqd.samples_per_batch made larger.
-AUTO_MAX_DIMENSION = 4_000_000
+AUTO_MAX_DIMENSION = 8_000_000
 
 
 @dataclass(frozen=True)
