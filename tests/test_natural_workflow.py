@@ -57,10 +57,11 @@ def test_the_natural_hamiltonian_is_the_same_molecule_in_the_state_s_orbitals(na
     record = meta["natural_orbitals"]
     assert record["iteration"] == 1
     occupations = np.asarray(record["occupations"])
-    assert np.all(np.diff(occupations) <= 0) and occupations.sum() == pytest.approx(sum(meta["nelec"]), abs=1e-10)
+    assert occupations.sum() == pytest.approx(sum(meta["nelec"]), abs=1e-10)
     rotation = np.asarray(record["rotation"])
     assert np.allclose(rotation.T @ rotation, np.eye(len(occupations)), atol=1e-12)
-    assert not np.allclose(np.abs(rotation), np.eye(len(occupations)), atol=1e-3)  # the orbitals did move
+    assert not np.allclose(rotation, np.eye(len(occupations)), atol=1e-3)  # the orbitals did move,
+    assert np.all(np.diag(rotation) > 0.5)  # each into the place of the one it resembles
     assert meta["ecore"] == before["ecore"] and meta["references"] == before["references"]
     assert _fci(system / "hamiltonian_natural") == pytest.approx(_fci(system / "hamiltonian"), abs=1e-9)
 

@@ -13,24 +13,44 @@ from __future__ import annotations
 
 import numpy as np
 
+DEGENERATE = 1e-6  # occupations closer than this span one degenerate block (symmetry partners)
+
 
 def natural_rotation(dm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(occupations, U) of a spin-summed density: ``dm = U diag(n) U^T``, n descending.
+    """(occupations, U): ``dm = U diag(n) U^T``, each natural orbital in the column of the
+    current orbital it resembles most.
 
-    Each column's sign is fixed (its largest-magnitude entry positive, the first of equal
-    ones) and equal occupations keep their eigensolver order, so the same density gives the
-    same orbitals on every machine; ``U`` is as close to the identity's columns as the
-    density allows when the orbitals are already natural.
+    The loop carries its strings over by label, so a natural orbital must take the place of
+    the orbital it came from: ordered by occupation instead, two virtuals that swap places
+    would turn every string holding one of them into a different determinant. The columns
+    are therefore assigned to the current orbitals by maximum overlap (an optimal
+    assignment on ``U^2``); within a block of equal occupations (symmetry partners such as
+    a pi pair, whose eigenvectors any rotation of the block would do) the block is rotated
+    onto the orbitals it is assigned to (orthogonal Procrustes); each column's sign makes its
+    diagonal element positive. The result depends on the density alone, and is the identity
+    when the orbitals are already natural.
     """
+    from scipy.optimize import linear_sum_assignment
+
     dm = np.asarray(dm, np.float64)
-    sym = 0.5 * (dm + dm.T)
-    occupations, vectors = np.linalg.eigh(sym)
+    occupations, vectors = np.linalg.eigh(0.5 * (dm + dm.T))
     order = np.argsort(-occupations, kind="stable")
     occupations, vectors = occupations[order], vectors[:, order]
-    lead = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[lead, np.arange(vectors.shape[1])])
+    starts = np.flatnonzero(np.r_[True, np.abs(np.diff(occupations)) > DEGENERATE])
+    for start, stop in zip(starts, np.r_[starts[1:], len(occupations)], strict=True):
+        if stop - start > 1:  # a degenerate block: the basis of it nearest the orbitals it covers
+            block = vectors[:, start:stop]
+            covered = np.sort(np.argsort(-(block**2).sum(axis=1), kind="stable")[: stop - start])
+            left, _, right = np.linalg.svd(block[covered])
+            vectors[:, start:stop] = block @ (right.T @ left.T)  # rows `covered` become symmetric, PSD
+    rows, cols = linear_sum_assignment(-(vectors**2))
+    u = np.zeros_like(vectors)
+    n = np.zeros_like(occupations)
+    u[:, rows] = vectors[:, cols]
+    n[rows] = occupations[cols]
+    signs = np.sign(np.diag(u))
     signs[signs == 0] = 1.0
-    return occupations, vectors * signs
+    return n, u * signs
 
 
 def rotate_integrals(hcore: np.ndarray, eri: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
