@@ -101,3 +101,9 @@ def test_the_driver_turns_at_the_same_point_bit_for_bit(natural_run, tmp_path):
         json.loads(natural.read_text())["sha256"]
         == json.loads((results / "lih" / "hamiltonian_natural" / "meta.json").read_text())["sha256"]
     )
+
+
+def test_the_summary_says_which_orbitals_the_answer_was_found_in(natural_run):
+    _, results = natural_run
+    summary = json.loads((results / "lih" / "summary.json").read_text())
+    assert summary["orbitals"] == {"prepared": "mp2", "natural_after": 1}

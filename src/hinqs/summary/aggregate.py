@@ -145,6 +145,15 @@ def _best_of(records: list[dict[str, Any]]) -> tuple[list[float], float | None, 
     return [r["energy"] for r in finished], top["energy"], top["iteration"]
 
 
+def _orbitals(system: SystemLayout, meta: dict[str, Any]) -> dict[str, Any]:
+    """The orbitals the iterations worked in: prepare's choice, and the iteration after which
+    the loop turned to its state's natural orbitals (natural_orbitals.after), if it did."""
+    turned = None
+    if (system.natural_hamiltonian / "meta.json").is_file():
+        turned = read_meta(system.natural_hamiltonian).get("natural_orbitals", {}).get("iteration")
+    return {"prepared": meta.get("active_space", {}).get("orbitals"), "natural_after": turned}
+
+
 def build_summary(
     system_dir: str | os.PathLike[str], n_iterations: int, user_reference: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -199,6 +208,7 @@ def build_summary(
             "error_mha": None if best_ref is None or best is None else (best - best_ref) * MHA,
         },
         "pt2": pt2,
+        "orbitals": _orbitals(system, meta),
         "within_chemical_accuracy_of_fci": (abs(errors["fci"]) < CHEMICAL_ACCURACY_MHA) if "fci" in errors else None,
         "seconds_per_stage": seconds,
         "per_iteration": records,
