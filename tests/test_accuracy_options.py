@@ -80,6 +80,10 @@ def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_p
     explicit = given.for_system(13, (5, 5))
     assert explicit.subspace.max_strings == 0 and explicit.subspace.expansion.strings == 7
     assert explicit.sqd.samples_per_batch == 300
+    # An explicit cap scales what is derived from it (config/n2_ccpvdz.yaml: 400 strings per spin)
+    capped = replace(settings, subspace=replace(settings.subspace, max_strings=400)).for_system(26, (5, 5))
+    assert capped.subspace.max_strings == 400 and capped.subspace.expansion.strings == 80
+    assert capped.nqs.samples == 1600 and capped.sqd.samples_per_batch == 160_000
     # The expansion's width: 256 parents and partners while the scoring product fits, then halved
     assert h2o.subspace.expansion.top_strings == h2o.subspace.expansion.partner_strings == 256
     assert derive(16, (5, 4)).expansion_width == 256  # CN/6-31G

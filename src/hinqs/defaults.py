@@ -165,23 +165,19 @@ class Derived:
     expansion_width: int  # subspace.expansion.top_strings and partner_strings
 
 
-def derive(norb: int, nelec: tuple[int, int]) -> Derived:
-    """The size-scaled settings of an active space (see the module docstring for the rule)."""
+def derive(norb: int, nelec: tuple[int, int], max_strings: int | None = None) -> Derived:
+    """The size-scaled settings of an active space (see the module docstring for the rule).
+
+    ``max_strings`` is the config's explicit cap, if it gives one: the values scaled from the
+    cap (samples, expansion strings, batch size) then follow that cap, not the derived one.
+    """
     size = SystemSize(int(norb), (int(nelec[0]), int(nelec[1])))
-    if size.n_fci <= SMALL_SPACE:
-        cap = 0
+    cap = derived_cap(size) if max_strings is None else int(max_strings)
+    if cap == 0:
         scale = size.n_strings
         samples = min(MAX_AUTO_SAMPLES, 20 * size.n_fci)
         per_batch = size.n_fci
     else:
-        cap = min(
-            math.ceil(SD_FACTOR * size.n_sd),
-            math.floor(SPACE_FRACTION * size.n_strings),
-            hour_strings(size),
-            MAX_AUTO_STRINGS,
-        )
-        if size.norb >= LARGE_NORB:
-            cap = min(cap, size.strings_within(LARGE_SHARE * size.n_fci))
         scale = cap
         samples = min(MAX_AUTO_SAMPLES, 4 * cap)
         per_batch = cap * cap
@@ -193,3 +189,18 @@ def derive(norb: int, nelec: tuple[int, int]) -> Derived:
         d_model=width_for(size.norb),
         expansion_width=size.expansion_width(),
     )
+
+
+def derived_cap(size: SystemSize) -> int:
+    """The string cap (0: none, for a space of at most ``SMALL_SPACE``; the module docstring's rule)."""
+    if size.n_fci <= SMALL_SPACE:
+        return 0
+    cap = min(
+        math.ceil(SD_FACTOR * size.n_sd),
+        math.floor(SPACE_FRACTION * size.n_strings),
+        hour_strings(size),
+        MAX_AUTO_STRINGS,
+    )
+    if size.norb >= LARGE_NORB:
+        cap = min(cap, size.strings_within(LARGE_SHARE * size.n_fci))
+    return cap

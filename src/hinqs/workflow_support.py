@@ -207,34 +207,34 @@ def diagonalize_threads(parallel: dict[str, Any]) -> int:
     return int(parallel["workers"]) * int(parallel["threads_per_worker"])
 
 
-def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
     """The largest product dimension one batch of this config can diagonalise.
 
     A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
     both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
     step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
-    when that is smaller.
+    when that is smaller. ``max_strings`` is the config's string cap (``subspace.max_strings``).
     """
     from hinqs.sqd.dimension import resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
-    # null: one batch of the whole subspace, at most the derived string cap squared (hinqs.defaults)
-    largest = (2 * int(per_batch)) ** 2 if per_batch else MAX_AUTO_STRINGS**2
+    # null: one batch of the whole subspace, at most the (given, else derived) string cap squared
+    largest = (2 * int(per_batch)) ** 2 if per_batch else (max_strings or MAX_AUTO_STRINGS) ** 2
     cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), int(parallel["workers"]))
     return largest if cap is None else min(largest, cap)
 
 
-def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
     """Memory (MB) of the PT2 step: it streams the connected product row by row from the
     state's own links (:mod:`hinqs.subspace.pt2`), so it grows with the largest state a batch
     can hold, never with ``pt2.max_dimension`` (which only decides complete or sampled)."""
     from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT, USABLE_FRACTION
 
-    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel) / 1e6
+    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
     return int(need / USABLE_FRACTION + 0.5)
 
 
-def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
+def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
     """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 
     Each worker may solve one batch of the largest dimension the config allows
@@ -244,7 +244,7 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any]) -> int:
     """
     from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
 
-    largest = _largest_batch(sqd, parallel)
+    largest = _largest_batch(sqd, parallel, max_strings)
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
     need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"])
     return int(need / USABLE_FRACTION + 0.5)

@@ -52,7 +52,7 @@ rule diagonalize:
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     threads: diagonalize_threads(config["parallel"])
     resources:
-        mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"]),
+        mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"], config["subspace"]["max_strings"]),
     log:
         str(SYS.log("diagonalize", "{k}")),
     benchmark:
@@ -77,7 +77,7 @@ rule pt2:
         iteration=lambda w: int(w.k),
     threads: config["parallel"]["threads_per_worker"]
     resources:
-        mem_mb=pt2_mem_mb(config["sqd"], config["parallel"]),
+        mem_mb=pt2_mem_mb(config["sqd"], config["parallel"], config["subspace"]["max_strings"]),
     log:
         str(SYS.log("pt2", "{k}")),
     benchmark:

@@ -150,8 +150,9 @@ def _orbitals(system: SystemLayout, meta: dict[str, Any]) -> dict[str, Any]:
     the loop turned to its state's natural orbitals (natural_orbitals.after), if it did."""
     turned = None
     if (system.natural_hamiltonian / "meta.json").is_file():
-        turned = read_meta(system.natural_hamiltonian).get("natural_orbitals", {}).get("iteration")
-    return {"prepared": meta.get("active_space", {}).get("orbitals"), "natural_after": turned}
+        turned = read_meta(system.natural_hamiltonian)["natural_orbitals"]["iteration"]  # hinqs.steps.orbitals
+    active = meta.get("active_space") or {}  # an FCIDUMP's meta records no orbital choice
+    return {"prepared": active.get("orbitals"), "natural_after": turned}
 
 
 def build_summary(
