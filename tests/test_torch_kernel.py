@@ -113,7 +113,7 @@ def test_device_estimate_bounds_what_the_kernel_holds(hamiltonians):
         strs = _strings(ham, 60, 8)
         for work_mb in (1024.0, 0.05):
             op = TorchProductHamiltonian.from_integrals(ham.hcore, ham.eri, ham.nelec, *strs, "cpu", work_mb=work_mb)
-            assert op.planned_mb() <= op.estimated_mb(work_mb)
+            assert op.planned_mb() <= op.estimated_mb()
 
 
 def test_a_batch_that_does_not_fit_the_device_is_refused_in_one_line():

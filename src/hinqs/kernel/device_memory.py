@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 from hinqs.errors import InputError
 
-# The chunk intermediates' budget. Fixed, not taken from the device's free memory, because the
-# chunking decides the shapes of the batched matrix products and so (on a GPU, through
-# cuBLAS's choice of kernel) the bits of the result: one batch gives the same bits on any
-# device of a kind, whatever else it holds.
-WORK_MB = 1024.0
+# The chunk intermediates' budget by device type. Fixed, not taken from the device's free
+# memory, because the chunking decides the shapes of the batched matrix products and so (on a
+# GPU, through cuBLAS's choice of kernel) the bits of the result: one batch gives the same bits
+# on any device of a kind, whatever else it holds. On a GPU large chunks keep the batched GEMMs
+# busy; on a CPU chunks that stay in cache are faster (measured at 400 strings per spin, one
+# thread: 0.36 s per H C at 16 MB, 0.95 s at 64 MB, 2.1 s at 1 GB).
+WORK_MB = {"cuda": 1024.0, "cpu": 16.0}
 # Share of the device's free memory a batch may plan to use: the rest covers the caching
 # allocator's fragmentation and cuBLAS's workspace.
 USABLE_FRACTION = 0.9

@@ -26,10 +26,10 @@ once on the host); here they are padded into dense index tensors on a ``torch.de
     per spin, so the matrices are tens of MB).
 
 Every reduction is a plain ``sum`` or a matrix product, every scatter writes distinct rows:
-no atomics, no ``index_add_``. The chunking follows from the tables and a fixed budget
-(:data:`hinqs.kernel.device_memory.WORK_MB`), never from the device's free memory, so a
-batch gives the same bits run after run on one GPU (with ``CUBLAS_WORKSPACE_CONFIG`` set, as
-:func:`deterministic_cuda` does). It agrees with the numba kernel to float rounding
+no atomics, no ``index_add_``. The chunking follows from the tables and a fixed budget per
+device type (:data:`hinqs.kernel.device_memory.WORK_MB`), never from the device's free
+memory, so a batch gives the same bits run after run on one GPU (with
+``CUBLAS_WORKSPACE_CONFIG`` set, as :func:`deterministic_cuda` does). It agrees with the numba kernel to float rounding
 (relative 1e-12 checked by the tests), not bit for bit. Float64 throughout.
 """
 
@@ -119,14 +119,16 @@ class TorchProductHamiltonian:
 
     Built from the numba operator ``cpu`` (its tables; it also answers :meth:`diagonal`) and
     the same ``eri``. ``work_mb`` bounds one chunk's intermediates (a single row may exceed
-    it: a chunk holds at least one).
+    it: a chunk holds at least one); ``None`` takes the device type's budget.
     """
 
     def __init__(
-        self, cpu: ProductHamiltonian, eri: np.ndarray, device: torch.device | str, work_mb: float = WORK_MB
+        self, cpu: ProductHamiltonian, eri: np.ndarray, device: torch.device | str, work_mb: float | None = None
     ) -> None:
         self.cpu = cpu
         self.device = torch.device(device)
+        self.work_mb = WORK_MB[self.device.type] if work_mb is None else float(work_mb)
+        work_mb = self.work_mb
         self.norb, self.nelec = cpu.norb, cpu.nelec
         self.shape, self.source_shape = cpu.shape, cpu.source_shape
         a, b = cpu.alpha.tables, cpu.beta.tables
@@ -190,7 +192,7 @@ class TorchProductHamiltonian:
         device: torch.device | str,
         targets_a: np.ndarray | None = None,
         targets_b: np.ndarray | None = None,
-        work_mb: float = WORK_MB,
+        work_mb: float | None = None,
     ) -> TorchProductHamiltonian:
         """The tables built by the numba operator on the host, then moved to ``device``."""
         cpu = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b, targets_a, targets_b)
@@ -217,9 +219,9 @@ class TorchProductHamiltonian:
         work = max((len(c.rows) * row for c in self._chunks), default=0)
         return (tables + vectors + work) / 2**20
 
-    def estimated_mb(self, work_mb: float = WORK_MB) -> float:
-        """:func:`hinqs.kernel.device_memory.device_need`'s bound for this operator's shapes (MB)."""
-        return device_need(self.source_shape, self.shape, self.norb, self.nelec, work_mb).total_mb
+    def estimated_mb(self) -> float:
+        """:func:`hinqs.kernel.device_memory.device_need`'s bound for this operator's shapes and budget (MB)."""
+        return device_need(self.source_shape, self.shape, self.norb, self.nelec, self.work_mb).total_mb
 
     def _opposite(self, c: torch.Tensor, pair_cols: torch.Tensor) -> torch.Tensor:
         """``sum_l s_l sum_m s'_m (pq_l|rs_m) C[J_l, J'_m]`` for every target, ``pair_cols`` the "integrals"."""

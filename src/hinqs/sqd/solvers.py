@@ -357,7 +357,7 @@ def _kernel_operator(
     if where.type == "cuda":
         torch_kernel.deterministic_cuda()
         shape = (len(strs_a), len(strs_b))
-        need = device_need(shape, shape, hcore.shape[0], nelec, WORK_MB)
+        need = device_need(shape, shape, hcore.shape[0], nelec, WORK_MB["cuda"])
         check_device_fits(shape, need, torch_kernel.free_mb(where), str(where), "torch.cuda.mem_get_info")
     return torch_kernel.TorchProductHamiltonian.from_integrals(hcore, eri, nelec, strs_a, strs_b, where)
 
