@@ -194,6 +194,8 @@ def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: i
     command += ["--state", args.state or "", "--device", args.device] + (["--solve"] if solve else [])
     env = {**os.environ, **{name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     env["NUMBA_NUM_THREADS"] = str(threads)
+    if kernel == "direct-torch":  # torch's OpenMP threads wait passively, as in hinqs' workers (hinqs.sqd.worker):
+        env["OMP_WAIT_POLICY"] = "PASSIVE"  # spinning ones made 2 threads 4x slower than 1 on the shared VM
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"kind": kind, "k": k, "kernel": kernel, "threads": threads, "error": done.stderr.strip()[-300:]}
