@@ -177,3 +177,24 @@ print("torch" in sys.modules)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_step_refuses_a_batch_the_gpu_cannot_hold():
+    """Real batches of a sampled pool against a stated GPU capacity, shared by the process workers."""
+    from sqd_helpers import make_pool
+
+    from hinqs.sqd.batches import canonical_subspace, form_batches
+    from hinqs.sqd.device_check import check_device_batches, check_step_device
+
+    norb, nelec = 26, (5, 5)
+    alpha, beta, counts = make_pool(norb, nelec, 400, n_strings=300)
+    subspace = canonical_subspace(alpha, beta, counts)
+    batches = form_batches(subspace, nelec, n_batches=2, samples_per_batch=300, seed=1, iteration=0)
+    largest = max(batches, key=lambda b: b.n_determinants)
+    need = device_need(largest.shape, largest.shape, norb, nelec, 1024.0).total_mb
+    check_device_batches(batches, norb, nelec, 2 * need, "cuda:0", 1, "stated")
+    with pytest.raises(InputError) as refused:
+        check_device_batches(batches, norb, nelec, 2 * need, "cuda:0", 4, "stated")
+    line = str(refused.value)
+    assert "\n" not in line and line.startswith("batch ") and "(stated, shared by 4 worker(s)" in line
+    check_step_device(batches, solver_settings(device="cpu"), norb, nelec, 4)  # the numba kernel: nothing to check
