@@ -57,11 +57,6 @@ def row_bytes(alpha_links: int, pairs: int, beta_sources: int, beta_targets: int
     return _F8 * per_row
 
 
-def chunk_rows(bytes_per_row: int, work_mb: float) -> int:
-    """How many alpha rows a chunk holds within ``work_mb`` (at least one)."""
-    return max(1, int(work_mb * 2**20) // max(1, bytes_per_row))
-
-
 @dataclass(frozen=True)
 class DeviceNeed:
     """Device memory (MB) of one batch's torch kernel, by what holds it."""
@@ -99,7 +94,7 @@ def device_need(
     tables += ta * sa + tb * sb  # the dense same-spin Hamiltonians
     vectors = sa * sb + 3 * ta * tb  # C, sigma and the two same-spin products
     per_row = row_bytes(la, pairs, sb, tb, lb)
-    work = min(ta, chunk_rows(per_row, work_mb)) * per_row if ta else 0
+    work = min(ta * per_row, max(work_mb * 2**20, per_row))  # a chunk fills the budget, or holds one row
     mb = 1.0 / 2**20
     return DeviceNeed(tables * _F8 * mb, vectors * _F8 * mb, work * mb)
 

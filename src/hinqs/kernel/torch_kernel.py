@@ -17,7 +17,8 @@ once on the host); here they are padded into dense index tensors on a ``torch.de
     runs near its peak, and its intermediate ``T`` is ``pairs x K_beta`` per row instead of
     the ``alpha links x K_beta x beta links`` of a fully gathered product. Only the pairs
     ``rs`` that occur in a beta link are kept. Rows are grouped by their number of alpha
-    links (sorted, stable), so a chunk pads its links to its own longest row.
+    links (sorted, stable; a chunk's longest row has at most :data:`PADDING` times the
+    links of its shortest), so padding to a chunk's longest row costs little.
 
 ``same spin``
     Both spins' same-spin Hamiltonians (Slater-Condon singles and doubles, and the same-spin
@@ -41,30 +42,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hinqs.errors import InputError
 from hinqs.kernel.device_memory import WORK_MB, device_need, row_bytes
 from hinqs.kernel.operator import ProductHamiltonian
 
-TORCH_CPU = "torch-cpu"  # the torch formulation on the host's CPU: what tests and benchmarks use without a GPU
-
-
-def resolve_device(name: str) -> torch.device | None:
-    """``sqd.device`` -> the torch device to solve on, or ``None`` for the numba kernel.
-
-    ``auto``: CUDA when torch sees a GPU, else ``None``; ``cuda``/``cuda:N`` without a GPU is
-    an input error; ``torch-cpu`` (internal) is torch on the CPU.
-    """
-    if name == "cpu":
-        return None
-    if name == TORCH_CPU:
-        return torch.device("cpu")
-    if name == "auto":
-        return torch.device("cuda") if torch.cuda.is_available() else None
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InputError(f"sqd.device {name!r} asked for but torch sees no CUDA GPU (use 'auto' or 'cpu')")
-        return torch.device(name)
-    raise InputError(f"unknown sqd.device {name!r}: choose cpu, cuda or auto")
+# A chunk's rows have at most this many times the links of its first (rows sorted by links):
+# padding a row to its chunk's longest wastes at most a fifth of the chunk's products.
+PADDING = 1.25
 
 
 def deterministic_cuda() -> None:
@@ -158,10 +141,13 @@ class TorchProductHamiltonian:
         self._chunks: list[_Chunk] = []
         start = 0
         while start < len(order):
-            stop = start + 1
+            stop, first = start + 1, int(counts[order[start]])
             while stop < len(order):
                 width = int(counts[order[stop]])  # sorted: the chunk's longest row so far
-                if (stop + 1 - start) * row_bytes(width, self._pairs, sb, tb, b_width) > work_mb * 2**20:
+                if (
+                    width > PADDING * first
+                    or (stop + 1 - start) * row_bytes(width, self._pairs, sb, tb, b_width) > work_mb * 2**20
+                ):
                     break
                 stop += 1
             rows = order[start:stop]
@@ -169,7 +155,6 @@ class TorchProductHamiltonian:
             source, pair, sign = _padded(a_lptr, rows, width, a_lsrc, a_lpair, a_lsign)
             self._chunks.append(_Chunk(*(self._put(x) for x in (rows, source, pair, sign))))
             start = stop
-        self._chunk_width = max((int(c.sign.shape[1]) for c in self._chunks), default=0)
 
         # Same-spin parts, dense; the rows/columns whose target is a source (rectangular products).
         self._h_alpha = self._put(_dense(self.shape[0], self.source_shape[0], a))
@@ -213,10 +198,14 @@ class TorchProductHamiltonian:
         tables = sum(t.numel() * t.element_size() for t in held)
         tables += sum(sum(t.numel() * t.element_size() for t in vars(c).values()) for c in self._chunks)
         vectors = 8 * (self.source_shape[0] * self.source_shape[1] + 3 * self.shape[0] * self.shape[1])
-        row = row_bytes(
-            self._chunk_width, self._pairs, self.source_shape[1], self.shape[1], int(self._beta_sign.shape[1])
+        b_width = int(self._beta_sign.shape[1])
+        work = max(
+            (
+                len(c.rows) * row_bytes(int(c.sign.shape[1]), self._pairs, self.source_shape[1], self.shape[1], b_width)
+                for c in self._chunks
+            ),
+            default=0,
         )
-        work = max((len(c.rows) * row for c in self._chunks), default=0)
         return (tables + vectors + work) / 2**20
 
     def estimated_mb(self) -> float:

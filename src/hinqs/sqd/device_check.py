@@ -1,4 +1,7 @@
-"""The step's GPU check: every batch against the GPU's free memory, before any solve starts.
+"""``sqd.device``: which kernel a worker runs, and the step's GPU check before any solve starts.
+
+:func:`resolve_device` turns the setting into a torch device, or ``None`` for the numba
+kernel, importing torch only when the setting is not ``cpu``.
 
 With ``sqd.device: cuda`` the direct solver runs each batch on the worker's GPU; a batch
 whose tables and work (:func:`hinqs.kernel.device_memory.device_need`) do not fit would only
@@ -23,12 +26,34 @@ import sys
 from typing import Any
 
 from hinqs.errors import InputError
+from hinqs.sqd.registry import DEVICES, TORCH_CPU
 
 _FREE_MB = (
     "import sys, torch\n"
     "if not torch.cuda.is_available(): print(-1)\n"
     "else: print(torch.cuda.mem_get_info(torch.device(sys.argv[1]))[0] / 2**20)\n"
 )
+
+
+def resolve_device(name: str) -> Any:
+    """``sqd.device`` -> the ``torch.device`` to solve on, or ``None`` for the numba kernel.
+
+    ``auto``: CUDA when torch sees a GPU, else ``None``; ``cuda``/``cuda:N`` without a GPU is
+    an input error; :data:`hinqs.sqd.registry.TORCH_CPU` is torch on the CPU.
+    """
+    if name == "cpu":
+        return None
+    import torch
+
+    if name == TORCH_CPU:
+        return torch.device("cpu")
+    if name == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else None
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise InputError(f"sqd.device {name!r} asked for but torch sees no CUDA GPU (use 'auto' or 'cpu')")
+        return torch.device(name)
+    raise InputError(f"unknown sqd.device {name!r} (choose from {', '.join(DEVICES)})")
 
 
 def gpu_free_mb(device: str) -> float:

@@ -350,8 +350,9 @@ def _kernel_operator(
         return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
     from hinqs.kernel import torch_kernel
     from hinqs.kernel.device_memory import WORK_MB, check_device_fits, device_need
+    from hinqs.sqd.device_check import resolve_device
 
-    where = torch_kernel.resolve_device(device)
+    where = resolve_device(device)
     if where is None:  # auto without a GPU
         return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
     if where.type == "cuda":
