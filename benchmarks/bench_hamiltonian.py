@@ -20,6 +20,15 @@ energy. Ratios are per core: both kernels run one after another in the same invo
 
     python benchmarks/bench_hamiltonian.py --sizes 400,1000,1500,3000 --threads 1,2 \\
         --state results_derived/n2_ccpvdz/iter_3/sqd/state.npz
+
+``direct-torch`` is the torch kernel (:mod:`hinqs.kernel.torch_kernel`) on ``--device``
+(``cpu``: torch's CPU build, the GPU formulation on the host; ``cuda``: the GPU), one H C
+timed after a warm-up product (cuBLAS's initialisation is not the kernel's), its solve the
+``direct`` solver with that ``sqd.device``; on a GPU the row adds the device's peak memory.
+On a GPU node:
+
+    python benchmarks/bench_hamiltonian.py --sizes 400,1500,3000 --threads 1 \\
+        --kernels direct,direct-torch --device cuda --solve-max-k 3000
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ SYSTEM = {
     "frozen_core": 2,
     "orbitals": "mp2",
 }
-KERNEL_SOLVER = {"direct": "direct", "contract_2e": "lean", "solve_fermion": "solve_fermion"}
+KERNEL_SOLVER = {"direct": "direct", "direct-torch": "direct", "contract_2e": "lean", "solve_fermion": "solve_fermion"}
 
 
 def _peak_rss_mb() -> float:
@@ -112,6 +121,30 @@ def _direct(ham, strings: np.ndarray, vector: np.ndarray):
     return out, time.perf_counter() - start, built
 
 
+def _direct_torch(ham, strings: np.ndarray, vector: np.ndarray, device: str):
+    """One H C on the torch kernel after a warm-up product; the build includes the numba tables."""
+    import torch
+
+    from hinqs.kernel.torch_kernel import TorchProductHamiltonian, deterministic_cuda
+
+    if device.startswith("cuda"):
+        deterministic_cuda()
+    small = TorchProductHamiltonian.from_integrals(ham.hcore, ham.eri, ham.nelec, strings[:40], strings[:40], device)
+    small.apply(np.ones((40, 40)))  # numba's JIT and torch's first call
+    start = time.perf_counter()
+    op = TorchProductHamiltonian.from_integrals(ham.hcore, ham.eri, ham.nelec, strings, strings, device)
+    built = time.perf_counter() - start
+    op.apply(vector)  # warm-up at this size (cuBLAS picks its kernels; the caching allocator fills)
+    start = time.perf_counter()
+    out = op.apply(vector)  # NumPy out: the device has finished
+    seconds = time.perf_counter() - start
+    extra = {"chunks": op.chunks, "estimated_device_mb": round(op.estimated_mb(), 1)}
+    if device.startswith("cuda"):
+        extra["device_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        extra["gpu"] = torch.cuda.get_device_name()
+    return out, seconds, built, extra
+
+
 def worker(args: argparse.Namespace) -> None:
     """One row: H C (and a whole solve) in this process, on ``--threads`` threads; prints JSON."""
     from hinqs.io.hamiltonian import load_hamiltonian
@@ -127,12 +160,20 @@ def worker(args: argparse.Namespace) -> None:
     with thread_limit(args.threads):
         if args.kernel == "direct":
             out, seconds, row["build_s"] = _direct(ham, strings, vector)
+        elif args.kernel == "direct-torch":
+            out, seconds, row["build_s"], extra = _direct_torch(ham, strings, vector, args.device)
+            row.update(device=args.device, **extra)
         else:
             out, seconds = _contract_2e(ham, strings, vector)
         row.update(hc_s=seconds, hc_sha=hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16])
         if args.solve:
+            device = ("torch-cpu" if args.device == "cpu" else args.device) if args.kernel == "direct-torch" else "cpu"
             settings = with_overrides(
-                RunSettings.defaults().sqd.solver, solver=KERNEL_SOLVER[args.kernel], conv_tol=1e-8, max_cycle=60
+                RunSettings.defaults().sqd.solver,
+                solver=KERNEL_SOLVER[args.kernel],
+                conv_tol=1e-8,
+                max_cycle=60,
+                device=device,
             )
             start = time.perf_counter()
             result = solve(strings, strings, ham.hcore, ham.eri, tuple(ham.nelec), settings, guess)
@@ -143,15 +184,18 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: int) -> dict:
-    solve = k <= (args.solve_max_k if kernel == "direct" else args.reference_solve_max_k)
-    solve = solve and (kernel == "direct" or threads == 1)  # PySCF's solves once: minutes each on 2 cores
+    ours = kernel.startswith("direct")
+    solve = k <= (args.solve_max_k if ours else args.reference_solve_max_k)
+    solve = solve and (ours or threads == 1)  # PySCF's solves once: minutes each on 2 cores
     if kernel == "solve_fermion" and not solve:
         return {}
     command = [sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian), "--kind", kind]
     command += ["--k", str(k), "--kernel", kernel, "--threads", str(threads)]
-    command += ["--state", args.state or ""] + (["--solve"] if solve else [])
+    command += ["--state", args.state or "", "--device", args.device] + (["--solve"] if solve else [])
     env = {**os.environ, **{name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
     env["NUMBA_NUM_THREADS"] = str(threads)
+    if kernel == "direct-torch":  # torch's OpenMP threads wait passively, as in hinqs' workers (hinqs.sqd.worker):
+        env["OMP_WAIT_POLICY"] = "PASSIVE"  # spinning ones made 2 threads 4x slower than 1 on the shared VM
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"kind": kind, "k": k, "kernel": kernel, "threads": threads, "error": done.stderr.strip()[-300:]}
@@ -177,6 +221,10 @@ def _table(rows: list[dict]) -> str:
         ref = by_key.get((r["kind"], r["k"], "contract_2e", r["threads"]))
         ref_solve = by_key.get((r["kind"], r["k"], "solve_fermion", r["threads"])) or {}
         ratio = f"{ref['hc_s'] / r['hc_s']:.1f}x" if ref and r["kernel"] == "direct" else ""
+        numba = by_key.get((r["kind"], r["k"], "direct", r["threads"]))
+        if r["kernel"] == "direct-torch":  # against the numba kernel, and the rate SBD quotes per GPU
+            ratio = f"{dets / r['hc_s']:,.3g} det/s on {r.get('gpu', 'torch ' + r['device'])}"
+            ratio += f"; {numba['hc_s'] / r['hc_s']:.2f}x numba direct" if numba else ""
         if "solve_s" in ref_solve and "solve_s" in r and r["kernel"] == "direct":
             ratio += f" (solve {ref_solve['solve_s'] / r['solve_s']:.1f}x vs solve_fermion)"
         solve = f"{r['solve_s']:.1f}" if "solve_s" in r else "not run"
@@ -198,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference-max-k", type=int, default=1500, help="largest K for contract_2e")
     parser.add_argument("--solve-max-k", type=int, default=3000, help="largest K solved whole by direct")
     parser.add_argument("--reference-solve-max-k", type=int, default=400, help="largest K solved whole by lean")
+    parser.add_argument("--device", default="cpu", help="where direct-torch runs: cpu (torch's CPU build) or cuda")
     parser.add_argument("--out", help="write the rows as JSON lines here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hamiltonian", help=argparse.SUPPRESS)

@@ -28,6 +28,9 @@ ALIASES = {
 OTHER_MEANING = {
     ("hinqs.chem.integrals", "run_scf", "conv_tol"),
     ("hinqs.sqd.task", "__init__", "threads"),  # a task run on its own uses one thread; executors set theirs
+    # the torch device a checkpoint is read onto, not where sqd's direct solver applies H
+    ("hinqs.nqs.checkpoint", "init_checkpoint", "device"),
+    ("hinqs.nqs.checkpoint", "load_checkpoint", "device"),
 }
 
 

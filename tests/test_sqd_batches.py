@@ -105,7 +105,7 @@ def test_settings_from_config_and_overrides():
     config["systems"] = [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]
     s = RunSettings.from_config(validate_config(config)).sqd_step(iteration=7)
     assert (s.seed, s.iteration, s.n_batches, s.samples_per_batch) == (5, 7, 3, 40)
-    assert s.solver == SolverSettings("lean", 50, 1e-9, None, 0.1, True)
+    assert s.solver == SolverSettings("lean", 50, 1e-9, None, 0.1, True, "cpu")
     assert s.parallel == ParallelSettings("sequential", 4, 2, None, 0, 10)
     t = with_overrides(s, seed=None, n_batches=6, parallel__workers=8, solver__solver="solve_fermion")
     assert (t.seed, t.n_batches, t.parallel.workers, t.solver.solver) == (5, 6, 8, "solve_fermion")

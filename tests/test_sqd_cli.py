@@ -100,11 +100,12 @@ def test_registry_names_every_solver_and_executor_once():
     from importlib.resources import files
 
     from hinqs.sqd.executors import POOL_BACKENDS, SequentialExecutor, make_executor
-    from hinqs.sqd.registry import EXECUTORS, SOLVERS
+    from hinqs.sqd.registry import DEVICES, EXECUTORS, SOLVERS
     from hinqs.sqd.solvers import SOLVER_FUNCTIONS
 
     schema = yaml.safe_load((files("hinqs") / "schemas" / "config.schema.yaml").read_text())["properties"]
     assert tuple(schema["sqd"]["properties"]["solver"]["enum"]) == SOLVERS
+    assert tuple(schema["sqd"]["properties"]["device"]["enum"]) == DEVICES
     assert tuple(schema["parallel"]["properties"]["executor"]["enum"]) == EXECUTORS
     assert tuple(SOLVER_FUNCTIONS) == SOLVERS
     assert ("sequential", *POOL_BACKENDS) == EXECUTORS

@@ -13,3 +13,12 @@ SOLVERS: tuple[str, ...] = ("direct", "solve_fermion", "lean")
 
 EXECUTORS: tuple[str, ...] = ("sequential", "process", "mpi")
 """Where batches run: in-process one after another, a local process pool, or MPI ranks."""
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+"""Where the ``direct`` solver applies H: the numba kernel on the host (``cpu``, the default),
+the torch kernel on a CUDA GPU (``cuda``), or the GPU when the worker's torch sees one
+(``auto``). ``cuda:N`` names one GPU of several."""
+
+TORCH_CPU = "torch-cpu"
+"""Not a config value: the torch kernel on the host's CPU, which tests and benchmarks use to
+run the GPU formulation on a machine without one."""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hinqs.errors import InputError
-from hinqs.sqd.registry import EXECUTORS, SOLVERS
+from hinqs.sqd.registry import DEVICES, EXECUTORS, SOLVERS, TORCH_CPU
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,10 @@ class SolverSettings:
     """How one batch is diagonalised; all of it enters the batch fingerprint.
 
     ``shift`` is the level shift of PySCF's ``fix_spin_`` penalty, used only when
-    ``spin_sq`` is set (qiskit-addon-sqd's default, 0.1).
+    ``spin_sq`` is set (qiskit-addon-sqd's default, 0.1). ``device`` is where the ``direct``
+    solver applies H (:data:`hinqs.sqd.registry.DEVICES`, or ``cuda:N``, or the internal
+    :data:`hinqs.sqd.registry.TORCH_CPU`); the other solvers run on the host and accept only
+    ``cpu`` and ``auto``.
     """
 
     solver: str
@@ -30,10 +33,17 @@ class SolverSettings:
     spin_sq: float | None
     shift: float
     warm_start: bool
+    device: str
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise InputError(f"unknown solver {self.solver!r} (choose from {', '.join(SOLVERS)})")
+        if self.device not in (*DEVICES, TORCH_CPU) and not self.device.startswith("cuda:"):
+            raise InputError(f"unknown sqd.device {self.device!r} (choose from {', '.join(DEVICES)})")
+        if self.solver != "direct" and self.device not in ("cpu", "auto"):
+            raise InputError(
+                f"sqd.device {self.device!r} needs sqd.solver: direct (the {self.solver} solver runs on the host)"
+            )
         if self.max_cycle < 1:
             raise InputError("max_cycle must be at least 1")
         if not self.conv_tol > 0:

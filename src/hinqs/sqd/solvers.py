@@ -28,6 +28,9 @@ find the same vector bit for bit. They differ in what they compute afterwards:
     ``kernel_fixed_space`` uses; the energy, residual and <S^2> from the final vector. The
     kernel sums each output element on one thread in a fixed order and Davidson's own
     algebra runs on one BLAS thread, so the solve gives the same bits at any thread count.
+    With ``sqd.device`` ``cuda`` (or ``auto`` on a GPU node) the products run on the torch
+    kernel (:mod:`hinqs.kernel.torch_kernel`) instead: same tables, same Davidson on the
+    host, energies equal to the numba path's to float rounding.
 
 Energies here are electronic: the caller adds the core energy. Integrals may be read-only
 memory maps; nothing here writes to them.
@@ -332,6 +335,34 @@ def _energy_spin_residual(ham: Any, amplitudes: np.ndarray, settings: SolverSett
     return energy, spin_sq, float(np.linalg.norm(hc - rayleigh * amplitudes))
 
 
+def _kernel_operator(
+    hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], strs_a: np.ndarray, strs_b: np.ndarray, device: str
+) -> Any:
+    """The numba :class:`hinqs.kernel.ProductHamiltonian` for ``sqd.device: cpu`` (torch is not
+    imported then), else the torch kernel on the device ``sqd.device`` resolves to.
+
+    A CUDA batch is checked against the GPU's free memory before any table is built: one that
+    does not fit is refused in one line (:func:`hinqs.kernel.device_memory.check_device_fits`).
+    """
+    from hinqs.kernel import ProductHamiltonian
+
+    if device == "cpu":
+        return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
+    from hinqs.kernel import torch_kernel
+    from hinqs.kernel.device_memory import WORK_MB, check_device_fits, device_need
+    from hinqs.sqd.device_check import resolve_device
+
+    where = resolve_device(device)
+    if where is None:  # auto without a GPU
+        return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
+    if where.type == "cuda":
+        torch_kernel.deterministic_cuda()
+        shape = (len(strs_a), len(strs_b))
+        need = device_need(shape, shape, hcore.shape[0], nelec, WORK_MB["cuda"])
+        check_device_fits(shape, need, torch_kernel.free_mb(where), str(where), "torch.cuda.mem_get_info")
+    return torch_kernel.TorchProductHamiltonian.from_integrals(hcore, eri, nelec, strs_a, strs_b, where)
+
+
 def solve_direct(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
@@ -341,16 +372,17 @@ def solve_direct(
     settings: SolverSettings,
     guess: np.ndarray | None = None,
 ) -> SolveOutput:
-    """Davidson on :class:`hinqs.kernel.ProductHamiltonian`; energy, residual and <S^2> from the final vector."""
+    """Davidson on hinqs' kernel (numba, or torch on ``settings.device``); energy, residual and
+    <S^2> from the final vector."""
     from pyscf import lib
     from threadpoolctl import threadpool_limits
 
-    from hinqs.kernel import ProductHamiltonian, kernel_threads
+    from hinqs.kernel import kernel_threads
 
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
     # The kernel runs on the threads the task was given; Davidson's overlaps on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
-        ham = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
+        ham = _kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device)
         converged, amplitudes = _run_davidson(ham, settings, guess)
         energy, spin_sq, residual = _energy_spin_residual(ham, amplitudes, settings)
     converged = converged and residual < math.sqrt(settings.conv_tol)

@@ -48,6 +48,7 @@ from hinqs.io.hamiltonian import active_shape, load_hamiltonian
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, canonical_subspace, cap_batch, form_batches
+from hinqs.sqd.device_check import check_step_device
 from hinqs.sqd.dimension import (
     MemoryBudget,
     check_fits,
@@ -336,6 +337,7 @@ def run_diagonalization(
     batches = form_batches(subspace, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
     batches, plan = plan_batches(batches, settings, nelec, teacher)
+    check_step_device(batches, settings.solver, norb, nelec, settings.parallel.workers)
     # Warm start: every batch's Davidson starts from the previous ground state (the teacher),
     # so what that state holds is part of every batch's fingerprint.
     guess = str(Path(teacher).resolve()) if teacher is not None and settings.solver.warm_start else None

@@ -52,6 +52,8 @@ def fingerprint(hamiltonian_meta: dict[str, Any], content_hash: str, solver: Sol
         "batch": content_hash,
         "solver": solver.as_dict(),
     }
+    if solver.device == "cpu":  # the numba kernel keeps the fingerprints written before sqd.device existed
+        del key["solver"]["device"]
     if guess is not None:  # cold starts keep the fingerprints of files written before guesses were hashed
         key["guess"] = guess
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()

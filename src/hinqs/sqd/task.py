@@ -169,7 +169,7 @@ def run_task(task: BatchTask) -> BatchOutcome:
     """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason)."""
     from hinqs.sqd.solvers import solve
 
-    preload(task.solver.solver)  # loads every BLAS/OpenMP library before thread_limit pins them
+    preload(task.solver.solver, task.solver.device)  # loads every BLAS/OpenMP library before thread_limit pins them
     report_start(task.index, task.attempt)
     start = time.perf_counter()
     shape = (len(task.ci_strs_a), len(task.ci_strs_b))

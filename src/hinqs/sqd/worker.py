@@ -104,8 +104,10 @@ def main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def preload(solver: str | None) -> float:
-    """Import what ``solver`` needs (PySCF's selected CI; qiskit-addon-sqd for ``solve_fermion``).
+def preload(solver: str | None, device: str | None = None) -> float:
+    """Import what ``solver`` needs (PySCF's selected CI; qiskit-addon-sqd for ``solve_fermion``;
+    the torch kernel for ``direct`` on a ``device`` other than ``cpu``: torch is never loaded
+    for the numba kernel).
 
     Done once per worker at start so that no batch's time (or timeout) pays for it. It is
     most of a worker's start-up: about 1 s for PySCF, 2 s with qiskit-addon-sqd (which
@@ -121,6 +123,8 @@ def preload(solver: str | None) -> float:
         import qiskit_addon_sqd.fermion  # noqa: F401
     if solver == "direct":
         import hinqs.kernel  # noqa: F401  (numba's compiled kernels, from its cache after the first run)
+    if solver == "direct" and device not in (None, "cpu"):
+        from hinqs.kernel import torch_kernel  # noqa: F401  (torch: about 1-2 s)
     return time.perf_counter() - start
 
 

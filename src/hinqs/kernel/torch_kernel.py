@@ -1,0 +1,265 @@
+"""The product-space Hamiltonian in torch: the numba kernel's formulation on a GPU (or torch's CPU).
+
+The link tables are the numba operator's (:class:`hinqs.kernel.ProductHamiltonian` builds them
+once on the host); here they are padded into dense index tensors on a ``torch.device``, and
+``sigma = H C`` is computed as
+
+``opposite spin``
+    For a chunk of alpha target rows ``x`` with alpha links ``(J_l, pq_l, s_l)``::
+
+        E[x, l, rs] = s_l (pq_l|rs)            gathered rows of the integrals
+        A[x, l, J'] = C[J_l, J']               gathered rows of C
+        T[x, rs, J'] = sum_l E[x, l, rs] A[x, l, J']           one batched matrix product
+        sigma[x, y] = sum_m s'_m T[x, rs_m, J'_m]              beta links (J'_m, rs_m, s'_m) of y
+
+    The batched product does ``pairs / beta links`` (about 15 at 26 orbitals) times the
+    multiply-adds of the numba kernel's sparse double loop, but as dense GEMMs that a GPU
+    runs near its peak, and its intermediate ``T`` is ``pairs x K_beta`` per row instead of
+    the ``alpha links x K_beta x beta links`` of a fully gathered product. Only the pairs
+    ``rs`` that occur in a beta link are kept. Rows are grouped by their number of alpha
+    links (sorted, stable; a chunk's longest row has at most :data:`PADDING` times the
+    links of its shortest), so padding to a chunk's longest row costs little.
+
+``same spin``
+    Both spins' same-spin Hamiltonians (Slater-Condon singles and doubles, and the same-spin
+    diagonal on the entries where a target is a source) as dense ``targets x sources``
+    matrices: ``H_aa C + C H_bb^T``, two GEMMs (a batch has at most a few thousand strings
+    per spin, so the matrices are tens of MB).
+
+Every reduction is a plain ``sum`` or a matrix product, every scatter writes distinct rows:
+no atomics, no ``index_add_``. The chunking follows from the tables and a fixed budget per
+device type (:data:`hinqs.kernel.device_memory.WORK_MB`), never from the device's free
+memory, so a batch gives the same bits run after run on one GPU (with
+``CUBLAS_WORKSPACE_CONFIG`` set, as :func:`deterministic_cuda` does). It agrees with the numba kernel to float rounding
+(relative 1e-12 checked by the tests), not bit for bit. Float64 throughout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hinqs.kernel.device_memory import WORK_MB, device_need, row_bytes
+from hinqs.kernel.operator import ProductHamiltonian
+
+# A chunk's rows have at most this many times the links of its first (rows sorted by links):
+# padding a row to its chunk's longest wastes at most a fifth of the chunk's products.
+PADDING = 1.25
+
+
+def deterministic_cuda() -> None:
+    """cuBLAS's reproducible GEMMs (it reads the variable when it initialises: call before the first product)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def free_mb(device: torch.device) -> float:
+    """The CUDA device's free memory (MB) as its driver reports it now."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return free / 2**20
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Alpha target rows of one batched product, their links padded to the chunk's longest row."""
+
+    rows: torch.Tensor  # (R,) target rows
+    source: torch.Tensor  # (R, L) alpha source of each link (0 in padding)
+    pair: torch.Tensor  # (R, L) pq of each link (0 in padding)
+    sign: torch.Tensor  # (R, L) sign of each link (0.0 in padding)
+
+
+def _padded(ptr: np.ndarray, rows: np.ndarray, width: int, *columns: np.ndarray) -> list[np.ndarray]:
+    """CSR entries of ``rows`` as (len(rows), width) arrays, zero past each row's end."""
+    counts = ptr[rows + 1] - ptr[rows]
+    offsets = np.arange(width)
+    inside = offsets[None, :] < counts[:, None]
+    index = np.where(inside, ptr[rows][:, None] + offsets[None, :], 0)
+    return [
+        np.where(inside, column[index], 0) if len(column) else np.zeros(index.shape, column.dtype) for column in columns
+    ]
+
+
+def _dense(n_targets: int, n_sources: int, tables: tuple) -> np.ndarray:
+    """One spin's same-spin Hamiltonian targets x sources, the same-spin diagonal where a target is a source."""
+    ident, hptr, hsrc, hval, hdiag = tables[:5]
+    out = np.zeros((n_targets, n_sources))
+    out[np.repeat(np.arange(n_targets), np.diff(hptr)), hsrc] = hval  # one entry per (target, source)
+    own = np.flatnonzero(ident >= 0)
+    out[own, ident[own]] += hdiag[own]
+    return out
+
+
+def _identity(ident: np.ndarray, n_sources: int) -> bool:
+    return len(ident) == n_sources and np.array_equal(ident, np.arange(n_sources))
+
+
+class TorchProductHamiltonian:
+    """:class:`hinqs.kernel.ProductHamiltonian`'s ``H C`` and ``S^2 C`` on a torch device.
+
+    Built from the numba operator ``cpu`` (its tables; it also answers :meth:`diagonal`) and
+    the same ``eri``. ``work_mb`` bounds one chunk's intermediates (a single row may exceed
+    it: a chunk holds at least one); ``None`` takes the device type's budget.
+    """
+
+    def __init__(
+        self, cpu: ProductHamiltonian, eri: np.ndarray, device: torch.device | str, work_mb: float | None = None
+    ) -> None:
+        self.cpu = cpu
+        self.device = torch.device(device)
+        self.work_mb = WORK_MB[self.device.type] if work_mb is None else float(work_mb)
+        work_mb = self.work_mb
+        self.norb, self.nelec = cpu.norb, cpu.nelec
+        self.shape, self.source_shape = cpu.shape, cpu.source_shape
+        a, b = cpu.alpha.tables, cpu.beta.tables
+        n2 = self.norb**2
+        sb, tb = self.source_shape[1], self.shape[1]
+
+        # Beta links: one flat index into T[x] = (pair among the used ones) x beta sources.
+        b_lptr, b_lsrc, b_lpair, b_lsign = b[5:9]
+        used, pair_used = np.unique(b_lpair, return_inverse=True)
+        self._pairs = len(used)
+        b_width = int(np.diff(b_lptr).max(initial=0))
+        flat, b_sign = _padded(b_lptr, np.arange(tb), b_width, pair_used.reshape(-1) * sb + b_lsrc, b_lsign)
+        self._beta_flat, self._beta_sign = self._put(flat), self._put(b_sign)
+
+        # The integrals' columns at the used pairs, and S^2's (W[pq, qp] = -1).
+        eri2 = np.asarray(eri, dtype=np.float64).reshape(n2, n2)
+        self._eri_cols = self._put(np.ascontiguousarray(eri2[:, used]))
+        w = np.zeros((n2, len(used)))
+        w[(used % self.norb) * self.norb + used // self.norb, np.arange(len(used))] = -1.0
+        self._spin_cols = self._put(w)
+
+        # Alpha rows by number of links (stable), in chunks that fit the budget.
+        a_lptr, a_lsrc, a_lpair, a_lsign = a[5:9]
+        counts = np.diff(a_lptr)
+        order = np.argsort(counts, kind="stable")
+        order = order[counts[order] > 0] if self._pairs else order[:0]
+        self._chunks: list[_Chunk] = []
+        start = 0
+        while start < len(order):
+            stop, first = start + 1, int(counts[order[start]])
+            while stop < len(order):
+                width = int(counts[order[stop]])  # sorted: the chunk's longest row so far
+                if (
+                    width > PADDING * first
+                    or (stop + 1 - start) * row_bytes(width, self._pairs, sb, tb, b_width) > work_mb * 2**20
+                ):
+                    break
+                stop += 1
+            rows = order[start:stop]
+            width = int(counts[rows[-1]])
+            source, pair, sign = _padded(a_lptr, rows, width, a_lsrc, a_lpair, a_lsign)
+            self._chunks.append(_Chunk(*(self._put(x) for x in (rows, source, pair, sign))))
+            start = stop
+
+        # Same-spin parts, dense; the rows/columns whose target is a source (rectangular products).
+        self._h_alpha = self._put(_dense(self.shape[0], self.source_shape[0], a))
+        self._h_beta_t = self._put(np.ascontiguousarray(_dense(tb, sb, b).T))
+        self._alpha_square = _identity(a[0], self.source_shape[0])
+        self._beta_square = _identity(b[0], sb)
+        self._alpha_own = self._put(np.flatnonzero(a[0] >= 0))
+        self._alpha_src = self._put(a[0][a[0] >= 0])
+        self._beta_own = self._put(np.flatnonzero(b[0] >= 0))
+        self._beta_src = self._put(b[0][b[0] >= 0])
+
+    @classmethod
+    def from_integrals(
+        cls,
+        hcore: np.ndarray,
+        eri: np.ndarray,
+        nelec: tuple[int, int],
+        strs_a: np.ndarray,
+        strs_b: np.ndarray,
+        device: torch.device | str,
+        targets_a: np.ndarray | None = None,
+        targets_b: np.ndarray | None = None,
+        work_mb: float | None = None,
+    ) -> TorchProductHamiltonian:
+        """The tables built by the numba operator on the host, then moved to ``device``."""
+        cpu = ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b, targets_a, targets_b)
+        return cls(cpu, eri, device, work_mb)
+
+    def _put(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    @property
+    def chunks(self) -> int:
+        """How many batched products one application takes."""
+        return len(self._chunks)
+
+    def planned_mb(self) -> float:
+        """The device memory this operator's tables, vectors and largest chunk take (MB), from its own tables."""
+        held = (self._beta_flat, self._beta_sign, self._eri_cols, self._spin_cols, self._h_alpha, self._h_beta_t)
+        held += (self._alpha_own, self._alpha_src, self._beta_own, self._beta_src)
+        tables = sum(t.numel() * t.element_size() for t in held)
+        tables += sum(sum(t.numel() * t.element_size() for t in vars(c).values()) for c in self._chunks)
+        vectors = 8 * (self.source_shape[0] * self.source_shape[1] + 3 * self.shape[0] * self.shape[1])
+        b_width = int(self._beta_sign.shape[1])
+        work = max(
+            (
+                len(c.rows) * row_bytes(int(c.sign.shape[1]), self._pairs, self.source_shape[1], self.shape[1], b_width)
+                for c in self._chunks
+            ),
+            default=0,
+        )
+        return (tables + vectors + work) / 2**20
+
+    def estimated_mb(self) -> float:
+        """:func:`hinqs.kernel.device_memory.device_need`'s bound for this operator's shapes and budget (MB)."""
+        return device_need(self.source_shape, self.shape, self.norb, self.nelec, self.work_mb).total_mb
+
+    def _opposite(self, c: torch.Tensor, pair_cols: torch.Tensor) -> torch.Tensor:
+        """``sum_l s_l sum_m s'_m (pq_l|rs_m) C[J_l, J'_m]`` for every target, ``pair_cols`` the "integrals"."""
+        out = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
+        for chunk in self._chunks:
+            e = pair_cols[chunk.pair] * chunk.sign.unsqueeze(-1)  # (R, L, pairs)
+            t = torch.bmm(e.transpose(1, 2), c[chunk.source])  # (R, pairs, beta sources)
+            gathered = t.reshape(len(chunk.rows), -1)[:, self._beta_flat]  # (R, beta targets, beta links)
+            out[chunk.rows] = (gathered * self._beta_sign).sum(-1)
+        return out
+
+    def _source_tensor(self, c: torch.Tensor) -> torch.Tensor:
+        if tuple(c.shape) != self.source_shape or c.dtype != torch.float64:
+            raise ValueError(f"C must be float64 of shape {self.source_shape}, got {c.dtype} {tuple(c.shape)}")
+        return c.to(self.device)
+
+    def apply_tensor(self, c: torch.Tensor) -> torch.Tensor:
+        """``H C`` (targets' shape) for a float64 tensor ``C`` over the sources, on this device."""
+        c = self._source_tensor(c)
+        out = self._opposite(c, self._eri_cols)
+        if self._alpha_square and self._beta_square:
+            out += self._h_alpha @ c
+            out += c @ self._h_beta_t
+            return out
+        out[:, self._beta_own] += self._h_alpha @ c[:, self._beta_src]
+        out[self._alpha_own] += c[self._alpha_src] @ self._h_beta_t
+        return out
+
+    def apply_spin_square_tensor(self, c: torch.Tensor) -> torch.Tensor:
+        """``S^2 C``: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C, as the numba operator computes it."""
+        c = self._source_tensor(c)
+        out = self._opposite(c, self._spin_cols)
+        if self.source_shape == self.shape:
+            sz = 0.5 * (self.nelec[0] - self.nelec[1])
+            out += (self.nelec[1] + sz * (sz + 1.0)) * c
+        return out
+
+    def _host_to_device(self, c: np.ndarray) -> torch.Tensor:
+        array = np.ascontiguousarray(np.asarray(c, dtype=np.float64).reshape(self.source_shape))
+        return torch.from_numpy(array).to(self.device)
+
+    def apply(self, c: np.ndarray) -> np.ndarray:
+        """``H C`` for a NumPy ``C`` (what PySCF's Davidson hands over), as NumPy on the host."""
+        return self.apply_tensor(self._host_to_device(c)).cpu().numpy()
+
+    def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
+        """``S^2 C`` for a NumPy ``C``, as NumPy on the host."""
+        return self.apply_spin_square_tensor(self._host_to_device(c)).cpu().numpy()
+
+    def diagonal(self) -> np.ndarray:
+        """H's diagonal on the targets (the numba operator's: computed once per solve, on the host)."""
+        return self.cpu.diagonal()
