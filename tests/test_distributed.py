@@ -161,6 +161,28 @@ def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(pool, tmp_pa
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(pool, tmp_path):
+    """Batch 0 raises on its first attempt; batch 1's first attempt passes batch_timeout (rank 0's
+    clock, checked at the first product). Both are retried on both ranks and end as sequential."""
+    import os
+
+    launcher = [_launcher(), "-n", "2"]
+    env = {**os.environ, "HINQS_FAULT_INJECT": "batch=0@1:raise,batch=1@1:sleep=4"}
+    command = [*launcher, sys.executable, "-m", "mpi4py", "-m", "hinqs", "diagonalize", "--hamiltonian",
+               str(pool["ham"]), "--subspace", str(pool["pool"]), "--out", str(tmp_path / "d"), *STEP_ARGS[:-2],
+               "--retries", "1", "--batch-timeout", "3", "--executor", "distributed"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sequential = _step(pool, tmp_path / "s", "--executor", "sequential")
+    assert sequential.returncode == 0, sequential.stderr[-2000:]
+    got = json.loads((tmp_path / "d" / "result.json").read_text())
+    ref = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert got["batch_energies"] == ref["batch_energies"] and got["n_ok"] == 2
+    warnings = {b["index"]: " ".join(b["warnings"]) for b in got["batches"]}
+    assert "attempt 1 failed" in warnings[0] and "InjectedFault" in warnings[0]
+    assert "attempt 1 failed: exceeded batch_timeout=3 s" in warnings[1]
+
+
 def test_a_batch_larger_than_a_rank_s_memory_is_refused_in_one_line(pool, tmp_path):
     launcher = [_launcher(), "-n", "2"]
     proc = _step(pool, tmp_path, "--executor", "distributed", "--memory-mb", "800", "--max-dimension", "0",
