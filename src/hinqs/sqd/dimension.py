@@ -19,7 +19,9 @@ shells: ``K^2`` with K the union of both spins' strings), so a few thousand samp
   decides whether a batch may run at all:
 - refuses, before any solve starts, a batch whose estimate does not fit (one line: what it
   needs, what there is and where that figure came from), unless ``sqd.shrink_to_memory``
-  asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut).
+  asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut);
+- for a batch spread over MPI ranks (``parallel.executor: distributed``), finds what each
+  rank has instead (:func:`rank_memory_mb`): every rank holds the batch's vectors whole.
 
 Nothing here imports PySCF: the checks run in the parent before a worker is started.
 """
