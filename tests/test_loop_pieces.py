@@ -11,7 +11,13 @@ from hinqs.errors import InputError
 from hinqs.io.determinants import Determinants
 from hinqs.io.files import read_determinants, write_determinants
 from hinqs.subspace.grow import grow_subspace
-from hinqs.workflow_support import diagonalize_launcher, diagonalize_threads, iterations_to_run, snapshot_config
+from hinqs.workflow_support import (
+    diagonalize_launcher,
+    diagonalize_threads,
+    iterations_to_run,
+    snapshot_config,
+    verify_launcher,
+)
 
 U = np.uint64
 
@@ -100,6 +106,10 @@ def test_launcher_and_threads():
     par = {"executor": "mpi", "workers": 3, "threads_per_worker": 2, "mpi_launcher": "srun -n {ranks}"}
     assert diagonalize_launcher(par) == "srun -n 4 python -m mpi4py.futures -m hinqs"
     assert diagonalize_launcher({**par, "executor": "process"}) == "hinqs"
+    # distributed: SPMD on `workers` ranks; verify (one process) stays out of MPI
+    assert diagonalize_launcher({**par, "executor": "distributed"}) == "srun -n 3 python -m mpi4py -m hinqs"
+    assert verify_launcher({**par, "executor": "distributed"}) == "hinqs"
+    assert verify_launcher(par) == diagonalize_launcher(par)
     assert diagonalize_threads({**par, "executor": "process"}) == 6
     assert diagonalize_threads({**par, "executor": "sequential"}) == 2
 

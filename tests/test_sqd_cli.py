@@ -108,10 +108,16 @@ def test_registry_names_every_solver_and_executor_once():
     assert tuple(schema["sqd"]["properties"]["device"]["enum"]) == DEVICES
     assert tuple(schema["parallel"]["properties"]["executor"]["enum"]) == EXECUTORS
     assert tuple(SOLVER_FUNCTIONS) == SOLVERS
-    assert ("sequential", *POOL_BACKENDS) == EXECUTORS
+    assert ("sequential", *POOL_BACKENDS, "distributed") == EXECUTORS
     for name in SOLVERS:
         assert solver_settings(solver=name).solver == name
     for name in EXECUTORS:
         assert parallel_settings(executor=name).executor == name
+        if name == "distributed":  # needs MPI (this process becomes a one-rank world)
+            pytest.importorskip("mpi4py")
+            from hinqs.sqd.executors.distributed import DistributedExecutor
+
+            assert type(make_executor(name, threads=1, kill_grace=10.0)) is DistributedExecutor
+            continue
         expected = SequentialExecutor if name == "sequential" else POOL_BACKENDS[name]
         assert type(make_executor(name, threads=1, kill_grace=10.0)) is expected

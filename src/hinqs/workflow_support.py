@@ -191,13 +191,26 @@ def diagonalize_launcher(parallel: dict[str, Any]) -> str:
     """The command that runs ``hinqs`` for the diagonalize (and verify) step.
 
     For ``executor: mpi`` the step runs under an MPI launcher with mpi4py.futures' server
-    mode: rank 0 runs ``hinqs`` and dispatches batches, ranks 1..workers solve them.
+    mode: rank 0 runs ``hinqs`` and dispatches batches, ranks 1..workers solve them. For
+    ``executor: distributed`` it runs SPMD on ``workers`` ranks, every batch on all of them
+    (``python -m mpi4py`` aborts every rank when one fails, instead of leaving them waiting).
     """
+    if parallel["executor"] == "distributed":
+        return f"{parallel['mpi_launcher'].format(ranks=int(parallel['workers']))} python -m mpi4py -m hinqs"
     if parallel["executor"] != "mpi":
         return "hinqs"
     ranks = int(parallel["workers"]) + 1
     launcher = parallel["mpi_launcher"].format(ranks=ranks)
     return f"{launcher} python -m mpi4py.futures -m hinqs"
+
+
+def verify_launcher(parallel: dict[str, Any]) -> str:
+    """The command that runs ``hinqs verify``: the diagonalize step's, except for ``distributed``.
+
+    ``verify`` runs the whole loop in one process (sampling and training included), which
+    cannot run SPMD; there the distributed executor runs on one rank, the products unsplit.
+    """
+    return "hinqs" if parallel["executor"] == "distributed" else diagonalize_launcher(parallel)
 
 
 def diagonalize_threads(parallel: dict[str, Any]) -> int:

@@ -1,5 +1,6 @@
 # `snakemake verify`: each system's loop run sequentially and in parallel with one seed,
 # compared quantity by quantity (not part of `all`; request it by name).
+from hinqs.workflow_support import verify_launcher
 
 
 rule verify_system:
@@ -16,7 +17,7 @@ rule verify_system:
     params:
         config=RUN_CONFIG,
         out=lambda w: str(RESULTS.verify(w.system)),
-        launch=diagonalize_launcher(config["parallel"]),
+        launch=verify_launcher(config["parallel"]),
     threads: diagonalize_threads(config["parallel"])
     log:
         str(SYS.log("verify")),

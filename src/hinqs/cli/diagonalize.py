@@ -9,12 +9,16 @@ else from the config schema's defaults. Rerun with the same inputs after a crash
 batches already finished in OUT are reused.
 
 For the mpi executor, start it under MPI with mpi4py's pool server, e.g.
-``mpiexec -n 5 python -m mpi4py.futures -m hinqs diagonalize ... --executor mpi``.
+``mpiexec -n 5 python -m mpi4py.futures -m hinqs diagonalize ... --executor mpi``. For the
+distributed executor (every batch spread over all ranks), start it SPMD, e.g.
+``mpiexec -n 4 python -m mpi4py -m hinqs diagonalize ... --executor distributed``: rank 0
+writes the outputs and prints the energy, the other ranks only help solve.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from hinqs.cli._options import add_config, load_settings
 from hinqs.sqd.registry import EXECUTORS, SOLVERS
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-batch", type=int, metavar="M", help="determinants per batch")
     parser.add_argument("--solver", choices=SOLVERS, help="batch solver (sqd.solver)")
     parser.add_argument("--executor", choices=EXECUTORS, help="where batches run")
-    parser.add_argument("--workers", type=int, metavar="W", help="worker processes (process executor)")
+    parser.add_argument("--workers", type=int, metavar="W", help="worker processes, or MPI ranks (parallel.workers)")
     parser.add_argument("--threads-per-worker", type=int, metavar="T", help="OpenMP/BLAS threads per worker")
     parser.add_argument("--seed", type=int, metavar="S", help="run seed")
     parser.add_argument("--iteration", type=int, default=0, metavar="K", help="iteration (names the batch streams)")
@@ -69,7 +73,6 @@ def _log_to_stderr(quiet: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one diagonalisation step; print the merged energy."""
     from hinqs.settings import RunSettings, with_overrides
-    from hinqs.steps.diagonalize import diagonalize
 
     _log_to_stderr(args.quiet)
     if args.config:
@@ -92,7 +95,19 @@ def run(args: argparse.Namespace) -> int:
         parallel__batch_timeout=args.batch_timeout,
         parallel__retries=args.retries,
     )
-    result = diagonalize(args.hamiltonian, args.subspace, args.out, step, teacher=args.teacher)
+    if step.parallel.executor == "distributed":
+        from hinqs.sqd.executors.distributed import spmd
+
+        par = step.parallel
+        return spmd(par.threads_per_worker, par.retries, par.batch_timeout, lambda ex: _solve(args, step, ex))
+    return _solve(args, step, None)
+
+
+def _solve(args: argparse.Namespace, step: Any, executor: Any) -> int:
+    """The step itself (``executor`` None: the one the settings name); print the merged energy."""
+    from hinqs.steps.diagonalize import diagonalize
+
+    result = diagonalize(args.hamiltonian, args.subspace, args.out, step, executor=executor, teacher=args.teacher)
     summary = result.summary
     print(
         f"E = {result.energy!r} Ha (batch {result.best_batch}; {summary['n_ok']} ok, "

@@ -142,17 +142,53 @@ class ProductHamiltonian:
         Square (targets = sources): the opposite-spin sum row by row, the same-spin parts as
         whole-row axpys (``H_aa C`` and ``(H_bb C^T)^T``), added in that fixed order.
         """
-        c = self._coefficients(c)
         if self.square:
-            a, b = self.alpha.tables, self.beta.tables
-            out = rows_kernels.square_opposite(c, self._eri2, a, b, True)
-            out += rows_kernels.same_spin_rows(c, a[1], a[2], a[3], self.shape[0])
-            out += rows_kernels.same_spin_rows(np.ascontiguousarray(c.T), b[1], b[2], b[3], self.shape[1]).T
-            return out
+            return self.apply_rows(c, 0, self.shape[0])
         cols, src = self.beta.columns(np.ones(self.shape[1], bool))
         return rows_kernels.product(
             self._coefficients(c), self._eri2, self.alpha.tables, self.beta.tables, self.shape[0], cols, src, True
         )
+
+    def _square_rows(self, start: int, stop: int) -> tuple[int, int]:
+        """``(start, stop)`` checked: a block of the square operator's alpha rows."""
+        if not self.square:
+            raise ValueError("row blocks are defined for the square (Davidson) operator only")
+        start, stop = int(start), int(stop)
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise ValueError(f"alpha rows [{start}, {stop}) are not within [0, {self.shape[0]})")
+        return start, stop
+
+    def apply_rows(self, c: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Alpha rows ``start:stop`` of :meth:`apply` (square operator), shape ``(stop - start, K_b)``.
+
+        The same bits as those rows of the whole product: every element is summed in the
+        same order (diagonal and opposite-spin sum, then ``H_aa C``'s row, then ``H_bb``
+        applied to the block's rows of ``C``), which is what lets MPI ranks each compute a
+        block and gather a sigma identical to one process's (:mod:`hinqs.sqd.distributed`).
+        """
+        c = self._coefficients(c)
+        start, stop = self._square_rows(start, stop)
+        a, b = self.alpha.tables, self.beta.tables
+        out = rows_kernels.square_opposite(c, self._eri2, a, b, True, start, stop)
+        out += rows_kernels.same_spin_rows(c, a[1][start : stop + 1], a[2], a[3], stop - start)
+        block_t = np.ascontiguousarray(c[start:stop].T)
+        out += rows_kernels.same_spin_rows(block_t, b[1], b[2], b[3], self.shape[1]).T
+        return out
+
+    def row_costs(self) -> np.ndarray:
+        """Multiply-adds of each alpha row of :meth:`apply` (square operator), to split rows evenly.
+
+        A row gathers its alpha links' integrals (``norb^2`` each) and coefficient rows
+        (``K_b`` each), then every beta link takes a dot product over its alpha links; its
+        alpha same-spin entries are axpys of length ``K_b``; the diagonal and its share of
+        the beta same-spin part cost ``K_b`` and the beta same-spin entries.
+        """
+        a = self.alpha.tables
+        n_b = self.shape[1]
+        links = np.diff(a[5]).astype(np.float64)
+        same = np.diff(a[1]).astype(np.float64)
+        per_link = self.beta.link_count + n_b + self.norb**2
+        return links * per_link + same * n_b + (n_b + len(self.beta.tables[2]))
 
     def diagonal(self) -> np.ndarray:
         """H's diagonal on the targets, shape :attr:`shape`."""
@@ -171,16 +207,28 @@ class ProductHamiltonian:
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
         """``S^2 C`` on the targets: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C."""
-        w = self._spin_pairs()
         if self.square:
-            out = rows_kernels.square_opposite(self._coefficients(c), w, self.alpha.tables, self.beta.tables, False)
-        else:
-            cols, src = self.beta.columns(np.ones(self.shape[1], bool))
-            a, b = self.alpha.tables, self.beta.tables
-            out = rows_kernels.product(self._coefficients(c), w, a, b, self.shape[0], cols, src, False)
-        sz = 0.5 * (self.nelec[0] - self.nelec[1])
+            return self.apply_spin_square_rows(c, 0, self.shape[0])
+        cols, src = self.beta.columns(np.ones(self.shape[1], bool))
+        a, b = self.alpha.tables, self.beta.tables
+        out = rows_kernels.product(self._coefficients(c), self._spin_pairs(), a, b, self.shape[0], cols, src, False)
         if self.source_shape == self.shape:
-            out += (self.nelec[1] + sz * (sz + 1.0)) * self._coefficients(c)
+            out += self._spin_constant() * self._coefficients(c)
+        return out
+
+    def _spin_constant(self) -> float:
+        """S^2's diagonal constant N_b + S_z (S_z + 1)."""
+        sz = 0.5 * (self.nelec[0] - self.nelec[1])
+        return self.nelec[1] + sz * (sz + 1.0)
+
+    def apply_spin_square_rows(self, c: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Alpha rows ``start:stop`` of :meth:`apply_spin_square` (square operator), the same bits
+        (the spin penalty of a Davidson spread over MPI ranks needs them as :meth:`apply_rows`)."""
+        c = self._coefficients(c)
+        start, stop = self._square_rows(start, stop)
+        out = rows_kernels.square_opposite(c, self._spin_pairs(), self.alpha.tables, self.beta.tables, False,
+                                           start, stop)  # fmt: skip
+        out += self._spin_constant() * c[start:stop]
         return out
 
     def pt2_rows(

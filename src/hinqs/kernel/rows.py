@@ -130,13 +130,16 @@ def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
 
 
 @nb.njit(cache=True, parallel=True)
-def square_opposite(c_mat, eri2, a, b, with_diagonal):
-    """The square product's opposite-spin sum, plus (``with_diagonal``) the same-spin diagonals."""
-    n_a, n_b = c_mat.shape
+def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop):
+    """Rows ``start:stop`` of the square product's opposite-spin sum, plus (``with_diagonal``)
+    the same-spin diagonals. Each row is summed alone, so a block of rows (one MPI rank's
+    share) has the bits those rows have in the whole product."""
+    n_b = c_mat.shape[1]
     cols = np.arange(n_b)
-    out = np.empty((n_a, n_b))
-    for x in nb.prange(n_a):
-        row = out[x]
+    out = np.empty((stop - start, n_b))
+    for i in nb.prange(stop - start):
+        x = start + i
+        row = out[i]
         if with_diagonal:
             for y in range(n_b):
                 row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]

@@ -19,7 +19,9 @@ shells: ``K^2`` with K the union of both spins' strings), so a few thousand samp
   decides whether a batch may run at all:
 - refuses, before any solve starts, a batch whose estimate does not fit (one line: what it
   needs, what there is and where that figure came from), unless ``sqd.shrink_to_memory``
-  asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut).
+  asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut);
+- for a batch spread over MPI ranks (``parallel.executor: distributed``), finds what each
+  rank has instead (:func:`rank_memory_mb`): every rank holds the batch's vectors whole.
 
 Nothing here imports PySCF: the checks run in the parent before a worker is started.
 """
@@ -76,6 +78,7 @@ class MemoryBudget:
     per_worker_mb: float
     source: str
     workers: int
+    holder: str = "worker"  # what holds one share: a pool's worker, or a rank of a batch spread over ranks
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json."""
@@ -84,6 +87,7 @@ class MemoryBudget:
             "per_worker_mb": round(self.per_worker_mb, 1),
             "source": self.source,
             "workers": self.workers,
+            **({} if self.holder == "worker" else {"holder": self.holder}),
         }
 
 
@@ -132,6 +136,38 @@ def memory_budget(workers: int, memory_mb: float | None = None, env: dict[str, s
         source += f" x {USABLE_FRACTION:g}"
     per_worker = max(0.0, (total - PARENT_MB) / max(1, workers))
     return MemoryBudget(total, per_worker, source, max(1, workers))
+
+
+def rank_memory_mb(
+    memory_mb: float | None, ranks: int, ranks_on_node: int, leader: bool, env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """Memory (MB) one MPI rank of a batch spread over ``ranks`` ranks may use, and where that came from.
+
+    Every rank holds the Davidson's vectors whole, so each needs what one worker needs for
+    the batch. ``sqd.memory_mb`` is the step's, all ranks together; SLURM's
+    ``SLURM_MEM_PER_NODE`` and the node's available memory are the node's, shared by the
+    ``ranks_on_node`` ranks there; ``SLURM_MEM_PER_CPU`` is per CPU, times the CPUs of one
+    task. The leader (rank 0) also holds the step's own data (:data:`PARENT_MB`).
+    """
+    env = os.environ if env is None else env
+    parent = PARENT_MB if leader else 0.0
+    if memory_mb is not None:
+        return float(memory_mb) / max(1, ranks) - parent, f"sqd.memory_mb / {ranks} ranks"
+    if not env.get("SLURM_MEM_PER_NODE") and env.get("SLURM_MEM_PER_CPU"):
+        try:
+            cpus = int(env.get("SLURM_CPUS_PER_TASK") or "1")
+            per_task = float(env["SLURM_MEM_PER_CPU"]) * cpus
+        except ValueError as exc:
+            raise InputError(f"cannot read SLURM's memory grant from the environment: {exc}") from None
+        return per_task * USABLE_FRACTION - parent, f"SLURM_MEM_PER_CPU x {cpus} CPUs x {USABLE_FRACTION:g}"
+    granted = slurm_memory_mb(env)
+    if granted is None:
+        import psutil
+
+        granted = psutil.virtual_memory().available / 2**20, "available memory (psutil)"
+    node, source = granted
+    share = node * USABLE_FRACTION / max(1, ranks_on_node) - parent
+    return share, f"{source} x {USABLE_FRACTION:g} / {ranks_on_node} ranks on the node"
 
 
 def round_down(dimension: int) -> int:
@@ -238,7 +274,8 @@ def check_fits(
             cap = "no cap (sqd.max_dimension: 0)" if max_dimension is None else f"sqd.max_dimension = {max_dimension:,}"
             raise InputError(
                 f"batch {batch.index}: {ka} x {kb} = {batch.n_determinants:,} determinants need about "
-                f"{need:,.0f} MB with {solver}, but a worker has {budget.per_worker_mb:,.0f} MB "
-                f"(from {budget.source}, {budget.workers} worker(s); {cap}); lower sqd.samples_per_batch or "
+                f"{need:,.0f} MB{f' per {budget.holder}' if budget.holder != 'worker' else ''} with {solver}, "
+                f"but a {budget.holder} has {budget.per_worker_mb:,.0f} MB "
+                f"(from {budget.source}, {budget.workers} {budget.holder}(s); {cap}); lower sqd.samples_per_batch or "
                 f"sqd.max_dimension or give the step more memory{'' if shrink_to_memory else advice}"
             )

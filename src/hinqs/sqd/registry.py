@@ -11,8 +11,9 @@ SOLVERS: tuple[str, ...] = ("direct", "solve_fermion", "lean")
 """Batch solvers: hinqs' own product-space kernel (``direct``, the default), qiskit-addon-sqd's
 ``solve_fermion`` (the reference) and the ``lean`` PySCF path."""
 
-EXECUTORS: tuple[str, ...] = ("sequential", "process", "mpi")
-"""Where batches run: in-process one after another, a local process pool, or MPI ranks."""
+EXECUTORS: tuple[str, ...] = ("sequential", "process", "mpi", "distributed")
+"""Where batches run: in-process one after another, a local process pool, MPI ranks (a batch
+each), or every batch on all MPI ranks together (``distributed``: its products split by rows)."""
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 """Where the ``direct`` solver applies H: the numba kernel on the host (``cpu``, the default),

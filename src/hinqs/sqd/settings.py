@@ -128,6 +128,11 @@ class SQDSettings:
             raise InputError("max_dimension must be non-negative (0 turns the cap off, null derives it)")
         if self.memory_mb is not None and not self.memory_mb > 0:
             raise InputError("memory_mb must be positive (or null to detect it)")
+        if self.parallel.executor == "distributed" and self.solver.solver != "direct":
+            raise InputError(
+                f"parallel.executor: distributed spreads the direct solver's products over MPI ranks; "
+                f"sqd.solver is {self.solver.solver!r} (set sqd.solver: direct)"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json (nested sections as dicts)."""

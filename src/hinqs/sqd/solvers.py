@@ -39,6 +39,7 @@ memory maps; nothing here writes to them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,6 +375,27 @@ def solve_direct(
 ) -> SolveOutput:
     """Davidson on hinqs' kernel (numba, or torch on ``settings.device``); energy, residual and
     <S^2> from the final vector."""
+
+    def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> Any:
+        return _kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device)
+
+    return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], settings, guess)
+
+
+def solve_on_operator(
+    make_operator: Callable[[np.ndarray, np.ndarray], Any],
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    norb: int,
+    settings: SolverSettings,
+    guess: np.ndarray | None = None,
+) -> SolveOutput:
+    """``solve_direct`` on the operator ``make_operator(strs_a, strs_b)`` builds (int64 strings).
+
+    The operator has ``ProductHamiltonian``'s ``shape``, ``diagonal``, ``apply`` and
+    ``apply_spin_square``: the whole one, or one whose products are spread over MPI ranks
+    (:mod:`hinqs.sqd.distributed`), which runs this same Davidson on every rank.
+    """
     from pyscf import lib
     from threadpoolctl import threadpool_limits
 
@@ -382,15 +404,22 @@ def solve_direct(
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
     # The kernel runs on the threads the task was given; Davidson's overlaps on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
-        ham = _kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device)
+        ham = make_operator(strs_a, strs_b)
         converged, amplitudes = _run_davidson(ham, settings, guess)
         energy, spin_sq, residual = _energy_spin_residual(ham, amplitudes, settings)
     converged = converged and residual < math.sqrt(settings.conv_tol)
-    occupancies = _occupancies(amplitudes, strs_a, strs_b, hcore.shape[0])
+    occupancies = _occupancies(amplitudes, strs_a, strs_b, norb)
     return _output((strs_a, strs_b), amplitudes, occupancies, energy, spin_sq, converged, residual, settings)
 
 
-SOLVER_FUNCTIONS = {"direct": solve_direct, "solve_fermion": solve_with_solve_fermion, "lean": solve_lean}
+SolverFunction = Callable[..., SolveOutput]
+"""``(ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess) -> SolveOutput``."""
+
+SOLVER_FUNCTIONS: dict[str, SolverFunction] = {
+    "direct": solve_direct,
+    "solve_fermion": solve_with_solve_fermion,
+    "lean": solve_lean,
+}
 """The solvers by registry name (:data:`hinqs.sqd.registry.SOLVERS`)."""
 
 
@@ -411,22 +440,28 @@ def solve(
     nelec: tuple[int, int],
     settings: SolverSettings,
     guess: np.ndarray | None = None,
+    *,
+    function: SolverFunction | None = None,
 ) -> SolveOutput:
     """Diagonalise one batch subspace with the solver named in ``settings``, from ``guess`` when given.
+
+    ``function`` replaces the named solver's function (the ``distributed`` executor's
+    ``direct`` solve spread over MPI ranks), keeping the spin check below.
 
     A state of another spin than the system's (Davidson can converge to a higher root of
     another spin: C2/6-31G once fell onto a triplet 36 mHa above the singlet) is not handed
     on: the batch is solved again from the lowest-diagonal determinant with the ``fix_spin_``
     penalty towards S(S+1), and the result says so in its warnings.
     """
-    out = SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)
+    function = function or SOLVER_FUNCTIONS[settings.solver]
+    out = function(ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)
     target = target_spin_square(nelec)
     if settings.spin_sq is not None or out.spin_sq is None or abs(out.spin_sq - target) <= SPIN_TOLERANCE:
         return out
     from dataclasses import replace
 
     penalised = replace(settings, spin_sq=target)
-    again = SOLVER_FUNCTIONS[settings.solver](ci_strs_a, ci_strs_b, hcore, eri, nelec, penalised, None)
+    again = function(ci_strs_a, ci_strs_b, hcore, eri, nelec, penalised, None)
     note = (
         f"converged to <S^2> = {out.spin_sq:.3f} (E = {out.energy:.8f}) where the system's spin gives "
         f"{target:g}: solved again with the spin penalty from the lowest diagonal, <S^2> = {again.spin_sq:.3f}"

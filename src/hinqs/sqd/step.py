@@ -103,6 +103,7 @@ def plan_batches(
     settings: SQDSettings,
     nelec: tuple[int, int],
     teacher: str | os.PathLike[str] | None = None,
+    budget: MemoryBudget | None = None,
 ) -> tuple[list[Batch], dict]:
     """Cap each batch's product space and check its memory, before anything is solved or written.
 
@@ -114,9 +115,12 @@ def plan_batches(
     (divided among ``parallel.workers`` whatever the executor, so that the sequential
     reference path and the parallel path agree) only refuses a batch that does not fit, or,
     with ``sqd.shrink_to_memory``, cuts it further (recorded under ``shrunk``). Raises
-    :class:`InputError` (one line) for a batch that still does not fit.
+    :class:`InputError` (one line) for a batch that still does not fit. ``budget`` replaces
+    that share (the ``distributed`` executor's: what each of its ranks has, as every rank
+    holds the batch's Davidson vectors whole).
     """
-    budget: MemoryBudget = memory_budget(settings.parallel.workers, settings.memory_mb)
+    if budget is None:
+        budget = memory_budget(settings.parallel.workers, settings.memory_mb)
     solver = settings.solver.solver
     configured = resolve_max_dimension(settings.max_dimension, solver, settings.memory_mb, settings.parallel.workers)
     max_dimension, shrunk = configured, None
@@ -132,6 +136,13 @@ def plan_batches(
         "shrunk": shrunk,
     }
     return batches, plan
+
+
+def _rank_budget(runner: BatchExecutor, settings: SQDSettings) -> MemoryBudget | None:
+    """The memory per rank when ``runner`` spreads each batch over MPI ranks, else None (per worker)."""
+    from hinqs.sqd.executors.distributed import DistributedExecutor
+
+    return runner.memory_budget(settings.memory_mb) if isinstance(runner, DistributedExecutor) else None
 
 
 def _shrunk_cap(
@@ -336,7 +347,8 @@ def run_diagonalization(
     subspace = canonical_subspace(alpha, beta, counts)
     batches = form_batches(subspace, nelec, n_batches=settings.n_batches, samples_per_batch=settings.samples_per_batch,
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
-    batches, plan = plan_batches(batches, settings, nelec, teacher)
+    runner = executor or executor_for(settings)
+    batches, plan = plan_batches(batches, settings, nelec, teacher, _rank_budget(runner, settings))
     check_step_device(batches, settings.solver, norb, nelec, settings.parallel.workers)
     # Warm start: every batch's Davidson starts from the previous ground state (the teacher),
     # so what that state holds is part of every batch's fingerprint.
@@ -347,7 +359,6 @@ def run_diagonalization(
     prints = {i: store.fingerprint(meta, h, settings.solver, guess_digest) for i, h in hashes.items()}
     ledger = _Ledger(out, hashes, prints, {b.index: b.cap for b in batches}, {})
     tasks = ledger.pending(batches, ham_dir, nelec, settings, guess)
-    runner = executor or executor_for(settings)
     report = runner.run(tasks, ledger.record) if tasks else ExecutorReport(settings.parallel.executor, 0, 0)
     ordered = [ledger.records[b.index] for b in batches]
     best = merge.select_best(ordered)

@@ -25,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from hinqs.sqd.messages import BatchStatus, ErrorKind
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.worker import preload, report_start
 from hinqs.threads import thread_limit
+
+if TYPE_CHECKING:
+    from hinqs.sqd.solvers import SolverFunction
 
 OK = BatchStatus.OK
 FAILED = BatchStatus.FAILED
@@ -165,8 +168,12 @@ def embedded_state(path: str, strs_a: np.ndarray, strs_b: np.ndarray) -> np.ndar
     return guess / norm if norm > 1e-8 else None
 
 
-def run_task(task: BatchTask) -> BatchOutcome:
-    """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason)."""
+def run_task(task: BatchTask, solve_function: SolverFunction | None = None) -> BatchOutcome:
+    """Solve one batch; always returns an outcome (``ok`` or ``failed`` with the reason).
+
+    ``solve_function`` replaces the settings' solver function (the ``distributed``
+    executor's solve spread over MPI ranks, :func:`hinqs.sqd.distributed.solve_spread`).
+    """
     from hinqs.sqd.solvers import solve
 
     preload(task.solver.solver, task.solver.device)  # loads every BLAS/OpenMP library before thread_limit pins them
@@ -186,7 +193,8 @@ def run_task(task: BatchTask) -> BatchOutcome:
             guess = None
             if task.initial_guess is not None:
                 guess = embedded_state(task.initial_guess, task.ci_strs_a, task.ci_strs_b)
-            out = solve(task.ci_strs_a, task.ci_strs_b, ham.hcore, ham.eri, task.nelec, task.solver, guess=guess)
+            out = solve(task.ci_strs_a, task.ci_strs_b, ham.hcore, ham.eri, task.nelec, task.solver, guess=guess,
+                        function=solve_function)  # fmt: skip
             energy = injected.after(out.energy + ham.ecore)
     except BatchTimeout as exc:
         return BatchOutcome(

@@ -11,7 +11,8 @@ Modules, one job each:
 - :mod:`~hinqs.sqd.executors.sequential` in-process, one after another: the reference;
 - :mod:`~hinqs.sqd.executors.pool`       the submit/collect/recover loop of the pool backends;
 - :mod:`~hinqs.sqd.executors.process`    a spawn-started local process pool, SIGKILL on timeout;
-- :mod:`~hinqs.sqd.executors.mpi`        mpi4py.futures ranks across nodes.
+- :mod:`~hinqs.sqd.executors.mpi`        mpi4py.futures ranks across nodes;
+- :mod:`~hinqs.sqd.executors.distributed` every batch on all MPI ranks together (SPMD, rows split).
 
 Used as a context manager, a ``process`` or ``mpi`` executor keeps its pool between
 ``run`` calls (e.g. one per iteration of an in-process loop), paying the start-up once::
@@ -58,4 +59,8 @@ def make_executor(
         raise ValueError(f"unknown executor {executor!r}")
     if executor == "sequential":
         return SequentialExecutor(threads, retries, timeout)
+    if executor == "distributed":  # rank 0 of an SPMD step; the other ranks run executors.distributed.follow
+        from hinqs.sqd.executors.distributed import DistributedExecutor
+
+        return DistributedExecutor(threads, retries, timeout)
     return POOL_BACKENDS[executor](workers, threads, retries=retries, timeout=timeout, kill_grace=kill_grace)

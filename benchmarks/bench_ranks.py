@@ -1,0 +1,177 @@
+"""One batch's direct solve spread over MPI ranks: seconds per H C and per solve, memory per rank, bits.
+
+N2/cc-pVDZ at R = 2.118 bohr, two 1s frozen (10 electrons in 26 orbitals), MP2 natural
+orbitals, the ``hfsd`` subspaces of ``bench_hamiltonian.py`` (HF, its singles, seeded
+doubles; the same K strings for both spins). For every (K, ranks) a fresh
+``mpiexec -n RANKS`` job, one numba/BLAS thread per rank, builds the operator on every rank
+(:class:`hinqs.sqd.distributed.SpreadHamiltonian`), times one gathered H C and then the
+``direct`` solve spread over the ranks (``conv_tol`` 1e-8, from the lowest diagonal) up to
+``--max-cycle`` Davidson cycles (a few at 4,000 strings, where a whole solve takes long on
+2 cores: the table says whether it converged). "bits = 1 rank": the row's H C, energy and
+amplitudes have the sha256 of the 1-rank row's; every rank of a row must agree as well.
+
+    python benchmarks/bench_ranks.py --sizes 1500 --ranks 1,2
+    python benchmarks/bench_ranks.py --sizes 1500,4000 --ranks 1,2 --max-cycle 60,3
+    # a cluster node or an allocation (srun needs no --mpiexec when launched inside the job):
+    python benchmarks/bench_ranks.py --sizes 1500,4000 --ranks 4,8,16,32,64 --mpiexec "srun -n {ranks}"
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_hamiltonian import SYSTEM, _hfsd_strings, _peak_rss_mb
+
+
+def _sha(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Every rank: one gathered H C, then the spread solve; rank 0 prints the row as JSON."""
+    from mpi4py import MPI
+
+    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.kernel import ProductHamiltonian
+    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.sqd.distributed import SpreadHamiltonian
+    from hinqs.sqd.solvers import solve_on_operator
+    from hinqs.threads import thread_limit
+
+    comm = MPI.COMM_WORLD
+    ham = load_hamiltonian(args.hamiltonian)
+    strings = _hfsd_strings(ham.norb, ham.nelec[0], args.k, seed=args.k)
+    vector = np.random.default_rng(args.k).standard_normal((len(strings), len(strings)))
+    vector /= np.sqrt(np.sum(vector * vector))
+    products: list[float] = []
+
+    class Timed(SpreadHamiltonian):
+        def apply(self, c: np.ndarray) -> np.ndarray:
+            start = time.perf_counter()
+            out = super().apply(c)
+            products.append(time.perf_counter() - start)
+            return out
+
+    def build(a: np.ndarray, b: np.ndarray) -> Timed:
+        return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b))
+
+    settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle)
+    with thread_limit(1):
+        build(strings[:40], strings[:40]).apply(np.ones((40, 40)))  # numba's compile, outside the timings
+        products.clear()
+        start = time.perf_counter()
+        op = build(strings, strings)
+        built = time.perf_counter() - start
+        sigma = op.apply(vector)
+        comm.Barrier()
+        start = time.perf_counter()
+        result = solve_on_operator(build, strings, strings, ham.norb, settings)
+        comm.Barrier()
+        solved = time.perf_counter() - start
+    row = {
+        "k": len(strings),
+        "ranks": comm.Get_size(),
+        "build_s": built,
+        "hc_s": products[0],
+        "hc_mean_s": float(np.mean(products[1:])),
+        "solve_s": solved,
+        "products": len(products) - 1,
+        "converged": result.converged,
+        "energy": result.energy + ham.ecore,
+        "hc_sha": _sha(sigma),
+        "state_sha": _sha(np.array([result.energy]), result.state.amplitudes),
+    }
+    rows = comm.gather({**row, "peak_rss_mb": _peak_rss_mb()}, root=0)
+    if comm.Get_rank() == 0:
+        same = all(r["hc_sha"] == row["hc_sha"] and r["state_sha"] == row["state_sha"] for r in rows)
+        row.update(peak_rss_mb=[round(r["peak_rss_mb"]) for r in rows], ranks_agree=same)
+        print(json.dumps(row), flush=True)
+
+
+def _run_row(args: argparse.Namespace, hamiltonian: Path, k: int, ranks: int, max_cycle: int) -> dict:
+    launcher = shlex.split(args.mpiexec.format(ranks=ranks))
+    command = [*launcher, sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian)]
+    command += ["--k", str(k), "--max-cycle", str(max_cycle)]
+    env = {**os.environ, **{name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"k": k, "ranks": ranks, "error": done.stderr.strip()[-300:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [
+        "| K per spin | determinants | ranks | build s | H C s | H C s (mean in solve) | products | solve s | "
+        "converged | E (Ha) | peak RSS MB per rank | ranks agree | bits = 1 rank |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    one = {r["k"]: r for r in rows if r.get("ranks") == 1 and "error" not in r}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['k']:,} | | {r['ranks']} | failed: {r['error']} |")
+            continue
+        ref = one.get(r["k"])
+        same = ""
+        if ref is not None:
+            same = "yes" if (ref["hc_sha"], ref["state_sha"]) == (r["hc_sha"], r["state_sha"]) else "no"
+        rss = ", ".join(str(m) for m in r["peak_rss_mb"])
+        lines.append(
+            f"| {r['k']:,} | {r['k'] ** 2:,} | {r['ranks']} | {r['build_s']:.2f} | {r['hc_s']:.2f} | "
+            f"{r['hc_mean_s']:.2f} | {r['products']} | {r['solve_s']:.1f} | {'yes' if r['converged'] else 'no'} | "
+            f"{r['energy']:.8f} | {rss} | {'yes' if r['ranks_agree'] else 'no'} | {same} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1500", help="K, strings per spin")
+    parser.add_argument("--ranks", default="1,2")
+    parser.add_argument("--max-cycle", default="60", help="Davidson cycles per size (one value, or one per size)")
+    parser.add_argument("--mpiexec", default=str(Path(sys.executable).with_name("mpiexec")) + " -n {ranks}")
+    parser.add_argument("--out", help="write the rows as JSON lines here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hamiltonian", help=argparse.SUPPRESS)
+    parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.max_cycle = int(args.max_cycle)
+        worker(args)
+        return
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
+    from hinqs.io.hamiltonian import write_hamiltonian
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cycles = [int(c) for c in args.max_cycle.split(",")]
+    cycles = cycles * len(sizes) if len(cycles) == 1 else cycles
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ints, _ = integrals_from_geometry(complete_system(SYSTEM))
+        hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
+        for k, max_cycle in zip(sizes, cycles, strict=True):
+            for ranks in (int(r) for r in args.ranks.split(",")):
+                rows.append(_run_row(args, hamiltonian, k, ranks, max_cycle))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                if args.out:
+                    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(_table(rows))
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end; on 4-64 ranks (e.g. inside a SLURM allocation):")
+    print(f"  python benchmarks/bench_ranks.py --sizes {args.sizes} --ranks 4,8,16,32,64 --mpiexec 'srun -n {{ranks}}'")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""One batch spread over MPI ranks (``hinqs.sqd.distributed``, ``parallel.executor: distributed``).
+
+Real chemistry: PySCF integrals of N2/6-31G (closed shell, 16 orbitals, (5,5)) and triplet
+CH2/6-31G (open shell, 12 orbitals, (4,2), solved with the spin penalty so that S^2's row
+blocks are exercised too). Under ``mpiexec -n 2`` the rows gathered from both ranks must
+be ``ProductHamiltonian.apply``'s bits, and the spread solve must give the bits of one rank
+and of ``solve_direct`` in this process; the ``hinqs diagonalize`` step with the new
+executor must write what the sequential executor writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqd_helpers import build_hamiltonian, mpiexec, random_strings, solver_settings, system_with_pool
+
+from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
+from hinqs.kernel import ProductHamiltonian
+from hinqs.sqd.distributed import split_rows
+from hinqs.sqd.solvers import solve_direct
+
+pytestmark = [pytest.mark.mpi, pytest.mark.usefixtures("one_solver_thread")]
+
+CH2_TRIPLET = {
+    "name": "ch2",
+    "geometry": "C 0 0 0; H 0 0.9929 0.6093; H 0 -0.9929 0.6093",
+    "basis": "6-31g",
+    "spin": 2,
+    "frozen_core": 1,
+    "orbitals": "hf",
+}
+
+
+def _launcher() -> str:
+    launcher = mpiexec()
+    if launcher is None:
+        pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
+    return launcher
+
+
+def _ch2(out_dir: Path) -> Path:
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
+
+    ints, _ = integrals_from_geometry(complete_system(CH2_TRIPLET))
+    return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": "ch2"})
+
+
+@pytest.fixture(scope="module", params=["n2_closed", "ch2_triplet"])
+def case(request, tmp_path_factory) -> dict:
+    """A Hamiltonian folder, a batch's strings (a few hundred per spin), a coefficient matrix."""
+    root = tmp_path_factory.mktemp(request.param)
+    if request.param == "n2_closed":
+        ham_dir, n_a, n_b, spin_sq = build_hamiltonian("n2", root / "ham"), 140, 140, None
+    else:
+        ham_dir, n_a, n_b, spin_sq = _ch2(root / "ham"), 220, 66, 2.0
+    ham = load_hamiltonian(ham_dir)
+    rng = np.random.default_rng(11)
+    strs_a = random_strings(ham.norb, ham.nelec[0], n_a, rng).astype(np.int64)
+    strs_b = random_strings(ham.norb, ham.nelec[1], n_b, rng).astype(np.int64)
+    c = rng.standard_normal((len(strs_a), len(strs_b)))
+    path = root / "case.npz"
+    np.savez(path, strs_a=strs_a, strs_b=strs_b, c=c, spin_sq=np.nan if spin_sq is None else spin_sq)
+    return {"ham_dir": ham_dir, "ham": ham, "strs_a": strs_a, "strs_b": strs_b, "c": c, "spin_sq": spin_sq,
+            "path": path, "root": root}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_ranks(case) -> dict:
+    """What rank 0 of ``mpiexec -n 2 tests/mpi_spread.py`` got (written only if both ranks agree)."""
+    out = case["root"] / "ranks.npz"
+    command = [_launcher(), "-n", "2", sys.executable, str(Path(__file__).with_name("mpi_spread.py"))]
+    proc = subprocess.run(
+        [*command, str(case["ham_dir"]), str(case["path"]), str(out)], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.exists(), "the two ranks did not get the same bits"
+    return dict(np.load(out))
+
+
+def test_rows_from_two_ranks_are_the_whole_product_bit_for_bit(case, two_ranks):
+    ham = case["ham"]
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
+    assert two_ranks["ranks"] == 2 and 0 < two_ranks["bounds"][1] < len(case["strs_a"])
+    assert np.array_equal(two_ranks["sigma"], op.apply(case["c"]))
+    assert np.array_equal(two_ranks["s2c"], op.apply_spin_square(case["c"]))
+
+
+def test_spread_solve_is_one_rank_and_solve_direct_bit_for_bit(case, two_ranks):
+    ham = case["ham"]
+    settings = solver_settings(spin_sq=case["spin_sq"])
+    direct = solve_direct(case["strs_a"], case["strs_b"], ham.hcore, ham.eri, ham.nelec, settings)
+    assert direct.converged
+    assert two_ranks["energy"] == direct.energy == two_ranks["energy_alone"]
+    assert np.array_equal(two_ranks["amplitudes"], direct.state.amplitudes)
+    assert np.array_equal(two_ranks["amplitudes_alone"], direct.state.amplitudes)
+    assert np.array_equal(two_ranks["occ_a"], direct.state.occ_a)
+    assert two_ranks["spin"] == direct.spin_sq and two_ranks["residual"] == direct.residual_norm
+    if case["spin_sq"] is not None:  # the triplet, found with the penalty (a truncated space: close to 2)
+        assert abs(direct.spin_sq - 2.0) < 1e-2
+
+
+def test_rows_of_any_block_are_those_of_the_product(case):
+    """In one process: every block of a split (any number of parts) has the product's bits."""
+    ham = case["ham"]
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
+    whole, spin = op.apply(case["c"]), op.apply_spin_square(case["c"])
+    bounds = split_rows(op.row_costs(), 3)
+    assert bounds[0] == 0 and bounds[-1] == len(case["strs_a"]) and np.all(np.diff(bounds) >= 0)
+    for lo, hi in itertools.pairwise(bounds):
+        assert np.array_equal(op.apply_rows(case["c"], lo, hi), whole[lo:hi])
+        assert np.array_equal(op.apply_spin_square_rows(case["c"], lo, hi), spin[lo:hi])
+    with pytest.raises(ValueError, match="not within"):
+        op.apply_rows(case["c"], 5, len(case["strs_a"]) + 1)
+
+
+def test_split_rows_balances_cost_and_is_deterministic():
+    costs = np.array([5.0, 1, 1, 1, 1, 1, 5, 1])
+    assert split_rows(costs, 2).tolist() == [0, 4, 8]  # 8 + 8
+    assert split_rows(costs, 1).tolist() == [0, 8]
+    assert split_rows(np.ones(2), 4).tolist() == [0, 1, 1, 2, 2]  # more ranks than rows: empty blocks
+
+
+# The diagonalize step under the launcher: the same files as the sequential executor.
+STEP_ARGS = ("--batches", "2", "--samples-per-batch", "200", "--seed", "2024", "--iteration", "1",
+             "--threads-per-worker", "1", "--retries", "0")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> dict:
+    return system_with_pool(tmp_path_factory.mktemp("pool"), "n2", 800, 60)
+
+
+def _step(pool: dict, out: Path, *extra: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(launcher or []), sys.executable, *(["-m", "mpi4py"] if launcher else []), "-m", "hinqs"]
+    args = ["diagonalize", "--hamiltonian", str(pool["ham"]), "--subspace", str(pool["pool"]), "--out", str(out)]
+    return subprocess.run([*command, *args, *STEP_ARGS, *extra], capture_output=True, text=True, timeout=180)
+
+
+def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(pool, tmp_path):
+    launcher = [_launcher(), "-n", "2"]
+    sequential = _step(pool, tmp_path / "sequential", "--executor", "sequential")
+    assert sequential.returncode == 0, sequential.stderr[-2000:]
+    spread = _step(pool, tmp_path / "distributed", "--executor", "distributed", launcher=launcher)
+    assert spread.returncode == 0, spread.stderr[-2000:]
+    assert spread.stdout.count("E = ") == 1  # rank 0 alone reports
+    ref = json.loads((tmp_path / "sequential" / "result.json").read_text())
+    got = json.loads((tmp_path / "distributed" / "result.json").read_text())
+    assert got["executor"]["executor"] == "distributed" and got["executor"]["workers"] == 2
+    assert len({w["pid"] for w in got["executor"]["worker_info"]}) == 2
+    assert got["batch_energies"] == ref["batch_energies"] and got["energy"] == ref["energy"]
+    assert got["capping"]["memory"]["holder"] == "rank"
+    with np.load(tmp_path / "sequential" / "state.npz") as a, np.load(tmp_path / "distributed" / "state.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(pool, tmp_path):
+    """Batch 0 raises on its first attempt; batch 1's first attempt passes batch_timeout (rank 0's
+    clock, checked at the first product). Both are retried on both ranks and end as sequential."""
+    import os
+
+    launcher = [_launcher(), "-n", "2"]
+    env = {**os.environ, "HINQS_FAULT_INJECT": "batch=0@1:raise,batch=1@1:sleep=4"}
+    command = [*launcher, sys.executable, "-m", "mpi4py", "-m", "hinqs", "diagonalize", "--hamiltonian",
+               str(pool["ham"]), "--subspace", str(pool["pool"]), "--out", str(tmp_path / "d"), *STEP_ARGS[:-2],
+               "--retries", "1", "--batch-timeout", "3", "--executor", "distributed"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sequential = _step(pool, tmp_path / "s", "--executor", "sequential")
+    assert sequential.returncode == 0, sequential.stderr[-2000:]
+    got = json.loads((tmp_path / "d" / "result.json").read_text())
+    ref = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert got["batch_energies"] == ref["batch_energies"] and got["n_ok"] == 2
+    warnings = {b["index"]: " ".join(b["warnings"]) for b in got["batches"]}
+    assert "attempt 1 failed" in warnings[0] and "InjectedFault" in warnings[0]
+    assert "attempt 1 failed: exceeded batch_timeout=3 s" in warnings[1]
+
+
+def test_a_batch_larger_than_a_rank_s_memory_is_refused_in_one_line(pool, tmp_path):
+    launcher = [_launcher(), "-n", "2"]
+    proc = _step(pool, tmp_path, "--executor", "distributed", "--memory-mb", "800", "--max-dimension", "0",
+                 launcher=launcher)  # fmt: skip
+    assert proc.returncode != 0
+    line = next(x for x in proc.stderr.splitlines() if "hinqs diagonalize: error" in x)
+    assert "MB per rank with direct, but a rank has 100 MB (from sqd.memory_mb / 2 ranks" in line
+    assert not (tmp_path / "result.json").exists() and not (tmp_path / "batches").exists()
+
+
+def test_distributed_needs_the_direct_solver(pool, tmp_path):
+    proc = _step(pool, tmp_path, "--executor", "distributed", "--solver", "lean")
+    assert proc.returncode == 2 and "set sqd.solver: direct" in proc.stderr
