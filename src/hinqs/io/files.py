@@ -144,7 +144,8 @@ class GroundState:
     What a solver returns for a batch, what the engine keeps of the winning batch
     (``sqd/state.npz``), the teacher of the subspace expansion and of the NQS training,
     and the HF determinant as a teacher (amplitude 1). ``occ_a``/``occ_b`` (orbital
-    occupations), ``energy`` and ``batch_index`` are present where the file has them.
+    occupations), ``energy``, ``batch_index`` and ``hamiltonian`` (which integrals the energy
+    belongs to) are present where the file has them.
     """
 
     strs_a: np.ndarray  # uint64 CI strings
@@ -155,6 +156,7 @@ class GroundState:
     energy: float | None = None
     batch_index: int | None = None
     source: str = "ground state"  # the file it came from, for error messages
+    hamiltonian: str | None = None  # hamiltonian_id of the integrals ``energy`` was solved in
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """The arrays under their on-disk names (``state.npz`` and the per-batch ``.npz``)."""
@@ -224,7 +226,7 @@ def read_state(
     amps = np.asarray(arrays.pop("amplitudes"), dtype=np.float64)
     if amps.size != len(strs_a) * len(strs_b):
         raise InputError(f"{path}: {amps.size} amplitudes do not fit {len(strs_a)} x {len(strs_b)} strings")
-    energy, index = arrays.get("energy"), arrays.get("batch_index")
+    energy, index, solved_in = arrays.get("energy"), arrays.get("batch_index"), arrays.get("hamiltonian")
     state = GroundState(
         strs_a,
         strs_b,
@@ -234,6 +236,7 @@ def read_state(
         energy=None if energy is None else float(energy),
         batch_index=None if index is None else int(index),
         source=str(path),
+        hamiltonian=None if solved_in is None else str(solved_in),
     )
     if sort:
         if not np.all(np.isfinite(state.amplitudes)):
@@ -249,9 +252,13 @@ def write_batch_state(path: str | os.PathLike[str], state: GroundState) -> None:
     save_npz(path, **state.as_arrays())
 
 
-def write_state(path: str | os.PathLike[str], state: GroundState, energy: float, batch_index: int) -> None:
-    """Write the winning batch's ground state with the merged energy and the batch's index."""
-    save_npz(path, **state.as_arrays(), energy=np.float64(energy), batch_index=np.int64(batch_index))
+def write_state(
+    path: str | os.PathLike[str], state: GroundState, energy: float, batch_index: int, hamiltonian: str | None = None
+) -> None:
+    """Write the winning batch's ground state with the merged energy, the batch's index and the
+    ``hamiltonian_id`` of the integrals it was solved in (so a later step may reuse the energy)."""
+    extra = {} if hamiltonian is None else {"hamiltonian": np.str_(hamiltonian)}
+    save_npz(path, **state.as_arrays(), energy=np.float64(energy), batch_index=np.int64(batch_index), **extra)
 
 
 # -- step results ----------------------------------------------------------------------------

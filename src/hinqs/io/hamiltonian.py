@@ -75,6 +75,26 @@ def sha256_of_array(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def hamiltonian_id(meta: dict[str, Any]) -> str:
+    """Names one set of integrals: the checksums meta.json records of hcore and eri."""
+    sums = meta.get("sha256") or {}
+    return f"{sums.get(HCORE_FILE, '')}:{sums.get(ERI_FILE, '')}"
+
+
+def solved_energy(state: Any, ham: Hamiltonian) -> float | None:
+    """The electronic energy <Psi|H|Psi> of a state read from state.npz, when the file says it
+    was solved in these very integrals (its ``hamiltonian`` id); else None, and the caller
+    computes it (a teacher from before a natural-orbital turn, a hand-made state).
+
+    The solver already computed it: one product over a 16-million-determinant state is tens
+    of seconds that the expansion and the training would otherwise each spend again.
+    """
+    energy, solved_in = getattr(state, "energy", None), getattr(state, "hamiltonian", None)
+    if energy is None or solved_in is None or solved_in != hamiltonian_id(ham.meta):
+        return None
+    return float(energy) - ham.ecore
+
+
 def check_integrals(hcore: np.ndarray, eri: np.ndarray) -> int:
     """Validate shapes and symmetry of the integrals; return norb."""
     if hcore.ndim != 2 or hcore.shape[0] != hcore.shape[1]:

@@ -44,7 +44,7 @@ import numpy as np
 from hinqs.errors import InputError, StepFailed, WriteFailed
 from hinqs.io.atomic import describe_os_error
 from hinqs.io.files import StepResult, read_state, step_result, write_result, write_state
-from hinqs.io.hamiltonian import active_shape, load_hamiltonian
+from hinqs.io.hamiltonian import active_shape, hamiltonian_id, load_hamiltonian
 from hinqs.io.layout import SQDFiles
 from hinqs.sqd import merge, store
 from hinqs.sqd.batches import Batch, canonical_subspace, cap_batch, form_batches
@@ -367,6 +367,6 @@ def run_diagonalization(
     context = _context(plan, subspace, len(alpha), len(batches), ham_dir, meta, nelec, settings)
     summary = _summary(ordered, best, context, report, started)
     files = SQDFiles(out)
-    write_state(files.state, store.load_state(out, best), summary["energy"], best)
+    write_state(files.state, store.load_state(out, best), summary["energy"], best, hamiltonian_id(meta))
     write_result(files.result, summary)  # last: the step's commit marker
     return step_result(summary, files.result)

@@ -131,14 +131,15 @@ def _first_order(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The heaviest determinants of the state's first-order correction (hinqs.subspace.first_order)."""
     from hinqs.errors import InputError
-    from hinqs.io.hamiltonian import load_hamiltonian
+    from hinqs.io.hamiltonian import load_hamiltonian, solved_energy
     from hinqs.subspace.first_order import first_order_determinants
 
     if hamiltonian is None or expansion is None:
         raise InputError("nqs.target first_order needs the Hamiltonian (--hamiltonian); or set nqs.target: state")
     ham = load_hamiltonian(hamiltonian)
     nelec = (int(ham.nelec[0]), int(ham.nelec[1]))
-    found = first_order_determinants(state.sorted(), ham.hcore, ham.eri, nelec, expansion, limit)
+    energy = solved_energy(state, ham)  # the solver's, when state.npz names these integrals
+    found = first_order_determinants(state.sorted(), ham.hcore, ham.eri, nelec, expansion, limit, energy)
     return found.alpha, found.beta, found.weight
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from hinqs.io.determinants import Determinants
 from hinqs.io.files import GroundState
-from hinqs.io.hamiltonian import Hamiltonian
+from hinqs.io.hamiltonian import Hamiltonian, solved_energy
 from hinqs.subspace.cap import cap_subspace
 from hinqs.subspace.expansion import apply_plan, hartree_fock_teacher, plan_strings
 from hinqs.subspace.grow import grow_subspace
@@ -59,7 +59,10 @@ def _expand_and_cap_strings(
     norb, nelec = shape
     source = teacher if teacher is not None else hartree_fock_teacher(norb, nelec)
     before = _strings(subspace)
-    plans = plan_strings(source, subspace, ham.hcore, ham.eri, nelec, settings.expansion, settings.max_strings or 0)
+    energy = None if teacher is None else solved_energy(teacher, ham)
+    plans = plan_strings(
+        source, subspace, ham.hcore, ham.eri, nelec, settings.expansion, settings.max_strings or 0, energy
+    )
     subspace = apply_plan(subspace, plans, norb, nelec)
     after, added = _strings(subspace), np.concatenate([p.added for p in plans])
     samples, previous = sampled

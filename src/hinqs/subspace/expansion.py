@@ -158,16 +158,21 @@ def _pt2_scores(
 
 
 def teacher_energy_and_diagonal(
-    teacher: GroundState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int]
+    teacher: GroundState, hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], energy: float | None = None
 ) -> tuple[float, np.ndarray]:
     """The teacher's exact energy <Psi|H|Psi>/<Psi|Psi> (no core energy) and H's diagonal on its space.
 
-    Both are what a string's eviction cost is measured with (:func:`string_losses`).
+    Both are what a string's eviction cost is measured with (:func:`string_losses`). ``energy``
+    is that energy when the solver's is known for these integrals
+    (:func:`hinqs.io.hamiltonian.solved_energy`): then only the diagonal is built, not H|Psi>.
     """
+    from hinqs.kernel import ProductHamiltonian
+
+    if energy is not None:
+        return float(energy), ProductHamiltonian(hcore, eri, nelec, teacher.strs_a, teacher.strs_b).diagonal()
     psi = np.asarray(teacher.amplitudes, dtype=np.float64)
     hc, hdiag = _h_and_diagonal(hcore, eri, nelec, (teacher.strs_a, teacher.strs_b), psi)
-    energy = float(np.vdot(psi, hc) / np.vdot(psi, psi))
-    return energy, hdiag
+    return float(np.vdot(psi, hc) / np.vdot(psi, psi)), hdiag
 
 
 def string_losses(amplitudes: np.ndarray, hdiag: np.ndarray, energy: float) -> np.ndarray:
@@ -292,15 +297,18 @@ def plan_strings(
     nelec: tuple[int, int],
     settings: ExpansionSettings,
     max_strings: int = 0,
+    energy: float | None = None,
 ) -> list[ChannelPlan]:
-    """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise)."""
+    """One :class:`ChannelPlan` per spin channel (one for closed shells, alpha then beta otherwise).
+
+    ``energy``: the teacher's electronic energy when the solver's is known for these integrals."""
     hcore, eri = np.asarray(hcore, dtype=np.float64), np.asarray(eri, dtype=np.float64)
     norb = hcore.shape[0]
     check_state(teacher, norb, nelec)
     teacher = GroundState(
         teacher.strs_a, teacher.strs_b, teacher.amplitudes / np.sqrt(np.vdot(teacher.amplitudes, teacher.amplitudes))
     )
-    energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec)
+    energy, hdiag = teacher_energy_and_diagonal(teacher, hcore, eri, nelec, energy)
     hf_a, hf_b = hartree_fock_strings(norb, nelec)
     closed = closed_shell(nelec, teacher.strs_a, teacher.strs_b)
     if closed:

@@ -72,6 +72,7 @@ def first_order_determinants(
     nelec: tuple[int, int],
     settings: ExpansionSettings,
     limit: int,
+    energy: float | None = None,
 ) -> FirstOrder:
     """The at most ``limit`` heaviest determinants of the first-order correction of ``state``.
 
@@ -83,7 +84,8 @@ def first_order_determinants(
     check_state(state, hcore.shape[0], nelec)
     amps = state.amplitudes / np.sqrt(np.vdot(state.amplitudes, state.amplitudes))
     state = GroundState(state.strs_a, state.strs_b, amps)
-    energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
+    if energy is None:  # the solver's is reused when known (hinqs.io.hamiltonian.solved_energy)
+        energy, _ = teacher_energy_and_diagonal(state, hcore, eri, nelec)
     closed = closed_shell(nelec, state.strs_a, state.strs_b)
     ra, rb, rw = _channel(state.strs_a, state.strs_b, amps, nelec, hcore, eri, energy, settings)
     if closed:
