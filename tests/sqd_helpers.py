@@ -1,4 +1,4 @@
-"""Small real systems and determinant pools for the SQD engine tests (no mocks of the chemistry).
+"""Small real systems and determinant subspaces for the SQD engine tests (no mocks of the chemistry).
 
 Integrals are computed with PySCF (RHF/ROHF, no symmetry) and written with
 ``write_hamiltonian``. Pools mimic what an NQS proposes: a few hundred determinant pairs
@@ -65,7 +65,7 @@ def random_strings(norb: int, nocc: int, n: int, rng: np.random.Generator, max_e
     return np.array(strings, dtype=np.uint64)
 
 
-def make_pool(
+def make_subspace(
     norb: int, nelec: tuple[int, int], n_pairs: int, n_strings: int = 40, seed: int = 7, max_exc: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n_pairs`` (alpha, beta) pairs over ``n_strings`` strings per spin, with counts; HF included."""
@@ -118,15 +118,15 @@ def parallel_settings(**changes):
     return with_overrides(RunSettings.defaults().parallel, **changes)
 
 
-def system_with_pool(root: Path, name: str, n_pairs: int, n_strings: int) -> dict:
-    """A real Hamiltonian folder and a saved pool of ``n_pairs`` determinants over ``n_strings``
+def system_with_subspace(root: Path, name: str, n_pairs: int, n_strings: int) -> dict:
+    """A real Hamiltonian folder and a saved subspace of ``n_pairs`` determinants over ``n_strings``
     strings per spin, for the engine, CLI and dimension tests (one fixture body, three users)."""
     from hinqs.io.hamiltonian import load_hamiltonian
 
     ham_dir = build_hamiltonian(name, root / "hamiltonian")
     ham = load_hamiltonian(ham_dir)
-    alpha, beta, counts = make_pool(ham.norb, ham.nelec, n_pairs, n_strings=n_strings)
-    pool = root / "pool.npz"
-    np.savez(pool, alpha=alpha, beta=beta, counts=counts)
-    return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "pool": pool,
+    alpha, beta, counts = make_subspace(ham.norb, ham.nelec, n_pairs, n_strings=n_strings)
+    subspace = root / "subspace.npz"
+    np.savez(subspace, alpha=alpha, beta=beta, counts=counts)
+    return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "subspace": subspace,
             "root": root}  # fmt: skip

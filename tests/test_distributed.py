@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqd_helpers import build_hamiltonian, mpiexec, random_strings, solver_settings, system_with_pool
+from sqd_helpers import build_hamiltonian, mpiexec, random_strings, solver_settings, system_with_subspace
 
 from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.kernel import ProductHamiltonian
@@ -133,21 +133,22 @@ STEP_ARGS = ("--batches", "2", "--samples-per-batch", "200", "--seed", "2024", "
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory) -> dict:
-    return system_with_pool(tmp_path_factory.mktemp("pool"), "n2", 800, 60)
+def n2_subspace(tmp_path_factory) -> dict:
+    return system_with_subspace(tmp_path_factory.mktemp("n2_subspace"), "n2", 800, 60)
 
 
-def _step(pool: dict, out: Path, *extra: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def _step(n2_subspace: dict, out: Path, *extra: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
     command = [*(launcher or []), sys.executable, *(["-m", "mpi4py"] if launcher else []), "-m", "hinqs"]
-    args = ["diagonalize", "--hamiltonian", str(pool["ham"]), "--subspace", str(pool["pool"]), "--out", str(out)]
+    files = ["--hamiltonian", str(n2_subspace["ham"]), "--subspace", str(n2_subspace["subspace"])]
+    args = ["diagonalize", *files, "--out", str(out)]
     return subprocess.run([*command, *args, *STEP_ARGS, *extra], capture_output=True, text=True, timeout=180)
 
 
-def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(pool, tmp_path):
+def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(n2_subspace, tmp_path):
     launcher = [_launcher(), "-n", "2"]
-    sequential = _step(pool, tmp_path / "sequential", "--executor", "sequential")
+    sequential = _step(n2_subspace, tmp_path / "sequential", "--executor", "sequential")
     assert sequential.returncode == 0, sequential.stderr[-2000:]
-    spread = _step(pool, tmp_path / "distributed", "--executor", "distributed", launcher=launcher)
+    spread = _step(n2_subspace, tmp_path / "distributed", "--executor", "distributed", launcher=launcher)
     assert spread.returncode == 0, spread.stderr[-2000:]
     assert spread.stdout.count("E = ") == 1  # rank 0 alone reports
     ref = json.loads((tmp_path / "sequential" / "result.json").read_text())
@@ -161,7 +162,7 @@ def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(pool, tmp_pa
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
-def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(pool, tmp_path):
+def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(n2_subspace, tmp_path):
     """Batch 0 raises on its first attempt; batch 1's first attempt passes batch_timeout (rank 0's
     clock, checked at the first product). Both are retried on both ranks and end as sequential."""
     import os
@@ -169,11 +170,12 @@ def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(pool, 
     launcher = [_launcher(), "-n", "2"]
     env = {**os.environ, "HINQS_FAULT_INJECT": "batch=0@1:raise,batch=1@1:sleep=4"}
     command = [*launcher, sys.executable, "-m", "mpi4py", "-m", "hinqs", "diagonalize", "--hamiltonian",
-               str(pool["ham"]), "--subspace", str(pool["pool"]), "--out", str(tmp_path / "d"), *STEP_ARGS[:-2],
+               str(n2_subspace["ham"]), "--subspace", str(n2_subspace["subspace"]), "--out", str(tmp_path / "d"),
+               *STEP_ARGS[:-2],
                "--retries", "1", "--batch-timeout", "3", "--executor", "distributed"]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    sequential = _step(pool, tmp_path / "s", "--executor", "sequential")
+    sequential = _step(n2_subspace, tmp_path / "s", "--executor", "sequential")
     assert sequential.returncode == 0, sequential.stderr[-2000:]
     got = json.loads((tmp_path / "d" / "result.json").read_text())
     ref = json.loads((tmp_path / "s" / "result.json").read_text())
@@ -183,9 +185,9 @@ def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(pool, 
     assert "attempt 1 failed: exceeded batch_timeout=3 s" in warnings[1]
 
 
-def test_a_batch_larger_than_a_rank_s_memory_is_refused_in_one_line(pool, tmp_path):
+def test_a_batch_larger_than_a_rank_s_memory_is_refused_in_one_line(n2_subspace, tmp_path):
     launcher = [_launcher(), "-n", "2"]
-    proc = _step(pool, tmp_path, "--executor", "distributed", "--memory-mb", "800", "--max-dimension", "0",
+    proc = _step(n2_subspace, tmp_path, "--executor", "distributed", "--memory-mb", "800", "--max-dimension", "0",
                  launcher=launcher)  # fmt: skip
     assert proc.returncode != 0
     line = next(x for x in proc.stderr.splitlines() if "hinqs diagonalize: error" in x)
@@ -193,6 +195,6 @@ def test_a_batch_larger_than_a_rank_s_memory_is_refused_in_one_line(pool, tmp_pa
     assert not (tmp_path / "result.json").exists() and not (tmp_path / "batches").exists()
 
 
-def test_distributed_needs_the_direct_solver(pool, tmp_path):
-    proc = _step(pool, tmp_path, "--executor", "distributed", "--solver", "lean")
+def test_distributed_needs_the_direct_solver(n2_subspace, tmp_path):
+    proc = _step(n2_subspace, tmp_path, "--executor", "distributed", "--solver", "lean")
     assert proc.returncode == 2 and "set sqd.solver: direct" in proc.stderr

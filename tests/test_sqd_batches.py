@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqd_helpers import make_pool as make_test_pool
+from sqd_helpers import make_subspace as make_test_subspace
 
 from hinqs.config import validate_config
 from hinqs.errors import InputError
@@ -17,39 +17,39 @@ NORB, NELEC = 16, (5, 5)
 
 
 @pytest.fixture(scope="module")
-def pool():
-    return canonical_subspace(*make_test_pool(NORB, NELEC, 800, n_strings=60))
+def subspace():
+    return canonical_subspace(*make_test_subspace(NORB, NELEC, 800, n_strings=60))
 
 
-def _batches(pool, **kw):
+def _batches(subspace, **kw):
     args = {"n_batches": 4, "samples_per_batch": 200, "seed": 11, "iteration": 2, **kw}
-    return form_batches(pool, NELEC, **args)
+    return form_batches(subspace, NELEC, **args)
 
 
-def test_a_batch_depends_only_on_seed_iteration_and_index(pool):
-    four = _batches(pool)
-    two = _batches(pool, n_batches=2)
+def test_a_batch_depends_only_on_seed_iteration_and_index(subspace):
+    four = _batches(subspace)
+    two = _batches(subspace, n_batches=2)
     for a, b in zip(two, four[:2], strict=True):
         assert np.array_equal(a.alpha, b.alpha) and np.array_equal(a.beta, b.beta)
         assert a.content_hash() == b.content_hash()
     # Different indices, iterations and seeds draw different batches.
     assert len({b.content_hash() for b in four}) == 4
-    assert _batches(pool, iteration=3)[0].content_hash() != four[0].content_hash()
-    assert _batches(pool, seed=12)[0].content_hash() != four[0].content_hash()
+    assert _batches(subspace, iteration=3)[0].content_hash() != four[0].content_hash()
+    assert _batches(subspace, seed=12)[0].content_hash() != four[0].content_hash()
 
 
-def test_pool_order_and_duplicates_do_not_change_batches(pool):
+def test_pool_order_and_duplicates_do_not_change_batches(subspace):
     rng = np.random.default_rng(0)
-    order = rng.permutation(len(pool))
-    a, b, c = pool.alpha[order], pool.beta[order], pool.counts[order]
-    # Duplicated entries with their counts split between the copies are the same pool.
+    order = rng.permutation(len(subspace))
+    a, b, c = subspace.alpha[order], subspace.beta[order], subspace.counts[order]
+    # Duplicated entries with their counts split between the copies are the same subspace.
     split = c.astype(float)
     split[:10] /= 2
     dup = canonical_subspace(
         np.concatenate([a, a[:10]]), np.concatenate([b, b[:10]]), np.concatenate([split, split[:10]])
     )
     shuffled = canonical_subspace(a, b, c)
-    for x, y, z in zip(_batches(pool), _batches(shuffled), _batches(dup), strict=True):
+    for x, y, z in zip(_batches(subspace), _batches(shuffled), _batches(dup), strict=True):
         assert x.content_hash() == y.content_hash() == z.content_hash()
 
 
@@ -58,11 +58,11 @@ def test_draw_is_without_replacement_and_weighted():
     alpha = np.arange(n, dtype=np.uint64)
     counts = np.ones(n)
     counts[:5] = 1000.0
-    pool = canonical_subspace(alpha, alpha, counts)
+    subspace = canonical_subspace(alpha, alpha, counts)
     rng = np.random.default_rng(1)
     hits = np.zeros(n)
     for _ in range(200):
-        chosen = draw_indices(pool, 10, rng)
+        chosen = draw_indices(subspace, 10, rng)
         assert len(np.unique(chosen)) == 10
         hits[chosen] += 1
     assert hits[:5].min() > 190  # heavy determinants are nearly always drawn
@@ -73,8 +73,8 @@ def test_draw_is_without_replacement_and_weighted():
     assert set(range(3)) <= set(chosen.tolist()) and len(np.unique(chosen)) == 8
 
 
-def test_small_pool_is_solved_once(pool):
-    small = canonical_subspace(pool.alpha[:150], pool.beta[:150], pool.counts[:150])
+def test_small_pool_is_solved_once(subspace):
+    small = canonical_subspace(subspace.alpha[:150], subspace.beta[:150], subspace.counts[:150])
     batches = _batches(small, samples_per_batch=150)
     assert len(batches) == 1 and batches[0].index == 0
     assert len(batches[0].alpha) == 150

@@ -7,19 +7,19 @@ import json
 import numpy as np
 import pytest
 import yaml
-from sqd_helpers import parallel_settings, solver_settings, system_with_pool
+from sqd_helpers import parallel_settings, solver_settings, system_with_subspace
 
 from hinqs.cli import main
 
 
 @pytest.fixture(scope="module")
 def lih(tmp_path_factory):
-    system = system_with_pool(tmp_path_factory.mktemp("lih"), "lih", 120, 15)
-    return {**system, "ham": str(system["ham"]), "pool": str(system["pool"])}
+    system = system_with_subspace(tmp_path_factory.mktemp("lih"), "lih", 120, 15)
+    return {**system, "ham": str(system["ham"]), "subspace": str(system["subspace"])}
 
 
 def diagonalize(lih, out, *extra: str) -> int:
-    return main(["diagonalize", "--hamiltonian", lih["ham"], "--subspace", lih["pool"], "--out", str(out), *extra])
+    return main(["diagonalize", "--hamiltonian", lih["ham"], "--subspace", lih["subspace"], "--out", str(out), *extra])
 
 
 def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
@@ -55,11 +55,11 @@ def test_config_supplies_defaults_and_options_override(lih, tmp_path, capsys):
         assert key in batch
 
 
-def test_a_pool_smaller_than_a_batch_is_solved_once(lih, tmp_path):
+def test_a_subspace_smaller_than_a_batch_is_solved_once(lih, tmp_path):
     assert diagonalize(lih, tmp_path, "--executor", "sequential", "--samples-per-batch", "1000", "--quiet") == 0
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["n_batches"] == 1 and summary["subspace"]["single_batch"]
-    assert abs(summary["energy"] - -7.88240341) < 1e-3  # near FCI: the pool spans most of the space
+    assert abs(summary["energy"] - -7.88240341) < 1e-3  # near FCI: the subspace spans most of the space
 
 
 def _error(capsys) -> str:
@@ -84,13 +84,14 @@ def test_bad_inputs_exit_2_with_one_line(lih, tmp_path, capsys):
     assert diagonalize(lih, tmp_path, "--subspace", str(tmp_path / "float.npz")) == 2
     assert "integer CI strings" in _error(capsys)
 
-    assert main(["diagonalize", "--hamiltonian", str(tmp_path), "--subspace", lih["pool"], "--out", str(tmp_path)]) == 2
+    args = ["diagonalize", "--hamiltonian", str(tmp_path), "--subspace", lih["subspace"], "--out", str(tmp_path)]
+    assert main(args) == 2
     assert "no Hamiltonian" in _error(capsys)
 
     assert diagonalize(lih, tmp_path, "--workers", "0") == 2
     assert "workers must be at least 1" in _error(capsys)
 
-    assert main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["pool"], "--out", str(tmp_path)]) == 2
+    assert main(["diagonalize", "--hamiltonian", lih["ham"], "--configs", lih["subspace"], "--out", str(tmp_path)]) == 2
     assert "--configs is now --subspace" in _error(capsys)
     assert not (tmp_path / "result.json").exists()
 

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from sqd_helpers import parallel_settings, run_hinqs, solver_settings, system_with_pool
+from sqd_helpers import parallel_settings, run_hinqs, solver_settings, system_with_subspace
 
 from hinqs.errors import InputError
 from hinqs.sqd import dimension
@@ -20,7 +20,7 @@ from hinqs.sqd.step import run_diagonalization
 
 @pytest.fixture(scope="module")
 def n2(tmp_path_factory):
-    return system_with_pool(tmp_path_factory.mktemp("n2dim"), "n2", 400, 60)
+    return system_with_subspace(tmp_path_factory.mktemp("n2dim"), "n2", 400, 60)
 
 
 def settings(**top) -> SQDSettings:
@@ -88,7 +88,7 @@ def test_an_oversized_batch_is_refused_before_any_solve(n2, tmp_path):
         )
     assert not out.exists()
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(out),
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["subspace"]), "--out", str(out),
         "--executor", "sequential", "--samples-per-batch", "150", "--max-dimension", "0", "--memory-mb", "500",
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
@@ -105,7 +105,7 @@ def test_unconverged_davidson_is_flagged(n2, tmp_path):
     assert all(b["converged"] is False for b in data["batches"])
     assert result.summary["converged"] is False
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(tmp_path / "c"),
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["subspace"]), "--out", str(tmp_path / "c"),
         "--executor", "sequential", "--samples-per-batch", "150", "--max-cycle", "2", "--quiet",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -198,7 +198,7 @@ def test_shrinking_to_memory_is_opt_in_and_recorded(n2, tmp_path, monkeypatch):
         assert record["n_determinants"] <= shrunk["max_dimension"]
     assert result.energy >= full.energy - 1e-12
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["pool"]), "--out", str(tmp_path / "c"),
+        "diagonalize", "--hamiltonian", str(n2["ham"]), "--subspace", str(n2["subspace"]), "--out", str(tmp_path / "c"),
         "--executor", "sequential", "--samples-per-batch", "150", "--batches", "2", "--seed", "5", "--iteration", "1",
         "--workers", "2", "--shrink-to-memory", "--quiet", env={"SLURM_MEM_PER_NODE": grant},
     )  # fmt: skip

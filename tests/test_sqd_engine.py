@@ -17,12 +17,12 @@ import numpy as np
 import psutil
 import pytest
 from sqd_helpers import (
-    make_pool,
+    make_subspace,
     mpiexec,
     parallel_settings,
     run_hinqs,
     solver_settings,
-    system_with_pool,
+    system_with_subspace,
 )
 
 from hinqs.errors import StepFailed
@@ -38,7 +38,7 @@ SAMPLES = 200
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    return system_with_pool(tmp_path_factory.mktemp("n2"), "n2", 800, 60)
+    return system_with_subspace(tmp_path_factory.mktemp("n2"), "n2", 800, 60)
 
 
 def settings(n_batches: int = 4, executor: str = "sequential", **par) -> SQDSettings:
@@ -146,7 +146,8 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
     assert saved["status"] == "failed" and saved["attempts"] == 2
     # The command line says so in one line and exits 1.
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["subspace"]),
+        "--out", str(tmp_path),
         "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--retries", "0",
         env={faults.ENV_VAR: "batch=*:raise"},
     )  # fmt: skip
@@ -156,7 +157,8 @@ def test_every_batch_failing_fails_the_step(system, tmp_path, monkeypatch):
 
 def test_a_killed_step_redoes_only_unfinished_batches(system, reference, tmp_path):
     args = [
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["subspace"]),
+        "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "sequential", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1",
     ]  # fmt: skip
@@ -183,7 +185,8 @@ def test_mpi_executor_outside_mpi_ranks_is_refused(system, tmp_path):
     if mpiexec() is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["subspace"]),
+        "--out", str(tmp_path),
         "--executor", "mpi", timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "python -m mpi4py.futures" in proc.stderr
@@ -195,7 +198,8 @@ def test_mpi_ranks_are_bit_identical_to_sequential(system, reference, tmp_path):
     if launcher is None:
         pytest.skip("mpi4py or mpiexec is not installed (pip install hinqs[mpi])")
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(tmp_path),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["subspace"]),
+        "--out", str(tmp_path),
         "--batches", "4", "--samples-per-batch", str(SAMPLES), "--executor", "mpi", "--seed", "2024",
         "--iteration", "1", "--threads-per-worker", "1", "--retries", "0",
         launcher=[launcher, "-n", "3"], timeout=240,
@@ -218,7 +222,7 @@ PARENT_THREADS = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
 @pytest.fixture(scope="module")
 def wide_pool(system):
     ham = load_hamiltonian(system["ham"])
-    alpha, beta, counts = make_pool(ham.norb, ham.nelec, 3000, n_strings=200, seed=11)
+    alpha, beta, counts = make_subspace(ham.norb, ham.nelec, 3000, n_strings=200, seed=11)
     path = system["root"] / "wide_pool.npz"
     np.savez(path, alpha=alpha, beta=beta, counts=counts)
     return path
@@ -387,7 +391,7 @@ def test_mpi_a_rank_that_does_not_answer_is_given_up_at_the_timeout(system, refe
     )
     out = tmp_path / "out"
     proc = run_hinqs(
-        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["pool"]), "--out", str(out),
+        "diagonalize", "--hamiltonian", str(system["ham"]), "--subspace", str(system["subspace"]), "--out", str(out),
         "--config", str(config), "--batches", "2", "--samples-per-batch", str(SAMPLES), "--executor", "mpi",
         "--seed", "2024", "--iteration", "1", "--threads-per-worker", "1", "--batch-timeout", "2", "--retries", "0",
         "--max-dimension", "0", env={faults.ENV_VAR: "batch=0@1:hang=30"}, launcher=[launcher, "-n", "3"], timeout=180,

@@ -182,13 +182,13 @@ print("torch" in sys.modules)
 
 def test_the_step_refuses_a_batch_the_gpu_cannot_hold():
     """Real batches of a sampled pool against a stated GPU capacity, shared by the process workers."""
-    from sqd_helpers import make_pool
+    from sqd_helpers import make_subspace
 
     from hinqs.sqd.batches import canonical_subspace, form_batches
     from hinqs.sqd.device_check import check_device_batches, check_step_device
 
     norb, nelec = 26, (5, 5)
-    alpha, beta, counts = make_pool(norb, nelec, 400, n_strings=300)
+    alpha, beta, counts = make_subspace(norb, nelec, 400, n_strings=300)
     subspace = canonical_subspace(alpha, beta, counts)
     batches = form_batches(subspace, nelec, n_batches=2, samples_per_batch=300, seed=1, iteration=0)
     largest = max(batches, key=lambda b: b.n_determinants)
