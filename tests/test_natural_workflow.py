@@ -107,3 +107,23 @@ def test_the_summary_says_which_orbitals_the_answer_was_found_in(natural_run):
     _, results = natural_run
     summary = json.loads((results / "lih" / "summary.json").read_text())
     assert summary["orbitals"] == {"prepared": "mp2", "natural_after": 1}
+
+
+def test_a_state_that_spans_every_string_keeps_the_orbitals(tmp_path):
+    """FCI of a small space is the same in any orbitals: the turn writes prepare's integrals,
+    bit for bit, so the loop does not spend an iteration settling again."""
+    from sqd_helpers import build_hamiltonian
+
+    from hinqs.chem.fci import exact_ground_state
+    from hinqs.io.files import GroundState, write_state
+    from hinqs.io.hamiltonian import hamiltonian_id, load_hamiltonian
+    from hinqs.steps.orbitals import natural_hamiltonian
+
+    ham_dir = build_hamiltonian("lih", tmp_path / "lih")
+    ham = load_hamiltonian(ham_dir)
+    fci = exact_ground_state(np.asarray(ham.hcore), np.asarray(ham.eri), ham.nelec, ham.ecore)
+    state = GroundState(fci.strings_a.astype(np.uint64), fci.strings_b.astype(np.uint64), fci.civec)
+    write_state(tmp_path / "state.npz", state, fci.energy, 0)
+    record = natural_hamiltonian(ham_dir, tmp_path / "state.npz", tmp_path / "natural", iteration=3)
+    assert record["rotated"] is False
+    assert hamiltonian_id(load_hamiltonian(tmp_path / "natural").meta) == hamiltonian_id(ham.meta)

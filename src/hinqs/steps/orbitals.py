@@ -8,7 +8,8 @@ number of strings holds more of it. Selected-CI codes (CIPSI, SHCI) rediagonalis
 ``natural_orbitals.after`` continues the loop in them from the next iteration on.
 
 Only active orbitals mix, so the core energy and every reference energy of meta.json stay
-valid; the folder is a complete Hamiltonian that every later step reads like prepare's.
+valid; the folder is a complete Hamiltonian that every later step reads like prepare's. A
+state that spans every string (FCI of a small space) keeps prepare's orbitals: nothing to gain.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def natural_hamiltonian(
     iteration whose state defined it. Returns the record added.
     """
 
+    import numpy as np
+
     from hinqs.chem.rotation import natural_rotation, rotate_integrals
     from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
     from hinqs.kernel.density import one_rdm
@@ -37,10 +40,17 @@ def natural_hamiltonian(
     ham = load_hamiltonian(hamiltonian)
     ground = checked_state(state, ham.norb, tuple(ham.nelec)).sorted()
     dm_a, dm_b = one_rdm(ground.amplitudes, ground.strs_a, ground.strs_b, ham.norb, tuple(ham.nelec))
-    occupations, rotation = natural_rotation(dm_a + dm_b)
-    hcore, eri = rotate_integrals(ham.hcore, ham.eri, rotation)
+    if _spans_every_string(ground, ham.norb, tuple(ham.nelec)):
+        # FCI in any orbitals: a rotation could only move the last bits, and cost the loop an
+        # iteration to settle again. The folder holds prepare's integrals, bit for bit.
+        occupations, rotation = np.diag(dm_a + dm_b).copy(), np.eye(ham.norb)
+        hcore, eri = np.asarray(ham.hcore), np.asarray(ham.eri)
+    else:
+        occupations, rotation = natural_rotation(dm_a + dm_b)
+        hcore, eri = rotate_integrals(ham.hcore, ham.eri, rotation)
     record = {
         "iteration": iteration,
+        "rotated": not np.array_equal(rotation, np.eye(ham.norb)),
         "occupations": [float(x) for x in occupations],
         "rotation": rotation.tolist(),
         "source_sha256": ham.meta.get("sha256"),
@@ -49,3 +59,10 @@ def natural_hamiltonian(
     keep = {k: v for k, v in ham.meta.items() if k not in ("format", "norb", "nelec", "ecore", "sha256")}
     write_hamiltonian(out, hcore, eri, tuple(ham.nelec), ham.ecore, {**keep, "natural_orbitals": record})
     return record
+
+
+def _spans_every_string(state: Any, norb: int, nelec: tuple[int, int]) -> bool:
+    """Whether the state's product space is the whole FCI space (every string of each spin)."""
+    from math import comb
+
+    return len(state.strs_a) == comb(norb, nelec[0]) and len(state.strs_b) == comb(norb, nelec[1])
