@@ -64,3 +64,22 @@ def test_best_iteration_names_the_iteration_that_has_the_best_energy(lih_run, tm
     best_dim = 6 * 6
     line = result_line(summary)
     assert f"{best_dim:,} determinants diagonalised" in line and "subspace of 36," in line, line
+
+
+def test_the_extrapolation_fits_only_the_best_iteration_s_orbitals():
+    """Each orbital basis has its own line of E_var against E_PT2: points from before the
+    natural-orbital turn (iterations 1-3 here, another slope and intercept) must not enter."""
+    from hinqs.summary.aggregate import _pt2_summary
+
+    def record(k, e_pt2, intercept, slope):
+        e_var = intercept - slope * e_pt2
+        return {"iteration": k, "energy": e_var, "e_pt2": e_pt2, "e_pt2_error": None, "e_pt2_ci95": None,
+                "e_var_plus_pt2": e_var + e_pt2, "pt2_complete": True}  # fmt: skip
+
+    before = [record(k, x, -1.000, 1.0) for k, x in ((1, -0.030), (2, -0.020), (3, -0.012))]
+    after = [record(k, x, -1.0005, 0.9) for k, x in ((4, -0.011), (5, -0.006), (6, -0.004))]
+    turned = _pt2_summary(before + after, after[-1]["energy"], -1.0005, turned=3)
+    assert turned["iteration"] == 6 and turned["extrapolated"]["points"] == 3
+    assert turned["extrapolated"]["energy"] == pytest.approx(-1.0005, abs=1e-12)
+    mixed = _pt2_summary(before + after, after[-1]["energy"], -1.0005)
+    assert abs(mixed["extrapolated"]["energy"] - -1.0005) > 1e-4  # one line through both bases misses
