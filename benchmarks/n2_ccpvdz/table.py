@@ -76,9 +76,9 @@ def main() -> None:
         )
     fit = (summary.get("pt2") or {}).get("extrapolated")
     if fit:
-        spread = f" +- {fit['spread'] * MHA:.3f}" if fit.get("spread") is not None else ""
-        print(f"\nextrapolated (E_var against E_PT2, {fit['points']} points): {fit['energy']:.6f} Ha, "
-              f"{fit['error_mha']:+.3f}{spread} mHa")  # fmt: skip
+        bar = f" +- {fit['uncertainty'] * MHA:.3f} ({fit['basis']})" if fit.get("uncertainty") is not None else ""
+        print(f"\nextrapolated (E_var against E_PT2, {fit['points']} points in the best iteration's orbitals): "
+              f"{fit['energy']:.6f} Ha, {fit['error_mha']:+.3f}{bar} mHa")  # fmt: skip
 
 
 if __name__ == "__main__":
