@@ -15,38 +15,20 @@ from workflow_helpers import SCAN_CONFIG, SNAKEFILE, energies, make_workdir, one
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-CONFIG = one_system(SCAN_CONFIG)
-
 
 @pytest.fixture
 def slurm():
     return require_slurm()
 
 
-@pytest.mark.timeout(600)
-def test_sbatch_head_job_runs_the_workflow(slurm, scan_run, tmp_path):
-    workdir = make_workdir(tmp_path / "head", CONFIG)
-    res = run_sbatch_wait(
-        SUBMIT_SCRIPT,
-        script_args=("config.yaml",),
-        cwd=REPO,
-        env={"HINQS_WORKDIR": str(workdir), "HINQS_MODE": "local", "HINQS_SNAKEFILE": str(SNAKEFILE)},
-        sbatch_args=("--cpus-per-task=2", "--mem=4000", "--time=15"),
-        output=workdir / "head-%j.log",
-        timeout=560,
-    )
-    assert res.returncode == 0, res.describe()
-    assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
-    assert png_image(workdir / "results/lih_r1/convergence.png").shape[:2] == (480, 1320)
-
-
 @pytest.mark.mpi
 @pytest.mark.timeout(600)
-def test_a_head_job_spreads_each_batch_over_mpi_ranks(slurm, scan_run, tmp_path):
-    """parallel.executor distributed inside a SLURM allocation: the diagonalize step starts two
-    MPI ranks that solve every batch together, and the energies are the local run's bits."""
+def test_sbatch_head_job_runs_the_workflow_and_spreads_each_batch_over_mpi_ranks(slurm, scan_run, tmp_path):
+    """The whole workflow as one sbatch head job; its diagonalize steps start two MPI ranks that
+    solve every batch together (parallel.executor distributed), and the energies are the bits of
+    the local run (process pool, one batch per worker)."""
     config = one_system(SCAN_CONFIG, parallel={"executor": "distributed", "mpi_launcher": "mpiexec -n {ranks}"})
-    workdir = make_workdir(tmp_path / "spread", config)
+    workdir = make_workdir(tmp_path / "head", config)
     res = run_sbatch_wait(
         SUBMIT_SCRIPT,
         script_args=("config.yaml",),
@@ -60,6 +42,7 @@ def test_a_head_job_spreads_each_batch_over_mpi_ranks(slurm, scan_run, tmp_path)
     assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
     result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
     assert result["executor"]["executor"] == "distributed"
+    assert png_image(workdir / "results/lih_r1/convergence.png").shape[:2] == (480, 1320)
 
 
 @pytest.mark.timeout(1200)
