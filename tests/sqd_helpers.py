@@ -118,6 +118,14 @@ def parallel_settings(**changes):
     return with_overrides(RunSettings.defaults().parallel, **changes)
 
 
+def kernel_hamiltonians(root: Path) -> dict:
+    """LiH, NH triplet and N2/6-31G frozen core, loaded: the kernel tests' real Hamiltonians
+    (no frozen core, open shell, frozen core)."""
+    from hinqs.io.hamiltonian import load_hamiltonian
+
+    return {name: load_hamiltonian(build_hamiltonian(name, root / name)) for name in ("lih", "nh", "n2")}
+
+
 def system_with_subspace(root: Path, name: str, n_pairs: int, n_strings: int) -> dict:
     """A real Hamiltonian folder and a saved subspace of ``n_pairs`` determinants over ``n_strings``
     strings per spin, for the engine, CLI and dimension tests (one fixture body, three users)."""

@@ -11,9 +11,8 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from sqd_helpers import build_hamiltonian, random_strings, solver_settings
+from sqd_helpers import kernel_hamiltonians, random_strings, solver_settings
 
-from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.kernel import ProductHamiltonian, kernel_threads
 from hinqs.sqd.solvers import solve_direct, solve_with_solve_fermion
 
@@ -22,8 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_solver_thread")
 
 @pytest.fixture(scope="module")
 def hamiltonians(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kernel")
-    return {name: load_hamiltonian(build_hamiltonian(name, root / name)) for name in ("lih", "nh", "n2")}
+    return kernel_hamiltonians(tmp_path_factory.mktemp("kernel"))
 
 
 def _subspace(ham, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,10 +15,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sqd_helpers import build_hamiltonian, random_strings, solver_settings
+from sqd_helpers import build_hamiltonian, kernel_hamiltonians, random_strings, solver_settings
 
 from hinqs.errors import InputError
-from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.kernel import ProductHamiltonian
 from hinqs.kernel.device_memory import check_device_fits, device_need
 from hinqs.kernel.torch_kernel import TorchProductHamiltonian
@@ -31,8 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_solver_thread", "one_torch_thread")
 
 @pytest.fixture(scope="module")
 def hamiltonians(tmp_path_factory):
-    root = tmp_path_factory.mktemp("torch_kernel")
-    return {name: load_hamiltonian(build_hamiltonian(name, root / name)) for name in ("lih", "nh", "n2")}
+    return kernel_hamiltonians(tmp_path_factory.mktemp("torch_kernel"))
 
 
 def _strings(ham, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -101,20 +101,27 @@ def test_killed_run_resumes_to_the_same_result(scan_run, tmp_path):
     assert comparable(summary(workdir, "lih_r1")) == comparable(summary(scan_run, "lih_r1"))
 
 
+def _run_on_ranks(scan_run, tmp_path, executor: str) -> dict:
+    """The scan's first system under an MPI executor (mpiexec from the venv): its energies must
+    be the process pool's bits; returns iteration 1's result.json."""
+    import json
+
+    pytest.importorskip("mpi4py")
+    config = one_system(SCAN_CONFIG, parallel={"executor": executor, "mpi_launcher": "mpiexec -n {ranks}"})
+    workdir = make_workdir(tmp_path / executor, config)
+    proc = run_snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
+    result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
+    assert result["executor"]["executor"] == executor
+    return result
+
+
 @pytest.mark.mpi
 def test_distributed_executor_spreads_each_batch_over_the_ranks_with_identical_energies(scan_run, tmp_path):
     """Every batch solved by both ranks together (products split by rows): the same bits as the
     process pool's one-batch-per-worker run of the same config."""
-    pytest.importorskip("mpi4py")
-    config = one_system(SCAN_CONFIG, parallel={"executor": "distributed", "mpi_launcher": "mpiexec -n {ranks}"})
-    workdir = make_workdir(tmp_path / "distributed", config)
-    proc = run_snakemake(workdir, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
-    import json
-
-    result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
-    assert result["executor"]["executor"] == "distributed"
+    _run_on_ranks(scan_run, tmp_path, "distributed")
 
 
 def _jobs_run(log: str) -> set[str]:
@@ -123,16 +130,7 @@ def _jobs_run(log: str) -> set[str]:
 
 @pytest.mark.mpi
 def test_mpi_executor_runs_batches_on_ranks_with_identical_energies(scan_run, tmp_path):
-    pytest.importorskip("mpi4py")
-    config = one_system(SCAN_CONFIG, parallel={"executor": "mpi", "mpi_launcher": "mpiexec -n {ranks}"})
-    workdir = make_workdir(tmp_path / "mpi", config)
-    proc = run_snakemake(workdir, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert energies(workdir, "lih_r1") == energies(scan_run, "lih_r1")
-    import json
-
-    result = json.loads((workdir / "results/lih_r1/iter_001/sqd/result.json").read_text())
-    assert result["executor"]["executor"] == "mpi"
+    result = _run_on_ranks(scan_run, tmp_path, "mpi")
     ranks = result["executor"]["worker_info"]
     assert len(ranks) == 2 and all(r["mpi_loaded"] for r in ranks)  # mpiexec -n 3: two solver ranks
     rank_pids = {r["pid"] for r in ranks}
