@@ -113,8 +113,8 @@ def run(which: str, results: Path) -> None:
     import yaml
 
     from hinqs.config import validate_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     if which == "default":
         config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Each arm is the config overrides it runs with; everything else is the system's defaults.
 # The expansion's width is pinned in every arm, so the arms do not move with its default:
 # NARROW is the former default (64 parents, 128 partners), WIDE the derived default up to
-# 16 orbitals (256, 256; hinqs.defaults).
+# 16 orbitals (256, 256; hinqs.loop.defaults).
 NARROW = {"subspace": {"expansion": {"top_strings": 64, "partner_strings": 128}}}
 WIDE = {"subspace": {"expansion": {"top_strings": 256, "partner_strings": 256}}}
 ARMS: dict[str, dict] = {

@@ -1,10 +1,10 @@
 """Accuracy of the HI-NQS-SQD loop against FCI, and what each of its parts contributes.
 
-For each molecule the whole loop runs in-process (:func:`hinqs.driver.run_loop`, the
+For each molecule the whole loop runs in-process (:func:`hinqs.loop.driver.run_loop`, the
 same step functions the Snakemake rules' commands call) with a config written to
 ``OUT_DIR/<variant>/<molecule>.yaml``, once per variant. Every variant starts from a config
 holding only ``systems:`` (plus ``parallel.executor: sequential`` and the seed, which do
-not change the numbers), so the size-derived defaults of :mod:`hinqs.defaults` apply:
+not change the numbers), so the size-derived defaults of :mod:`hinqs.loop.defaults` apply:
 
 ``defaults``      nothing else set: NQS sampling and PT2 expansion both on (the ablation's on/on);
 ``no_nqs``        NQS off: one sample per iteration from an untrained model (``nqs.samples: 1``,
@@ -145,7 +145,7 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 def prepare(name: str, hams: Path) -> Path:
     from hinqs.config import load_config
     from hinqs.io.hamiltonian import META_FILE
-    from hinqs.settings import RunSettings
+    from hinqs.loop.settings import RunSettings
     from hinqs.steps.prepare import prepare as prepare_step
 
     folder = hams / name
@@ -179,8 +179,8 @@ def run_one(name: str, variant: str, config: dict[str, Any], out_dir: Path, ham_
     import shutil
 
     from hinqs.config import load_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     run_dir = out_dir / variant
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +206,8 @@ def _stage_seconds(seconds: dict[str, float]) -> dict[str, float]:
 
 def _best_row(system: Any, iterations: int) -> dict[str, Any]:
     """Energy, best iteration, its best batch's K_alpha x K_beta and the last subspace size."""
-    from hinqs.convergence import read_status
     from hinqs.io.files import read_determinants, read_result
+    from hinqs.loop.convergence import read_status
 
     status = read_status(system.iteration(iterations).status)
     shape = read_result(system.iteration(status.best_iteration).result).best_record()["product_shape"]

@@ -148,7 +148,7 @@ def _direct_torch(ham, strings: np.ndarray, vector: np.ndarray, device: str):
 def worker(args: argparse.Namespace) -> None:
     """One row: H C (and a whole solve) in this process, on ``--threads`` threads; prints JSON."""
     from hinqs.io.hamiltonian import load_hamiltonian
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
     from hinqs.sqd.solvers import solve
     from hinqs.threads import thread_limit
 

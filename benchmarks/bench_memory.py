@@ -52,7 +52,7 @@ def child(args: argparse.Namespace) -> None:
     import pyscf.fci.selected_ci  # noqa: F401  (imports count in the baseline)
 
     from hinqs.io.hamiltonian import load_hamiltonian, read_meta
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
     from hinqs.sqd.solvers import solve
 
     if args.solver == "solve_fermion":

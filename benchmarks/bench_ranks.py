@@ -46,7 +46,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.kernel import ProductHamiltonian
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
     from hinqs.sqd.distributed import SpreadHamiltonian
     from hinqs.sqd.solvers import solve_on_operator
     from hinqs.threads import thread_limit

@@ -142,9 +142,9 @@ class _PeakRSS:
 def _case(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    from hinqs.loop.settings import RunSettings
     from hinqs.nqs.model import NQSConfig, build_model
     from hinqs.nqs.sampler import sample_unique
-    from hinqs.settings import RunSettings
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])

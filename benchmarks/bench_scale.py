@@ -96,7 +96,7 @@ def cpu_seconds() -> float:
 
 def run_layout(ham_dir, pool, samples, args, solver, layout) -> dict:
     """One real diagonalize step; wall seconds and what result.json recorded."""
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
     from hinqs.sqd.settings import SQDSettings
     from hinqs.sqd.step import run_diagonalization
 

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
-from hinqs.settings import RunSettings, with_overrides
+from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd.batches import canonical_subspace, form_batches
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization

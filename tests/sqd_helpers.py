@@ -106,14 +106,14 @@ def mpiexec() -> str | None:
 
 def solver_settings(**changes):
     """The schema's default solver settings with some fields changed."""
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
 
     return with_overrides(RunSettings.defaults().sqd.solver, **changes)
 
 
 def parallel_settings(**changes):
     """The schema's default parallel settings with some fields changed."""
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
 
     return with_overrides(RunSettings.defaults().parallel, **changes)
 

@@ -11,7 +11,7 @@ import yaml
 from hinqs.config import load_config
 from hinqs.io.determinants import Determinants, hartree_fock_strings
 from hinqs.io.files import GroundState, read_determinants, write_determinants
-from hinqs.settings import ExpansionSettings, RunSettings
+from hinqs.loop.settings import ExpansionSettings, RunSettings
 from hinqs.subspace.cap import cap_subspace, teacher_weights
 from hinqs.subspace.expansion import (
     excitations,
@@ -49,7 +49,7 @@ def test_excitations_are_singles_and_doubles_with_the_same_electron_count():
 def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_path):
     from dataclasses import replace
 
-    from hinqs.defaults import MAX_AUTO_STRINGS, SystemSize, derive, hour_strings
+    from hinqs.loop.defaults import MAX_AUTO_STRINGS, SystemSize, derive, hour_strings
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]}))
@@ -97,7 +97,7 @@ def test_null_defaults_are_derived_from_the_system_and_explicit_values_win(tmp_p
 def test_the_derived_expansion_width_bounds_the_scoring_product():
     """Every width above the floor keeps candidates x partners within the budget, and the next
     wider one would not fit (or the width is already the widest)."""
-    from hinqs.defaults import NARROWEST, SCORE_BUDGET, WIDEST, SystemSize
+    from hinqs.loop.defaults import NARROWEST, SCORE_BUDGET, WIDEST, SystemSize
 
     for norb in range(6, 41, 2):
         for n in range(1, min(norb, 11)):

@@ -65,7 +65,7 @@ def test_settings_come_from_the_schema_alone():
     library functions keep no defaults of their own: tests/test_no_restated_defaults.py)."""
     from dataclasses import fields
 
-    from hinqs.settings import RunSettings
+    from hinqs.loop.settings import RunSettings
 
     config = validate_config(copy.deepcopy(MINIMAL))
     settings = RunSettings.from_config(config)
@@ -80,7 +80,7 @@ def test_every_schema_key_reaches_the_settings():
     """A key the settings do not carry would silently fall back to a default somewhere else."""
     from dataclasses import fields
 
-    from hinqs.settings import (
+    from hinqs.loop.settings import (
         ExpansionSettings,
         IterationSettings,
         NQSSettings,

@@ -13,8 +13,8 @@ LIH = "Li 0 0 0; H 0 0 1.5949"
 
 def _run(tmp_path, sampler: str, iterations: int = 2):
     from hinqs.config import validate_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     config = {
         "systems": [{"name": "lih", "geometry": LIH, "basis": "6-31g"}],

@@ -32,8 +32,8 @@ def _fci(geometry: str, basis: str) -> float:
 def _run(tmp_path, config: dict, name: str):
     from hinqs.cli import main
     from hinqs.config import validate_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     run = run_loop(RunSettings.from_config(validate_config(config)), name, tmp_path / "results", max_iterations=10)
     assert main(["summarize", str(run.system_dir), "--iterations", str(run.iterations)]) == 0

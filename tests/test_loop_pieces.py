@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from hinqs.convergence import next_status
 from hinqs.errors import InputError
 from hinqs.io.determinants import Determinants
 from hinqs.io.files import read_determinants, write_determinants
-from hinqs.subspace.grow import grow_subspace
-from hinqs.workflow_support import (
+from hinqs.loop.convergence import next_status
+from hinqs.loop.workflow_support import (
     diagonalize_launcher,
     diagonalize_threads,
     iterations_to_run,
     snapshot_config,
     verify_launcher,
 )
+from hinqs.subspace.grow import grow_subspace
 
 U = np.uint64
 
@@ -82,7 +82,7 @@ def test_convergence_stops_at_max_iterations():
 
 
 def test_iteration_walk_stops_at_first_stop(tmp_path):
-    from hinqs.convergence import write_status
+    from hinqs.loop.convergence import write_status
 
     status = None
     for k, energy in ((1, -1.0), (2, -1.0), (3, -1.0)):
@@ -115,8 +115,8 @@ def test_launcher_and_threads():
 
 
 def test_diagonalize_memory_request_grows_with_batch_and_workers():
+    from hinqs.loop.workflow_support import diagonalize_mem_mb
     from hinqs.sqd.dimension import AUTO_MAX_DIMENSION, PARENT_MB, USABLE_FRACTION, estimate_mb
-    from hinqs.workflow_support import diagonalize_mem_mb
 
     sqd = {"samples_per_batch": 300, "solver": "solve_fermion"}
     small = diagonalize_mem_mb(sqd, {"executor": "process", "workers": 2})
@@ -138,7 +138,7 @@ SINFO_MIXED = "cpu* (null)\ngpu gpu:a100:4(S:0-1)\ngpu (null)\nbig gpu:h100:8,tm
 
 
 def test_partition_gpu_detection_reads_sinfo():
-    from hinqs.workflow_support import partition_has_gpus
+    from hinqs.loop.workflow_support import partition_has_gpus
 
     assert partition_has_gpus(SINFO_CPU_ONLY, None) is False
     assert partition_has_gpus(SINFO_MIXED, None) is False  # the default partition is cpu
@@ -151,7 +151,7 @@ def test_gpu_request_by_device_and_site_setting():
     import pytest
 
     from hinqs.errors import InputError
-    from hinqs.workflow_support import gpus_per_nqs_job
+    from hinqs.loop.workflow_support import gpus_per_nqs_job
 
     assert gpus_per_nqs_job("cpu", {"HINQS_SLURM_GPUS": "1"}) == 0
     assert gpus_per_nqs_job("cuda", {}) == 1
@@ -167,7 +167,7 @@ def test_every_memory_request_of_a_shipped_config_fits_a_16_gb_node(name):
     setting: the PT2 step streams its sum, so pt2.max_dimension (1e10 by default) must not
     reach its request (it once asked SLURM for 400 GB)."""
     from hinqs.config import load_config
-    from hinqs.workflow_support import diagonalize_mem_mb, pt2_mem_mb
+    from hinqs.loop.workflow_support import diagonalize_mem_mb, pt2_mem_mb
 
     config = load_config(REPO / "config" / name)
     pt2 = pt2_mem_mb(config["sqd"], config["parallel"])

@@ -85,8 +85,8 @@ def test_the_iterations_after_the_turn_work_in_it_and_stay_variational(natural_r
 
 def test_the_driver_turns_at_the_same_point_bit_for_bit(natural_run, tmp_path):
     from hinqs.config import load_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     config_file, results = natural_run
     settings = RunSettings.from_config(load_config(config_file))

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from hinqs.errors import InputError
+from hinqs.loop.settings import RunSettings
 from hinqs.nqs.checkpoint import init_checkpoint, load_checkpoint, save_checkpoint
 from hinqs.nqs.exact import exact_distribution, strings_with
 from hinqs.nqs.sampler import sample_for_iteration
 from hinqs.nqs.teacher import read_teacher, teacher_from_amplitudes
 from hinqs.nqs.trainer import evaluate, known_mask, probe_new, support_mass, train
-from hinqs.settings import RunSettings
 
 TEACHER = {"max_determinants": 4096, "min_weight": 1e-12}  # the schema's nqs defaults
 

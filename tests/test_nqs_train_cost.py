@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from hinqs.cli import main
+from hinqs.loop.settings import RunSettings
 from hinqs.nqs import trainer
 from hinqs.nqs.checkpoint import init_checkpoint
 from hinqs.nqs.exact import strings_with
 from hinqs.nqs.teacher import teacher_from_amplitudes
-from hinqs.settings import RunSettings
 
 NQS_DEFAULTS = RunSettings.defaults().nqs.as_dict()
 

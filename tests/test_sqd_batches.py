@@ -8,7 +8,7 @@ from sqd_helpers import make_subspace as make_test_subspace
 
 from hinqs.config import validate_config
 from hinqs.errors import InputError
-from hinqs.settings import RunSettings, with_overrides
+from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.batches import canonical_subspace, draw_indices, form_batches, subspace_strings
 from hinqs.sqd.settings import ParallelSettings, SolverSettings

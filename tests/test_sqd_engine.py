@@ -27,7 +27,7 @@ from sqd_helpers import (
 
 from hinqs.errors import StepFailed
 from hinqs.io.hamiltonian import load_hamiltonian
-from hinqs.settings import with_overrides
+from hinqs.loop.settings import with_overrides
 from hinqs.sqd import faults
 from hinqs.sqd.settings import SQDSettings
 from hinqs.sqd.step import run_diagonalization

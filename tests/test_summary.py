@@ -13,7 +13,7 @@ from hinqs.cli import main
 from hinqs.io.determinants import Determinants
 from hinqs.io.files import write_determinants
 from hinqs.io.layout import SystemLayout
-from hinqs.settings import RunSettings, with_overrides
+from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd.step import run_diagonalization
 from hinqs.summary import build_summary, result_line
 

@@ -167,7 +167,7 @@ def test_a_cpu_worker_never_imports_torch(hamiltonians, tmp_path):
 import sys
 import numpy as np
 from hinqs.sqd.task import BatchTask, run_task
-from hinqs.settings import RunSettings
+from hinqs.loop.settings import RunSettings
 strs = np.array([3, 5, 6, 9, 10, 12], np.uint64)
 out = run_task(BatchTask({str(ham_dir)!r}, 0, strs, strs, (2, 2), RunSettings.defaults().sqd.solver))
 assert out.ok, out.error

@@ -55,7 +55,7 @@ def test_the_config_file_given_is_the_whole_config(user_run):
 
 
 def test_size_derived_settings_reach_the_steps(user_run):
-    """225 determinants: no cap, one batch holding the whole subspace (hinqs.defaults)."""
+    """225 determinants: no cap, one batch holding the whole subspace (hinqs.loop.defaults)."""
     _, results, _ = user_run
     result = json.loads((results / "lih" / "iter_001" / "sqd" / "result.json").read_text())
     assert len(result["batches"]) == 1
@@ -66,8 +66,8 @@ def test_size_derived_settings_reach_the_steps(user_run):
 def test_workflow_and_driver_give_the_same_summary(user_run, tmp_path):
     from hinqs.cli import main
     from hinqs.config import load_config
-    from hinqs.driver import run_loop
-    from hinqs.settings import RunSettings
+    from hinqs.loop.driver import run_loop
+    from hinqs.loop.settings import RunSettings
 
     config_file, results, _ = user_run
     run = run_loop(RunSettings.from_config(load_config(config_file)), "lih", tmp_path / "results")

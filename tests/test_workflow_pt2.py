@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 from workflow_helpers import SCAN_CONFIG, make_workdir, one_system, run_snakemake, summary
 
-from hinqs.convergence import next_status, write_status
-from hinqs.workflow_support import iteration_runs, per_iteration_inputs
+from hinqs.loop.convergence import next_status, write_status
+from hinqs.loop.workflow_support import iteration_runs, per_iteration_inputs
 
 
 class Incomplete(Exception):

@@ -64,7 +64,7 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
 
 def test_gpu_request_follows_the_cluster(slurm, tmp_path):
     """The test cluster declares no GPU gres: `auto` asks for none; the site setting forces one."""
-    from hinqs.workflow_support import gpus_per_nqs_job, slurm_partition_has_gpus
+    from hinqs.loop.workflow_support import gpus_per_nqs_job, slurm_partition_has_gpus
 
     assert slurm_partition_has_gpus(None) is False
     assert gpus_per_nqs_job("auto", {}) == 0

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from hinqs.config import validate_config
 from hinqs.io.layout import RunLayout
-from hinqs.workflow_support import (
+from hinqs.loop.workflow_support import (
     gpus_per_nqs_job,
     iterations_to_run,
     per_iteration_inputs,

@@ -7,7 +7,7 @@ rule summarize:
     input:
         meta=rules.prepare.output.meta,
         # pt2_001, pt2_002...: each PT2 is asked for once its iteration is known to run, so it
-        # runs beside the next iteration (hinqs.workflow_support.per_iteration_inputs).
+        # runs beside the next iteration (hinqs.loop.workflow_support.per_iteration_inputs).
         **per_iteration_inputs("pt2", MAX_ITER, status_of, lambda system, k: str(files(system, k).pt2)),
         # Last: Snakemake takes a job's "waits for a checkpoint" flag from its last input function.
         status=lambda w: [str(files(w.system, k).status) for k in range(1, n_iterations(w.system) + 1)],

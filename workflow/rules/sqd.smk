@@ -1,5 +1,5 @@
 # Cumulative determinant subspace, batched diagonalisation and the convergence checkpoint.
-from hinqs.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads, pt2_mem_mb
+from hinqs.loop.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads, pt2_mem_mb
 
 
 rule subspace:

@@ -1,6 +1,6 @@
 # `snakemake verify`: each system's loop run sequentially and in parallel with one seed,
 # compared quantity by quantity (not part of `all`; request it by name).
-from hinqs.workflow_support import verify_launcher
+from hinqs.loop.workflow_support import verify_launcher
 
 
 rule verify_system:

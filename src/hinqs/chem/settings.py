@@ -1,7 +1,7 @@
 """Settings of the chemistry: which reference energies ``hinqs prepare`` computes.
 
 The config schema (``schemas/config.schema.yaml``) owns every default: this class has none,
-and :meth:`hinqs.settings.RunSettings.from_config` builds it.
+and :meth:`hinqs.loop.settings.RunSettings.from_config` builds it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from hinqs.errors import InputError
-from hinqs.settings import RunSettings
+from hinqs.loop.settings import RunSettings
 
 RENAMED_COMMANDS = {"basis": "subspace"}
 _RENAMED = "_renamed_options"

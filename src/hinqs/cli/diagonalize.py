@@ -72,7 +72,7 @@ def _log_to_stderr(quiet: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one diagonalisation step; print the merged energy."""
-    from hinqs.settings import RunSettings, with_overrides
+    from hinqs.loop.settings import RunSettings, with_overrides
 
     _log_to_stderr(args.quiet)
     if args.config:

@@ -47,7 +47,7 @@ def _model_shape(path: str) -> tuple[int, tuple[int, int]]:
 
 def run(args: argparse.Namespace) -> int:
     from hinqs.errors import InputError
-    from hinqs.settings import with_overrides
+    from hinqs.loop.settings import with_overrides
     from hinqs.steps.nqs import sample
 
     settings = load_settings(args.config, args.hamiltonian)

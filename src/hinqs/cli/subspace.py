@@ -1,7 +1,7 @@
 """Grow the cumulative determinant subspace: previous subspace + this iteration's samples + HF.
 
 The config's ``subspace`` options apply (see :mod:`hinqs.subspace.expansion`), their ``null`` values
-derived from the system's size (:mod:`hinqs.defaults`): PT2-ranked single/double string
+derived from the system's size (:mod:`hinqs.loop.defaults`): PT2-ranked single/double string
 excitations of the teacher (``--teacher``, the previous iteration's ``sqd/state.npz``; the HF
 determinant at the first iteration) join the subspace, and ``subspace.max_strings`` keeps the
 strings of largest importance. ``--stats`` records what was added and evicted.

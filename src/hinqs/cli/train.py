@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hinqs.errors import InputError
-    from hinqs.settings import with_overrides
+    from hinqs.loop.settings import with_overrides
     from hinqs.steps.nqs import train
 
     # Resolved for the system when the Hamiltonian is given: the first-order target scores the

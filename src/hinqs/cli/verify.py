@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hinqs.errors import InputError, StepFailed
-    from hinqs.verify import verify_settings
+    from hinqs.loop.verify import verify_settings
 
     settings = load_settings(args.config)
     if args.iterations is not None and args.iterations < 1:

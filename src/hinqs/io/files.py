@@ -9,7 +9,7 @@ Formats (every writer is atomic, see :mod:`hinqs.io.atomic`):
 - step results (``sqd/result.json``, written by :mod:`hinqs.sqd.step`): the merged energy
   and every batch's record;
 - model checkpoints (``model.pt``): ``torch.save`` of a dict, see :mod:`hinqs.nqs.checkpoint`;
-- convergence status (``status.json``): see :mod:`hinqs.convergence`.
+- convergence status (``status.json``): see :mod:`hinqs.loop.convergence`.
 
 Readers turn a missing, foreign or corrupt file into one-line :class:`InputError`.
 """

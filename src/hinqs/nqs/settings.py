@@ -1,7 +1,7 @@
 """Settings of the neural quantum state: the model, its sampler and its training.
 
 The config schema (``schemas/config.schema.yaml``) owns every default: this class has none,
-and :meth:`hinqs.settings.RunSettings.from_config` builds it.
+and :meth:`hinqs.loop.settings.RunSettings.from_config` builds it.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ USABLE_FRACTION = 0.8
 # The cap a config with ``sqd.max_dimension: null`` and no ``sqd.memory_mb`` gets: a fixed
 # figure, so that nothing derived depends on the machine. About 2.6 GB per worker with the
 # default direct solver by the estimates above, and at or above every subspace the
-# size-derived defaults build (at most hinqs.defaults.MAX_AUTO_STRINGS^2 = 7.84 M
+# size-derived defaults build (at most hinqs.loop.defaults.MAX_AUTO_STRINGS^2 = 7.84 M
 # determinants), so it only cuts batches that an explicit sqd.samples_per_batch made larger.
 AUTO_MAX_DIMENSION = 8_000_000
 

@@ -2,7 +2,7 @@
 
 They mirror the ``seed``, ``sqd`` and ``parallel`` sections of the run config (see
 ``schemas/config.schema.yaml``, which owns every default: these classes have none, and
-:class:`hinqs.settings.RunSettings` builds them). They are picklable and hold only plain
+:class:`hinqs.loop.settings.RunSettings` builds them). They are picklable and hold only plain
 Python values: a :class:`SolverSettings` travels with every batch task to worker processes
 and MPI ranks.
 """

@@ -1,7 +1,7 @@
 """The loop's steps as plain functions over typed settings and paths.
 
 One module per step; each ``hinqs`` command only parses its options and calls one of
-these, and :mod:`hinqs.driver` calls them in-process to run whole loops. They read and
+these, and :mod:`hinqs.loop.driver` calls them in-process to run whole loops. They read and
 write the files named by :mod:`hinqs.io.layout` through :mod:`hinqs.io.files`.
 
 - :func:`hinqs.steps.prepare.prepare`              integrals + references (Hamiltonian folder)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from hinqs.convergence import Status, next_status, read_status, write_status
 from hinqs.io.files import read_result
-from hinqs.settings import IterationSettings
+from hinqs.loop.convergence import Status, next_status, read_status, write_status
+from hinqs.loop.settings import IterationSettings
 
 
 def check(

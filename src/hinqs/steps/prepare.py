@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from hinqs.settings import RunSettings
+from hinqs.loop.settings import RunSettings
 
 # The SCF of a molecule with degenerate orbitals (N2's pi pairs) rotates them differently at
 # another thread count, and the references' last bits follow the thread count too. One

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hinqs.settings import RunSettings
+from hinqs.loop.settings import RunSettings
 
 
 def summarize(

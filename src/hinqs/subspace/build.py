@@ -1,7 +1,7 @@
 """Grow, expand and cap the cumulative subspace of one iteration: the subspace step's one call.
 
 previous subspace + this iteration's samples + HF (:mod:`hinqs.subspace.grow`); then, as the
-settings ask (resolved for the system, :meth:`hinqs.settings.RunSettings.for_system`),
+settings ask (resolved for the system, :meth:`hinqs.loop.settings.RunSettings.for_system`),
 PT2-ranked expansion strings from the previous ground state (the teacher; the HF
 determinant at the first iteration) and the string cap (:mod:`hinqs.subspace.expansion`);
 ``max_size`` is the older determinant cap (:mod:`hinqs.subspace.cap`).

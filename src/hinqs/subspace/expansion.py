@@ -1,7 +1,7 @@
 """How the cumulative subspace grows and what it keeps: PT2-ranked string expansion and a string cap.
 
 Both act in ``hinqs subspace``; their ``null`` defaults are derived from the system's size
-(:mod:`hinqs.defaults`), and 0 turns either off (``subspace.expansion.strings: 0``,
+(:mod:`hinqs.loop.defaults`), and 0 turns either off (``subspace.expansion.strings: 0``,
 ``subspace.max_strings: 0``), in which case the subspace is exactly the previous one +
 samples + HF.
 

@@ -1,7 +1,7 @@
 """Settings of the cumulative determinant subspace: PT2 expansion and the caps.
 
 The config schema (``schemas/config.schema.yaml``) owns every default: this class has none,
-and :meth:`hinqs.settings.RunSettings.from_config` builds it.
+and :meth:`hinqs.loop.settings.RunSettings.from_config` builds it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ class ExpansionSettings:
     """``subspace.expansion``: PT2-ranked single/double string excitations of the teacher."""
 
     strings: int | None  # None: derived from the system
-    top_strings: int | None  # None: derived from the system (hinqs.defaults)
+    top_strings: int | None  # None: derived from the system (hinqs.loop.defaults)
     partner_strings: int | None
 
 

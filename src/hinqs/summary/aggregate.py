@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from hinqs.chem.references import best_reference
-from hinqs.convergence import Status, read_status
 from hinqs.errors import InputError
 from hinqs.io.files import read_benchmark_seconds, read_determinants, read_json, read_json_or_none, read_result
 from hinqs.io.hamiltonian import active_shape, read_meta
 from hinqs.io.layout import SystemLayout
+from hinqs.loop.convergence import Status, read_status
 
 MHA = 1000.0
 CHEMICAL_ACCURACY_MHA = 1.6

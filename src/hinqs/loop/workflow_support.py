@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
-from hinqs.convergence import read_status
-from hinqs.defaults import MAX_AUTO_STRINGS
 from hinqs.errors import InputError
 from hinqs.io.atomic import write_text
 from hinqs.io.layout import RunLayout
+from hinqs.loop.convergence import read_status
+from hinqs.loop.defaults import MAX_AUTO_STRINGS
 
 # Site setting: GPUs each NQS job asks for (0 or 1); unset: decided from the cluster.
 SITE_GPUS_ENV = "HINQS_SLURM_GPUS"

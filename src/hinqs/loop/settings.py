@@ -113,9 +113,9 @@ class RunSettings:
 
     def for_system(self, norb: int, nelec: tuple[int, int]) -> RunSettings:
         """These settings with every ``None`` (``null`` in the config) replaced by the value
-        derived from the active space (:func:`hinqs.defaults.derive`) and the string cap (the
+        derived from the active space (:func:`hinqs.loop.defaults.derive`) and the string cap (the
         config's, or the derived one); explicit values stay."""
-        from hinqs.defaults import derive
+        from hinqs.loop.defaults import derive
 
         sub, exp = self.subspace, self.subspace.expansion
         d = derive(norb, nelec, sub.max_strings)  # an explicit cap scales what is derived from it

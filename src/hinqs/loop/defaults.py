@@ -3,7 +3,7 @@
 A chemist who writes only a geometry and a basis should get a chemically accurate answer.
 What the loop needs for that depends on the system's size, not on the molecule, so the
 settings below are derived from the active space (norb, N_alpha, N_beta) in this one place
-(:func:`derive`, applied by :meth:`hinqs.settings.RunSettings.for_system` with the ``norb``/
+(:func:`derive`, applied by :meth:`hinqs.loop.settings.RunSettings.for_system` with the ``norb``/
 ``nelec`` of the Hamiltonian's meta.json). An explicit value in the config always wins; only
 ``null`` is resolved.
 
@@ -72,7 +72,7 @@ REFERENCE_SINGLES = 5 * 21  # N2/cc-pVDZ frozen core: 5 electrons x 21 empty orb
 COST_EXPONENT = 2.36
 STRING_STEP = 100  # the ceiling is rounded down to a multiple of this
 # A hard ceiling over every system: what a scheduler's memory request can be sized for before
-# prepare has read the system (hinqs.workflow_support); the reference system's hour cap.
+# prepare has read the system (hinqs.loop.workflow_support); the reference system's hour cap.
 MAX_AUTO_STRINGS = 2800
 SD_FACTOR = 1.5
 SPACE_FRACTION = 0.45

@@ -21,7 +21,7 @@ import numpy as np
 
 from hinqs.io.files import StepResult, read_checkpoint, read_determinants, read_result, read_samples, read_state
 from hinqs.io.layout import IterationFiles, SystemLayout, VerifyFiles
-from hinqs.settings import RunSettings
+from hinqs.loop.settings import RunSettings
 
 ENERGY_TOL = 1e-10
 AMPLITUDE_TOL = 1e-8
@@ -234,8 +234,8 @@ def verify_settings(
     """
     import shutil
 
-    from hinqs.driver import run_loop
     from hinqs.io.atomic import write_json, write_text
+    from hinqs.loop.driver import run_loop
     from hinqs.steps.prepare import prepare
 
     _check_parallel(settings)

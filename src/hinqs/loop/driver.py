@@ -7,7 +7,7 @@ a config twice through it and the accuracy benchmarks run many systems with it. 
 each stage itself and keeps one process pool open for all its diagonalisations (the
 per-step pool start of the workflow, 1-3 s, is paid once).
 
-    from hinqs.driver import run_loop
+    from hinqs.loop.driver import run_loop
     run = run_loop(RunSettings.from_config(load_config("config.yaml")), "n2", "results")
     run.iterations, run.seconds[0]["diagonalize"]
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hinqs.convergence import Status
 from hinqs.io.layout import RunLayout, SystemLayout
-from hinqs.settings import RunSettings, with_overrides
+from hinqs.loop.convergence import Status
+from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd.settings import SQDSettings
 
 
