@@ -1,5 +1,11 @@
 # Cumulative determinant subspace, batched diagonalisation and the convergence checkpoint.
-from hinqs.loop.workflow_support import diagonalize_launcher, diagonalize_mem_mb, diagonalize_threads, pt2_mem_mb
+from hinqs.loop.workflow_support import (
+    diagonalize_launcher,
+    diagonalize_mem_mb,
+    diagonalize_threads,
+    fixed_strings,
+    pt2_mem_mb,
+)
 
 
 rule subspace:
@@ -10,6 +16,7 @@ rule subspace:
         samples=str(IT.samples),
         previous=lambda w: [str(files(w.system, int(w.k) - 1).subspace)] if int(w.k) > 1 else [],
         teacher=lambda w: [str(files(w.system, int(w.k) - 1).state)] if int(w.k) > 1 else [],
+        status=lambda w: [str(files(w.system, int(w.k) - 1).status)] if int(w.k) > 1 else [],
     output:
         subspace=str(IT.subspace),
         stats=str(IT.subspace_stats),
@@ -19,13 +26,14 @@ rule subspace:
         ham=lambda w: hamiltonian_of(w.system, w.k),
         previous=lambda w, input: f"--previous-subspace {input.previous}" if input.previous else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
+        status=lambda w, input: f"--previous-status {input.status}" if input.status else "",
     log:
         str(SYS.log("subspace", "{k}")),
     benchmark:
         str(SYS.benchmark("subspace", "{k}"))
     shell:
         "hinqs subspace --config {params.config} --hamiltonian {params.ham} --samples {input.samples}"
-        " {params.previous} {params.teacher} --out {output.subspace} --stats {output.stats} > {log} 2>&1"
+        " {params.previous} {params.teacher} {params.status} --out {output.subspace} --stats {output.stats} > {log} 2>&1"
 
 
 rule diagonalize:
@@ -52,7 +60,7 @@ rule diagonalize:
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
     threads: diagonalize_threads(config["parallel"])
     resources:
-        mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"], config["subspace"]["max_strings"]),
+        mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"], fixed_strings(config)),
     log:
         str(SYS.log("diagonalize", "{k}")),
     benchmark:
@@ -75,33 +83,42 @@ rule pt2:
         pt2=config["pt2"],
         ham=lambda w: hamiltonian_of(w.system, w.k),
         iteration=lambda w: int(w.k),
-    threads: config["parallel"]["threads_per_worker"]
+    # the diagonalize step's cores: the PT2 follows it on the critical path (the check reads it)
+    threads: diagonalize_threads(config["parallel"])
     resources:
-        mem_mb=pt2_mem_mb(config["sqd"], config["parallel"], config["subspace"]["max_strings"]),
+        mem_mb=pt2_mem_mb(config["sqd"], config["parallel"], fixed_strings(config)),
     log:
         str(SYS.log("pt2", "{k}")),
     benchmark:
         str(SYS.benchmark("pt2", "{k}"))
     shell:
         "hinqs pt2 --config {params.config} --hamiltonian {params.ham} --state {input.state}"
-        " --iteration {params.iteration} --out {output.pt2} > {log} 2>&1"
+        " --iteration {params.iteration} --threads {threads} --out {output.pt2} > {log} 2>&1"
 
 
+# The stop rule reads the iteration's PT2 (its error estimate) and the system's size (to grow
+# the string cap): hinqs.loop.convergence.
 checkpoint check:
     conda:
         HINQS_ENV
     input:
+        meta=hamiltonian_meta,
         result=str(IT.result),
+        pt2=[str(IT.pt2)] if config["pt2"]["max_dimension"] > 0 else [],
         previous=lambda w: [str(files(w.system, int(w.k) - 1).status)] if int(w.k) > 1 else [],
     output:
         status=str(IT.status),
     params:
         config=RUN_CONFIG,
         iterations=config["iterations"],
+        accuracy=config["accuracy"],
+        max_strings=config["subspace"]["max_strings"],
         iteration=lambda w: int(w.k),
+        ham=lambda w: hamiltonian_of(w.system, w.k),
+        pt2=lambda w, input: f"--pt2 {input.pt2}" if input.pt2 else "",
         previous=lambda w, input: f"--previous-status {input.previous}" if input.previous else "",
     log:
         str(SYS.log("check", "{k}")),
     shell:
-        "hinqs check --config {params.config} --iteration {params.iteration}"
-        " --result {input.result} {params.previous} --out {output.status} > {log} 2>&1"
+        "hinqs check --config {params.config} --iteration {params.iteration} --hamiltonian {params.ham}"
+        " --result {input.result} {params.pt2} {params.previous} --out {output.status} > {log} 2>&1"

@@ -11,18 +11,27 @@ HELP = "Epstein-Nesbet PT2 correction of a ground state (pt2.json)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config(parser, purpose="its `pt2` section and parallel.threads_per_worker")
+    add_config(parser, purpose="its `pt2` section and `parallel` (the threads)")
     parser.add_argument("--hamiltonian", required=True, help="Hamiltonian folder")
     parser.add_argument("--state", required=True, help="sqd/state.npz of the iteration")
     parser.add_argument("--iteration", type=int, required=True, help="iteration number (names the random stream)")
     parser.add_argument("--out", required=True, help="pt2.json to write")
+    parser.add_argument(
+        "--threads", type=int,
+        help="threads of the kernel (default: the diagonalize step's cores, parallel.workers x threads_per_worker);"
+        " the sum is the same bits at any count",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from hinqs.errors import InputError
     from hinqs.steps.pt2 import estimate_pt2
 
     settings = load_settings(args.config, args.hamiltonian)
-    record = estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, args.hamiltonian, args.state, args.out,
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, not {args.threads}")
+    threads = args.threads or settings.step_cores()
+    record = estimate_pt2(settings.pt2, threads, args.hamiltonian, args.state, args.out,
                           seed=settings.seed, iteration=args.iteration)  # fmt: skip
     if "skipped" in record:
         print(f"hinqs pt2: skipped ({record['skipped']})")

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", required=True, help="samples.npz of this iteration")
     parser.add_argument("--previous-subspace", help="subspace.npz of the previous iteration (none at the first)")
     parser.add_argument("--teacher", help="sqd/state.npz of the previous iteration (for expansion and cap)")
+    parser.add_argument("--previous-status", help="status.json of the previous iteration: the string cap it set")
     parser.add_argument("--out", required=True, help="subspace.npz to write")
     parser.add_argument("--stats", help="JSON file: what expansion added and the caps evicted")
 
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         previous=args.previous_subspace,
         teacher=args.teacher,
         stats=args.stats,
+        previous_status=args.previous_status,
     )
     print(f"hinqs subspace: {report.line()}")
     return 0

@@ -1,16 +1,33 @@
-"""When the HI-NQS-SQD loop stops.
+"""When the HI-NQS-SQD loop stops, and why: the stop reason tells the truth about the error.
 
 Every SQD energy is a variational upper bound, and the batches of an iteration are random
 subsets of the subspace, so an iteration's merged energy can rise even though the subspace
-only grows. The loop therefore follows the best (lowest) energy so far, and an iteration counts
-towards convergence only when (a) the best energy improved by less than ``tol`` and (b) the
-iteration's own energy did not rise by more than ``tol`` over the previous iteration's. It
-stops after ``window`` such iterations in a row, or at ``max`` iterations. (b) keeps a run
-whose energy is climbing (e.g. a size cap evicting what the state needs) from being
-reported as converged: a rising energy means the subspace is changing, not settled. The
-summary reports the best iteration, whatever the last one did. The status of iteration k
-carries the whole energy history, so deciding k+1 needs only the status of k (Snakemake's
-checkpoint reads one small file per iteration).
+only grows. The loop therefore follows the best (lowest) energy so far, and an iteration
+*settles* when (a) the best energy improved by less than ``iterations.tol`` and (b) the
+iteration's own energy did not rise by more than ``tol`` over the previous one's (a rising
+energy means the subspace is changing). ``window`` settled iterations in a row end the
+exchange of strings at the current size. What that means is read from the error estimate,
+the iteration's EN-PT2 (:class:`Evidence`):
+
+``accurate``  |E_PT2| plus its 95 % half-width is within ``accuracy.target_mha`` (chemical
+    accuracy by default): the variational energy is that close to the exact one. Also at
+    once, without waiting for the window, when that bound is below ``tol`` (the whole space).
+``budget``  the PT2 asks for more strings but the budget allows no larger subspace
+    (:mod:`hinqs.loop.growth`: a fixed cap, the determinant budget, or the modelled time);
+    ``detail`` names which and what it allows.
+``stalled``  the PT2 asks for more, nothing limits the subspace, and yet the loop settled:
+    it does not find the strings it needs.
+``settled``  no error estimate (PT2 off): the energy stopped changing, nothing more is known.
+``max_iterations``  ``iterations.max`` reached first.
+
+While the PT2 is above the target and the subspace has filled its cap without gaining
+(``growth.STUCK_SHARE`` of |E_PT2| per iteration), the next cap grows
+(:func:`hinqs.loop.growth.next_cap`) and the window starts over. A positive E_PT2 (external
+determinants below E_var: the Epstein-Nesbet denominators changed sign, so the sum means
+nothing) is never taken as accuracy; it asks for growth like a large one. The status of
+iteration k carries the whole history (energies, the cap, the modelled seconds spent), so
+deciding k+1 needs only the status of k (Snakemake's checkpoint reads one small file per
+iteration), and ``next_strings_cap`` is the cap iteration k+1's subspace is built under.
 """
 
 from __future__ import annotations
@@ -21,11 +38,15 @@ from dataclasses import asdict, dataclass
 
 from hinqs.errors import InputError
 from hinqs.io.atomic import write_json
+from hinqs.loop.defaults import SystemSize, iteration_seconds
+from hinqs.loop.growth import STUCK_SHARE, AccuracySettings, next_cap
+
+REASONS = ("accurate", "budget", "stalled", "settled", "max_iterations")
 
 
 @dataclass(frozen=True)
 class Status:
-    """``status.json``: the convergence decision after one iteration."""
+    """``status.json``: the stop decision after one iteration (``converged``: stopped accurate)."""
 
     iteration: int
     energy: float
@@ -38,22 +59,99 @@ class Status:
     converged: bool
     stop: bool
     reason: str | None
+    detail: str | None = None  # what the reason means here (which budget, what it allows)
+    e_pt2: float | None = None  # this iteration's EN-PT2 (Ha), when computed
+    e_pt2_ci95: float | None = None
+    strings_cap: int | None = None  # the cap this iteration's subspace was built under (0: none)
+    next_strings_cap: int | None = None  # the cap of the next iteration's subspace
+    modelled_seconds: float | None = None  # the loop's modelled time so far (accuracy.budget)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the check knows of an iteration besides its energy: the error estimate and size."""
+
+    e_pt2: float | None = None  # Ha; None: not computed
+    e_pt2_ci95: float = 0.0
+    strings: int = 0  # strings per spin of the solved product space (the larger spin)
+    cap: int = 0  # the string cap its subspace was built under (0: none)
+
+    def error_bound(self) -> float | None:
+        """|E_PT2| plus its half-width, or None where the PT2 says nothing (absent or positive)."""
+        if self.e_pt2 is None or self.e_pt2 > 0:
+            return None
+        return -self.e_pt2 + self.e_pt2_ci95
+
+
+@dataclass(frozen=True)
+class GrowthContext:
+    """What growing the cap needs: the system's size, the accuracy settings and the limits."""
+
+    size: SystemSize
+    accuracy: AccuracySettings
+    batch_cap: int | None  # the diagonalisation's batch cap (determinants)
+    fixed: bool  # the cap never grows (hinqs.loop.growth.AccuracySettings.grows)
+
+
+def _settled(
+    previous: Status | None, best: float, energy: float, tol: float
+) -> tuple[float | None, float | None, bool]:
+    delta = None if previous is None else best - previous.best_energy
+    rise = None if previous is None else float(energy) - previous.energy
+    return delta, rise, delta is not None and abs(delta) < tol and rise is not None and rise <= tol
 
 
 def next_status(
-    previous: Status | None, iteration: int, energy: float, *, tol: float, window: int, max_iterations: int
+    previous: Status | None,
+    iteration: int,
+    energy: float,
+    *,
+    tol: float,
+    window: int,
+    max_iterations: int,
+    evidence: Evidence | None = None,
+    growth: GrowthContext | None = None,
 ) -> Status:
     """The status after ``iteration`` produced ``energy``, given the status before it."""
+    evidence = evidence or Evidence()
     energies = [*(previous.energies if previous else []), float(energy)]
     if len(energies) != iteration:
         raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
     best = min(energies)
-    delta = None if previous is None else best - previous.best_energy
-    rise = None if previous is None else float(energy) - previous.energy
-    settled = delta is not None and abs(delta) < tol and rise is not None and rise <= tol
+    delta, rise, settled = _settled(previous, best, energy, tol)
     streak = (previous.streak + 1 if previous else 1) if settled else 0
-    converged = streak >= window
-    reason = "converged" if converged else ("max_iterations" if iteration >= max_iterations else None)
+    cap = evidence.cap
+    spent = (previous.modelled_seconds or 0.0) if previous else 0.0
+    if growth is not None:
+        spent += iteration_seconds(growth.size, cap or growth.size.n_strings, growth.accuracy.budget.cores)
+    bound = evidence.error_bound()
+    target = growth.accuracy.target_ha if growth is not None else None
+    accurate = bound is not None and target is not None and bound <= target
+    reason, detail, next_cap_value = None, None, cap
+    if accurate and (streak >= window or bound <= tol):
+        reason = "accurate"
+        detail = f"|E_PT2| + 95 % half-width {bound * 1000:.3g} mHa <= target {growth.accuracy.target_mha:g} mHa"
+    elif growth is not None and evidence.e_pt2 is not None and not accurate:
+        full = 0 < cap <= evidence.strings
+        small_gain = delta is not None and abs(delta) < max(tol, STUCK_SHARE * abs(evidence.e_pt2))
+        if full and (small_gain or streak >= window):
+            decision = next_cap(growth.size, cap, growth.accuracy, spent, growth.batch_cap, fixed=growth.fixed)
+            if decision.grown:
+                next_cap_value, streak = decision.cap, 0
+            elif streak >= window:
+                limit = decision.blocked_by
+                if limit is not None and limit.which != "space":
+                    reason, detail = "budget", f"{limit.which}: {limit.detail}"
+                else:
+                    reason, detail = "stalled", "every string is in the subspace"
+        elif streak >= window:
+            reason = "stalled"
+            detail = f"{evidence.strings:,} strings per spin" + (f" under a cap of {cap:,}" if cap else ", no cap")
+    elif streak >= window:
+        reason = "settled" if evidence.e_pt2 is None else "stalled"
+        detail = "no PT2 error estimate" if evidence.e_pt2 is None else None
+    if reason is None and iteration >= max_iterations:
+        reason, detail = "max_iterations", f"iterations.max = {max_iterations}"
     return Status(
         iteration=iteration,
         energy=float(energy),
@@ -63,9 +161,15 @@ def next_status(
         energies=energies,
         best_energy=best,
         best_iteration=energies.index(best) + 1,
-        converged=converged,
+        converged=reason == "accurate",
         stop=reason is not None,
         reason=reason,
+        detail=detail,
+        e_pt2=evidence.e_pt2,
+        e_pt2_ci95=evidence.e_pt2_ci95 if evidence.e_pt2 is not None else None,
+        strings_cap=cap,
+        next_strings_cap=next_cap_value,
+        modelled_seconds=spent if growth is not None else None,
     )
 
 

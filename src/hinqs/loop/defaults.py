@@ -69,6 +69,7 @@ ITERATION_OVERHEAD_S = 53.0
 SOLVE_SECONDS_AT_REFERENCE = 116.0
 REFERENCE_STRINGS = 1500
 REFERENCE_SINGLES = 5 * 21  # N2/cc-pVDZ frozen core: 5 electrons x 21 empty orbitals per spin
+REFERENCE_CORES = 2  # the reference machine's cores, which the measured seconds used
 COST_EXPONENT = 2.36
 STRING_STEP = 100  # the ceiling is rounded down to a multiple of this
 # A hard ceiling over every system: what a scheduler's memory request can be sized for before
@@ -139,6 +140,21 @@ class SystemSize:
         return out
 
 
+def _singles(size: SystemSize) -> int:
+    """Single excitations of one string (the larger spin): the solve's links per string."""
+    return max(max(n, 1) * max(size.norb - n, 1) for n in size.nelec)
+
+
+def iteration_seconds(size: SystemSize, strings: int, cores: int) -> float:
+    """Modelled seconds of one loop iteration at ``strings`` strings per spin on ``cores`` cores
+    of the reference machine: the fixed overhead plus the Davidson and PT2 steps, which grow as
+    K^COST_EXPONENT, scale with the links per string and divide over the cores (the kernel's
+    rows split evenly). A figure of the config alone, never of the machine running it."""
+    solve = SOLVE_SECONDS_AT_REFERENCE * _singles(size) / REFERENCE_SINGLES
+    solve *= (max(strings, 1) / REFERENCE_STRINGS) ** COST_EXPONENT
+    return ITERATION_OVERHEAD_S + solve * REFERENCE_CORES / max(cores, 1)
+
+
 def hour_strings(size: SystemSize) -> int:
     """The largest cap (a multiple of ``STRING_STEP``) whose ``BUDGET_ITERATIONS`` loop iterations
     fit ``LOOP_BUDGET_S`` on the reference 2-core machine, by the cost model above.
@@ -146,9 +162,8 @@ def hour_strings(size: SystemSize) -> int:
     A fixed figure of the config alone, never of the machine running it: the same config must
     select the same strings everywhere; a bigger machine runs the same loop faster.
     """
-    singles = max(max(n, 1) * max(size.norb - n, 1) for n in size.nelec)
     per_iteration = LOOP_BUDGET_S / BUDGET_ITERATIONS - ITERATION_OVERHEAD_S
-    solve_at_reference = SOLVE_SECONDS_AT_REFERENCE * singles / REFERENCE_SINGLES
+    solve_at_reference = SOLVE_SECONDS_AT_REFERENCE * _singles(size) / REFERENCE_SINGLES
     ratio = (per_iteration / solve_at_reference) ** (1.0 / COST_EXPONENT)
     return max(STRING_STEP, int(REFERENCE_STRINGS * ratio) // STRING_STEP * STRING_STEP)
 

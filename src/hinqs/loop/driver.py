@@ -74,15 +74,25 @@ class _Clock:
 
 
 def _iteration(
-    settings: RunSettings, system: SystemLayout, ham: Path, k: int, sqd: SQDSettings, executor: Any, clock: _Clock
+    settings: tuple[RunSettings, RunSettings],
+    system: SystemLayout,
+    ham: Path,
+    k: int,
+    sqd: SQDSettings,
+    executor: Any,
+    clock: _Clock,
 ) -> Status:
-    """Sample, grow the subspace, diagonalise, check and (unless stopping) train: iteration ``k``."""
+    """Sample, grow the subspace, diagonalise, check and (unless stopping) train: iteration ``k``.
+
+    ``settings``: as the config gives them (the check tells a fixed cap from a derived one)
+    and resolved for the system."""
     from hinqs.steps.check import check
     from hinqs.steps.diagonalize import diagonalize
     from hinqs.steps.nqs import sample, train
     from hinqs.steps.pt2 import estimate_pt2
     from hinqs.steps.subspace import build_subspace
 
+    config_settings, settings = settings
     here, before = system.iteration(k), system.iteration(k - 1)
     previous = None if k == 1 else before  # iteration 1 has no previous subspace, state or status
     clock.new_iteration()
@@ -92,16 +102,17 @@ def _iteration(
                previous_subspace=known, hamiltonian=ham)  # fmt: skip
     with clock.stage("subspace"):
         teacher = previous and previous.state
+        last = previous and previous.status
         build_subspace(settings.subspace, ham, here.samples, here.subspace, previous=known, teacher=teacher,
-                       stats=here.subspace_stats)  # fmt: skip
+                       stats=here.subspace_stats, previous_status=last)  # fmt: skip
     with clock.stage("diagonalize"):
         diagonalize(ham, here.subspace, here.sqd, with_overrides(sqd, iteration=k), executor=executor, teacher=teacher)
     with clock.stage("pt2"):
-        estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, ham, here.state, here.pt2,
+        estimate_pt2(settings.pt2, settings.step_cores(), ham, here.state, here.pt2,
                      seed=settings.seed, iteration=k)  # fmt: skip
     with clock.stage("check"):
-        last = previous and previous.status
-        status = check(settings.iterations, k, here.result, here.status, previous_status=last)
+        pt2 = here.pt2 if settings.pt2.max_dimension > 0 else None
+        status = check(config_settings, k, here.result, here.status, previous_status=last, pt2=pt2, hamiltonian=ham)
     if not status.stop:
         with clock.stage("train"), _torch_threads(1):
             train(settings.nqs, before.model, here.state, k, here.model, history=here.train_history,
@@ -134,7 +145,7 @@ def run_loop(
     ham = Path(hamiltonian_dir) if hamiltonian_dir else layout.hamiltonian
     if hamiltonian_dir is None:
         prepare(settings, system, ham)
-    settings = settings.for_hamiltonian(ham)
+    config_settings, settings = settings, settings.for_hamiltonian(ham)
     init_model(settings.nqs, settings.seed, system, ham, layout.iteration(0).model)
     sqd = with_overrides(settings.sqd_step(1), **(sqd_overrides or {}))
     clock, status, k = _Clock(), None, 0
@@ -143,7 +154,7 @@ def run_loop(
         if executor is not None and hasattr(executor, "__enter__"):
             stack.enter_context(executor)  # type: ignore[arg-type]
         for k in range(1, (max_iterations or settings.iterations.max) + 1):
-            status = _iteration(settings, layout, ham, k, sqd, executor, clock)
+            status = _iteration((config_settings, settings), layout, ham, k, sqd, executor, clock)
             if status.stop:
                 break
             if k == settings.natural_after:  # the workflow's natural_orbitals rule, at the same point

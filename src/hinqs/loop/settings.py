@@ -16,11 +16,14 @@ from typing import Any, TypeVar
 
 from hinqs.chem.settings import ReferenceSettings
 from hinqs.errors import InputError
+from hinqs.loop.growth import AccuracySettings, BudgetSettings
 from hinqs.nqs.settings import NQSSettings
 from hinqs.sqd.settings import ParallelSettings, SolverSettings, SQDSettings
 from hinqs.subspace.settings import ExpansionSettings, PT2Settings, SubspaceSettings
 
 __all__ = [
+    "AccuracySettings",
+    "BudgetSettings",
     "ExpansionSettings",
     "IterationSettings",
     "NQSSettings",
@@ -80,6 +83,7 @@ class RunSettings:
     subspace: SubspaceSettings
     pt2: PT2Settings
     iterations: IterationSettings
+    accuracy: AccuracySettings
     natural_after: int | None = None  # natural_orbitals.after (hinqs.steps.orbitals)
 
     @classmethod
@@ -101,6 +105,12 @@ class RunSettings:
             ),
             pt2=_section(PT2Settings, config["pt2"]),
             iterations=_section(IterationSettings, config["iterations"]),
+            accuracy=AccuracySettings(
+                config["accuracy"]["grow"],
+                float(config["accuracy"]["target_mha"]),
+                float(config["accuracy"]["growth_factor"]),
+                _section(BudgetSettings, config["accuracy"]["budget"]),
+            ),
             natural_after=config["natural_orbitals"]["after"],
         )
 
@@ -119,12 +129,16 @@ class RunSettings:
 
         sub, exp = self.subspace, self.subspace.expansion
         d = derive(norb, nelec, sub.max_strings)  # an explicit cap scales what is derived from it
+        per_batch = d.samples_per_batch
+        if self.accuracy.grows(sub.max_strings is not None) and d.max_strings > 0:
+            # a derived cap may grow (hinqs.loop.growth): one batch must hold the grown subspace whole
+            per_batch = max(per_batch, self.growth_determinants() or 0)
         return replace(
             self,
             nqs=replace(
                 self.nqs, samples=_given(self.nqs.samples, d.samples), d_model=_given(self.nqs.d_model, d.d_model)
             ),
-            sqd=replace(self.sqd, samples_per_batch=_given(self.sqd.samples_per_batch, d.samples_per_batch)),
+            sqd=replace(self.sqd, samples_per_batch=_given(self.sqd.samples_per_batch, per_batch)),
             subspace=replace(
                 sub,
                 max_strings=_given(sub.max_strings, d.max_strings),
@@ -136,6 +150,25 @@ class RunSettings:
                 ),
             ),
         )
+
+    def step_cores(self) -> int:
+        """Cores the diagonalize step occupies (workers x threads per worker; one worker's
+        threads for the sequential executor): the PT2 step, which follows it, uses as many."""
+        if self.parallel.executor == "sequential":
+            return self.parallel.threads_per_worker
+        return self.parallel.workers * self.parallel.threads_per_worker
+
+    def batch_cap(self) -> int | None:
+        """The largest batch (determinants) the diagonalisation takes whole (None: no cap)."""
+        from hinqs.sqd.dimension import resolve_max_dimension
+
+        solver = self.sqd.solver.solver
+        return resolve_max_dimension(self.sqd.max_dimension, solver, self.sqd.memory_mb, self.parallel.workers)
+
+    def growth_determinants(self) -> int | None:
+        """The most determinants a grown subspace may span: the budget's, within the batch cap."""
+        given = [d for d in (self.accuracy.budget.determinants, self.batch_cap()) if d]
+        return min(given) if given else None
 
     def for_hamiltonian(self, hamiltonian: str | os.PathLike[str]) -> RunSettings:
         """:meth:`for_system` with norb and nelec from a Hamiltonian folder's meta.json."""

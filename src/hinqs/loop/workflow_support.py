@@ -226,15 +226,28 @@ def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: i
     A batch of S determinants has at most 2S distinct strings per spin (closed shells merge
     both spins' strings), so its subspace holds at most (2S)^2 determinants, or the cap the
     step derives from the config (``sqd.max_dimension``, :func:`hinqs.sqd.dimension.resolve_max_dimension`)
-    when that is smaller. ``max_strings`` is the config's string cap (``subspace.max_strings``).
+    when that is smaller. ``max_strings`` is the config's string cap (``subspace.max_strings``);
+    without one the cap is derived and may grow (:mod:`hinqs.loop.growth`) up to the batch cap.
     """
     from hinqs.sqd.dimension import resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
-    # null: one batch of the whole subspace, at most the (given, else derived) string cap squared
-    largest = (2 * int(per_batch)) ** 2 if per_batch else (max_strings or MAX_AUTO_STRINGS) ** 2
     cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), int(parallel["workers"]))
+    if per_batch:
+        largest = (2 * int(per_batch)) ** 2
+    elif max_strings:
+        largest = int(max_strings) ** 2
+    else:  # one batch of the whole subspace, which may grow up to the batch cap
+        largest = cap or MAX_AUTO_STRINGS**2
     return largest if cap is None else min(largest, cap)
+
+
+def fixed_strings(config: dict[str, Any]) -> int | None:
+    """The string cap memory requests are sized for: the config's own when it never grows,
+    else None (a derived or growing cap reaches the batch cap, :func:`_largest_batch`)."""
+    given = config["subspace"]["max_strings"]
+    grow = config["accuracy"]["grow"]
+    return None if given is None or grow else int(given)
 
 
 def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:

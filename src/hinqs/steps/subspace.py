@@ -7,6 +7,7 @@ Reads the previous subspace, this iteration's samples and the previous ground st
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from hinqs.io.atomic import write_json
 from hinqs.io.files import read_determinants, read_state, write_determinants
@@ -25,9 +26,19 @@ def build_subspace(
     previous: str | os.PathLike[str] | None = None,
     teacher: str | os.PathLike[str] | None = None,
     stats: str | os.PathLike[str] | None = None,
+    previous_status: str | os.PathLike[str] | None = None,
 ) -> SubspaceReport:
-    """Write iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state."""
+    """Write iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state.
+
+    ``previous_status`` (k-1's status.json) carries the string cap iteration k is built under
+    when the loop grew it (:mod:`hinqs.loop.growth`); without one the settings' cap stands."""
+    from hinqs.loop.convergence import read_status
+
     norb, nelec = shape = active_shape(read_meta(hamiltonian), hamiltonian)
+    if previous_status:
+        cap = read_status(previous_status).next_strings_cap
+        if cap is not None:
+            settings = replace(settings, max_strings=cap)
     before = read_determinants(previous, "previous subspace") if previous else None
     drawn = read_determinants(samples, "samples file")
     state = read_state(teacher, sort=True, norb=norb, nelec=nelec) if teacher else None

@@ -9,12 +9,13 @@ determinant at the first iteration) and the string cap (:mod:`hinqs.subspace.exp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from math import comb
 from typing import Any
 
 import numpy as np
 
-from hinqs.io.determinants import Determinants
+from hinqs.io.determinants import Determinants, hartree_fock_strings
 from hinqs.io.files import GroundState
 from hinqs.io.hamiltonian import Hamiltonian, solved_energy
 from hinqs.subspace.cap import cap_subspace
@@ -87,6 +88,29 @@ def _expand_and_cap_strings(
     )
 
 
+def whole_space(norb: int, nelec: tuple[int, int]) -> Determinants:
+    """Every alpha string beside the HF beta string and every beta string beside the HF alpha
+    string: a subspace whose product space is the whole FCI space."""
+    from pyscf.fci import cistring
+
+    hf_a, hf_b = hartree_fock_strings(norb, nelec)
+    alpha = np.asarray(cistring.make_strings(range(norb), nelec[0]), np.uint64)
+    beta = np.asarray(cistring.make_strings(range(norb), nelec[1]), np.uint64)
+    pairs_a = np.concatenate([alpha, np.full(len(beta), hf_a, np.uint64)])
+    pairs_b = np.concatenate([np.full(len(alpha), hf_b, np.uint64), beta])
+    return Determinants(pairs_a, pairs_b, np.ones(len(pairs_a), np.int64))
+
+
+def _fill_to_cap(settings: SubspaceSettings, previous: Determinants | None) -> SubspaceSettings:
+    """Expansion strings enough to fill the cap in one iteration (after the cap grew), at least
+    the configured number: the grown room is filled by the best-ranked strings at once."""
+    cap, wanted = settings.max_strings or 0, settings.expansion.strings or 0
+    gap = cap - len(_strings(previous))
+    if cap > 0 and previous is not None and gap > wanted:
+        return replace(settings, expansion=replace(settings.expansion, strings=gap))
+    return settings
+
+
 def build_subspace(
     settings: SubspaceSettings,
     shape: tuple[int, tuple[int, int]],
@@ -98,13 +122,19 @@ def build_subspace(
     """Iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state.
 
     ``hamiltonian`` is called (no arguments) for the :class:`~hinqs.io.hamiltonian.Hamiltonian`
-    only when expansion or the string cap needs the integrals.
+    only when expansion or the string cap needs the integrals. A cap that holds every string
+    of both spins takes the whole string space (FCI).
     """
     norb, nelec = shape
     subspace = grow_subspace(previous, drawn, norb, nelec)
     report = SubspaceReport(0, 0, {"n_grown": len(subspace)})
+    cap = settings.max_strings or 0
+    if cap and cap >= max(comb(norb, n) for n in nelec):
+        subspace = grow_subspace(subspace, whole_space(norb, nelec), norb, nelec)
+        report.stats["whole_space"] = True
+    settings = _fill_to_cap(settings, previous)
     added_a = added_b = None
-    if (settings.expansion.strings or 0) > 0 or (settings.max_strings or 0) > 0:
+    if (settings.expansion.strings or 0) > 0 or cap > 0:
         subspace, added_a, added_b = _expand_and_cap_strings(
             subspace, settings, hamiltonian(), shape, teacher, (drawn, previous), report.stats
         )
@@ -114,4 +144,5 @@ def build_subspace(
         report.stats["evicted_determinants"] = size - len(subspace)
     report.size, report.new = len(subspace), len(subspace) - (len(previous) if previous else 0)
     report.stats["n_determinants"] = len(subspace)
+    report.stats["max_strings"] = cap
     return subspace, report
