@@ -93,18 +93,18 @@ def _pt2_summary(
 ) -> dict[str, Any] | None:
     """E_var + E_PT2 of the best iteration and the extrapolation to E_PT2 = 0, with errors in mHa.
 
-    The fit uses every iteration whose E_var differs from the others' (a loop at its string
-    cap repeats its last point) and needs three of them: the early, far points give the
-    line its slope (measured: fitting only the last 3-4 points, which crowd together at the
-    cap, put the intercept 0.5-0.9 mHa off FCI on C2 and CH2; all points, within 0.02 mHa).
-    Its uncertainty: the fit's scatter and the PT2 errors propagated (``basis`` says which). Only an
-    unbiased correction is extrapolated:
+    ``interval`` is where the exact energy lies by the best iteration's own numbers
+    (:func:`hinqs.subspace.pt2.bracket`). The fit is handed every iteration whose E_var differs
+    from the others' (a loop at its string cap repeats its last point) and keeps those in the
+    linear regime (:func:`hinqs.subspace.pt2.extrapolate`; none reported without three).
+    Its uncertainty: the fit's scatter, the PT2 errors propagated and the curvature (``basis``
+    says which). Only an unbiased correction is extrapolated:
     complete, or semistochastic with its standard error (an older screened one is not).
     Only iterations in the best iteration's orbitals are fitted (``turned``: the iteration after
     which the loop worked in natural orbitals): each basis has its own line, and one fitted
     across the turn put C2/6-31G's intercept 0.80 mHa below FCI (+0.022 in one basis).
     """
-    from hinqs.subspace.pt2 import extrapolate
+    from hinqs.subspace.pt2 import bracket, extrapolate
 
     with_pt2 = [r for r in records if r.get("e_pt2") is not None and r.get("energy") is not None]
     if not with_pt2 or best is None:
@@ -136,6 +136,7 @@ def _pt2_summary(
         "e_var_plus_pt2": top["e_var_plus_pt2"],
         "complete": top["pt2_complete"],
         "error_mha": error(top["e_var_plus_pt2"]),
+        "interval": bracket(top["energy"], top["e_pt2"], top.get("e_pt2_ci95") or 0.0),
         "extrapolated": None if fit is None else {**fit, "error_mha": error(fit["energy"])},
     }
 
@@ -210,6 +211,7 @@ def build_summary(
         "iterations": n_iterations,
         "converged": bool(last and last.converged),
         "stop_reason": last.reason if last else None,
+        "stop_detail": last.detail if last else None,
         "references": references,
         "error_mha": errors,
         "best_reference": {
