@@ -135,6 +135,7 @@ class RunSettings:
             per_batch = max(per_batch, self.growth_determinants() or 0)
         return replace(
             self,
+            parallel=self._cores_on_one_batch(),
             nqs=replace(
                 self.nqs, samples=_given(self.nqs.samples, d.samples), d_model=_given(self.nqs.d_model, d.d_model)
             ),
@@ -150,6 +151,19 @@ class RunSettings:
                 ),
             ),
         )
+
+    def _cores_on_one_batch(self) -> ParallelSettings:
+        """The parallel layout of a step that solves one batch (``sqd.samples_per_batch`` null: the
+        whole subspace): one worker on every core the step holds, instead of one worker per
+        core with all but one idle. Only for the ``direct`` solver, whose bits do not depend on
+        its thread count (each output row is one thread's; BLAS pinned to one thread), so the
+        same config gives the same numbers; the step's cores, and so its scheduler request,
+        are unchanged."""
+        par = self.parallel
+        one_batch = self.sqd.samples_per_batch is None
+        if not one_batch or self.sqd.solver.solver != "direct" or par.executor not in ("process", "sequential"):
+            return par
+        return replace(par, workers=1, threads_per_worker=self.step_cores())
 
     def step_cores(self) -> int:
         """Cores the diagonalize step occupies (workers x threads per worker; one worker's
