@@ -10,7 +10,7 @@ import os
 
 from hinqs.io.atomic import write_json
 from hinqs.io.files import read_determinants, read_state, write_determinants
-from hinqs.io.hamiltonian import active_shape, load_hamiltonian, read_meta
+from hinqs.io.hamiltonian import active_shape, load_hamiltonian, read_meta, reference_strings
 from hinqs.subspace.build import SubspaceReport
 from hinqs.subspace.build import build_subspace as build
 from hinqs.subspace.settings import SubspaceSettings
@@ -27,11 +27,15 @@ def build_subspace(
     stats: str | os.PathLike[str] | None = None,
 ) -> SubspaceReport:
     """Write iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state."""
-    norb, nelec = shape = active_shape(read_meta(hamiltonian), hamiltonian)
+    meta = read_meta(hamiltonian)
+    norb, nelec = shape = active_shape(meta, hamiltonian)
     before = read_determinants(previous, "previous subspace") if previous else None
     drawn = read_determinants(samples, "samples file")
     state = read_state(teacher, sort=True, norb=norb, nelec=nelec) if teacher else None
-    subspace, report = build(settings, shape, drawn, before, state, lambda: load_hamiltonian(hamiltonian))
+    references = reference_strings(meta, hamiltonian)
+    subspace, report = build(
+        settings, shape, drawn, before, state, lambda: load_hamiltonian(hamiltonian), references=references
+    )
     write_determinants(out, subspace)
     if stats:
         write_json(stats, report.stats)

@@ -65,10 +65,15 @@ def read_teacher_state(
     return read_state(path, sort=True, norb=norb, nelec=nelec)
 
 
-def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> GroundState:
-    """The HF determinant as a teacher: what expansion starts from at the first iteration."""
-    hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    return GroundState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
+def hartree_fock_teacher(
+    norb: int, nelec: tuple[int, int], references: list[tuple[int, int]] | None = None
+) -> GroundState:
+    """The first reference determinant as a teacher: what expansion starts from at the first iteration.
+
+    ``references`` lists the determinants prepare found, lowest diagonal energy first
+    (:func:`hinqs.io.hamiltonian.reference_strings`); None is the aufbau HF determinant."""
+    ref_a, ref_b = references[0] if references else hartree_fock_strings(norb, nelec)
+    return GroundState(np.array([ref_a], np.uint64), np.array([ref_b], np.uint64), np.ones((1, 1)))
 
 
 def excited_strings(parent: int, norb: int, *, doubles: bool = True) -> np.ndarray:
