@@ -99,8 +99,27 @@ def test_references_seed_the_subspace_and_the_first_teacher():
     samples = Determinants(np.array([0b0110], np.uint64), np.array([0b0011], np.uint64), np.array([4], np.int64))
     grown = grow_subspace(None, samples, 4, (2, 2), refs)
     assert set(zip(grown.alpha.tolist(), grown.beta.tolist(), strict=True)) == {*refs, (0b0110, 0b0011)}
-    teacher = hartree_fock_teacher(4, (2, 2), refs)
-    assert (teacher.strs_a.tolist(), teacher.strs_b.tolist()) == ([0b0101], [0b1010])
+    teacher = hartree_fock_teacher(4, (2, 2), refs)  # the first with its spin-flip partner, symmetric
+    assert teacher.strs_a.tolist() == teacher.strs_b.tolist() == [0b0101, 0b1010]
+    np.testing.assert_allclose(teacher.amplitudes, [[0, 0.5**0.5], [0.5**0.5, 0]])
     assert hartree_fock_teacher(4, (2, 2)).strs_a.tolist() == [0b0011]
+    open_shell = hartree_fock_teacher(4, (2, 1), [(0b0101, 0b1000)])
+    assert (open_shell.strs_a.tolist(), open_shell.strs_b.tolist()) == ([0b0101], [0b1000])
     with pytest.raises(InputError, match="reference determinants do not match"):
         grow_subspace(None, samples, 4, (2, 2), [(0b0111, 0b0011)])
+
+
+def test_the_record_says_so_when_no_mean_field_converges():
+    from hinqs.chem.mean_field import ReferenceSearch, Solution
+
+    failed = ReferenceSearch(Solution("RHF", "core Hamiltonian", None, False, False), [], [], 0.1)
+    assert failed.best_uhf() is None
+    assert failed.record()["word"] == (
+        "no RHF converged (tried aufbau, core Hamiltonian, second-order); no UHF converged from any start"
+    )
+    unstable = Solution("UHF", "aufbau", -1.5, True, False, 0.9)
+    found = ReferenceSearch(Solution("RHF", "aufbau", -1.0, True, True), [unstable], [], 0.1)
+    assert (
+        found.record()["word"]
+        == "RHF -1.00000000; UHF -1.50000000 from aufbau (<S^2> 0.900, 500.000 mHa below RHF, unstable)"
+    )

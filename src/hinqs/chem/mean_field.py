@@ -146,6 +146,14 @@ def _density(kind: str, occ_a: np.ndarray, occ_b: np.ndarray) -> np.ndarray:
 
 def _converge(mf: Any, dm0: Any) -> bool:
     """DIIS from ``dm0``; where it fails, PySCF's second-order solver from the same start."""
+    try:
+        return _converge_or_raise(mf, dm0)
+    except _SCF_FAILURES:
+        mf.converged = False
+        return False
+
+
+def _converge_or_raise(mf: Any, dm0: Any) -> bool:
     mf.kernel(dm0)
     if not mf.converged:
         newton = mf.newton()
@@ -164,6 +172,8 @@ def _stabilise(mf: Any) -> bool:
     symmetry-breaking direction there (measured: a stretched H6 chain whose broken-symmetry
     UHF lies 451 mHa lower was called stable).
     """
+    if not _rotations(mf):  # every orbital filled or none: nothing to rotate, nothing unstable
+        return True
     for _ in range(STABILITY_ROUNDS):
         if _spin_symmetric(mf):
             (mo_a, mo_b), external_stable = _as_restricted(mf).stability(
@@ -181,6 +191,15 @@ def _stabilise(mf: Any) -> bool:
         if not _converge(mf, mf.make_rdm1(mo, mf.mo_occ)) or mf.e_tot > energy + 1e-9:
             return False
     return False
+
+
+def _rotations(mf: Any) -> int:
+    """How many occupied-empty orbital pairs the solution has (PySCF's analysis divides by it)."""
+    occ = np.asarray(mf.mo_occ)
+    if occ.ndim == 2:
+        return int(sum((o > 0).sum() * (o == 0).sum() for o in occ))
+    doubly, singly, empty = (occ == 2).sum(), (occ == 1).sum(), (occ == 0).sum()
+    return int(doubly * singly + doubly * empty + singly * empty)
 
 
 def _spin_symmetric(mf: Any) -> bool:
@@ -203,8 +222,16 @@ def _as_restricted(mf: Any) -> Any:
     return restricted
 
 
+# What PySCF's SCF and stability code raise on a degenerate or ill-conditioned start: such an
+# attempt is recorded as failed, never a crash of prepare.
+_SCF_FAILURES = (np.linalg.LinAlgError, ValueError, RuntimeError, ZeroDivisionError, FloatingPointError)
+
+
 def _solution(kind: str, start: str, mf: Any, converged: bool) -> Solution:
-    stable = converged and _stabilise(mf)
+    try:
+        stable = converged and _stabilise(mf)
+    except _SCF_FAILURES:
+        stable = False
     converged = bool(mf.converged)
     s2 = float(mf.spin_square()[0]) if converged and kind == "UHF" else None
     energy = float(mf.e_tot) if converged else None
