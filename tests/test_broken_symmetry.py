@@ -82,6 +82,10 @@ def test_broken_symmetry_references_start_a_loop_that_reaches_fci(tmp_path):
         held = set(zip(first["alpha"].tolist(), first["beta"].tolist(), strict=True))
     assert {(d["alpha"], d["beta"]) for d in refs} <= held
     assert abs(run.status.best_energy - e_fci) < 1e-8
+    # The references are strings of the file's orbitals: the natural-orbital turn does not carry
+    # them into the rotated integrals, whose subspace falls back to aufbau (largest occupations).
+    natural = json.loads((run.system.natural_hamiltonian / "meta.json").read_text())
+    assert "reference_determinants" not in natural and reference_strings(natural) == [(0b111, 0b111)]
 
 
 def test_reference_strings_fall_back_to_aufbau_and_refuse_foreign_strings():

@@ -73,10 +73,10 @@ def hartree_fock_teacher(
     ``references`` lists the determinants prepare found, lowest diagonal energy first
     (:func:`hinqs.io.hamiltonian.reference_strings`); None is the aufbau HF determinant. A
     broken-symmetry determinant (a, b) of N_alpha = N_beta teaches with its spin-flip partner
-    (b, a), equal weights: the symmetric (singlet-like) combination over one string set, so
-    the expansion ranks one closed-shell channel under one cap, as the subspace's batches
-    merge both spins' strings (a lone (a, b) would take the open-shell path, one cap per
-    spin: measured on the [2Fe-2S] model, 1,060 strings where the cap was 389 for aufbau)."""
+    (b, a), equal weights: the symmetric (singlet-like, as PySCF's singlet CI matrices are)
+    combination over one string set, so the expansion ranks one closed-shell channel under
+    one cap, as the subspace's batches merge both spins' strings (a lone (a, b) would take
+    the open-shell path: one ranking and one cap per spin)."""
     ref_a, ref_b = references[0] if references else hartree_fock_strings(norb, nelec)
     if nelec[0] == nelec[1] and ref_a != ref_b:
         strings = np.array(sorted((ref_a, ref_b)), np.uint64)
