@@ -39,6 +39,10 @@ def test_best_reference_prefers_fci_then_sci_then_ccsd_t():
     assert best_reference({"references": {"fci": None, "sci": loose}}) == ("SCI(cutoff=0.0005)", -2.0)
     assert best_reference({"references": {"fci": None, "sci": None, "ccsd_t": -1.0}}) == ("CCSD(T)", -1.0)
     assert best_reference({"references": {}}) == (None, None)
+    # A series whose first cutoff ran out of time leaves its last finished cycle, named as such.
+    unfinished = {"energy": None, "partial": {"cutoff": 2e-3, "energy": -1.5}}
+    assert best_reference({"references": {"sci": unfinished}}) == ("SCI(cutoff=0.002, unfinished)", -1.5)
+    assert best_reference({"references": {"sci": unfinished, "ccsd_t": -1.0}}) == ("CCSD(T)", -1.0)
 
 
 def test_a_cutoff_that_outlasts_the_budget_is_abandoned(tmp_path):
@@ -57,4 +61,45 @@ def test_a_cutoff_that_outlasts_the_budget_is_abandoned(tmp_path):
     assert time.perf_counter() - start < 15.0
     done = [p["cutoff"] for p in series["points"]]
     assert (done, series["abandoned"]) in (([1e-2], 1e-4), ([], 1e-2))  # the second only on a very slow machine
+    # The abandoned cutoff's last finished selection cycle is kept (its first takes well under a
+    # second: the space of HF's doubles, or the finished cutoff's space it starts from).
+    partial = series["partial"]
+    assert partial["cutoff"] == series["abandoned"] and partial["cycle"] >= 0 and partial["dimension"] > 0
+    assert 0 < partial["seconds"] <= series["seconds"]
+    if done:
+        first = series["points"][0]
+        assert partial["strings"][0] >= first["strings"][0] and partial["energy"] <= first["energy"] + 1e-6
     assert series["seconds"] < 15.0 and signal.getsignal(signal.SIGALRM) == handler
+
+
+def test_prepare_with_a_user_reference_spends_no_selected_ci_time(tmp_path, config_file, monkeypatch):
+    """An FCIDUMP past FCI's reach (fci_max_determinants: 0) whose system gives `reference:`: the
+    selected-CI series is never entered and meta.json says why; without the reference it would run."""
+    import json
+
+    import numpy as np
+    import pytest
+    from pyscf.tools import fcidump
+
+    from hinqs.chem import references
+    from hinqs.cli import main
+
+    ham = load_hamiltonian(build_hamiltonian("lih", tmp_path / "ham"))
+    dump = tmp_path / "lih.fcidump"
+    fcidump.from_integrals(str(dump), np.asarray(ham.hcore), np.asarray(ham.eri), ham.norb, ham.nelec, nuc=ham.ecore)
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the selected-CI series was entered")
+
+    monkeypatch.setattr(references, "sci_series", never)
+    source = "published DMRG, for the test"
+    system = {"name": "lih", "fcidump": str(dump), "reference": {"energy": -7.88, "source": source}}
+    cfg = config_file(system, references={"fci_max_determinants": 0, "ccsd": False})
+    assert main(["prepare", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    refs = json.loads((tmp_path / "out" / "meta.json").read_text())["references"]
+    assert refs["sci"] is None and source in refs["sci_skipped"]
+    assert "sci" not in refs["seconds"] and refs["fci"] is None
+    args = (ham.hcore, ham.eri, ham.nelec, ham.ecore)
+    defaults = {**schema_defaults()["references"], "fci_max_determinants": 0, "ccsd": False}
+    with pytest.raises(AssertionError, match="entered"):  # the control: no user reference, the series runs
+        compute_references(*args, **defaults)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hinqs import __version__
 from hinqs.chem.integrals import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
+from hinqs.chem.mean_field import search_references
 from hinqs.chem.references import compute_references
 from hinqs.errors import InputError
 from hinqs.io.hamiltonian import write_hamiltonian
@@ -43,6 +44,8 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
     """Compute the active-space integrals and references of ``system`` and write them to ``out_dir``.
 
     ``system`` and ``references`` are complete config sections (the schema's defaults filled in).
+    meta.json also records the mean fields tried (``mean_field``: RHF/ROHF and UHF from each
+    start, stability, one line) and the ``reference_determinants`` the loop starts from.
     """
     ensure_writable_parent(out_dir)
     integrals: ActiveSpaceIntegrals
@@ -50,6 +53,8 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         integrals = integrals_from_fcidump(system["fcidump"])
     else:
         integrals, _ = integrals_from_geometry(system)
+    search = search_references(integrals.hcore, integrals.eri, integrals.nelec, integrals.ecore)
+    user = system.get("reference")  # optional key: no default to restate
     refs = compute_references(
         integrals.hcore,
         integrals.eri,
@@ -60,10 +65,15 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         sci=references["sci"],
         sci_cutoffs=references["sci_cutoffs"],
         sci_max_seconds=references["sci_max_seconds"],
+        mean_field=search.restricted,
+        user_reference=None if user is None else str(user["source"]),
     )
+    refs["seconds"]["mean_field"] = search.seconds
     meta = {
         "e_hf": integrals.info.get("e_hf", refs["hf_active"]),
         "references": refs,
+        "mean_field": search.record(),
+        "reference_determinants": search.determinants,
         "active_space": integrals.info,
         "system": system,
         "versions": library_versions(),

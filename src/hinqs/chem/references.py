@@ -14,13 +14,16 @@ a CAS, CCSD here equals PySCF's CCSD with the same orbitals frozen).
 
 from __future__ import annotations
 
+import io
 import math
+import re
 import time
 from typing import Any
 
 import numpy as np
 
 from hinqs.chem.fci import fci_energy
+from hinqs.chem.mean_field import Solution, restricted_mean_field
 from hinqs.deadline import time_limit
 
 # A selected-CI series whose last cutoff step moved the energy by less than this (mHa) is
@@ -31,35 +34,6 @@ SCI_CONVERGED_MHA = 1.6
 def n_determinants(norb: int, nelec: tuple[int, int]) -> int:
     """Size of the full CI space of the active space."""
     return math.comb(norb, nelec[0]) * math.comb(norb, nelec[1])
-
-
-def mean_field_on_integrals(hcore: np.ndarray, eri: np.ndarray, nelec: tuple[int, int], ecore: float) -> Any:
-    """An RHF/ROHF object over the given orbital basis, converged from the aufbau occupation.
-
-    The active orbitals are canonical SCF orbitals, so the aufbau density in this basis is
-    already the self-consistent one; the SCF only confirms it.
-    """
-    from pyscf import gto, scf
-
-    norb = hcore.shape[0]
-    mol = gto.M(verbose=0)
-    mol.nelectron = int(sum(nelec))
-    mol.spin = int(nelec[0] - nelec[1])
-    mol.incore_anyway = True
-    mf = scf.RHF(mol) if mol.spin == 0 else scf.ROHF(mol)
-    mf.get_hcore = lambda *_args: np.asarray(hcore)
-    mf.get_ovlp = lambda *_args: np.eye(norb)
-    mf.energy_nuc = lambda *_args: ecore
-    mf._eri = np.asarray(eri).reshape(norb * norb, norb * norb)
-    mf.conv_tol = 1e-12
-    mf.max_cycle = 200
-    occ_a = np.zeros(norb)
-    occ_a[: nelec[0]] = 1
-    occ_b = np.zeros(norb)
-    occ_b[: nelec[1]] = 1
-    dm0 = np.diag(occ_a + occ_b) if mol.spin == 0 else np.array([np.diag(occ_a), np.diag(occ_b)])
-    mf.kernel(dm0)
-    return mf
 
 
 class _OutOfTime(Exception):
@@ -81,30 +55,37 @@ def sci_series(
     whose first cutoff alone would take an hour costs ``prepare`` no more than that (measured:
     the default 2e-3 on N2/cc-pVDZ, 52 qubits, ran past 13 minutes). The limit needs the main
     thread (a SIGALRM timer); elsewhere the series stops after the cutoff that passes it. The
+    abandoned cutoff's last finished selection cycle is recorded as ``partial`` (its energy a
+    variational upper bound of a space the cutoff had not finished growing), so seconds spent
+    never leave nothing behind (the [2Fe-2S] model spent 900 s on its first cutoff). The
     variational energies decrease towards FCI; ``extrapolated`` is
     the straight line through the two tightest points evaluated at cutoff 0 -- a rough guide
     to the remaining error, not a reference (selected-CI errors are not linear in the cutoff).
     """
     from pyscf import fci
+    from pyscf.lib import logger
 
     norb = hcore.shape[0]
     points: list[dict[str, Any]] = []
     ci0 = None
     total = 0.0
-    abandoned = None
+    abandoned = partial = None
     for cutoff in sorted((float(c) for c in cutoffs), reverse=True):
         start = time.perf_counter()
         solver = fci.SelectedCI()
         solver.select_cutoff = cutoff
         solver.ci_coeff_cutoff = cutoff
         solver.conv_tol = 1e-9
-        solver.verbose = 0
+        solver.verbose = logger.DEBUG  # its cycle lines are the partial point of an abandoned cutoff
+        solver.stdout = log = io.StringIO()
         try:
             with time_limit(max_seconds - total, _OutOfTime):
                 energy, vec = solver.kernel(np.asarray(hcore), np.asarray(eri), norb, nelec, ecore=ecore, ci0=ci0)
         except _OutOfTime:
-            total += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            total += seconds
             abandoned = cutoff
+            partial = _last_cycle(log.getvalue(), cutoff, seconds)
             break
         ci0 = vec
         seconds = time.perf_counter() - start
@@ -115,7 +96,13 @@ def sci_series(
         )
         if total > max_seconds:
             break
-    result: dict[str, Any] = {"points": points, "seconds": total, "extrapolated": None, "abandoned": abandoned}
+    result: dict[str, Any] = {
+        "points": points,
+        "seconds": total,
+        "extrapolated": None,
+        "abandoned": abandoned,
+        "partial": partial,
+    }
     if len(points) >= 2:
         (c1, e1), (c2, e2) = [(p["cutoff"], p["energy"]) for p in points[-2:]]
         result["extrapolated"] = float(e2 - c2 * (e1 - e2) / (c1 - c2))
@@ -125,6 +112,30 @@ def sci_series(
     return result
 
 
+# PySCF's selected CI logs each selection cycle: "cycle <k>  ci.shape (<na>, <nb>)  ..." at
+# DEBUG, then "cycle <k>  E = <energy>  dE = ..." when the cycle's Davidson has converged.
+_CYCLE_SHAPE = re.compile(r"cycle (\d+)\s+ci\.shape \((\d+), (\d+)\)")
+_CYCLE_ENERGY = re.compile(r"cycle (\d+)\s+E = (\S+)")
+
+
+def _last_cycle(log: str, cutoff: float, seconds: float) -> dict[str, Any] | None:
+    """The last selection cycle an abandoned cutoff finished (its energy and string counts), or None."""
+    energies = {int(m.group(1)): float(m.group(2)) for m in _CYCLE_ENERGY.finditer(log)}
+    if not energies:
+        return None
+    cycle = max(energies)
+    shapes = {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for m in _CYCLE_SHAPE.finditer(log)}
+    na, nb = shapes.get(cycle, (0, 0))
+    return {
+        "cutoff": cutoff,
+        "cycle": cycle,
+        "energy": energies[cycle],
+        "strings": [na, nb],
+        "dimension": na * nb,
+        "seconds": seconds,
+    }
+
+
 def best_reference(meta: dict[str, Any]) -> tuple[str, float] | tuple[None, None]:
     """The most accurate reference energy in ``meta.json`` and its name.
 
@@ -132,7 +143,8 @@ def best_reference(meta: dict[str, Any]) -> tuple[str, float] | tuple[None, None
     converged -- its last cutoff step moved the energy by less than chemical accuracy
     (1.6 mHa); it is a variational upper bound, so quoting errors against it never flatters
     a run. Else CCSD(T) (near equilibrium usually within a few mHa of FCI, where loose
-    selected-CI cutoffs are tens of mHa above it), else an unconverged selected CI.
+    selected-CI cutoffs are tens of mHa above it), else an unconverged selected CI, else the
+    last cycle of a cutoff abandoned for time (an upper bound, named "unfinished").
     ``(None, None)`` when there is none.
     """
     refs = meta.get("references", meta)
@@ -147,7 +159,12 @@ def best_reference(meta: dict[str, Any]) -> tuple[str, float] | tuple[None, None
             return sci_ref
     if refs.get("ccsd_t") is not None:
         return "CCSD(T)", float(refs["ccsd_t"])
-    return sci_ref if sci_ref is not None else (None, None)
+    if sci_ref is not None:
+        return sci_ref
+    partial = sci.get("partial")
+    if partial and partial.get("energy") is not None:
+        return f"SCI(cutoff={partial['cutoff']:g}, unfinished)", float(partial["energy"])
+    return None, None
 
 
 def compute_references(
@@ -161,22 +178,31 @@ def compute_references(
     sci: bool | None,
     sci_cutoffs: list[float],
     sci_max_seconds: float,
+    mean_field: Solution | None = None,
+    user_reference: str | None = None,
 ) -> dict[str, Any]:
     """Reference energies (Ha) and the seconds each took; a method that fails is recorded as null.
 
-    ``sci=None`` runs the selected-CI series only when FCI is skipped.
+    ``sci=None`` runs the selected-CI series only when FCI is skipped and the user gave no
+    reference of their own (``user_reference`` names its source): a published DMRG or SHCI
+    energy is worth more than a loose selected CI, which on a transition-metal active space
+    spends its whole budget. ``sci_skipped`` says why a series did not run. ``mean_field``:
+    the restricted solution already found (:func:`hinqs.chem.mean_field.search_references`);
+    None computes it here.
     """
     from pyscf import cc
 
     norb = hcore.shape[0]
     refs: dict[str, Any] = {"n_determinants": n_determinants(norb, nelec), "seconds": {}}
-    start = time.perf_counter()
-    mf = mean_field_on_integrals(hcore, eri, nelec, ecore)
-    refs["hf_active"] = float(mf.e_tot) if mf.converged else None
-    refs["seconds"]["hf"] = time.perf_counter() - start
+    if mean_field is None:
+        start = time.perf_counter()
+        mean_field = restricted_mean_field(hcore, eri, nelec, ecore)
+        refs["seconds"]["hf"] = time.perf_counter() - start
+    solution, mf = mean_field, mean_field.mf
+    refs["hf_active"] = solution.energy
 
     refs["ccsd"] = refs["ccsd_t"] = None
-    if ccsd and mf.converged and sum(nelec) >= 2:
+    if ccsd and solution.converged and sum(nelec) >= 2:
         start = time.perf_counter()
         mycc = cc.CCSD(mf)
         mycc.verbose = 0
@@ -196,8 +222,12 @@ def compute_references(
         refs["fci"] = fci_energy(hcore, eri, nelec, ecore)
         refs["seconds"]["fci"] = time.perf_counter() - start
 
-    refs["sci"] = None
-    if sci or (sci is None and refs["fci"] is None):
+    refs["sci"] = refs["sci_skipped"] = None
+    if sci is None and refs["fci"] is None and user_reference is not None:
+        refs["sci_skipped"] = (
+            f"the system gives its own reference ({user_reference}); set references.sci: true to run it"
+        )
+    elif sci or (sci is None and refs["fci"] is None):
         refs["sci"] = sci_series(hcore, eri, nelec, ecore, sci_cutoffs, sci_max_seconds)
         refs["seconds"]["sci"] = refs["sci"]["seconds"]
     return refs

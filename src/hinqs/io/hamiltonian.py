@@ -27,6 +27,7 @@ import numpy as np
 
 from hinqs.errors import InputError
 from hinqs.io.atomic import atomic_dir
+from hinqs.io.determinants import hartree_fock_strings, validate_determinants
 
 HCORE_FILE = "hcore.npy"
 ERI_FILE = "eri.npy"
@@ -220,3 +221,25 @@ def verify_checksums(directory: Path, meta: dict[str, Any], arrays: dict[str, np
     for name, array in arrays.items():
         if sha256_of_array(array) != recorded.get(name):
             raise InputError(f"{directory / name} does not match its checksum in {META_FILE}: the file was altered")
+
+
+def reference_strings(meta: dict[str, Any], source: str | os.PathLike[str] = "meta.json") -> list[tuple[int, int]]:
+    """The reference determinants prepare recorded, as (alpha, beta) CI strings, lowest <D|H|D> first.
+
+    The loop's first subspace holds them all and its first expansion starts from the first.
+    A folder written before prepare searched for them (no ``reference_determinants``) gives
+    the aufbau determinant alone, what every run started from then. A recorded string that
+    does not fit the folder's orbitals and electrons is refused: it would seed another system.
+    """
+    norb, nelec = active_shape(meta, source)
+    recorded = meta.get("reference_determinants")
+    if not recorded:
+        return [hartree_fock_strings(norb, nelec)]
+    try:
+        pairs = [(int(d["alpha"]), int(d["beta"])) for d in recorded]
+        validate_determinants(
+            np.array([a for a, _ in pairs], np.uint64), np.array([b for _, b in pairs], np.uint64), norb, nelec
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"{source}: invalid reference_determinants ({exc})") from None
+    return pairs

@@ -56,7 +56,10 @@ def natural_hamiltonian(
         "source_sha256": ham.meta.get("sha256"),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    keep = {k: v for k, v in ham.meta.items() if k not in ("format", "norb", "nelec", "ecore", "sha256")}
+    # The reference determinants are strings of the source's orbitals: in the natural ones the
+    # subspace falls back to their aufbau determinant (largest occupations first), as before.
+    dropped = ("format", "norb", "nelec", "ecore", "sha256", "reference_determinants")
+    keep = {k: v for k, v in ham.meta.items() if k not in dropped}
     write_hamiltonian(out, hcore, eri, tuple(ham.nelec), ham.ecore, {**keep, "natural_orbitals": record})
     return record
 

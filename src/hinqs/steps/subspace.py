@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from hinqs.io.atomic import write_json
 from hinqs.io.files import read_determinants, read_state, write_determinants
-from hinqs.io.hamiltonian import active_shape, load_hamiltonian, read_meta
+from hinqs.io.hamiltonian import active_shape, load_hamiltonian, read_meta, reference_strings
 from hinqs.subspace.build import SubspaceReport
 from hinqs.subspace.build import build_subspace as build
 from hinqs.subspace.settings import SubspaceSettings
@@ -34,7 +34,8 @@ def build_subspace(
     when the loop grew it (:mod:`hinqs.loop.growth`); without one the settings' cap stands."""
     from hinqs.loop.convergence import read_status
 
-    norb, nelec = shape = active_shape(read_meta(hamiltonian), hamiltonian)
+    meta = read_meta(hamiltonian)
+    norb, nelec = shape = active_shape(meta, hamiltonian)
     if previous_status:
         cap = read_status(previous_status).next_strings_cap
         if cap is not None:
@@ -42,7 +43,10 @@ def build_subspace(
     before = read_determinants(previous, "previous subspace") if previous else None
     drawn = read_determinants(samples, "samples file")
     state = read_state(teacher, sort=True, norb=norb, nelec=nelec) if teacher else None
-    subspace, report = build(settings, shape, drawn, before, state, lambda: load_hamiltonian(hamiltonian))
+    references = reference_strings(meta, hamiltonian)
+    subspace, report = build(
+        settings, shape, drawn, before, state, lambda: load_hamiltonian(hamiltonian), references=references
+    )
     write_determinants(out, subspace)
     if stats:
         write_json(stats, report.stats)

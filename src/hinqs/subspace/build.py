@@ -55,10 +55,11 @@ def _expand_and_cap_strings(
     teacher: GroundState | None,
     sampled: tuple[Determinants, Determinants | None],
     stats: dict[str, Any],
+    references: list[tuple[int, int]] | None = None,
 ) -> tuple[Determinants, np.ndarray, np.ndarray]:
     """Expansion strings and the string cap; returns the subspace and the added (alpha, beta) pairs."""
     norb, nelec = shape
-    source = teacher if teacher is not None else hartree_fock_teacher(norb, nelec)
+    source = teacher if teacher is not None else hartree_fock_teacher(norb, nelec, references)
     before = _strings(subspace)
     energy = None if teacher is None else solved_energy(teacher, ham)
     plans = plan_strings(
@@ -118,25 +119,28 @@ def build_subspace(
     previous: Determinants | None,
     teacher: GroundState | None,
     hamiltonian: Any,
+    references: list[tuple[int, int]] | None = None,
 ) -> tuple[Determinants, SubspaceReport]:
     """Iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state.
 
     ``hamiltonian`` is called (no arguments) for the :class:`~hinqs.io.hamiltonian.Hamiltonian`
-    only when expansion or the string cap needs the integrals. A cap that holds every string
-    of both spins takes the whole string space (FCI).
+    only when expansion or the string cap needs the integrals. ``references``: the reference
+    determinants prepare recorded (:func:`hinqs.io.hamiltonian.reference_strings`), always in
+    the subspace, the first one the teacher when there is no ground state yet; None: aufbau HF.
+    A cap that holds every string of both spins takes the whole string space (FCI).
     """
     norb, nelec = shape
-    subspace = grow_subspace(previous, drawn, norb, nelec)
+    subspace = grow_subspace(previous, drawn, norb, nelec, references)
     report = SubspaceReport(0, 0, {"n_grown": len(subspace)})
     cap = settings.max_strings or 0
     if cap and cap >= max(comb(norb, n) for n in nelec):
-        subspace = grow_subspace(subspace, whole_space(norb, nelec), norb, nelec)
+        subspace = grow_subspace(subspace, whole_space(norb, nelec), norb, nelec, references)
         report.stats["whole_space"] = True
     settings = _fill_to_cap(settings, previous)
     added_a = added_b = None
     if (settings.expansion.strings or 0) > 0 or cap > 0:
         subspace, added_a, added_b = _expand_and_cap_strings(
-            subspace, settings, hamiltonian(), shape, teacher, (drawn, previous), report.stats
+            subspace, settings, hamiltonian(), shape, teacher, (drawn, previous), report.stats, references
         )
     if settings.max_size > 0:
         size = len(subspace)

@@ -65,10 +65,23 @@ def read_teacher_state(
     return read_state(path, sort=True, norb=norb, nelec=nelec)
 
 
-def hartree_fock_teacher(norb: int, nelec: tuple[int, int]) -> GroundState:
-    """The HF determinant as a teacher: what expansion starts from at the first iteration."""
-    hf_a, hf_b = hartree_fock_strings(norb, nelec)
-    return GroundState(np.array([hf_a], np.uint64), np.array([hf_b], np.uint64), np.ones((1, 1)))
+def hartree_fock_teacher(
+    norb: int, nelec: tuple[int, int], references: list[tuple[int, int]] | None = None
+) -> GroundState:
+    """The first reference determinant as a teacher: what expansion starts from at the first iteration.
+
+    ``references`` lists the determinants prepare found, lowest diagonal energy first
+    (:func:`hinqs.io.hamiltonian.reference_strings`); None is the aufbau HF determinant. A
+    broken-symmetry determinant (a, b) of N_alpha = N_beta teaches with its spin-flip partner
+    (b, a), equal weights: the symmetric (singlet-like, as PySCF's singlet CI matrices are)
+    combination over one string set, so the expansion ranks one closed-shell channel under
+    one cap, as the subspace's batches merge both spins' strings (a lone (a, b) would take
+    the open-shell path: one ranking and one cap per spin)."""
+    ref_a, ref_b = references[0] if references else hartree_fock_strings(norb, nelec)
+    if nelec[0] == nelec[1] and ref_a != ref_b:
+        strings = np.array(sorted((ref_a, ref_b)), np.uint64)
+        return GroundState(strings, strings.copy(), np.array([[0.0, 1.0], [1.0, 0.0]]) / np.sqrt(2.0))
+    return GroundState(np.array([ref_a], np.uint64), np.array([ref_b], np.uint64), np.ones((1, 1)))
 
 
 def excited_strings(parent: int, norb: int, *, doubles: bool = True) -> np.ndarray:
