@@ -61,8 +61,8 @@ def row(summary_path: Path) -> str:
 
 
 HEADER = (
-    "| system | orbitals | reference | E_var (mHa) | E_var + E_PT2 (mHa, 95 %) | interval holds it | extrapolated (mHa) "
-    "| determinants | strings per spin (cap) | iterations | steps (min) | stop |\n"
+    "| system | orbitals | reference | E_var (mHa) | E_var + E_PT2 (mHa, 95 %) | interval holds it "
+    "| extrapolated (mHa) | determinants | strings per spin (cap) | iterations | steps (min) | stop |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
