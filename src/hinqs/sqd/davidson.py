@@ -105,7 +105,9 @@ class RowSpace:
     def lowest(self, values: np.ndarray) -> int:
         """The global flat index of the smallest value (the first on ties; collective)."""
         flat = values.ravel()
-        mine = (math.inf, -1) if flat.size == 0 else (float(flat.min()), self.start * self.shape[1] + int(flat.argmin()))
+        mine = (math.inf, -1)
+        if flat.size:
+            mine = (float(flat.min()), self.start * self.shape[1] + int(flat.argmin()))
         return min(self.group.allgather(mine))[1]
 
     def unit(self, index: int) -> np.ndarray:
