@@ -212,6 +212,23 @@ def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(n2_subspace,
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def test_a_warm_start_on_two_ranks_is_the_sequential_one(n2_subspace, tmp_path):
+    """With a teacher state the batches start from it (rank 0 reads it, the ranks get their rows):
+    the same files as the sequential executor's warm start."""
+    first = _step(n2_subspace, tmp_path / "first", "--executor", "sequential")
+    assert first.returncode == 0, first.stderr[-2000:]
+    teacher = ("--teacher", str(tmp_path / "first" / "state.npz"), "--seed", "7")
+    sequential = _step(n2_subspace, tmp_path / "sequential", "--executor", "sequential", *teacher)
+    spread = _step(n2_subspace, tmp_path / "spread", "--executor", "distributed", *teacher,
+                   launcher=[_launcher(), "-n", "2"])  # fmt: skip
+    assert sequential.returncode == 0 and spread.returncode == 0, spread.stderr[-2000:]
+    ref = json.loads((tmp_path / "sequential" / "result.json").read_text())
+    got = json.loads((tmp_path / "spread" / "result.json").read_text())
+    assert got["batch_energies"] == ref["batch_energies"]
+    with np.load(tmp_path / "sequential" / "state.npz") as a, np.load(tmp_path / "spread" / "state.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
 def test_a_failed_or_timed_out_attempt_fails_on_every_rank_and_is_retried(n2_subspace, tmp_path):
     """Batch 0 raises on its first attempt; batch 1's first attempt passes batch_timeout (rank 0's
     clock, checked at the first product). Both are retried on both ranks and end as sequential."""

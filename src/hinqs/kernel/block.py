@@ -62,17 +62,15 @@ class RowBlock:
         return np.ascontiguousarray(np.concatenate([c[self.start : self.stop], c[self.halo]]))
 
     def apply(self, compact: np.ndarray) -> np.ndarray:
-        """The block's rows of ``H C``, shape ``(rows, K_b)``: :meth:`ProductHamiltonian.apply_rows`' bits."""
-        a, b = self.tables, self.ham.beta.tables
-        out = rows_kernels.square_opposite(compact, self.ham._eri2, a, b, True, 0, self.rows)
-        out += rows_kernels.same_spin_rows(compact, a[1], a[2], a[3], self.rows)
-        block_t = np.ascontiguousarray(compact[: self.rows].T)
-        out += rows_kernels.same_spin_rows(block_t, b[1], b[2], b[3], self.ham.shape[1]).T
-        return out
+        """The block's rows of ``H C``, shape ``(rows, K_b)``: :meth:`ProductHamiltonian.apply_rows`' bits,
+        in one pass (:func:`hinqs.kernel.rows.square_rows`)."""
+        compact = np.ascontiguousarray(compact, dtype=np.float64)
+        return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows)
 
     def apply_spin_square(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``S^2 C``: :meth:`ProductHamiltonian.apply_spin_square_rows`' bits."""
         ham = self.ham
+        compact = np.ascontiguousarray(compact, dtype=np.float64)
         out = rows_kernels.square_opposite(compact, ham._spin_pairs(), self.tables, ham.beta.tables, False,
                                            0, self.rows)  # fmt: skip
         out += ham._spin_constant() * compact[: self.rows]

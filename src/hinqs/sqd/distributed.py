@@ -81,31 +81,39 @@ class SpreadHamiltonian:
         self._plan_exchange()
 
     def _plan_exchange(self) -> None:
-        """Who sends which rows to whom, once: every rank asks each owner for its halo rows there."""
+        """Who sends which rows to whom, once: every rank asks each owner for its halo rows there.
+
+        A rank sends the rows asked of it straight from its vector (an MPI datatype picking
+        them, ``Alltoallw``): no copy of them is made; it receives them contiguously.
+        """
+        from mpi4py import MPI
+
         size = self.comm.Get_size()
         owners = np.searchsorted(self.bounds, self.block.halo, side="right") - 1
         asked = [self.block.halo[owners == r] for r in range(size)]
         wanted = self.comm.alltoall(asked)  # wanted[r]: rows rank r needs from me
-        self.serve = np.concatenate([w - self.rows[0] for w in wanted]).astype(np.int64)
         n_b = self.shape[1]
-        self.send_counts = np.array([len(w) * n_b for w in wanted], np.int64)
-        self.recv_counts = np.array([len(q) * n_b for q in asked], np.int64)
-
-    @staticmethod
-    def _displacements(counts: np.ndarray) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        row = MPI.DOUBLE.Create_contiguous(n_b).Commit()
+        self._types = [row]  # kept for the operator's life (a few per batch)
+        send_types = []
+        for rows in wanted:
+            picked = row.Create_indexed_block(1, [int(i) for i in rows - self.rows[0]]).Commit() if len(rows) else row
+            if len(rows):
+                self._types.append(picked)
+            send_types.append(picked)
+        zeros = np.zeros(size, np.int64)
+        self._send = ((np.array([1 if len(w) else 0 for w in wanted], np.int64), zeros), send_types)
+        recv_counts = np.array([len(q) * n_b for q in asked], np.int64)
+        recv_displacements = np.concatenate([[0], np.cumsum(recv_counts)[:-1]]).astype(np.int64) * 8
+        self._recv = ((recv_counts, recv_displacements), [MPI.DOUBLE] * size)
 
     def _compact(self, c: np.ndarray) -> np.ndarray:
-        """This rank's rows followed by its halo rows, received from their owners (one Alltoallv)."""
-        from mpi4py import MPI
-
+        """This rank's rows followed by its halo rows, received from their owners (one Alltoallw)."""
         c = np.ascontiguousarray(c, dtype=np.float64).reshape(self.space.local_shape)
         out = np.empty((self.block.rows + len(self.block.halo), self.shape[1]))
         out[: self.block.rows] = c
-        send = np.ascontiguousarray(c[self.serve])
         recv = out[self.block.rows :]
-        self.comm.Alltoallv([send, (self.send_counts, self._displacements(self.send_counts)), MPI.DOUBLE],
-                            [recv, (self.recv_counts, self._displacements(self.recv_counts)), MPI.DOUBLE])  # fmt: skip
+        self.comm.Alltoallw([c, *self._send], [recv, *self._recv])
         return out
 
     def _collective(self, compute: Callable[[], Any]) -> Any:

@@ -23,14 +23,18 @@ find the same vector bit for bit. They differ in what they compute afterwards:
 ``direct``
     The same eigenproblem on hinqs' own product-space kernel (:mod:`hinqs.kernel`), which
     follows the subspace's single-excitation links instead of contracting over every
-    orbital pair: an order of magnitude faster per core at 26 orbitals. PySCF's Davidson
-    (``lib.davidson1``) with the diagonal preconditioner and level shift
-    ``kernel_fixed_space`` uses; the energy, residual and <S^2> from the final vector. The
-    kernel sums each output element on one thread in a fixed order and Davidson's own
-    algebra runs on one BLAS thread, so the solve gives the same bits at any thread count.
-    With ``sqd.device`` ``cuda`` (or ``auto`` on a GPU node) the products run on the torch
-    kernel (:mod:`hinqs.kernel.torch_kernel`) instead: same tables, same Davidson on the
-    host, energies equal to the numba path's to float rounding.
+    orbital pair: an order of magnitude faster per core at 26 orbitals. hinqs' own one-root
+    Davidson (:mod:`hinqs.sqd.davidson`: PySCF's preconditioner, level shift and subspace
+    size; every reduction summed over fixed chunks in a fixed order), the same code the
+    ``distributed`` executor runs over row blocks on many ranks
+    (:mod:`hinqs.sqd.distributed`), here on one rank holding every row; the energy,
+    residual and <S^2> from the final vector. A solve unconverged at ``max_cycle`` is
+    continued from its current vector, up to four times ``max_cycle`` cycles. The kernel
+    sums each output element on one thread in a fixed order, so the solve gives the same
+    bits at any thread count and any number of ranks. With ``sqd.device`` ``cuda`` (or
+    ``auto`` on a GPU node) the products run on the torch kernel
+    (:mod:`hinqs.kernel.torch_kernel`) instead: same tables, same Davidson on the host,
+    energies equal to the numba path's to float rounding.
 
 Energies here are electronic: the caller adds the core energy. Integrals may be read-only
 memory maps; nothing here writes to them.
@@ -268,12 +272,17 @@ def solve_lean(
 
 class WholeOperator:
     """A one-process operator (numba or torch) as the Davidson of :mod:`hinqs.sqd.davidson` takes it:
-    one rank holding every row, so "this rank's rows" are the whole matrix."""
+    one rank holding every row, so "this rank's rows" are the whole matrix. The numba kernel's
+    products run as one block of all rows (:class:`hinqs.kernel.block.RowBlock`: one pass,
+    no whole-size temporaries; the bits of ``ProductHamiltonian.apply``)."""
 
     def __init__(self, ham: Any) -> None:
+        from hinqs.kernel import ProductHamiltonian
+        from hinqs.kernel.block import RowBlock
         from hinqs.sqd.davidson import Group, RowSpace
 
-        self.ham = ham
+        self.ham = RowBlock(ham, 0, ham.shape[0]) if isinstance(ham, ProductHamiltonian) else ham
+        self.shape = ham.shape
         self.space = RowSpace(Group(None), ham.shape)
 
     def diagonal(self) -> np.ndarray:
@@ -291,7 +300,7 @@ class WholeOperator:
 
     def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
         """This rank's rows of a whole vector: all of it."""
-        return None if whole is None else np.asarray(whole, dtype=np.float64).reshape(self.ham.shape)
+        return None if whole is None else np.asarray(whole, dtype=np.float64).reshape(self.shape)
 
     def gather(self, c: np.ndarray) -> np.ndarray:
         """The whole vector from the ranks' rows: this one's."""
