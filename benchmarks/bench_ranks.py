@@ -4,11 +4,14 @@ N2/cc-pVDZ at R = 2.118 bohr, two 1s frozen (10 electrons in 26 orbitals), MP2 n
 orbitals, the ``hfsd`` subspaces of ``bench_hamiltonian.py`` (HF, its singles, seeded
 doubles; the same K strings for both spins). For every (K, ranks) a fresh
 ``mpiexec -n RANKS`` job, one numba/BLAS thread per rank, builds the operator on every rank
-(:class:`hinqs.sqd.distributed.SpreadHamiltonian`), times one gathered H C and then the
+(:class:`hinqs.sqd.distributed.SpreadHamiltonian`: each rank holds its rows of the
+vectors), times one H C on its rows (with the exchange of the halo rows) and then the
 ``direct`` solve spread over the ranks (``conv_tol`` 1e-8, from the lowest diagonal) up to
-``--max-cycle`` Davidson cycles (a few at 4,000 strings, where a whole solve takes long on
-2 cores: the table says whether it converged). "bits = 1 rank": the row's H C, energy and
-amplitudes have the sha256 of the 1-rank row's; every rank of a row must agree as well.
+``--max-cycle`` Davidson cycles, without the solver's continuation past max_cycle (a few
+cycles at 4,000 strings, where a whole solve takes long on 2 cores: the table says whether
+it converged). Peak RSS per rank (VmHWM) and the RSS before the solve (the libraries and
+the operator's tables). "bits = 1 rank": the row's H C (gathered), energy and amplitudes
+have the sha256 of the 1-rank row's; every rank of a row must get the same energy.
 
     python benchmarks/bench_ranks.py --sizes 1500 --ranks 1,2
     python benchmarks/bench_ranks.py --sizes 1500,4000 --ranks 1,2 --max-cycle 60,3
@@ -40,22 +43,27 @@ def _sha(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def _rss_mb() -> float:
+    """Resident memory now (MB), from /proc/self/statm's second field (pages)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def worker(args: argparse.Namespace) -> None:
-    """Every rank: one gathered H C, then the spread solve; rank 0 prints the row as JSON."""
+    """Every rank: one product on its rows, then the spread solve; rank 0 prints the row as JSON."""
     from mpi4py import MPI
 
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.kernel import ProductHamiltonian
     from hinqs.loop.settings import RunSettings, with_overrides
+    from hinqs.sqd import davidson
     from hinqs.sqd.distributed import SpreadHamiltonian
     from hinqs.sqd.solvers import solve_on_operator
     from hinqs.threads import thread_limit
 
+    davidson.CONTINUE_FACTOR = 1  # --max-cycle is the whole budget here: no continuation past it
     comm = MPI.COMM_WORLD
     ham = load_hamiltonian(args.hamiltonian)
     strings = _hfsd_strings(ham.norb, ham.nelec[0], args.k, seed=args.k)
-    vector = np.random.default_rng(args.k).standard_normal((len(strings), len(strings)))
-    vector /= np.sqrt(np.sum(vector * vector))
     products: list[float] = []
 
     class Timed(SpreadHamiltonian):
@@ -70,15 +78,23 @@ def worker(args: argparse.Namespace) -> None:
 
     settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle)
     with thread_limit(1):
-        build(strings[:40], strings[:40]).apply(np.ones((40, 40)))  # numba's compile, outside the timings
+        small = build(strings[:40], strings[:40])  # numba's compile, outside the timings
+        small.apply(np.ones(small.space.local_shape))
         products.clear()
         start = time.perf_counter()
         op = build(strings, strings)
         built = time.perf_counter() - start
+        lo, hi = op.rows
+        n = len(strings)
+        vector = np.sin(0.7 * np.arange(lo * n, hi * n, dtype=np.float64)).reshape(hi - lo, n)  # this rank's rows
         sigma = op.apply(vector)
+        whole = op.gather(sigma)
+        hc_sha = _sha(whole) if comm.Get_rank() == 0 else ""
+        del vector, sigma, whole, op
+        rss_before = _rss_mb()
         comm.Barrier()
         start = time.perf_counter()
-        result = solve_on_operator(build, strings, strings, ham.norb, settings)
+        result = solve_on_operator(build, strings, strings, ham.norb, ham.nelec, settings)
         comm.Barrier()
         solved = time.perf_counter() - start
     row = {
@@ -91,13 +107,15 @@ def worker(args: argparse.Namespace) -> None:
         "products": len(products) - 1,
         "converged": result.converged,
         "energy": result.energy + ham.ecore,
-        "hc_sha": _sha(sigma),
+        "hc_sha": hc_sha,
         "state_sha": _sha(np.array([result.energy]), result.state.amplitudes),
     }
-    rows = comm.gather({**row, "peak_rss_mb": _peak_rss_mb()}, root=0)
+    mine = {"peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss_before, "energy": row["energy"]}
+    rows = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
-        same = all(r["hc_sha"] == row["hc_sha"] and r["state_sha"] == row["state_sha"] for r in rows)
-        row.update(peak_rss_mb=[round(r["peak_rss_mb"]) for r in rows], ranks_agree=same)
+        same = all(r["energy"] == row["energy"] for r in rows)
+        row.update(peak_rss_mb=[round(r["peak_rss_mb"]) for r in rows],
+                   rss_before_mb=[round(r["rss_before_mb"]) for r in rows], ranks_agree=same)  # fmt: skip
         print(json.dumps(row), flush=True)
 
 
@@ -115,8 +133,9 @@ def _run_row(args: argparse.Namespace, hamiltonian: Path, k: int, ranks: int, ma
 def _table(rows: list[dict]) -> str:
     lines = [
         "| K per spin | determinants | ranks | build s | H C s | H C s (mean in solve) | products | solve s | "
-        "converged | E (Ha) | peak RSS MB per rank | ranks agree | bits = 1 rank |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "converged | E (Ha) | RSS MB before the solve | peak RSS MB per rank | peak / 1 rank's | ranks agree | "
+        "bits = 1 rank |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     one = {r["k"]: r for r in rows if r.get("ranks") == 1 and "error" not in r}
     for r in rows:
@@ -128,10 +147,12 @@ def _table(rows: list[dict]) -> str:
         if ref is not None:
             same = "yes" if (ref["hc_sha"], ref["state_sha"]) == (r["hc_sha"], r["state_sha"]) else "no"
         rss = ", ".join(str(m) for m in r["peak_rss_mb"])
+        before = ", ".join(str(m) for m in r["rss_before_mb"])
+        ratio = f"{max(r['peak_rss_mb']) / max(ref['peak_rss_mb']):.2f}" if ref is not None else ""
         lines.append(
             f"| {r['k']:,} | {r['k'] ** 2:,} | {r['ranks']} | {r['build_s']:.2f} | {r['hc_s']:.2f} | "
             f"{r['hc_mean_s']:.2f} | {r['products']} | {r['solve_s']:.1f} | {'yes' if r['converged'] else 'no'} | "
-            f"{r['energy']:.8f} | {rss} | {'yes' if r['ranks_agree'] else 'no'} | {same} |"
+            f"{r['energy']:.8f} | {before} | {rss} | {ratio} | {'yes' if r['ranks_agree'] else 'no'} | {same} |"
         )
     return "\n".join(lines)
 

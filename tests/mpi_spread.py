@@ -1,14 +1,18 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one batch's products and solve spread over the ranks.
 
 ``python mpi_spread.py HAMILTONIAN_DIR CASE.npz OUT.npz``: CASE holds ``strs_a``, ``strs_b``
-(int64), a coefficient matrix ``c`` and ``spin_sq`` (NaN: none). Every rank gathers H C and
-S^2 C from all ranks' row blocks and solves the batch over all ranks and over itself alone
-(``COMM_SELF``); rank 0 writes what it got to OUT, and whether every rank got the same bits.
+(int64), a coefficient matrix ``c``, ``spin_sq`` (NaN: none) and ``guess`` (empty: none).
+Every rank computes its rows of H C and S^2 C from its rows of ``c`` (rank 0 gathers them),
+then solves the batch over all ranks and over itself alone (``COMM_SELF``), measuring the
+peak bytes numpy allocated during each solve (``tracemalloc``: the Davidson's vectors and
+the rows exchanged). Rank 0 writes what it got to OUT, with every rank's peaks and halo,
+and whether every rank got the same bits of what every rank returns.
 """
 
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
 import numpy as np
 from mpi4py import MPI
@@ -20,33 +24,51 @@ from hinqs.sqd.distributed import SpreadHamiltonian, solve_spread
 from hinqs.threads import thread_limit
 
 
+def _peak(solve):
+    """``solve()`` and the peak bytes numpy allocated while it ran."""
+    tracemalloc.start()
+    try:
+        out = solve()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def main(ham_dir: str, case_path: str, out_path: str) -> None:
     comm = MPI.COMM_WORLD
     ham = load_hamiltonian(ham_dir)
     case = np.load(case_path)
     strs_a, strs_b, c = case["strs_a"], case["strs_b"], case["c"]
     spin_sq = None if np.isnan(case["spin_sq"]) else float(case["spin_sq"])
-    settings = solver_settings(spin_sq=spin_sq)
+    guess = case["guess"] if case["guess"].size else None
+    settings = solver_settings(spin_sq=spin_sq, max_cycle=int(case["max_cycle"]))
+    args = (strs_a, strs_b, ham.hcore, ham.eri, ham.nelec, settings, guess)
     with thread_limit(1):
         spread = SpreadHamiltonian(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strs_a, strs_b))
-        sigma, s2c = spread.apply(c), spread.apply_spin_square(c)
-        ranks = solve_spread(comm, strs_a, strs_b, ham.hcore, ham.eri, ham.nelec, settings)
-        alone = solve_spread(MPI.COMM_SELF, strs_a, strs_b, ham.hcore, ham.eri, ham.nelec, settings)
-    got = {
-        "sigma": sigma,
-        "s2c": s2c,
-        "bounds": spread.bounds,
+        lo, hi = spread.rows
+        sigma = spread.gather(spread.apply(c[lo:hi]))
+        both = spread.apply_both(c[lo:hi])
+        s2c = spread.gather(both[1])
+        same_pass = bool(np.array_equal(both[0], spread.apply(c[lo:hi])))
+        ranks, peak = _peak(lambda: solve_spread(comm, *args))
+        alone, peak_alone = _peak(lambda: solve_spread(MPI.COMM_SELF, *args))
+    shared = {
         "energy": ranks.energy,
-        "amplitudes": ranks.state.amplitudes,
         "occ_a": ranks.state.occ_a,
+        "occ_b": ranks.state.occ_b,
         "spin": ranks.spin_sq,
         "residual": ranks.residual_norm,
+        "converged": ranks.converged,
         "energy_alone": alone.energy,
-        "amplitudes_alone": alone.state.amplitudes,
     }
-    same = all(np.array_equal(v, w) for v, w in zip(got.values(), comm.bcast(got).values(), strict=True))
-    if comm.allreduce(same, op=MPI.LAND) and comm.Get_rank() == 0:
-        np.savez(out_path, ranks=comm.Get_size(), **got)
+    agree = all(np.array_equal(v, w) for v, w in zip(shared.values(), comm.bcast(shared).values(), strict=True))
+    peaks = comm.gather(peak, root=0)
+    halos = comm.gather(len(spread.block.halo), root=0)
+    if comm.allreduce(agree and same_pass, op=MPI.LAND) and comm.Get_rank() == 0:
+        np.savez(out_path, ranks=comm.Get_size(), sigma=sigma, s2c=s2c, bounds=spread.bounds, **shared,
+                 amplitudes=ranks.state.amplitudes, amplitudes_alone=alone.state.amplitudes,
+                 warnings=np.array(ranks.warnings, dtype=str), peaks=peaks, peak_alone=peak_alone,
+                 halos=halos)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """One batch spread over MPI ranks (``hinqs.sqd.distributed``, ``parallel.executor: distributed``).
 
-Real chemistry: PySCF integrals of N2/6-31G (closed shell, 16 orbitals, (5,5)) and triplet
-CH2/6-31G (open shell, 12 orbitals, (4,2), solved with the spin penalty so that S^2's row
-blocks are exercised too). Under ``mpiexec -n 2`` the rows gathered from both ranks must
-be ``ProductHamiltonian.apply``'s bits, and the spread solve must give the bits of one rank
-and of ``solve_direct`` in this process; the ``hinqs diagonalize`` step with the new
+Real chemistry: PySCF integrals of N2/6-31G (closed shell, 16 orbitals, (5,5), a 140 x 140
+batch, from the lowest diagonal) and triplet CH2/6-31G (open shell, 12 orbitals, (4,2), its
+whole 495 x 66 space, solved with the spin penalty from a noisy guess that the solve
+spin-projects first, so that S^2's row blocks, the guess's scatter and the projection are
+exercised). Under ``mpiexec -n 2`` and ``-n 3`` every rank holds its rows of the vectors:
+the rows gathered from the ranks must be ``ProductHamiltonian.apply``'s bits, and the spread
+solve must give the bits of one rank and of ``solve_direct`` in this process, with less
+memory per rank than one process; the ``hinqs diagonalize`` step with the distributed
 executor must write what the sequential executor writes.
 """
 
@@ -22,6 +25,7 @@ from sqd_helpers import build_hamiltonian, mpiexec, random_strings, solver_setti
 
 from hinqs.io.hamiltonian import load_hamiltonian, write_hamiltonian
 from hinqs.kernel import ProductHamiltonian
+from hinqs.kernel.block import RowBlock
 from hinqs.sqd.distributed import split_rows
 from hinqs.sqd.solvers import solve_direct
 
@@ -52,70 +56,116 @@ def _ch2(out_dir: Path) -> Path:
     return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": "ch2"})
 
 
+def _all_strings(norb: int, nocc: int) -> np.ndarray:
+    return np.array(sorted(sum(1 << i for i in occ) for occ in itertools.combinations(range(norb), nocc)), np.int64)
+
+
 @pytest.fixture(scope="module", params=["n2_closed", "ch2_triplet"])
 def case(request, tmp_path_factory) -> dict:
-    """A Hamiltonian folder, a batch's strings (a few hundred per spin), a coefficient matrix."""
+    """A Hamiltonian folder, a batch's strings, a coefficient matrix, the penalty and the guess."""
     root = tmp_path_factory.mktemp(request.param)
-    if request.param == "n2_closed":
-        ham_dir, n_a, n_b, spin_sq = build_hamiltonian("n2", root / "ham"), 140, 140, None
-    else:
-        ham_dir, n_a, n_b, spin_sq = _ch2(root / "ham"), 220, 66, 2.0
-    ham = load_hamiltonian(ham_dir)
     rng = np.random.default_rng(11)
-    strs_a = random_strings(ham.norb, ham.nelec[0], n_a, rng).astype(np.int64)
-    strs_b = random_strings(ham.norb, ham.nelec[1], n_b, rng).astype(np.int64)
+    if request.param == "n2_closed":
+        ham = load_hamiltonian(ham_dir := build_hamiltonian("n2", root / "ham"))
+        strs_a = random_strings(ham.norb, ham.nelec[0], 140, rng).astype(np.int64)
+        strs_b, spin_sq, guess = strs_a, None, np.zeros(0)
+    else:  # the whole space: the solve is CH2's FCI triplet
+        ham = load_hamiltonian(ham_dir := _ch2(root / "ham"))
+        strs_a, strs_b = _all_strings(ham.norb, ham.nelec[0]), _all_strings(ham.norb, ham.nelec[1])
+        op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strs_a, strs_b)
+        guess = rng.standard_normal((len(strs_a), len(strs_b)))
+        guess *= 0.05 / np.linalg.norm(guess)  # the lowest diagonal, with noise of norm 0.05
+        guess.flat[np.argmin(op.diagonal())] += 1.0
+        spin_sq = 2.0
     c = rng.standard_normal((len(strs_a), len(strs_b)))
     path = root / "case.npz"
-    np.savez(path, strs_a=strs_a, strs_b=strs_b, c=c, spin_sq=np.nan if spin_sq is None else spin_sq)
+    np.savez(path, strs_a=strs_a, strs_b=strs_b, c=c, spin_sq=np.nan if spin_sq is None else spin_sq, guess=guess,
+             max_cycle=200)  # fmt: skip
     return {"ham_dir": ham_dir, "ham": ham, "strs_a": strs_a, "strs_b": strs_b, "c": c, "spin_sq": spin_sq,
-            "path": path, "root": root}  # fmt: skip
+            "guess": guess if guess.size else None, "path": path, "root": root, "name": request.param}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def two_ranks(case) -> dict:
-    """What rank 0 of ``mpiexec -n 2 tests/mpi_spread.py`` got (written only if both ranks agree)."""
-    out = case["root"] / "ranks.npz"
-    command = [_launcher(), "-n", "2", sys.executable, str(Path(__file__).with_name("mpi_spread.py"))]
+@pytest.fixture(scope="module", params=[2, 3])
+def ranks(case, request) -> dict:
+    """What rank 0 of ``mpiexec -n N tests/mpi_spread.py`` got (written only if every rank agrees)."""
+    out = case["root"] / f"ranks_{request.param}.npz"
+    command = [_launcher(), "-n", str(request.param), sys.executable, str(Path(__file__).with_name("mpi_spread.py"))]
     proc = subprocess.run(
-        [*command, str(case["ham_dir"]), str(case["path"]), str(out)], capture_output=True, text=True, timeout=180
+        [*command, str(case["ham_dir"]), str(case["path"]), str(out)], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert out.exists(), "the two ranks did not get the same bits"
+    assert out.exists(), "the ranks did not get the same bits"
     return dict(np.load(out))
 
 
-def test_rows_from_two_ranks_are_the_whole_product_bit_for_bit(case, two_ranks):
-    ham = case["ham"]
-    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
-    assert two_ranks["ranks"] == 2 and 0 < two_ranks["bounds"][1] < len(case["strs_a"])
-    assert np.array_equal(two_ranks["sigma"], op.apply(case["c"]))
-    assert np.array_equal(two_ranks["s2c"], op.apply_spin_square(case["c"]))
-
-
-def test_spread_solve_is_one_rank_and_solve_direct_bit_for_bit(case, two_ranks):
+@pytest.fixture(scope="module")
+def direct(case):
+    """The one-process ``direct`` solve of the case."""
     ham = case["ham"]
     settings = solver_settings(spin_sq=case["spin_sq"])
-    direct = solve_direct(case["strs_a"], case["strs_b"], ham.hcore, ham.eri, ham.nelec, settings)
-    assert direct.converged
-    assert two_ranks["energy"] == direct.energy == two_ranks["energy_alone"]
-    assert np.array_equal(two_ranks["amplitudes"], direct.state.amplitudes)
-    assert np.array_equal(two_ranks["amplitudes_alone"], direct.state.amplitudes)
-    assert np.array_equal(two_ranks["occ_a"], direct.state.occ_a)
-    assert two_ranks["spin"] == direct.spin_sq and two_ranks["residual"] == direct.residual_norm
-    if case["spin_sq"] is not None:  # the triplet, found with the penalty (a truncated space: close to 2)
-        assert abs(direct.spin_sq - 2.0) < 1e-2
+    return solve_direct(case["strs_a"], case["strs_b"], ham.hcore, ham.eri, ham.nelec, settings, case["guess"])
+
+
+def test_rows_from_the_ranks_are_the_whole_product_bit_for_bit(case, ranks):
+    ham = case["ham"]
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
+    bounds = ranks["bounds"]
+    assert len(bounds) == ranks["ranks"] + 1 and np.all(np.diff(bounds) > 0)  # every rank holds rows
+    assert np.array_equal(ranks["sigma"], op.apply(case["c"]))
+    assert np.array_equal(ranks["s2c"], op.apply_spin_square(case["c"]))
+
+
+def test_spread_solve_is_one_rank_and_solve_direct_bit_for_bit(case, ranks, direct):
+    assert direct.converged and bool(ranks["converged"])
+    assert ranks["energy"] == direct.energy == ranks["energy_alone"]
+    assert np.array_equal(ranks["amplitudes"], direct.state.amplitudes)
+    assert np.array_equal(ranks["amplitudes_alone"], direct.state.amplitudes)
+    assert np.array_equal(ranks["occ_a"], direct.state.occ_a) and np.array_equal(ranks["occ_b"], direct.state.occ_b)
+    assert ranks["spin"] == direct.spin_sq and ranks["residual"] == direct.residual_norm
+
+
+def test_spread_solve_agrees_with_pyscf(case, direct):
+    """The closed shell against PySCF's selected-CI solve of the batch; the triplet, a whole space,
+    against PySCF's FCI."""
+    from hinqs.sqd.solvers import solve_with_solve_fermion
+
+    ham = case["ham"]
+    if case["name"] == "ch2_triplet":
+        from hinqs.chem.fci import fci_energy
+
+        assert abs(direct.energy - fci_energy(ham.hcore, ham.eri, ham.nelec)) < 1e-9
+        assert abs(direct.spin_sq - 2.0) < 1e-7
+    else:
+        ref = solve_with_solve_fermion(case["strs_a"], case["strs_b"], ham.hcore, ham.eri, ham.nelec, solver_settings())
+        assert abs(direct.energy - ref.energy) < 1e-9
+
+
+def test_a_rank_holds_less_than_one_process(case, ranks):
+    """Peak bytes numpy allocated during the solve, per rank (tracemalloc): each rank's, below one
+    process's, and the largest at 2 ranks at most 0.75 of it (a halo and the tables stay whole)."""
+    peaks, alone = ranks["peaks"], float(ranks["peak_alone"])
+    assert np.all(peaks < alone), (peaks, alone)
+    if ranks["ranks"] == 2:
+        assert peaks.max() <= 0.75 * alone, (peaks, alone)
+    assert np.all(ranks["halos"] < len(case["strs_a"]))
 
 
 def test_rows_of_any_block_are_those_of_the_product(case):
-    """In one process: every block of a split (any number of parts) has the product's bits."""
+    """In one process: every block of a split (any number of parts) has the product's bits, from
+    the whole matrix (``apply_rows``) and from its own rows and halo alone (``RowBlock``)."""
     ham = case["ham"]
     op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
-    whole, spin = op.apply(case["c"]), op.apply_spin_square(case["c"])
+    whole, spin, diagonal = op.apply(case["c"]), op.apply_spin_square(case["c"]), op.diagonal()
     bounds = split_rows(op.row_costs(), 3)
     assert bounds[0] == 0 and bounds[-1] == len(case["strs_a"]) and np.all(np.diff(bounds) >= 0)
     for lo, hi in itertools.pairwise(bounds):
         assert np.array_equal(op.apply_rows(case["c"], lo, hi), whole[lo:hi])
         assert np.array_equal(op.apply_spin_square_rows(case["c"], lo, hi), spin[lo:hi])
+        block = RowBlock(op, lo, hi)
+        compact = block.compact(case["c"])
+        assert np.array_equal(block.apply(compact), whole[lo:hi])
+        assert np.array_equal(block.apply_spin_square(compact), spin[lo:hi])
+        assert np.array_equal(block.diagonal(), diagonal[lo:hi])
     with pytest.raises(ValueError, match="not within"):
         op.apply_rows(case["c"], 5, len(case["strs_a"]) + 1)
 
@@ -159,6 +209,23 @@ def test_diagonalize_step_on_two_ranks_writes_the_sequential_result(n2_subspace,
     assert got["capping"]["memory"]["holder"] == "rank"
     with np.load(tmp_path / "sequential" / "state.npz") as a, np.load(tmp_path / "distributed" / "state.npz") as b:
         assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_a_warm_start_on_two_ranks_is_the_sequential_one(n2_subspace, tmp_path):
+    """With a teacher state the batches start from it (rank 0 reads it, the ranks get their rows):
+    the same files as the sequential executor's warm start."""
+    first = _step(n2_subspace, tmp_path / "first", "--executor", "sequential")
+    assert first.returncode == 0, first.stderr[-2000:]
+    teacher = ("--teacher", str(tmp_path / "first" / "state.npz"), "--seed", "7")
+    sequential = _step(n2_subspace, tmp_path / "sequential", "--executor", "sequential", *teacher)
+    spread = _step(n2_subspace, tmp_path / "spread", "--executor", "distributed", *teacher,
+                   launcher=[_launcher(), "-n", "2"])  # fmt: skip
+    assert sequential.returncode == 0 and spread.returncode == 0, spread.stderr[-2000:]
+    ref = json.loads((tmp_path / "sequential" / "result.json").read_text())
+    got = json.loads((tmp_path / "spread" / "result.json").read_text())
+    assert got["batch_energies"] == ref["batch_energies"]
+    with np.load(tmp_path / "sequential" / "state.npz") as a, np.load(tmp_path / "spread" / "state.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 

@@ -158,3 +158,55 @@ with thread_limit(1):
     cycles = [line for line in lines[:big_end] if line.startswith("davidson ")]
     assert len(cycles) >= 3 and all("|r|=" in line and "e= " in line for line in cycles)
     assert lines[big_end + 1 :] == ["solved 40 True"]
+
+
+def test_a_direct_solve_at_max_cycle_is_continued_to_convergence(hamiltonians, capfd):
+    """hinqs' Davidson restarts from its current vector at max_cycle and goes on (up to 4 x
+    max_cycle cycles in all): the same energy as an unbounded solve; past the bound it says on
+    the screen that it takes the energy unconverged."""
+    from hinqs.sqd.solvers import solve_direct
+
+    ham = load_hamiltonian(hamiltonians["n2"])
+    a, b = subspace("n2", ham)
+    free = solve_direct(a, b, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct"))
+    bounded = solve_direct(a, b, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct", max_cycle=4))
+    assert free.converged and bounded.converged and not bounded.warnings
+    assert abs(bounded.energy - free.energy) < 1e-9
+    assert "continued from its current vector" in capfd.readouterr().err
+    short = solve_direct(a, b, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct", max_cycle=1))
+    assert not short.converged and short.residual_norm > math.sqrt(1e-10)
+    assert any("4 x max_cycle = 4 cycles" in w and "unconverged" in w for w in short.warnings)
+    assert "the energy is taken unconverged" in capfd.readouterr().err
+
+
+def test_a_guess_is_spin_projected_when_a_target_spin_is_set(tmp_path):
+    """N2/STO-3G's whole space: the FCI singlet mixed with a triplet (an antisymmetric C) twice
+    its size. Lowdin's projector leaves the singlet; the penalised solve from the mixture
+    reaches FCI; a pure triplet leaves nothing (the solve then starts from the lowest diagonal)."""
+    from sqd_helpers import n2_sto3g
+
+    from hinqs.chem.fci import fci_energy
+    from hinqs.kernel import ProductHamiltonian
+    from hinqs.sqd.davidson import spin_projected
+    from hinqs.sqd.solvers import WholeOperator, solve_direct
+
+    ham = n2_sto3g(tmp_path, 1.0977)
+    strings = all_strings(ham.norb, 5)
+    exact = solve_direct(strings, strings, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct"))
+    singlet = exact.state.amplitudes
+    noise = np.random.default_rng(0).standard_normal(singlet.shape)
+    triplet = noise - noise.T
+    triplet *= 2.0 / np.linalg.norm(triplet)
+    op = WholeOperator(ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings, strings))
+
+    def project(x: np.ndarray) -> np.ndarray | None:
+        s2 = lambda v: op.apply_spin_square(v.reshape(singlet.shape)).ravel()  # noqa: E731
+        return spin_projected(s2, x.ravel(), op.space, 0.0, ham.nelec, ham.norb)
+
+    projected = project(singlet + triplet)
+    assert abs(abs(np.vdot(projected, singlet.ravel())) - 1.0) < 1e-10
+    assert project(triplet) is None
+    out = solve_direct(strings, strings, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct", spin_sq=0.0),
+                       singlet + triplet)  # fmt: skip
+    assert out.converged and abs(out.energy - fci_energy(ham.hcore, ham.eri, ham.nelec)) < 1e-9
+    assert out.spin_sq < 1e-8

@@ -221,3 +221,40 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
         sums[r] = total
         counts[r] = count
     return sums, counts
+
+
+@nb.njit(cache=True, parallel=True)
+def square_rows(c_mat, eri2, a, b, n_rows):
+    """Rows ``0:n_rows`` of the square product ``H C`` in one pass, with one row of scratch per row.
+
+    The same sums, in the same order, as ``square_opposite`` (diagonal, opposite-spin sum)
+    plus ``same_spin_rows`` over the alpha table plus ``same_spin_rows`` of the transposed
+    block over the beta table: each same-spin part is summed alone from zero, then added,
+    so the bits are :meth:`ProductHamiltonian.apply_rows`' without its three whole-block
+    temporaries (a rank's memory is the vectors').
+    """
+    n_b = c_mat.shape[1]
+    cols = np.arange(n_b)
+    out = np.empty((n_rows, n_b))
+    for x in nb.prange(n_rows):
+        row = out[x]
+        for y in range(n_b):
+            row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
+        _opposite_spin(x, cols, row, c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7], b[8])
+        part = np.zeros(n_b)
+        for k in range(a[1][x], a[1][x + 1]):
+            value = a[3][k]
+            source = c_mat[a[2][k]]
+            for y in range(n_b):
+                part[y] += value * source[y]
+        for y in range(n_b):
+            row[y] += part[y]
+        own = c_mat[x]
+        for y in range(n_b):
+            v = 0.0
+            for k in range(b[1][y], b[1][y + 1]):
+                v += b[3][k] * own[b[2][k]]
+            part[y] = v
+        for y in range(n_b):
+            row[y] += part[y]
+    return out

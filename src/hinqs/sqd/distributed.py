@@ -1,25 +1,28 @@
-"""One batch's ``direct`` solve spread over the ranks of an MPI communicator.
+"""One batch's ``direct`` solve spread over the ranks of an MPI communicator, its vectors split by rows.
 
-A batch too large for one node's cores is a product space whose ``H C`` products (the
-Davidson's whole cost) split by rows: every rank computes a contiguous block of alpha rows
-of each product (:meth:`hinqs.kernel.ProductHamiltonian.apply_rows`) and one
-``Allgatherv`` assembles the whole sigma on every rank. Davidson's own algebra (PySCF's
-``lib.davidson1`` on one BLAS thread, as :func:`hinqs.sqd.solvers.solve_direct` runs it)
-then meets the same inputs on every rank and follows the same iterations there. The row
-kernel sums each element in one fixed order whichever block it falls in, so the energies,
-states and cycle counts are bit-identical at any number of ranks, and to ``solve_direct``.
+A batch too large for one node is a product space whose Davidson vectors are split by
+alpha rows: every rank holds a contiguous block of rows of every vector (the blocks are runs
+of :mod:`hinqs.sqd.davidson`'s fixed reduction chunks, split by the rows' cost,
+:meth:`hinqs.kernel.ProductHamiltonian.row_costs`), and hinqs' own Davidson
+(:func:`hinqs.sqd.davidson.davidson`) runs on those rows, its reductions summed chunk by
+chunk in chunk order. For a product a rank needs, besides its own rows of ``C``, the rows its
+alpha links and alpha same-spin entries reach (its *halo*, listed once,
+:class:`hinqs.kernel.block.RowBlock`): one ``Alltoallv`` sends every rank exactly the rows it
+asked for, and the rank computes its rows of ``H C`` (and of ``S^2 C`` for the spin penalty,
+from the same rows) with the kernel's tables in the same order as the one-process product.
+Nothing of the whole vector is gathered during the solve: memory per rank is about the
+Davidson's vectors over the ranks plus one halo. The energies, states and cycle counts are
+bit-identical at any number of ranks and to ``solve_direct`` (a one-rank run of the same code).
+Rank 0 alone receives the final vector whole, row block by row block, to write it.
 
-Every rank builds the whole operator: its link tables grow with the strings (``K_a + K_b``
-times their links, tens of MB at 4,000 strings per spin), while the Davidson's vectors,
-which every rank holds whole, grow with the product ``K_a K_b`` (GB). Rows are split by
-their work (:meth:`~hinqs.kernel.ProductHamiltonian.row_costs`: links and same-spin entries
-per row), deterministically, so every rank computes the same split.
+Every rank builds the whole operator's tables (``K_a + K_b`` times their links: tens of MB
+at 4,000 strings per spin, against GB for the vectors).
 
-Failures are collective. A rank whose block raises tells the others in the same exchange
-that gathers the products, and every rank then raises the same error, so the batch fails
-on all ranks together and the executor can retry it; the batch timeout is rank 0's clock,
-checked at every product. Only a rank that dies (or fails between products) cannot
-report: the launcher then ends the job, as for the ``mpi`` executor.
+Failures are collective. A rank whose block raises tells the others in the exchange that
+follows every product, and every rank then raises the same error, so the batch fails on all
+ranks together and the executor can retry it; the batch timeout is rank 0's clock, checked
+at every product. Only a rank that dies (or fails between products) cannot report: the
+launcher then ends the job, as for the ``mpi`` executor.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.sqd.davidson import Group, RowSpace, chunk_bounds
 from hinqs.sqd.dimension import MemoryBudget, rank_memory_mb
 from hinqs.sqd.settings import SolverSettings
 from hinqs.sqd.solvers import SolveOutput, solve_on_operator
@@ -52,24 +56,65 @@ class RankFailed(RuntimeError):
 
 
 class SpreadHamiltonian:
-    """The square :class:`~hinqs.kernel.ProductHamiltonian` whose products are spread over ``comm``'s ranks.
+    """The square :class:`~hinqs.kernel.ProductHamiltonian` with its vectors' rows spread over ``comm``'s ranks.
 
-    It offers what :func:`hinqs.sqd.solvers.solve_on_operator` uses (``shape``,
-    ``diagonal``, ``apply``, ``apply_spin_square``); each product returns the whole sigma
-    on every rank. ``expired`` (rank 0's) says, before each exchange, whether the batch's
-    time is up: a message, or None.
+    It offers what :func:`hinqs.sqd.solvers.solve_on_operator` uses: ``space`` (this rank's
+    rows and the reductions), ``diagonal``, ``apply``, ``apply_spin_square`` and
+    ``apply_both`` on this rank's rows (the same bits as those rows of the whole product),
+    ``scatter`` and ``gather``. ``expired`` (rank 0's) says, after each product, whether the
+    batch's time is up: a message, or None.
     """
 
     def __init__(self, comm: Any, build: Callable[[], Any], expired: Callable[[], str | None] | None = None) -> None:
+        from hinqs.kernel.block import RowBlock
+
         self.comm = comm
         self.expired = expired
         self.ham = self._collective(build)
         self.shape: tuple[int, int] = self.ham.shape
-        self.bounds = split_rows(self.ham.row_costs(), comm.Get_size())
-        rank = comm.Get_rank()
-        self.rows = (int(self.bounds[rank]), int(self.bounds[rank + 1]))
-        self.counts = np.diff(self.bounds) * self.shape[1]
-        self.displacements = self.bounds[:-1] * self.shape[1]
+        chunks = chunk_bounds(self.shape)
+        costs = np.add.reduceat(self.ham.row_costs(), chunks[:-1]) if self.shape[0] else np.zeros(0)
+        self.space = RowSpace(Group(comm), self.shape, split_rows(costs, comm.Get_size()))
+        self.bounds = self.space.rank_rows
+        self.rows = (self.space.start, self.space.stop)
+        self.block = RowBlock(self.ham, *self.rows)
+        self._plan_exchange()
+
+    def _plan_exchange(self) -> None:
+        """Who sends which rows to whom, once: every rank asks each owner for its halo rows there.
+
+        A rank sends the rows asked of it straight from its vector (an MPI datatype picking
+        them, ``Alltoallw``): no copy of them is made; it receives them contiguously.
+        """
+        from mpi4py import MPI
+
+        size = self.comm.Get_size()
+        owners = np.searchsorted(self.bounds, self.block.halo, side="right") - 1
+        asked = [self.block.halo[owners == r] for r in range(size)]
+        wanted = self.comm.alltoall(asked)  # wanted[r]: rows rank r needs from me
+        n_b = self.shape[1]
+        row = MPI.DOUBLE.Create_contiguous(n_b).Commit()
+        self._types = [row]  # kept for the operator's life (a few per batch)
+        send_types = []
+        for rows in wanted:
+            picked = row.Create_indexed_block(1, [int(i) for i in rows - self.rows[0]]).Commit() if len(rows) else row
+            if len(rows):
+                self._types.append(picked)
+            send_types.append(picked)
+        zeros = np.zeros(size, np.int64)
+        self._send = ((np.array([1 if len(w) else 0 for w in wanted], np.int64), zeros), send_types)
+        recv_counts = np.array([len(q) * n_b for q in asked], np.int64)
+        recv_displacements = np.concatenate([[0], np.cumsum(recv_counts)[:-1]]).astype(np.int64) * 8
+        self._recv = ((recv_counts, recv_displacements), [MPI.DOUBLE] * size)
+
+    def _compact(self, c: np.ndarray) -> np.ndarray:
+        """This rank's rows followed by its halo rows, received from their owners (one Alltoallw)."""
+        c = np.ascontiguousarray(c, dtype=np.float64).reshape(self.space.local_shape)
+        out = np.empty((self.block.rows + len(self.block.halo), self.shape[1]))
+        out[: self.block.rows] = c
+        recv = out[self.block.rows :]
+        self.comm.Alltoallw([c, *self._send], [recv, *self._recv])
+        return out
 
     def _collective(self, compute: Callable[[], Any]) -> Any:
         """``compute()`` on every rank; if it raised on any rank (or the time is up), raise on all."""
@@ -92,26 +137,53 @@ class SpreadHamiltonian:
             raise RankFailed(first)
         return value
 
-    def _gathered(self, block: Callable[[], np.ndarray]) -> np.ndarray:
-        """This rank's block of rows, computed collectively, then the whole product from every rank's."""
-        from mpi4py import MPI
-
-        mine = np.ascontiguousarray(self._collective(block), dtype=np.float64)
-        out = np.empty(self.shape)
-        self.comm.Allgatherv(mine, [out, self.counts, self.displacements, MPI.DOUBLE])
-        return out
-
     def diagonal(self) -> np.ndarray:
-        """H's diagonal, computed whole on every rank (once per solve, about one pass over the product)."""
-        return self.ham.diagonal()
+        """This rank's rows of H's diagonal."""
+        return self.block.diagonal()
 
     def apply(self, c: np.ndarray) -> np.ndarray:
-        """``H C`` over every rank's rows, whole on every rank."""
-        return self._gathered(lambda: self.ham.apply_rows(c, *self.rows))
+        """This rank's rows of ``H C`` from its rows of ``C`` (collective)."""
+        compact = self._compact(c)
+        return self._collective(lambda: self.block.apply(compact))
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
-        """``S^2 C`` over every rank's rows (the spin penalty's product), whole on every rank."""
-        return self._gathered(lambda: self.ham.apply_spin_square_rows(c, *self.rows))
+        """This rank's rows of ``S^2 C`` (collective)."""
+        compact = self._compact(c)
+        return self._collective(lambda: self.block.apply_spin_square(compact))
+
+    def apply_both(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This rank's rows of ``H C`` and ``S^2 C`` from one exchange of rows (collective)."""
+        compact = self._compact(c)
+        return self._collective(lambda: (self.block.apply(compact), self.block.apply_spin_square(compact)))
+
+    def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
+        """This rank's rows of rank 0's whole vector (None where rank 0 has none; collective)."""
+        from mpi4py import MPI
+
+        has = self.comm.bcast(whole is not None and np.size(whole) == self.shape[0] * self.shape[1], root=0)
+        if not has:
+            return None
+        counts = np.diff(self.bounds) * self.shape[1]
+        send = None
+        if self.comm.Get_rank() == 0:
+            send = [np.ascontiguousarray(whole, dtype=np.float64), (counts, self.bounds[:-1] * self.shape[1]),
+                    MPI.DOUBLE]  # fmt: skip
+        out = np.empty(self.space.local_shape)
+        self.comm.Scatterv(send, out, root=0)
+        return out
+
+    def gather(self, c: np.ndarray) -> np.ndarray:
+        """The whole vector on rank 0, each rank's rows in turn (elsewhere an empty array; collective)."""
+        from mpi4py import MPI
+
+        c = np.ascontiguousarray(c, dtype=np.float64)
+        if self.comm.Get_rank() != 0:
+            self.comm.Gatherv(c, None, root=0)
+            return np.empty((0, self.shape[1]))
+        out = np.empty(self.shape)
+        counts = np.diff(self.bounds) * self.shape[1]
+        self.comm.Gatherv(c, [out, (counts, self.bounds[:-1] * self.shape[1]), MPI.DOUBLE], root=0)
+        return out
 
 
 def solve_spread(
@@ -128,15 +200,17 @@ def solve_spread(
 ) -> SolveOutput:
     """:func:`hinqs.sqd.solvers.solve_direct` with its products spread over ``comm``'s ranks.
 
-    Called on every rank with the same arguments (collective); every rank returns the same
-    output, bit for bit, which is also ``solve_direct``'s.
+    Called on every rank (collective), with rank 0's ``guess`` (the others' is not read);
+    every rank returns the same energy, <S^2>, residual and occupancies, bit for bit, which
+    are also ``solve_direct``'s; rank 0 alone gets the state's amplitudes (the others an
+    empty array), ``solve_direct``'s bits.
     """
     from hinqs.kernel import ProductHamiltonian
 
     def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> SpreadHamiltonian:
         return SpreadHamiltonian(comm, lambda: ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b), expired)
 
-    return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], settings, guess)
+    return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], nelec, settings, guess)
 
 
 def rank_budget(comm: Any, memory_mb: float | None, env: dict[str, str] | None = None) -> MemoryBudget:

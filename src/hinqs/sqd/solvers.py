@@ -23,14 +23,18 @@ find the same vector bit for bit. They differ in what they compute afterwards:
 ``direct``
     The same eigenproblem on hinqs' own product-space kernel (:mod:`hinqs.kernel`), which
     follows the subspace's single-excitation links instead of contracting over every
-    orbital pair: an order of magnitude faster per core at 26 orbitals. PySCF's Davidson
-    (``lib.davidson1``) with the diagonal preconditioner and level shift
-    ``kernel_fixed_space`` uses; the energy, residual and <S^2> from the final vector. The
-    kernel sums each output element on one thread in a fixed order and Davidson's own
-    algebra runs on one BLAS thread, so the solve gives the same bits at any thread count.
-    With ``sqd.device`` ``cuda`` (or ``auto`` on a GPU node) the products run on the torch
-    kernel (:mod:`hinqs.kernel.torch_kernel`) instead: same tables, same Davidson on the
-    host, energies equal to the numba path's to float rounding.
+    orbital pair: an order of magnitude faster per core at 26 orbitals. hinqs' own one-root
+    Davidson (:mod:`hinqs.sqd.davidson`: PySCF's preconditioner, level shift and subspace
+    size; every reduction summed over fixed chunks in a fixed order), the same code the
+    ``distributed`` executor runs over row blocks on many ranks
+    (:mod:`hinqs.sqd.distributed`), here on one rank holding every row; the energy,
+    residual and <S^2> from the final vector. A solve unconverged at ``max_cycle`` is
+    continued from its current vector, up to four times ``max_cycle`` cycles. The kernel
+    sums each output element on one thread in a fixed order, so the solve gives the same
+    bits at any thread count and any number of ranks. With ``sqd.device`` ``cuda`` (or
+    ``auto`` on a GPU node) the products run on the torch kernel
+    (:mod:`hinqs.kernel.torch_kernel`) instead: same tables, same Davidson on the host,
+    energies equal to the numba path's to float rounding.
 
 Energies here are electronic: the caller adds the core energy. Integrals may be read-only
 memory maps; nothing here writes to them.
@@ -159,8 +163,16 @@ def _occupancies(amplitudes: np.ndarray, strs_a: np.ndarray, strs_b: np.ndarray,
     return occ_a, occ_b
 
 
-def _convergence_warning(residual: float | None, settings: SolverSettings) -> list[str]:
-    text = f"Davidson did not converge within max_cycle={settings.max_cycle} (conv_tol={settings.conv_tol:g})"
+def _convergence_warning(residual: float | None, settings: SolverSettings, continued: bool = False) -> list[str]:
+    """The result's word on an unconverged solve (``continued``: hinqs' Davidson, which went on past
+    max_cycle from its current vector up to its bound before taking the energy unconverged)."""
+    if continued:
+        from hinqs.sqd.davidson import CONTINUE_FACTOR
+
+        limit = f"{CONTINUE_FACTOR} x max_cycle = {CONTINUE_FACTOR * settings.max_cycle} cycles"
+        text = f"Davidson did not converge within {limit} (conv_tol={settings.conv_tol:g}); energy taken unconverged"
+    else:
+        text = f"Davidson did not converge within max_cycle={settings.max_cycle} (conv_tol={settings.conv_tol:g})"
     if residual is not None:
         text += f": residual {residual:.3g}, sqrt(conv_tol) = {math.sqrt(settings.conv_tol):.3g}"
     return [text]
@@ -175,6 +187,7 @@ def _output(
     converged: bool,
     residual: float | None,
     settings: SolverSettings,
+    continued: bool = False,
 ) -> SolveOutput:
     """What every solver returns: the state over its (int64) strings, with the convergence warning."""
     strs_a, strs_b = (np.asarray(x).view(np.uint64) for x in strs)
@@ -184,7 +197,7 @@ def _output(
         spin_sq=spin_sq,
         converged=converged,
         residual_norm=residual,
-        warnings=[] if converged else _convergence_warning(residual, settings),
+        warnings=[] if converged else _convergence_warning(residual, settings, continued),
     )
 
 
@@ -257,83 +270,41 @@ def solve_lean(
     return _output(strs, amplitudes, occupancies, energy, spin_sq, converged, residual, settings)
 
 
-LEVEL_SHIFT = 1e-3  # the preconditioner's shift, PySCF's FCI default
-MAX_SPACE = 12  # Davidson subspace size, PySCF's FCI default
-LINDEP = 1e-14  # PySCF's FCI default
+class WholeOperator:
+    """A one-process operator (numba or torch) as the Davidson of :mod:`hinqs.sqd.davidson` takes it:
+    one rank holding every row, so "this rank's rows" are the whole matrix. The numba kernel's
+    products run as one block of all rows (:class:`hinqs.kernel.block.RowBlock`: one pass,
+    no whole-size temporaries; the bits of ``ProductHamiltonian.apply``)."""
 
+    def __init__(self, ham: Any) -> None:
+        from hinqs.kernel import ProductHamiltonian
+        from hinqs.kernel.block import RowBlock
+        from hinqs.sqd.davidson import Group, RowSpace
 
-def _initial_guess(hdiag: np.ndarray, guess: np.ndarray | None) -> np.ndarray:
-    """The warm start when given (normalised), else the determinant of lowest diagonal (first on ties)."""
-    if guess is not None:
-        x0 = np.ascontiguousarray(guess, dtype=np.float64).ravel().copy()
-        norm = np.linalg.norm(x0)
-        if norm > 0:
-            return x0 / norm
-    x0 = np.zeros(hdiag.size)
-    x0[int(np.argmin(hdiag))] = 1.0
-    return x0
+        self.ham = RowBlock(ham, 0, ham.shape[0]) if isinstance(ham, ProductHamiltonian) else ham
+        self.shape = ham.shape
+        self.space = RowSpace(Group(None), ham.shape)
 
+    def diagonal(self) -> np.ndarray:
+        return self.ham.diagonal()
 
-def _davidson_operator(ham: Any, settings: SolverSettings) -> Any:
-    """H, or H + shift (S^2 - spin_sq) when a target <S^2> is set (PySCF's ``fix_spin_`` penalty)."""
-    shape = ham.shape
+    def apply(self, c: np.ndarray) -> np.ndarray:
+        return self.ham.apply(c)
 
-    def apply(x: np.ndarray) -> np.ndarray:
-        c = x.reshape(shape)
-        hc = ham.apply(c)
-        if settings.spin_sq is not None:
-            hc += settings.shift * (ham.apply_spin_square(c) - settings.spin_sq * c)
-        return hc.ravel()
+    def apply_both(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``H C`` and ``S^2 C`` (the spin penalty's two products)."""
+        return self.ham.apply(c), self.ham.apply_spin_square(c)
 
-    return apply
+    def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
+        return self.ham.apply_spin_square(c)
 
+    def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
+        """This rank's rows of a whole vector: all of it."""
+        return None if whole is None else np.asarray(whole, dtype=np.float64).reshape(self.shape)
 
-def _run_davidson(ham: Any, settings: SolverSettings, guess: np.ndarray | None) -> tuple[bool, np.ndarray]:
-    """PySCF's Davidson on the kernel's operator: whether it converged, and the normalised vector."""
-    from pyscf import lib
-
-    from hinqs.sqd.progress import DavidsonProgress
-
-    hdiag = ham.diagonal().ravel()
-    operator = _davidson_operator(ham, settings)
-    progress = DavidsonProgress(settings.conv_tol, settings.max_cycle) if hdiag.size >= PROGRESS_DIMENSION else None
-    cycles: list[int] = []
-
-    def callback(envs: dict[str, Any]) -> None:
-        cycles.append(int(envs.get("icyc", len(cycles))))
-        if progress is not None:
-            progress(envs)
-
-    converged, _, vec = lib.davidson1(
-        lambda xs: [operator(x) for x in xs],
-        _initial_guess(hdiag, guess),
-        lib.make_diag_precond(hdiag, level_shift=LEVEL_SHIFT),
-        tol=settings.conv_tol,
-        max_cycle=settings.max_cycle,
-        max_space=MAX_SPACE,
-        lindep=LINDEP,
-        nroots=1,
-        callback=callback,
-        verbose=0,
-    )
-    if progress is not None:  # the step's log: how many cycles (benchmarks/n2_ccpvdz/table.py reads it)
-        print(f"davidson converged={bool(np.all(converged))} after {len(cycles)} cycles", flush=True)
-    amplitudes = np.asarray(vec[0], dtype=np.float64).reshape(ham.shape)
-    return bool(np.all(converged)), amplitudes / np.linalg.norm(amplitudes)
-
-
-def _energy_spin_residual(ham: Any, amplitudes: np.ndarray, settings: SolverSettings) -> tuple[float, float, float]:
-    """E = c.Hc, <S^2> and the residual |A c - (c.A c) c| of Davidson's operator A (H, plus the penalty)."""
-    hc = ham.apply(amplitudes)
-    s2c = ham.apply_spin_square(amplitudes)
-    energy = float(np.vdot(amplitudes, hc))
-    spin_sq = float(np.vdot(amplitudes, s2c))
-    if settings.spin_sq is not None:
-        hc = hc + settings.shift * (s2c - settings.spin_sq * amplitudes)
-        rayleigh = energy + settings.shift * (spin_sq - settings.spin_sq)
-    else:
-        rayleigh = energy
-    return energy, spin_sq, float(np.linalg.norm(hc - rayleigh * amplitudes))
+    def gather(self, c: np.ndarray) -> np.ndarray:
+        """The whole vector from the ranks' rows: this one's."""
+        return c
 
 
 def _kernel_operator(
@@ -373,13 +344,61 @@ def solve_direct(
     settings: SolverSettings,
     guess: np.ndarray | None = None,
 ) -> SolveOutput:
-    """Davidson on hinqs' kernel (numba, or torch on ``settings.device``); energy, residual and
-    <S^2> from the final vector."""
+    """Davidson (:mod:`hinqs.sqd.davidson`, one rank) on hinqs' kernel (numba, or torch on
+    ``settings.device``); energy, residual and <S^2> from the final vector."""
 
-    def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> Any:
-        return _kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device)
+    def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> WholeOperator:
+        return WholeOperator(_kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device))
 
-    return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], settings, guess)
+    return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], nelec, settings, guess)
+
+
+def _start_vector(op: Any, diagonal: np.ndarray, settings: SolverSettings, guess: np.ndarray | None,
+                  nelec: tuple[int, int], norb: int) -> np.ndarray:  # fmt: skip
+    """This rank's rows of Davidson's start: the guess (spin-projected when a target <S^2> is set),
+    else the determinant of lowest diagonal (first on ties). Collective."""
+    from hinqs.sqd.davidson import spin_projected
+
+    space = op.space
+    start = op.scatter(guess)
+    if start is not None:
+        start = np.ascontiguousarray(start, dtype=np.float64).ravel()
+        if settings.spin_sq is not None:
+            start = spin_projected(lambda x: op.apply_spin_square(x.reshape(space.local_shape)).ravel(), start, space,
+                                   settings.spin_sq, nelec, norb)  # fmt: skip
+        if start is not None and space.norm(start) > 0:
+            return start
+    return space.unit(space.lowest(diagonal))
+
+
+def _penalised(op: Any, settings: SolverSettings) -> Callable[[np.ndarray], np.ndarray]:
+    """Davidson's operator on this rank's rows: H, or H + shift (S^2 - spin_sq) (PySCF's ``fix_spin_``
+    penalty) with both products from one exchange of rows."""
+    shape = op.space.local_shape
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        c = x.reshape(shape)
+        if settings.spin_sq is None:
+            return op.apply(c).ravel()
+        hc, s2c = op.apply_both(c)
+        hc += settings.shift * (s2c - settings.spin_sq * c)
+        return hc.ravel()
+
+    return apply
+
+
+def _energy_spin_residual(op: Any, c: np.ndarray, settings: SolverSettings) -> tuple[float, float, float]:
+    """E = c.Hc, <S^2> and the residual |A c - (c.A c) c| of Davidson's operator A (H, plus the
+    penalty), all from chunk-ordered reductions over the ranks' rows (collective)."""
+    space = op.space
+    hc, s2c = op.apply_both(c)
+    energy, spin_sq = (float(v) for v in space.dots([hc, s2c], c))
+    if settings.spin_sq is not None:
+        hc = hc + settings.shift * (s2c - settings.spin_sq * c)
+        rayleigh = energy + settings.shift * (spin_sq - settings.spin_sq)
+    else:
+        rayleigh = energy
+    return energy, spin_sq, space.norm(hc - rayleigh * c)
 
 
 def solve_on_operator(
@@ -387,29 +406,50 @@ def solve_on_operator(
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
     norb: int,
+    nelec: tuple[int, int],
     settings: SolverSettings,
     guess: np.ndarray | None = None,
 ) -> SolveOutput:
     """``solve_direct`` on the operator ``make_operator(strs_a, strs_b)`` builds (int64 strings).
 
-    The operator has ``ProductHamiltonian``'s ``shape``, ``diagonal``, ``apply`` and
-    ``apply_spin_square``: the whole one, or one whose products are spread over MPI ranks
-    (:mod:`hinqs.sqd.distributed`), which runs this same Davidson on every rank.
+    The operator holds rows of the vectors: its ``space`` (a :class:`hinqs.sqd.davidson.RowSpace`),
+    ``diagonal``, ``apply``, ``apply_both``, ``apply_spin_square`` on its rows, ``scatter``
+    (rank 0's whole vector to every rank's rows) and ``gather`` (the reverse): the whole
+    one (:class:`WholeOperator`) or one spread over MPI ranks
+    (:class:`hinqs.sqd.distributed.SpreadHamiltonian`). The returned state's amplitudes are
+    whole on rank 0 (elsewhere an empty array).
     """
     from pyscf import lib
     from threadpoolctl import threadpool_limits
 
     from hinqs.kernel import kernel_threads
+    from hinqs.kernel.links import orbital_lists
+    from hinqs.sqd.davidson import CONTINUE_FACTOR, davidson
+    from hinqs.sqd.progress import DavidsonProgress
 
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
-    # The kernel runs on the threads the task was given; Davidson's overlaps on one BLAS thread.
+    # The kernel runs on the threads the task was given; Davidson's algebra on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
-        ham = make_operator(strs_a, strs_b)
-        converged, amplitudes = _run_davidson(ham, settings, guess)
-        energy, spin_sq, residual = _energy_spin_residual(ham, amplitudes, settings)
-    converged = converged and residual < math.sqrt(settings.conv_tol)
-    occupancies = _occupancies(amplitudes, strs_a, strs_b, norb)
-    return _output((strs_a, strs_b), amplitudes, occupancies, energy, spin_sq, converged, residual, settings)
+        op = make_operator(strs_a, strs_b)
+        space = op.space
+        big = space.shape[0] * space.shape[1] >= PROGRESS_DIMENSION
+        progress = DavidsonProgress(settings.conv_tol, CONTINUE_FACTOR * settings.max_cycle) if big else None
+        diagonal = op.diagonal().ravel()
+        x0 = _start_vector(op, diagonal, settings, guess, nelec, norb)
+        result = davidson(_penalised(op, settings), diagonal, x0, space, settings.conv_tol,
+                          settings.max_cycle, progress)  # fmt: skip
+        if progress is not None:  # the step's log: how many cycles (benchmarks/n2_ccpvdz/table.py reads it)
+            print(f"davidson converged={result.converged} after {result.cycles} cycles", flush=True)
+        c = result.vector.reshape(space.local_shape)
+        energy, spin_sq, residual = _energy_spin_residual(op, c, settings)
+        occ_a = orbital_lists(strs_a[space.start : space.stop], norb, nelec[0])[0]
+        occ_b = orbital_lists(strs_b, norb, nelec[1])[0]
+        weights = space.occupations(c, occ_a, occ_b, norb) / float(space.dots([c], c)[0])
+        amplitudes = op.gather(c)
+    converged = result.converged and residual < math.sqrt(settings.conv_tol)
+    occupancies = (weights[:norb], weights[norb:])
+    return _output((strs_a, strs_b), amplitudes, occupancies, energy, spin_sq, converged, residual, settings,
+                   continued=True)  # fmt: skip
 
 
 SolverFunction = Callable[..., SolveOutput]
@@ -450,8 +490,10 @@ def solve(
 
     A state of another spin than the system's (Davidson can converge to a higher root of
     another spin: C2/6-31G once fell onto a triplet 36 mHa above the singlet) is not handed
-    on: the batch is solved again from the lowest-diagonal determinant with the ``fix_spin_``
-    penalty towards S(S+1), and the result says so in its warnings.
+    on: the batch is solved again with the ``fix_spin_`` penalty towards S(S+1), starting
+    from the previous vector with its other spins projected out (Lowdin's projector,
+    :func:`hinqs.sqd.davidson.spin_projected`), or from the lowest-diagonal determinant
+    where nothing of the target spin is left in it; the result says so in its warnings.
     """
     function = function or SOLVER_FUNCTIONS[settings.solver]
     out = function(ci_strs_a, ci_strs_b, hcore, eri, nelec, settings, guess)
@@ -461,9 +503,34 @@ def solve(
     from dataclasses import replace
 
     penalised = replace(settings, spin_sq=target)
-    again = function(ci_strs_a, ci_strs_b, hcore, eri, nelec, penalised, None)
+    previous = out.state.amplitudes
+    if settings.solver != "direct":  # PySCF's Davidson takes the guess as it is: project it here
+        previous = _projected_whole(ci_strs_a, ci_strs_b, hcore, eri, nelec, target, previous)
+    again = function(ci_strs_a, ci_strs_b, hcore, eri, nelec, penalised, previous)
     note = (
         f"converged to <S^2> = {out.spin_sq:.3f} (E = {out.energy:.8f}) where the system's spin gives "
-        f"{target:g}: solved again with the spin penalty from the lowest diagonal, <S^2> = {again.spin_sq:.3f}"
+        f"{target:g}: solved again with the spin penalty from the spin-projected previous vector (the lowest "
+        f"diagonal where it held none of that spin), <S^2> = {again.spin_sq:.3f}"
     )
     return replace(again, warnings=[*out.warnings, note, *again.warnings])
+
+
+def _projected_whole(
+    ci_strs_a: np.ndarray,
+    ci_strs_b: np.ndarray,
+    hcore: np.ndarray,
+    eri: np.ndarray,
+    nelec: tuple[int, int],
+    target: float,
+    amplitudes: np.ndarray,
+) -> np.ndarray | None:
+    """A whole vector with its other spins projected out (S^2 from hinqs' kernel), or None."""
+    from hinqs.kernel import ProductHamiltonian
+    from hinqs.sqd.davidson import spin_projected
+
+    op = WholeOperator(ProductHamiltonian(hcore, eri, nelec, *(_as_int64(x) for x in (ci_strs_a, ci_strs_b))))
+    shape = op.space.local_shape
+    flat = np.ascontiguousarray(amplitudes, dtype=np.float64).ravel()
+    projected = spin_projected(lambda x: op.apply_spin_square(x.reshape(shape)).ravel(), flat, op.space, target,
+                               nelec, hcore.shape[0])  # fmt: skip
+    return None if projected is None else projected.reshape(shape)

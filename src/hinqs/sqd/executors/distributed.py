@@ -7,8 +7,9 @@ launcher (``parallel.mpi_launcher`` with ``parallel.workers`` ranks, e.g.
 leads (it plans the batches, merges and writes every output exactly as the sequential
 executor does), the other ranks follow (:func:`follow`): for each batch attempt the leader
 broadcasts the task, and every rank runs it through :func:`hinqs.sqd.task.run_task` with
-the solve spread over the ranks (:func:`hinqs.sqd.distributed.solve_spread`), whose result
-is bit-identical to the sequential executor's.
+the solve spread over the ranks (:func:`hinqs.sqd.distributed.solve_spread`: each rank
+holds its rows of the Davidson's vectors, rank 0 alone the warm start and the final state
+whole), whose result is bit-identical to the sequential executor's.
 
 Crash tolerance, as far as MPI allows: an exception in a rank's share of a product, a
 non-finite result or the batch timeout (rank 0's clock, checked at every product; the
@@ -70,6 +71,8 @@ def _solve(comm: Any, task: BatchTask, timeout: float | None = None) -> Any:
     """One batch attempt on every rank (collective): ``run_task`` with the products spread."""
     from hinqs.sqd.distributed import solve_spread
 
+    if comm.Get_rank() != 0:  # the warm start's rows come from rank 0: a follower never holds it whole
+        task = replace(task, initial_guess=None)
     spread = functools.partial(solve_spread, comm, expired=_deadline(timeout))
     return run_task(task, solve_function=spread)
 

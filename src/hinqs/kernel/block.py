@@ -1,0 +1,83 @@
+"""A block of alpha rows of the square product, computed from the coefficient rows it reaches.
+
+A rank of a distributed Davidson holds rows ``start:stop`` of every vector, not the whole
+vector. Its rows of ``H C`` read its own rows of ``C`` and the rows their alpha links and
+alpha same-spin entries reach (the *halo*). :class:`RowBlock` lists the halo rows once and
+renumbers the block's alpha tables into a compact matrix ``[own rows; halo rows]``; the
+row kernels then run on that matrix with the same tables in the same order, so every
+element is summed exactly as :meth:`ProductHamiltonian.apply_rows` sums it: the same bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hinqs.kernel import rows as rows_kernels
+
+
+class RowBlock:
+    """Rows ``start:stop`` of a square :class:`~hinqs.kernel.ProductHamiltonian`, read from a compact matrix.
+
+    ``halo`` are the global alpha rows outside the block that the block's links reach,
+    ascending; the compact matrix holds the block's rows first, then the halo's, in that
+    order (``compact(...)`` builds it from the whole matrix, a distributed caller from
+    its own rows and the rows it received).
+    """
+
+    def __init__(self, ham: Any, start: int, stop: int) -> None:
+        start, stop = ham._square_rows(start, stop)
+        self.ham = ham
+        self.start, self.stop = start, stop
+        a = ham.alpha.tables
+        lo_l, hi_l = int(a[5][start]), int(a[5][stop])
+        lo_h, hi_h = int(a[1][start]), int(a[1][stop])
+        reached = np.union1d(a[6][lo_l:hi_l], a[2][lo_h:hi_h]).astype(np.int64)
+        self.halo = reached[(reached < start) | (reached >= stop)]
+        position = np.full(ham.shape[0], -1, np.int64)
+        position[start:stop] = np.arange(stop - start)
+        position[self.halo] = (stop - start) + np.arange(len(self.halo))
+        n = stop - start
+        ident = np.arange(n, dtype=np.int64)
+        self.tables = (
+            ident,
+            a[1][start : stop + 1] - lo_h,
+            position[a[2][lo_h:hi_h]],
+            a[3][lo_h:hi_h],
+            a[4][start:stop],
+            a[5][start : stop + 1] - lo_l,
+            position[a[6][lo_l:hi_l]],
+            a[7][lo_l:hi_l],
+            a[8][lo_l:hi_l],
+        )
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+    def compact(self, c: np.ndarray) -> np.ndarray:
+        """The compact matrix from the whole coefficient matrix (a one-process check of the bits)."""
+        c = np.asarray(c, dtype=np.float64).reshape(self.ham.shape)
+        return np.ascontiguousarray(np.concatenate([c[self.start : self.stop], c[self.halo]]))
+
+    def apply(self, compact: np.ndarray) -> np.ndarray:
+        """The block's rows of ``H C``, shape ``(rows, K_b)``: :meth:`ProductHamiltonian.apply_rows`' bits,
+        in one pass (:func:`hinqs.kernel.rows.square_rows`)."""
+        compact = np.ascontiguousarray(compact, dtype=np.float64)
+        return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows)
+
+    def apply_spin_square(self, compact: np.ndarray) -> np.ndarray:
+        """The block's rows of ``S^2 C``: :meth:`ProductHamiltonian.apply_spin_square_rows`' bits."""
+        ham = self.ham
+        compact = np.ascontiguousarray(compact, dtype=np.float64)
+        out = rows_kernels.square_opposite(compact, ham._spin_pairs(), self.tables, ham.beta.tables, False,
+                                           0, self.rows)  # fmt: skip
+        out += ham._spin_constant() * compact[: self.rows]
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        """The block's rows of H's diagonal (:meth:`ProductHamiltonian.diagonal`'s bits)."""
+        ham = self.ham
+        return rows_kernels.diagonal(self.tables[4], ham.beta.tables[4], ham._jvec[self.start : self.stop],
+                                     ham.beta.occ)  # fmt: skip
