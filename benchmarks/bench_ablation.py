@@ -97,6 +97,19 @@ SYSTEMS = {
         },
         "fci": -92.36473690873757,  # PySCF FCI through hinqs prepare (fci_max_determinants 3e7), 282 s
     },
+    # Strong correlation: a stretched H8 chain (STO-3G, 1.8 A; 70 strings per spin, 4,900
+    # determinants) under a fixed cap of 24 strings per spin, where no expansion from an
+    # HF-like teacher sees far: E_var about 100 mHa above FCI at 16 strings. The cap may not
+    # grow (accuracy.grow false), so every arm is compared at equal determinants.
+    "h8_chain": {
+        "system": {
+            "name": "h8_chain",
+            "geometry": "; ".join(f"H 0 0 {1.8 * i:.1f}" for i in range(8)),
+            "basis": "sto-3g",
+        },
+        "overrides": {"subspace": {"max_strings": 24}, "accuracy": {"grow": False}},
+        "fci": -3.8508763327514943,  # PySCF FCI (RHF orbitals, all electrons)
+    },
     # The 52-qubit workload as shipped (config/n2_ccpvdz.yaml: 400 strings per spin, its own
     # expansion width 16/32, which wins over an arm's), PT2 off: E_var at equal determinants.
     # Up to 10 iterations instead of its 6: without samples the expansion's 80 strings per
@@ -135,7 +148,7 @@ def _system(name: str) -> dict:
 
 def _config(name: str, arm: str, seed: int, out: Path) -> Path:
     spec = SYSTEMS[name]
-    settings = ARMS[arm]
+    settings = _merge(ARMS[arm], spec.get("overrides", {}))
     if "config" in spec:  # a shipped config: its own expansion width stays, the arm sets the sampler
         run_keys = ("seed", "results_dir", "systems", "references")
         shipped = {key: value for key, value in _shipped(name).items() if key not in run_keys}
