@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hinqs.cli._options import add_config, load_settings
+from hinqs.cli._options import add_config, load_settings, require_iteration
 
 COMMAND = "pt2"
 HELP = "Epstein-Nesbet PT2 correction of a ground state (pt2.json)"
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hinqs.steps.pt2 import estimate_pt2
 
+    require_iteration(args.iteration)
     settings = load_settings(args.config, args.hamiltonian)
     record = estimate_pt2(settings.pt2, settings.parallel.threads_per_worker, args.hamiltonian, args.state, args.out,
                           seed=settings.seed, iteration=args.iteration)  # fmt: skip
