@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 from conftest import write_config
@@ -145,26 +144,3 @@ def test_the_answer_line_explains_its_terms(summary_with_pt2):
     assert "the largest of 2 batches' product spaces, 102 x 102 strings = 10,404 determinants" in line
     assert "4.25 % of FCI's 245,025" in line and "a subspace of 4,733" in line
     assert "stop: budget: 4 iterations after 4 iterations" in line
-
-
-def test_a_finished_workflow_prints_its_answer_again(tmp_path_factory):
-    """Rerun with nothing to do: Snakemake calls no hook, the Snakefile still prints the answer."""
-    from workflow_helpers import SCAN_CONFIG, one_system
-
-    tmp = tmp_path_factory.mktemp("again")
-    config = one_system(SCAN_CONFIG, iterations={"max": 1, "tol": 1.0e-7, "window": 1})
-    config_file = write_config(tmp / "lih.yaml", config)
-    args = ("--cores", "2", "--configfile", str(config_file), "--config", f"results_dir={tmp / 'results'}")
-    first = snakemake_from_repo_root(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    answer = _answers(first)
-    again = snakemake_from_repo_root(*args)
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-    assert _answers(again) == answer and len(answer) == 1
-    dry = snakemake_from_repo_root("-n", *args)
-    assert _answers(dry) == []  # a dry run plans, it does not answer
-    assert Path(tmp / "results" / "lih_r1" / "summary.json").exists()
-
-
-def _answers(proc) -> list[str]:
-    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("lih_r1: E = ")]

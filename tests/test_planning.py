@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import run_hinqs, write_config
 from workflow_helpers import snakemake_from_repo_root
 
@@ -50,6 +51,7 @@ CASES = {
     ),
     "no systems": ({"systems": []}, "systems: the list is empty"),
     "a misspelt top-level key": ({"systems": [H2], "iteration": {"max": 2}}, "unknown key 'iteration'"),
+    "an empty results folder name": ({"systems": [H2], "results_dir": " "}, "results_dir is empty"),
     # chemistry
     "atoms far too close": (
         {"systems": [{**HF, "geometry": "H 0 0 0; F 0 0 0.1"}]},
@@ -106,7 +108,10 @@ def _expected(case: str) -> str:
 def test_refused_when_planned_in_one_line(case, tmp_path):
     config = _config(case, tmp_path)
     results = tmp_path / "results"
-    proc = snakemake_from_repo_root("-n", "--configfile", str(config), "--config", f"results_dir={results}")
+    # the case's own results_dir, else one in tmp_path (nothing may appear there)
+    own = "results_dir" in yaml.safe_load(config.read_text())
+    where = () if own else ("--config", f"results_dir={results}")
+    proc = snakemake_from_repo_root("-n", "--configfile", str(config), *where)
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(lines) <= 3 and any(_expected(case) in line for line in lines), lines
@@ -118,6 +123,7 @@ def test_refused_when_planned_in_one_line(case, tmp_path):
 # test_bad_input*.py hands the commands many more).
 COMMAND_CASES = [
     "nan tolerance",
+    "an empty results folder name",
     "a count written as a float",
     "no systems",
     "atoms far too close",

@@ -82,3 +82,22 @@ def test_gpu_request_follows_the_cluster(slurm, tmp_path):
     assert "gpu=0" in plain.stdout and "gpu=1" not in plain.stdout
     assert "gpu=1" in forced.stdout
     assert not results.exists()
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_job_shows_its_reason_through_the_profile(slurm, tmp_path):
+    """A step that fails as a SLURM job (diagonalize given 1 MB) ends the run with the step's own
+    line and its log path on the terminal, as locally (tests/test_console.py)."""
+    from test_console import STARVED
+
+    config = tmp_path / "starved.yaml"
+    config.write_text(yaml.safe_dump(STARVED))
+    results = tmp_path / "results"
+    proc = run_snakemake_profile(
+        REPO, "--configfile", str(config), "--config", f"results_dir={results}", profile="cluster/slurm", timeout=560
+    )
+    assert proc.returncode != 0
+    shown = [line for line in proc.stderr.splitlines() if line.startswith("diagonalize failed: ")]
+    assert len(shown) == 1, proc.stderr[-4000:]
+    assert "hinqs diagonalize: error: batch 0:" in shown[0]
+    assert shown[0].endswith(f"(full log: {results / 'h2' / 'logs' / 'diagonalize_001.log'})")

@@ -153,6 +153,8 @@ def _check_semantics(config: dict[str, Any], source: str) -> None:
     nqs = config["nqs"]
     if nqs["d_model"] is not None and nqs["d_model"] % nqs["n_heads"]:
         raise InputError(f"{source}: nqs.n_heads ({nqs['n_heads']}) must divide nqs.d_model ({nqs['d_model']})")
+    if not str(config["results_dir"]).strip():
+        raise InputError(f"{source}: results_dir is empty; name a folder for the results (default: results)")
     _check_launcher(config["parallel"], source)
 
 

@@ -294,6 +294,8 @@ def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals
 def fcidump_shape(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int]]:
     """(NORB, (N_alpha, N_beta)) of an FCIDUMP, every line checked, without reading the integrals."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"FCIDUMP {path} is a folder, not a file")
     if not path.is_file():
         raise InputError(f"FCIDUMP file not found: {path}")
     shape = scan_fcidump(path)
