@@ -144,3 +144,19 @@ def test_the_answer_line_explains_its_terms(summary_with_pt2):
     assert "the largest of 2 batches' product spaces, 102 x 102 strings = 10,404 determinants" in line
     assert "4.25 % of FCI's 245,025" in line and "a subspace of 4,733" in line
     assert "stop: budget: 4 iterations after 4 iterations" in line
+
+
+def test_a_run_at_fci_plots_points_on_zero_without_a_multiplier(summary_with_pt2):
+    """Errors of 1e-11 mHa (FCI reached) read as zero, not as an axis scaled by 1e-11."""
+    from hinqs.summary.plot import convergence_figure
+
+    summary = json.loads(json.dumps(summary_with_pt2))
+    fci = summary["best_reference"]["energy"]
+    for record in summary["per_iteration"]:
+        record.update(energy=fci + 2e-14, e_pt2=0.0, e_var_plus_pt2=fci + 1e-14)
+    summary["pt2"]["extrapolated"] = None
+    fig = convergence_figure(summary)
+    fig.canvas.draw()
+    right = fig.axes[1]
+    assert right.yaxis.get_offset_text().get_text() == "" and right.xaxis.get_offset_text().get_text() == ""
+    assert right.get_ylim()[1] - right.get_ylim()[0] >= 0.01

@@ -31,6 +31,8 @@ def _save_png(fig: Any, path: str | os.PathLike[str]) -> None:
 # Errors within this many mHa of the reference are drawn on a linear scale (symlog): an
 # error of exactly zero (FCI reached) and a negative one (below a non-exact reference) show.
 LINEAR_WITHIN_MHA = 1e-3
+# The smallest range an axis of the extrapolation panel spans (mHa).
+MIN_SPAN_MHA = 0.01
 
 
 def plot_convergence(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -127,7 +129,13 @@ def _plot_pt2_fit(ax: Any, summary: dict[str, Any], with_pt2: list[dict[str, Any
     ax.axhline(0.0, color="k", ls="--", lw=1, label=zero_name)
     ax.set_xlabel("E_PT2 (mHa)")
     ax.set_ylabel(f"E_var - E({zero_name}) (mHa)")
-    ax.ticklabel_format(useOffset=False)
+    # At least MIN_SPAN_MHA on each axis, in plain numbers: a run at FCI (errors of 1e-11 mHa)
+    # reads as points on zero, not as an axis labelled with a 1e-11 multiplier.
+    for values, set_lim in ((x, ax.set_xlim), (y, ax.set_ylim)):
+        low, high = min(float(np.min(values)), 0.0), max(float(np.max(values)), 0.0)
+        pad = max(high - low, MIN_SPAN_MHA) * 0.08
+        set_lim(low - pad, low + max(high - low, MIN_SPAN_MHA) + pad)
+    ax.ticklabel_format(style="plain", useOffset=False)
     _legend_below(ax)
 
 
