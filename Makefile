@@ -23,7 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,mpi]"
 	touch $@
 
+# A missing config file is one line here: Snakemake reads --configfile before the Snakefile
+# runs, and answers a missing one with a traceback.
 run: setup
+	@test -r "$(CONFIG)" || { echo "make run: config file not found or not readable: $(CONFIG)" >&2; exit 2; }
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: setup

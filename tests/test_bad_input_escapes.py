@@ -385,6 +385,35 @@ CASES: dict[str, tuple[Callable[[Env], Case], str]] = {
         lambda e: e.basis(e.ham("h2"), "--previous-subspace", str(_lih_basis(e))),
         "the previous subspace does not match the Hamiltonian",
     ),
+    "Hamiltonian of another system (init-model)": (
+        lambda e: e.init_model(e.ham("lih"), e.tmp / "model.pt"),
+        "was prepared for system 'lih', not 'h2'",
+    ),
+    "negative iteration (pt2)": (
+        lambda e: _with_iteration(e.pt2(e.sys.finished / "iter_001" / "sqd" / "state.npz"), -1),
+        "--iteration must be at least 1",
+    ),
+    "negative iteration (natural-orbitals)": (
+        lambda e: Case(
+            [
+                "natural-orbitals",
+                "--hamiltonian",
+                str(e.ham("h2")),
+                "--state",
+                str(e.sys.finished / "iter_001" / "sqd" / "state.npz"),
+                "--iteration",
+                "-2",
+                "--out",
+                str(e.tmp / "nat"),
+            ],
+            e.tmp / "nat",
+        ),
+        "--iteration must be at least 1",
+    ),
+    "fcidump truncated after its two-electron integrals": (
+        lambda e: e.prepare_fcidump(lambda t: "\n".join(t.splitlines()[:-4]) + "\n"),
+        "the file is truncated or incomplete",
+    ),
     "checkpoint weights that do not fit its config": (mismatched_weights, "the weights do not fit its model_config: "),
     "model of another system (sample)": (model_of_another_system, "the model was made for norb="),
     # Hamiltonian folders
@@ -572,6 +601,13 @@ def _snapshot(case: Case) -> dict[str, bytes]:
 def _leftovers(root: Path) -> list[Path]:
     """Temporary files or folders of the atomic writers (``.NAME.XXXX.tmp``) anywhere under ``root``."""
     return list(root.rglob(".*.tmp"))
+
+
+def _with_iteration(case: Case, iteration: int) -> Case:
+    """The case's command with its ``--iteration`` value replaced."""
+    at = case.argv.index("--iteration") + 1
+    case.argv[at] = str(iteration)
+    return case
 
 
 @pytest.mark.parametrize("case", list(CASES))

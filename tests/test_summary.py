@@ -63,7 +63,8 @@ def test_best_iteration_names_the_iteration_that_has_the_best_energy(lih_run, tm
     assert summary["best_energy"] == records[3]["energy"]
     best_dim = 6 * 6
     line = result_line(summary)
-    assert f"{best_dim:,} determinants diagonalised" in line and "subspace of 36," in line, line
+    assert "E = " in line and "(iteration 3)" in line, line
+    assert f"6 x 6 strings = {best_dim:,} determinants" in line and "subspace of 36)" in line, line
 
 
 def test_the_extrapolation_fits_only_the_best_iteration_s_orbitals():

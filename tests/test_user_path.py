@@ -83,11 +83,25 @@ def test_the_answer_is_on_the_screen(user_run):
     assert len(lines) == 1, log[-3000:]
     line = lines[0]
     assert "mHa vs FCI" in line and "iterations" in line and "stop: accurate" in line
-    assert "225 determinants diagonalised (100 % of FCI)" in line
+    assert "15 x 15 strings = 225 determinants, 100 % of FCI's 225" in line
     again = subprocess.run(
         [str(BIN / "hinqs"), "summarize", str(results)], capture_output=True, text=True, env=workflow_env()
     )
     assert again.returncode == 0 and again.stdout.strip() == line
+
+
+def test_a_finished_workflow_prints_its_answer_again(user_run):
+    """Rerun with nothing to do: Snakemake calls no hook, the Snakefile still prints the answer;
+    a dry run plans and prints none."""
+    config_file, results, log = user_run
+    answer = [line for line in log.splitlines() if line.startswith("lih: E = ")]
+    args = ("--configfile", str(config_file), "--config", f"results_dir={results}")
+    again = snakemake_from_repo_root("--cores", "2", *args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    assert [line for line in again.stdout.splitlines() if line.startswith("lih: E = ")] == answer
+    assert len(answer) == 1
+    dry = snakemake_from_repo_root("-n", *args)
+    assert dry.returncode == 0 and "lih: E = " not in dry.stdout + dry.stderr
 
 
 def test_summarize_of_a_folder_without_results_is_one_line(tmp_path):

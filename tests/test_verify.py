@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, run_hinqs, write_config
+from conftest import run_hinqs, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,22 @@ OPEN_SHELL = {
 }
 
 
-def test_verify_passes_on_the_default_config(tmp_path):
-    proc = run_hinqs("verify", "--config", str(REPO / "config" / "config.yaml"), "--out", str(tmp_path / "v"))
+# N2/STO-3G with both 1s frozen (3,136 determinants, two batches of 400): large enough for
+# two batches, a teacher and training to differ if anything in the parallel path did; the
+# default config (H2O/6-31G, 3 minutes a run) would take twice that here.
+N2 = {
+    "seed": 1234,
+    "systems": [{"name": "n2_sto3g", "geometry": "N 0 0 0; N 0 0 1.0977", "basis": "sto-3g", "frozen_core": 2}],
+    "nqs": {"d_model": 32, "n_layers": 2, "n_heads": 4, "samples": 20000, "epochs": 100},
+    "sqd": {"n_batches": 2, "samples_per_batch": 400},
+    "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
+    "iterations": {"max": 8, "tol": 1.0e-6, "window": 3},
+}
+
+
+def test_verify_passes_on_n2(tmp_path):
+    cfg = write_config(tmp_path / "n2.yaml", N2)
+    proc = run_hinqs("verify", "--config", str(cfg), "--out", str(tmp_path / "v"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())
     assert report["identical"] and report["paths"]["exact"]

@@ -9,7 +9,9 @@ express (exactly one of geometry/fcidump, heads dividing the model width, unique
 from __future__ import annotations
 
 import copy
+import math
 import os
+import string
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,14 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """A count is an int: JSON Schema's own rule takes 3.0 as an integer, which then reaches
+    ``range`` or an array shape deep inside a step and fails there."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+_Validator = _with_defaults(jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES))
 
 
 def _location(path: Any) -> str:
@@ -61,9 +70,31 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"{where}: unknown key {', '.join(repr(k) for k in extra)}"
-    if error.validator == "required":
-        return f"{where}: {error.message}"
+    if error.validator == "minItems" and where == "systems":
+        return "systems: the list is empty; give at least one system (a name and a geometry or an fcidump)"
+    if error.validator == "type" and isinstance(error.instance, float) and "integer" in _as_list(error.validator_value):
+        return f"{where}: {error.instance!r} is not an integer (a count: write it without a decimal point)"
     return f"{where}: {error.message}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _non_finite(data: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], float] | None:
+    """The location and value of the first NaN or infinity in a parsed config (None: all finite).
+
+    YAML reads ``.nan`` and ``.inf`` as floats and JSON Schema's ``number`` accepts them:
+    ``sqd.conv_tol: .inf`` stops the solver at once and reports the HF energy as the answer.
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        return path, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _non_finite(value, (*path, key))
+        if found:
+            return found
+    return None
 
 
 def validate_config(data: Any, source: str = "config") -> dict[str, Any]:
@@ -71,6 +102,9 @@ def validate_config(data: Any, source: str = "config") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{source}: the config must be a mapping of keys to values")
     _check_renamed(data, source)
+    found = _non_finite(data)
+    if found:
+        raise InputError(f"{source}: {_location(found[0])}: {found[1]} is not a finite number")
     config = copy.deepcopy(data)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -119,6 +153,37 @@ def _check_semantics(config: dict[str, Any], source: str) -> None:
     nqs = config["nqs"]
     if nqs["d_model"] is not None and nqs["d_model"] % nqs["n_heads"]:
         raise InputError(f"{source}: nqs.n_heads ({nqs['n_heads']}) must divide nqs.d_model ({nqs['d_model']})")
+    if not str(config["results_dir"]).strip():
+        raise InputError(f"{source}: results_dir is empty; name a folder for the results (default: results)")
+    _check_launcher(config["parallel"], source)
+
+
+# The one placeholder an MPI launcher template may hold (hinqs.loop.workflow_support formats it).
+LAUNCHER_FIELDS = {"ranks"}
+
+
+def _check_launcher(parallel: dict[str, Any], source: str) -> None:
+    """The launcher template formats (known placeholders only) and is there when MPI needs it.
+
+    Checked for every executor: a template is formatted when the DAG is built, so a typo
+    such as ``{rank}`` would otherwise end in a KeyError inside the Snakefile.
+    """
+    template = parallel["mpi_launcher"]
+    try:
+        fields = {name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise InputError(f"{source}: parallel.mpi_launcher {template!r} is not a valid template ({exc})") from None
+    unknown = sorted(fields - LAUNCHER_FIELDS)
+    if unknown:
+        raise InputError(
+            f"{source}: parallel.mpi_launcher {template!r} has the unknown placeholder {{{unknown[0]}}} "
+            "(the only one is {ranks})"
+        )
+    if parallel["executor"] in ("mpi", "distributed") and not template.strip():
+        raise InputError(
+            f"{source}: parallel.executor {parallel['executor']!r} needs parallel.mpi_launcher "
+            "(e.g. 'mpiexec -n {ranks}'); it is empty"
+        )
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,19 +1,18 @@
 # Paths (from hinqs.io.layout), config snapshot and the iteration walk shared by all rules.
 from pathlib import Path
 
-from hinqs.config import validate_config
 from hinqs.io.layout import RunLayout
 from hinqs.loop.workflow_support import (
     gpus_per_nqs_job,
     iterations_to_run,
     per_iteration_inputs,
+    fcidump_input,
     print_results,
     prepare_inputs,
     reference_options,
     snapshot_config,
 )
 
-config = validate_config(config, "config")  # the checks a schema cannot express
 RESULTS = RunLayout.at(config["results_dir"])
 # Written by the Snakefile's onstart handler (a dry run writes nothing).
 RUN_CONFIG = str(RESULTS.config_snapshot)

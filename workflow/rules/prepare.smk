@@ -4,6 +4,9 @@
 rule prepare:
     conda:
         HINQS_ENV
+    input:
+        # An FCIDUMP is an input, so an edited file reruns prepare and every step after it.
+        fcidump=lambda w: fcidump_input(config, w.system),
     output:
         meta=str(SYS.meta),
         hcore=str(SYS.hamiltonian / "hcore.npy"),

@@ -23,7 +23,10 @@ import numpy as np
 
 from hinqs.chem.validation import (
     check_atom_positions,
+    check_correlates,
+    check_elements_and_basis,
     check_geometry_text,
+    fcidump_electrons,
     geometry_lines,
     scan_fcidump,
 )
@@ -65,6 +68,7 @@ def build_molecule(system: dict[str, Any]) -> Any:
 
     name = system["name"]
     check_geometry_text(name, system["geometry"])
+    check_elements_and_basis(name, system["geometry"], system["basis"])
     mol = gto.Mole()
     mol.atom = system["geometry"]
     mol.unit = system["unit"]
@@ -89,6 +93,10 @@ def build_molecule(system: dict[str, Any]) -> Any:
             written = _as_written(system["geometry"], symbol.group(1))
             raise InputError(f"system {name!r}: unknown element {written!r}") from None
         raise InputError(f"system {name!r}: {str(exc).splitlines()[0]}") from None
+    except AssertionError:
+        # PySCF asserts 0 <= N_beta <= N_alpha (a charge or spin beyond the electrons).
+        _check_electrons(name, mol.tot_electrons(), mol.spin)
+        raise InputError(f"system {name!r}: charge {mol.charge} and spin {mol.spin} do not fit the molecule") from None
     except (SyntaxError, NameError):
         # PySCF falls back to eval() on coordinates it cannot parse as floats: a typo such
         # as "0.74x" surfaces as a SyntaxError or NameError of the evaluated text.
@@ -99,7 +107,10 @@ def build_molecule(system: dict[str, Any]) -> Any:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"system {name!r}: cannot read geometry ({detail})") from None
     symbols = [mol.atom_symbol(i) for i in range(mol.natm)]
-    check_atom_positions(name, symbols, mol.atom_coords(unit="Angstrom"))
+    charges = [int(mol.atom_charge(i)) for i in range(mol.natm)]
+    check_atom_positions(
+        name, symbols, mol.atom_coords(unit="Angstrom"), charges, allow_close=system["allow_close_atoms"]
+    )
     return mol
 
 
@@ -222,6 +233,7 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
     nmo = mol.nao_nr()
     ncore, ncas, nelecas = choose_active_space(system, mol, nmo)
     check_orbital_count(ncas, f"system {system['name']!r}", "; choose a smaller active_space")
+    check_correlates(system["name"], ncas, nelecas)
     mf = run_scf(mol, system["scf_conv_tol"])
     kind = system["orbitals"]
     mo_coeff, occupations = natural_orbitals(mf, ncore, ncas, kind)
@@ -259,26 +271,7 @@ def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals
     from hinqs.io.hamiltonian import check_integrals
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"FCIDUMP file not found: {path}")
-    shape = scan_fcidump(path)
-    norb, n_electrons, ms2 = shape.norb, shape.n_electrons, shape.ms2
-    if n_electrons < 1:
-        raise InputError(f"malformed FCIDUMP {path}: NELEC={n_electrons}, the system has no electrons")
-    if n_electrons > 2 * norb:
-        raise InputError(f"malformed FCIDUMP {path}: NELEC={n_electrons} electrons do not fit NORB={norb} orbitals")
-    if (n_electrons - ms2) % 2 or abs(ms2) > n_electrons:
-        raise InputError(
-            f"malformed FCIDUMP {path}: MS2={ms2} is impossible with NELEC={n_electrons} "
-            "(MS2 = N_alpha - N_beta must have the parity of NELEC and not exceed it)"
-        )
-    nelec = ((n_electrons + ms2) // 2, (n_electrons - ms2) // 2)
-    if max(nelec) > norb:
-        raise InputError(
-            f"malformed FCIDUMP {path}: {max(nelec)} electrons of one spin (NELEC={n_electrons}, MS2={ms2}) "
-            f"do not fit NORB={norb} orbitals"
-        )
-    check_orbital_count(norb, f"FCIDUMP {path}")
+    norb, nelec = fcidump_shape(path)
     try:
         with contextlib.redirect_stdout(io.StringIO()), _quiet():
             data = fcidump.read(str(path), verbose=False)
@@ -294,5 +287,38 @@ def integrals_from_fcidump(path: str | os.PathLike[str]) -> ActiveSpaceIntegrals
         raise InputError(f"malformed FCIDUMP {path}: {exc}") from None
     if not np.isfinite(ecore):
         raise InputError(f"malformed FCIDUMP {path}: the core energy is not finite")
-    info = {"source": "fcidump", "fcidump": str(path), "ncas": norb, "n_electrons": n_electrons}
+    info = {"source": "fcidump", "fcidump": str(path), "ncas": norb, "n_electrons": sum(nelec)}
     return ActiveSpaceIntegrals(hcore=hcore, eri=eri, nelec=nelec, ecore=ecore, info=info)
+
+
+def fcidump_shape(path: str | os.PathLike[str]) -> tuple[int, tuple[int, int]]:
+    """(NORB, (N_alpha, N_beta)) of an FCIDUMP, every line checked, without reading the integrals."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"FCIDUMP {path} is a folder, not a file")
+    if not path.is_file():
+        raise InputError(f"FCIDUMP file not found: {path}")
+    shape = scan_fcidump(path)
+    nelec = fcidump_electrons(shape, path)
+    check_orbital_count(shape.norb, f"FCIDUMP {path}")
+    return shape.norb, nelec
+
+
+def active_shape_of(system: dict[str, Any]) -> tuple[int, tuple[int, int]]:
+    """(active orbitals, (N_alpha, N_beta) active) of a complete config system, without an SCF.
+
+    Every check of the system's chemistry that needs no SCF runs here (elements, basis,
+    geometry, charge and spin against the electrons, frozen core and active space, something
+    to correlate), so the workflow can refuse a system when it is planned, before any job;
+    ``prepare`` runs the same checks through :func:`integrals_from_geometry`.
+    """
+    name = system["name"]
+    if "fcidump" in system:
+        norb, nelec = fcidump_shape(system["fcidump"])
+    else:
+        mol = build_molecule(system)
+        _check_electrons(name, mol.nelectron, mol.spin)
+        _ncore, norb, nelec = choose_active_space(system, mol, mol.nao_nr())
+        check_orbital_count(norb, f"system {name!r}", "; choose a smaller active_space")
+    check_correlates(name, norb, nelec)
+    return norb, nelec

@@ -12,6 +12,7 @@ from hinqs import __version__
 from hinqs.chem.integrals import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
 from hinqs.chem.mean_field import search_references
 from hinqs.chem.references import compute_references
+from hinqs.chem.validation import check_correlates
 from hinqs.errors import InputError
 from hinqs.io.hamiltonian import write_hamiltonian
 
@@ -30,11 +31,18 @@ def library_versions() -> dict[str, str]:
 
 
 def ensure_writable_parent(out_dir: str | os.PathLike[str]) -> None:
-    """Fail fast, before any computing, when the output folder cannot be written."""
+    """Fail fast, before any computing, when the output folder cannot be written.
+
+    Probes the nearest folder that exists on the way to ``out_dir`` and creates none: a
+    refusal after this (a bad geometry found later) must leave no empty folder behind; the
+    atomic writer creates the path when the result is complete.
+    """
     parent = Path(out_dir).resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise InputError(f"output folder {out_dir} is not writable: {existing} is not a folder")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise InputError(f"output folder {out_dir} is not writable: {exc.strerror or exc}") from None
@@ -51,6 +59,7 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
     integrals: ActiveSpaceIntegrals
     if "fcidump" in system:
         integrals = integrals_from_fcidump(system["fcidump"])
+        check_correlates(system["name"], integrals.norb, integrals.nelec)
     else:
         integrals, _ = integrals_from_geometry(system)
     search = search_references(integrals.hcore, integrals.eri, integrals.nelec, integrals.ecore)

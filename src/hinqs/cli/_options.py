@@ -60,3 +60,23 @@ def load_settings(path: str | None, hamiltonian: str | None = None) -> RunSettin
         raise InputError("the run config is required: --config FILE")
     settings = RunSettings.from_config(load_config(path))
     return settings if hamiltonian is None else settings.for_hamiltonian(hamiltonian)
+
+
+def require_iteration(value: int, first: int = 1) -> int:
+    """An iteration number of a workflow step: at least ``first`` (iterations count from 1)."""
+    if value < first:
+        raise InputError(f"--iteration must be at least {first} (iterations are numbered from 1), not {value}")
+    return value
+
+
+def require_system_of(hamiltonian: str, system: str) -> None:
+    """Refuse a Hamiltonian folder prepared for another system than ``system``.
+
+    Two systems can share norb and nelec (two points of a scan), so the shape alone would
+    let a model or a state be built on the wrong molecule's integrals without a word.
+    """
+    from hinqs.io.hamiltonian import read_meta
+
+    recorded = (read_meta(hamiltonian).get("system") or {}).get("name")
+    if recorded is not None and recorded != system:
+        raise InputError(f"{hamiltonian} was prepared for system {recorded!r}, not {system!r}")

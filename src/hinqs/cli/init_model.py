@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hinqs.cli._options import add_config, load_settings
+from hinqs.cli._options import add_config, load_settings, require_system_of
 
 COMMAND = "init-model"
 HELP = "initialise the neural quantum state (model.pt) of a system from the config"
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, args.hamiltonian)
     system = settings.system(args.system)["name"]
+    require_system_of(args.hamiltonian, system)
     report = init_model(settings.nqs, settings.seed, system, args.hamiltonian, args.out)
     nqs = settings.nqs
     print(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hinqs.cli._options import require_iteration
+
 COMMAND = "natural-orbitals"
 HELP = "the Hamiltonian in the natural orbitals of a ground state (a new Hamiltonian folder)"
 
@@ -18,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hinqs.steps.orbitals import natural_hamiltonian
 
+    require_iteration(args.iteration)
     record = natural_hamiltonian(args.hamiltonian, args.state, args.out, iteration=args.iteration)
     occ = record["occupations"]
     print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hinqs.cli._options import add_config, load_settings
+from hinqs.cli._options import add_config, load_settings, require_iteration
 
 COMMAND = "pt2"
 HELP = "Epstein-Nesbet PT2 correction of a ground state (pt2.json)"
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from hinqs.errors import InputError
     from hinqs.steps.pt2 import estimate_pt2
 
+    require_iteration(args.iteration)
     settings = load_settings(args.config, args.hamiltonian)
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be at least 1, not {args.threads}")

@@ -124,6 +124,12 @@ def prepare_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
     return {key: value for key, value in _system(config, name).items() if key != "reference"}
 
 
+def fcidump_input(config: dict[str, Any], name: str) -> list[str]:
+    """The system's FCIDUMP file as the prepare rule's input ([] for a geometry system)."""
+    path = _system(config, name).get("fcidump")
+    return [str(path)] if path else []
+
+
 def reference_options(config: dict[str, Any], name: str) -> str:
     """``hinqs summarize`` options for the system's user-supplied reference ('' when none)."""
     reference = _system(config, name).get("reference")
