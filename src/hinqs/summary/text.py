@@ -36,6 +36,8 @@ def result_line(summary: dict[str, Any]) -> str:
     best_record = next((r for r in records if r["iteration"] == summary.get("best_iteration")), records[-1])
     seconds = sum(v for v in (summary.get("seconds_per_stage") or {}).values() if v)
     stop = summary.get("stop_reason") or "not stopped"
+    if summary.get("stop_detail"):
+        stop += f" ({summary['stop_detail']})"
     which = f"(iteration {best_record['iteration']})"
     return (
         f"{summary['system']}: E = {best:.10f} Ha {which}, {versus}{_pt2_text(summary)}; "
