@@ -131,32 +131,3 @@ def test_the_record_says_so_when_no_mean_field_converges():
         found.record()["word"]
         == "RHF -1.00000000; UHF -1.50000000 from aufbau (<S^2> 0.900, 500.000 mHa below RHF, unstable)"
     )
-
-
-def test_a_broken_symmetry_reference_holds_the_spin_from_the_first_cycle(tmp_path):
-    """Antiferromagnetic couplings put spin states within mHa: the penalty acts from the first
-    Davidson cycle, not only in a re-solve after a wrong-spin root; a closed-shell reference,
-    or a config that sets sqd.spin_sq, keeps its settings."""
-    from hinqs.io.hamiltonian import write_hamiltonian
-    from hinqs.loop.settings import RunSettings
-    from hinqs.steps.diagonalize import spin_held_for_broken_symmetry
-
-    ecore, hcore, eri, _ = chain_fcidump(tmp_path / "h6.fcidump")
-    settings = RunSettings.defaults().for_system(ATOMS, (3, 3)).sqd_step(1)
-    assert settings.solver.spin_sq is None
-
-    def folder(name: str, alpha: int, beta: int):
-        meta = {"reference_determinants": [{"alpha": alpha, "beta": beta}]}
-        return write_hamiltonian(tmp_path / name, hcore, eri, (3, 3), ecore, meta)
-
-    broken = folder("broken", 0b010101, 0b101010)
-    assert spin_held_for_broken_symmetry(broken, settings).solver.spin_sq == 0.0
-    assert spin_held_for_broken_symmetry(folder("aufbau", 0b000111, 0b000111), settings).solver.spin_sq is None
-    chosen = with_spin(settings, 2.0)
-    assert spin_held_for_broken_symmetry(broken, chosen).solver.spin_sq == 2.0
-
-
-def with_spin(settings, spin_sq: float):
-    from dataclasses import replace
-
-    return replace(settings, solver=replace(settings.solver, spin_sq=spin_sq))
