@@ -29,33 +29,6 @@ def diagonalize(
     """
     from hinqs.sqd.step import run_diagonalization
 
-    settings = spin_held_for_broken_symmetry(hamiltonian, settings)
     dets = read_determinants(subspace, "subspace")
     return run_diagonalization(hamiltonian, dets.alpha, dets.beta, dets.counts, out, settings, executor=executor,
                                teacher=teacher)  # fmt: skip
-
-
-def spin_held_for_broken_symmetry(hamiltonian: str | os.PathLike[str], settings: SQDSettings) -> SQDSettings:
-    """The settings with the system's spin held from the first Davidson cycle (the ``fix_spin_``
-    penalty towards S(S+1)) when prepare's lowest reference determinant is broken-symmetry
-    (open shells of both spins: antiferromagnetic couplings, hinqs.chem.mean_field), unless
-    the config sets ``sqd.spin_sq`` itself.
-
-    Where spin states lie within mHa of each other, an unpenalised Davidson in a product space
-    that is not spin-complete converges onto a mixed-spin root, and a re-solve from it
-    stagnates (measured on [2Fe-2S]: converged at <S^2> far from 0, then the singlet re-solve
-    from the projected vector stayed at a residual of 0.40 for 140 cycles).
-    """
-    from dataclasses import replace
-
-    from hinqs.io.hamiltonian import active_shape, read_meta, reference_strings
-    from hinqs.sqd.solvers import target_spin_square
-
-    if settings.solver.spin_sq is not None:
-        return settings
-    meta = read_meta(hamiltonian)
-    alpha, beta = reference_strings(meta, hamiltonian)[0]
-    if not (alpha & ~beta and beta & ~alpha):
-        return settings
-    _, nelec = active_shape(meta, hamiltonian)
-    return replace(settings, solver=replace(settings.solver, spin_sq=target_spin_square(nelec)))
