@@ -210,3 +210,23 @@ def test_a_guess_is_spin_projected_when_a_target_spin_is_set(tmp_path):
                        singlet + triplet)  # fmt: skip
     assert out.converged and abs(out.energy - fci_energy(ham.hcore, ham.eri, ham.nelec)) < 1e-9
     assert out.spin_sq < 1e-8
+
+
+def test_the_spin_square_diagonal_is_the_kernels():
+    """<D|S^2|D> of every determinant, as the kernel's S^2 gives it: the penalised Davidson's
+    preconditioner adds it (times the shift) to H's diagonal."""
+    import numpy as np
+    from pyscf.fci import cistring
+
+    from hinqs.kernel import ProductHamiltonian
+    from hinqs.sqd.solvers import spin_square_diagonal
+
+    norb, nelec = 6, (3, 2)
+    hcore = np.diag(np.arange(norb, dtype=float))
+    strs_a = np.array(cistring.make_strings(range(norb), nelec[0]), np.int64)[::2]
+    strs_b = np.array(cistring.make_strings(range(norb), nelec[1]), np.int64)[::3]
+    ham = ProductHamiltonian(hcore, np.zeros((norb,) * 4), nelec, strs_a, strs_b)
+    n = len(strs_a) * len(strs_b)
+    unit = np.eye(n).reshape(n, len(strs_a), len(strs_b))
+    exact = [ham.apply_spin_square(unit[i]).ravel()[i] for i in range(n)]
+    np.testing.assert_array_equal(spin_square_diagonal(strs_a, strs_b, nelec), exact)

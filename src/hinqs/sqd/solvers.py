@@ -435,6 +435,9 @@ def solve_on_operator(
         big = space.shape[0] * space.shape[1] >= PROGRESS_DIMENSION
         progress = DavidsonProgress(settings.conv_tol, CONTINUE_FACTOR * settings.max_cycle) if big else None
         diagonal = op.diagonal().ravel()
+        if settings.spin_sq is not None:  # the preconditioner sees the penalty too
+            local_a = strs_a[space.start : space.stop]
+            diagonal = diagonal + settings.shift * (spin_square_diagonal(local_a, strs_b, nelec) - settings.spin_sq)
         x0 = _start_vector(op, diagonal, settings, guess, nelec, norb)
         result = davidson(_penalised(op, settings), diagonal, x0, space, settings.conv_tol,
                           settings.max_cycle, progress)  # fmt: skip
@@ -450,6 +453,20 @@ def solve_on_operator(
     occupancies = (weights[:norb], weights[norb:])
     return _output((strs_a, strs_b), amplitudes, occupancies, energy, spin_sq, converged, residual, settings,
                    continued=True)  # fmt: skip
+
+
+def spin_square_diagonal(strs_a: np.ndarray, strs_b: np.ndarray, nelec: tuple[int, int]) -> np.ndarray:
+    """<D|S^2|D> of every determinant of the product ``strs_a x strs_b``, flattened row by row:
+    Sz(Sz + 1) + N_beta - (doubly occupied orbitals).
+
+    The penalised operator's diagonal is H's plus ``shift`` times this (less the target): a
+    preconditioner from H's alone is off by half a hartree on the open-shell determinants of
+    an antiferromagnet, whose near-zero divisors then make every correction a spike on one
+    determinant (measured on [2Fe-2S]: the penalised solve stayed at a residual of 0.40 for
+    140 cycles)."""
+    sz = 0.5 * (nelec[0] - nelec[1])
+    doubly = np.bitwise_count(np.bitwise_and.outer(np.asarray(strs_a, np.uint64), np.asarray(strs_b, np.uint64)))
+    return (sz * (sz + 1.0) + nelec[1] - doubly.astype(np.float64)).ravel()
 
 
 SolverFunction = Callable[..., SolveOutput]
