@@ -160,3 +160,15 @@ def test_a_run_at_fci_plots_points_on_zero_without_a_multiplier(summary_with_pt2
     right = fig.axes[1]
     assert right.yaxis.get_offset_text().get_text() == "" and right.xaxis.get_offset_text().get_text() == ""
     assert right.get_ylim()[1] - right.get_ylim()[0] >= 0.01
+
+
+def test_the_close_atoms_override_does_not_rerun_prepare():
+    """allow_close_atoms is a check, not chemistry: it is no parameter of the prepare rule, so
+    results made before the key existed (or with it toggled) keep their Hamiltonian."""
+    from hinqs.config import validate_config
+    from hinqs.loop.workflow_support import prepare_inputs
+
+    config = validate_config({"systems": [{"name": "h2", "geometry": "H 0 0 0; H 0 0 0.74"}]})
+    assert config["systems"][0]["allow_close_atoms"] is False
+    params = prepare_inputs(config, "h2")
+    assert "allow_close_atoms" not in params and params["geometry"] == "H 0 0 0; H 0 0 0.74"

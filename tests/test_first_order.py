@@ -95,7 +95,7 @@ def test_training_on_the_first_order_target_moves_mass_outside_the_state(n2):
     for name, teacher in (("plain", plain), ("informed", informed)):
         nqs = {"d_model": 16, "n_layers": 1, "n_heads": 2, "learning_rate": 3e-3}
         model = init_checkpoint(n2.norb, nelec, nqs, seed=5, system="n2")
-        report = train(model, teacher, 1, 150, smoothing=0.0, batch_size=256)
+        report = train(model, teacher, 1, 80, smoothing=0.0, batch_size=256)  # informed / plain: 9.7 at 80 epochs
         masses[name] = float(np.exp(model.model.log_prob(fo_alpha, fo_beta)).sum())
         if name == "informed":
             assert report.first_order_mass_after == pytest.approx(masses[name], rel=1e-5)

@@ -105,6 +105,36 @@ def _expected(case: str) -> str:
 
 
 @pytest.mark.parametrize("case", [*CASES, *FILE_CASES])
+def test_every_case_is_refused_by_the_planner(case, tmp_path):
+    """The function the Snakefile calls, in-process: each case raises its one-line InputError."""
+    from hinqs.errors import InputError
+    from hinqs.loop.planning import checked_config
+
+    config = _config(case, tmp_path)
+    with pytest.raises(InputError) as refused:
+        checked_config(yaml.safe_load(config.read_text()), str(config))
+    assert _expected(case) in str(refused.value) and "\n" not in str(refused.value)
+
+
+# Through `snakemake -n` from the repository root, one case of each kind (a Snakemake start
+# costs seconds; the planner's every case is above).
+SNAKEMAKE_CASES = [
+    "nan tolerance",
+    "a count written as a float",
+    "no systems",
+    "a misspelt top-level key",
+    "an empty results folder name",
+    "atoms far too close",
+    "misspelt basis",
+    "spin beyond the electrons",
+    "no virtual orbital",
+    "launcher with an unknown placeholder",
+    "distributed with a solver it cannot split",
+    "truncated FCIDUMP",
+]
+
+
+@pytest.mark.parametrize("case", SNAKEMAKE_CASES)
 def test_refused_when_planned_in_one_line(case, tmp_path):
     config = _config(case, tmp_path)
     results = tmp_path / "results"

@@ -118,10 +118,16 @@ def _system(config: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in config["systems"] if s["name"] == name)
 
 
+# System keys that do not change the Hamiltonian: a user's reference energy (the summary
+# reads it) and the close-atoms override (a check only, made when the run is planned).
+NOT_HAMILTONIAN_KEYS = frozenset({"reference", "allow_close_atoms"})
+
+
 def prepare_inputs(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The system keys the Hamiltonian depends on (the prepare rule's params): a changed
-    user reference reruns the summary only, not the integrals and every iteration after."""
-    return {key: value for key, value in _system(config, name).items() if key != "reference"}
+    user reference reruns the summary only, not the integrals and every iteration after, and
+    a results folder made before ``allow_close_atoms`` existed is not recomputed for it."""
+    return {key: value for key, value in _system(config, name).items() if key not in NOT_HAMILTONIAN_KEYS}
 
 
 def fcidump_input(config: dict[str, Any], name: str) -> list[str]:
