@@ -124,6 +124,8 @@ def _run_row(args: argparse.Namespace, hamiltonian: Path, k: int, ranks: int, ma
     command = [*launcher, sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian)]
     command += ["--k", str(k), "--max-cycle", str(max_cycle)]
     env = {**os.environ, **{name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}}
+    if args.mmap_threshold:  # glibc: a fixed threshold, so freed vectors go back to the OS (RSS = what is held)
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"k": k, "ranks": ranks, "error": done.stderr.strip()[-300:]}
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-cycle", default="60", help="Davidson cycles per size (one value, or one per size)")
     parser.add_argument("--mpiexec", default=str(Path(sys.executable).with_name("mpiexec")) + " -n {ranks}")
     parser.add_argument("--out", help="write the rows as JSON lines here")
+    parser.add_argument("--mmap-threshold", type=int, default=0,
+                        help="glibc's MALLOC_MMAP_THRESHOLD_ for the ranks (0: glibc's dynamic default)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hamiltonian", help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
@@ -175,13 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     from hinqs.chem.integrals import integrals_from_geometry
     from hinqs.config import complete_system
     from hinqs.io.hamiltonian import write_hamiltonian
+    from hinqs.threads import thread_limit
 
     sizes = [int(s) for s in args.sizes.split(",")]
     cycles = [int(c) for c in args.max_cycle.split(",")]
     cycles = cycles * len(sizes) if len(cycles) == 1 else cycles
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        ints, _ = integrals_from_geometry(complete_system(SYSTEM))
+        with thread_limit(1):  # PySCF on one thread: the same integrals (and strings) at every invocation
+            ints, _ = integrals_from_geometry(complete_system(SYSTEM))
         hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
         for k, max_cycle in zip(sizes, cycles, strict=True):
             for ranks in (int(r) for r in args.ranks.split(",")):

@@ -142,16 +142,20 @@ def _orthonormal(space: RowSpace, t: np.ndarray, basis: list[np.ndarray]) -> np.
     """``t`` orthogonalised against ``basis`` (classical Gram-Schmidt, twice) and normalised; None
     when nothing of it is left (linear dependence)."""
     for _ in range(2):
-        t = t - _combine(space.dots(basis, t), basis)
+        t -= _combine(space.dots(basis, t), basis)
     norm = space.norm(t)
-    return None if norm * norm < LINDEP else t / norm
+    if norm * norm < LINDEP:
+        return None
+    t /= norm
+    return t
 
 
 def _preconditioned(r: np.ndarray, diagonal: np.ndarray, value: float) -> np.ndarray:
-    """PySCF's diagonal preconditioner: ``r / (H_diag - (value - level_shift))``, tiny divisors clamped."""
+    """PySCF's diagonal preconditioner: ``r / (H_diag - (value - level_shift))``, tiny divisors clamped
+    (computed in the divisor's array: one vector, not two)."""
     shifted = diagonal - (value - LEVEL_SHIFT)
     shifted[np.abs(shifted) < 1e-8] = 1e-8
-    return r / shifted
+    return np.divide(r, shifted, out=shifted)
 
 
 def davidson(
@@ -168,6 +172,8 @@ def davidson(
     ``diagonal`` (this rank's rows of the operator's diagonal).
 
     ``progress`` gets PySCF's callback keys once per cycle (``icyc``, ``max_dx_norm``, ``e``).
+    Trial vectors are updated in place where nothing else holds them: a rank's memory is
+    the trial space and its images plus a few vectors.
     """
     tolerance = math.sqrt(conv_tol)
     limit = CONTINUE_FACTOR * max_cycle
@@ -175,7 +181,9 @@ def davidson(
     images: list[np.ndarray] = []
     heff = np.zeros((MAX_SPACE, MAX_SPACE))
     t: np.ndarray | None = x0 / space.norm(x0)
-    x, ax, value, residual, previous = x0, x0, math.nan, math.inf, math.inf
+    del x0  # the caller passes it without keeping it
+    x = ax = t
+    value, residual, previous = math.nan, math.inf, math.inf
     cycle, converged = 0, False
     while cycle < limit:
         if basis:
@@ -192,7 +200,8 @@ def davidson(
         values, vectors = np.linalg.eigh(heff[:k, :k])
         value, weights = float(values[0]), vectors[:, 0]
         x, ax = _combine(weights, basis), _combine(weights, images)
-        r = ax - value * x
+        r = value * x
+        np.subtract(ax, r, out=r)  # ax - value x
         residual = space.norm(r)
         if progress is not None:
             progress({"icyc": cycle, "max_dx_norm": residual, "e": value})
@@ -204,12 +213,15 @@ def davidson(
         if cycle % max_cycle == 0 and cycle < limit:
             print(f"davidson: not converged after {cycle} cycles (|r| {residual:.3g}): continued from its current "
                   f"vector, at most {limit} cycles", file=sys.stderr, flush=True)  # fmt: skip
-        if k == MAX_SPACE or cycle % max_cycle == 0:  # restart onto the Ritz vector
+        if cycle < limit and (k == MAX_SPACE or cycle % max_cycle == 0):  # restart onto the Ritz vector
             norm = space.norm(x)
-            basis, images = [x / norm], [ax / norm]
+            basis, images = [x], [ax]
+            x /= norm
+            ax /= norm
             heff[0, 0] = space.dots(basis, images[0])[0]
         t = _preconditioned(r, diagonal, value)
-        t = t / space.norm(t)
+        del r
+        t /= space.norm(t)
     if not converged:
         print(f"davidson: not converged within {cycle} cycles ({CONTINUE_FACTOR} x max_cycle = {limit}; "
               f"|r| {residual:.3g}, sqrt(conv_tol) {tolerance:.3g}): the energy is taken unconverged",

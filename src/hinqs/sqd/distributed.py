@@ -7,13 +7,17 @@ of :mod:`hinqs.sqd.davidson`'s fixed reduction chunks, split by the rows' cost,
 (:func:`hinqs.sqd.davidson.davidson`) runs on those rows, its reductions summed chunk by
 chunk in chunk order. For a product a rank needs, besides its own rows of ``C``, the rows its
 alpha links and alpha same-spin entries reach (its *halo*, listed once,
-:class:`hinqs.kernel.block.RowBlock`): one ``Alltoallv`` sends every rank exactly the rows it
+:class:`hinqs.kernel.block.RowBlock`): one ``Alltoallw`` sends every rank exactly the rows it
 asked for, and the rank computes its rows of ``H C`` (and of ``S^2 C`` for the spin penalty,
 from the same rows) with the kernel's tables in the same order as the one-process product.
 Nothing of the whole vector is gathered during the solve: memory per rank is about the
-Davidson's vectors over the ranks plus one halo. The energies, states and cycle counts are
-bit-identical at any number of ranks and to ``solve_direct`` (a one-rank run of the same code).
-Rank 0 alone receives the final vector whole, row block by row block, to write it.
+Davidson's vectors over the ranks plus one halo. In subspaces of singles and doubles the
+halo is nearly every other rank's rows (one vector, transiently; docs/performance.md): a ring
+of blocks would bound it by the block size but split each element's sum by source block,
+which the bits across rank counts do not allow with this kernel. The energies, states and
+cycle counts are bit-identical at any number of ranks and to ``solve_direct`` (a one-rank
+run of the same code). Rank 0 alone receives the final vector whole (one ``Gatherv``) to
+write it; the others return an empty array as the state's amplitudes.
 
 Every rank builds the whole operator's tables (``K_a + K_b`` times their links: tens of MB
 at 4,000 strings per spin, against GB for the vectors).
