@@ -298,7 +298,10 @@ def extrapolate(
     """Linear fit E_var = a + b E_PT2 over the points in the linear regime, read at E_PT2 = 0.
 
     Only the points near E_PT2 = 0 (:func:`_linear_regime`), at least ``MIN_POINTS`` of them;
-    None otherwise, and None when a point already has E_PT2 = 0 (its E_var is the answer).
+    None otherwise, None when a point already has E_PT2 = 0 (its E_var is the answer), and
+    None when the uncertainty is no smaller than the nearest point's |E_PT2| (that point's
+    E_var + E_PT2 then says as much: measured on H2O/6-31G at 120 strings, +0.050 +- 15.2 mHa
+    from points whose PT2 is 0.6 mHa).
     Three sources of uncertainty, all in ``uncertainty`` (added in quadrature): ``spread``, the
     intercept's standard error from the fit's residuals; ``propagated``, how far the intercept
     moves with each point's PT2 standard error (``e_pt2_error``; 0 for complete sums); and
@@ -326,13 +329,16 @@ def extrapolate(
     model = _model_error(x, y, intercept)
     named = (("fit scatter", spread), ("PT2 sampling", propagated), ("curvature", model))
     parts = [v for _, v in named if v]
+    uncertainty = math.sqrt(sum(v * v for v in parts)) if parts else None
+    if uncertainty is not None and uncertainty >= np.min(np.abs(x)):
+        return None  # no better than the nearest point's own E_var + E_PT2: nothing to report
     return {
         "energy": intercept,
         "slope": slope,
         "spread": spread,
         "propagated": propagated,
         "model": model,
-        "uncertainty": math.sqrt(sum(v * v for v in parts)) if parts else None,
+        "uncertainty": uncertainty,
         "basis": " and ".join(n for n, v in named if v) or "none",
         "points": len(x),
     }
