@@ -230,3 +230,18 @@ def test_the_spin_square_diagonal_is_the_kernels():
     unit = np.eye(n).reshape(n, len(strs_a), len(strs_b))
     exact = [ham.apply_spin_square(unit[i]).ravel()[i] for i in range(n)]
     np.testing.assert_array_equal(spin_square_diagonal(strs_a, strs_b, nelec), exact)
+
+
+def test_a_one_determinant_space_is_solved_exactly(hamiltonians):
+    """The start vector is already the eigenvector (a zero residual): the Davidson stops there
+    instead of normalising a zero correction (which gave NaN and a failed batch)."""
+    from hinqs.io.determinants import hartree_fock_strings
+    from hinqs.kernel import ProductHamiltonian
+    from hinqs.sqd.solvers import solve_direct
+
+    ham = load_hamiltonian(hamiltonians["h2"])
+    hf_a, hf_b = hartree_fock_strings(ham.norb, tuple(ham.nelec))
+    strs_a, strs_b = np.array([hf_a], np.int64), np.array([hf_b], np.int64)
+    out = solve_direct(strs_a, strs_b, ham.hcore, ham.eri, tuple(ham.nelec), solver_settings(solver="direct"))
+    diagonal = ProductHamiltonian(ham.hcore, ham.eri, tuple(ham.nelec), strs_a, strs_b).diagonal().ravel()[0]
+    assert out.converged and abs(out.energy - diagonal) < 1e-12

@@ -221,7 +221,11 @@ def davidson(
             heff[0, 0] = space.dots(basis, images[0])[0]
         t = _preconditioned(r, diagonal, value)
         del r
-        t /= space.norm(t)
+        size = space.norm(t)
+        if not size > 0:  # a zero residual (the start was exact: a one-determinant space): nothing to add
+            converged = residual < tolerance
+            break
+        t /= size
     if not converged:
         print(f"davidson: not converged within {cycle} cycles ({CONTINUE_FACTOR} x max_cycle = {limit}; "
               f"|r| {residual:.3g}, sqrt(conv_tol) {tolerance:.3g}): the energy is taken unconverged",
