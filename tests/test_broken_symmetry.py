@@ -26,14 +26,16 @@ from hinqs.subspace.grow import grow_subspace
 ATOMS, SPACING = 6, 2.0
 
 
-def chain_fcidump(path) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """The chain's integrals in Lowdin-orthogonalised AOs (one orbital per site, in chain order)."""
+def chain_fcidump(path) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+    """The chain's integrals in Lowdin-orthogonalised AOs (one orbital per site, in chain order),
+    written as an FCIDUMP; returns the core energy, the integrals and PySCF's FCI energy and vector."""
     mol = gto.M(atom="; ".join(f"H 0 0 {i * SPACING}" for i in range(ATOMS)), basis="sto-3g", verbose=0)
     sites = lo.orth_ao(mol, "lowdin")
     hcore = sites.T @ (mol.intor("int1e_kin") + mol.intor("int1e_nuc")) @ sites
     eri = ao2mo.restore(1, ao2mo.kernel(mol, sites), ATOMS)
     fcidump.from_integrals(str(path), hcore, eri, ATOMS, ATOMS, nuc=mol.energy_nuc(), ms=0, tol=0.0)
-    return mol.energy_nuc(), hcore, eri, fci.direct_spin1.kernel(hcore, eri, ATOMS, ATOMS, ecore=mol.energy_nuc())[0]
+    e_fci, civec = fci.direct_spin1.kernel(hcore, eri, ATOMS, ATOMS, ecore=mol.energy_nuc())
+    return mol.energy_nuc(), hcore, eri, e_fci, civec
 
 
 def pyscf_diagonal(hcore, eri, ecore, alpha: int, beta: int) -> float:
@@ -50,7 +52,7 @@ def test_broken_symmetry_references_start_a_loop_that_reaches_fci(tmp_path):
     from hinqs.loop.driver import run_loop
     from hinqs.loop.settings import RunSettings
 
-    ecore, hcore, eri, e_fci = chain_fcidump(tmp_path / "h6.fcidump")
+    ecore, hcore, eri, e_fci, civec = chain_fcidump(tmp_path / "h6.fcidump")
     config = {
         "systems": [{"name": "h6", "fcidump": str(tmp_path / "h6.fcidump")}],
         "nqs": {"samples": 10, "epochs": 20, "device": "cpu"},
@@ -75,9 +77,20 @@ def test_broken_symmetry_references_start_a_loop_that_reaches_fci(tmp_path):
     refs = meta["reference_determinants"]
     aufbau = refs[-1]
     assert aufbau["origin"] == "aufbau" and (aufbau["alpha"], aufbau["beta"]) == (0b111, 0b111)
-    energies = [d["energy"] for d in refs]
-    assert energies == sorted(energies)
-    assert energies[0] < aufbau["energy"] - 2.0  # singly occupied sites against three paired ones
+    # First the lowest UHF's determinant: alternating spins (Neel), the heaviest in the FCI state
+    # (weight 0.168), where the lowest <D|H|D> (ferromagnetic blocks) weighs 1e-4.
+    assert {(refs[0]["alpha"], refs[0]["beta"]), (refs[1]["alpha"], refs[1]["beta"])} == {
+        (0b010101, 0b101010),
+        (0b101010, 0b010101),
+    }
+    weights = civec**2
+    address = cistring.str2addr
+    assert weights[address(ATOMS, 3, refs[0]["alpha"]), address(ATOMS, 3, refs[0]["beta"])] == pytest.approx(
+        weights.max(), rel=1e-6
+    )
+    energies = [d["energy"] for d in refs[2:-1]]
+    assert energies == sorted(energies) and energies[0] < refs[0]["energy"]  # the rest by <D|H|D>
+    assert refs[0]["energy"] < aufbau["energy"] - 2.0  # singly occupied sites against three paired ones
     for det in refs:
         assert abs(det["energy"] - pyscf_diagonal(hcore, eri, ecore, det["alpha"], det["beta"])) < 1e-10
     assert {(d["beta"], d["alpha"]) for d in refs} == {(d["alpha"], d["beta"]) for d in refs}  # spin-flip partners

@@ -152,3 +152,20 @@ def test_natural_orbitals_leave_fci_unchanged_and_compact_the_state(system):
             assert abs(sum(occupations) - sum(ints.nelec)) < 1e-8
     assert abs(energies["mp2"] - energies["hf"]) < 1e-9
     assert abs(energies["ccsd"] - energies["hf"]) < 1e-9
+
+
+def test_the_scf_records_its_internal_stability():
+    """C2/6-31G at 1.2425 A (the accuracy table's geometry) has an internally unstable RHF, LiH
+    a stable one; the record says which (the orbitals stay the converged SCF's)."""
+    from pyscf import gto, scf
+
+    from hinqs.chem.integrals import integrals_from_geometry
+    from hinqs.config import complete_system
+
+    c2 = {"name": "c2", "geometry": "C 0 0 0; C 0 0 1.2425", "basis": "6-31g", "frozen_core": 2, "orbitals": "hf"}
+    lih = {"name": "lih", "geometry": LIH, "basis": "6-31g", "orbitals": "hf"}
+    for system, stable in ((c2, False), (lih, True)):
+        ints, _ = integrals_from_geometry(complete_system(system))
+        assert ints.info["scf_stable"] is stable
+        reference = scf.RHF(gto.M(atom=system["geometry"], basis="6-31g", verbose=0)).run(conv_tol=1e-10)
+        assert abs(ints.info["e_hf"] - reference.e_tot) < 1e-8  # not rotated away from the SCF's solution

@@ -148,7 +148,7 @@ def _converge(mf: Any, dm0: Any) -> bool:
     """DIIS from ``dm0``; where it fails, PySCF's second-order solver from the same start."""
     try:
         return _converge_or_raise(mf, dm0)
-    except _SCF_FAILURES:
+    except SCF_FAILURES:
         mf.converged = False
         return False
 
@@ -164,7 +164,7 @@ def _converge_or_raise(mf: Any, dm0: Any) -> bool:
     return bool(mf.converged)
 
 
-def _stabilise(mf: Any) -> bool:
+def stabilise(mf: Any) -> bool:
     """Follow internal instabilities (``mf.stability()``) to a stable solution; True when reached.
 
     A UHF sitting on a spin-symmetric solution is checked as RHF -> UHF (external): PySCF's
@@ -191,6 +191,16 @@ def _stabilise(mf: Any) -> bool:
         if not _converge(mf, mf.make_rdm1(mo, mf.mo_occ)) or mf.e_tot > energy + 1e-9:
             return False
     return False
+
+
+def internally_stable(mf: Any) -> bool | None:
+    """PySCF's internal stability analysis of a converged SCF; None where it cannot run."""
+    if not _rotations(mf):
+        return True
+    try:
+        return bool(mf.stability(return_status=True)[2])
+    except SCF_FAILURES:
+        return None
 
 
 def _rotations(mf: Any) -> int:
@@ -224,13 +234,13 @@ def _as_restricted(mf: Any) -> Any:
 
 # What PySCF's SCF and stability code raise on a degenerate or ill-conditioned start: such an
 # attempt is recorded as failed, never a crash of prepare.
-_SCF_FAILURES = (np.linalg.LinAlgError, ValueError, RuntimeError, ZeroDivisionError, FloatingPointError)
+SCF_FAILURES = (np.linalg.LinAlgError, ValueError, RuntimeError, ZeroDivisionError, FloatingPointError)
 
 
 def _solution(kind: str, start: str, mf: Any, converged: bool) -> Solution:
     try:
-        stable = converged and _stabilise(mf)
-    except _SCF_FAILURES:
+        stable = converged and stabilise(mf)
+    except SCF_FAILURES:
         stable = False
     converged = bool(mf.converged)
     s2 = float(mf.spin_square()[0]) if converged and kind == "UHF" else None
@@ -332,15 +342,24 @@ def reference_determinants(
     candidates: dict[str, tuple[np.ndarray, np.ndarray]],
     keep: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Distinct candidate determinants, lowest <D|H|D> first: aufbau always, the others only
-    when below it (near equilibrium the list is aufbau alone, so those runs are unchanged), at
-    most :data:`MAX_REFERENCES` of them plus the candidate named ``keep`` (the lowest UHF
-    rounded to a determinant: on the [2Fe-2S] model the textbook broken-symmetry determinant,
-    whose diagonal lies 305 mHa above determinants with a sulfur orbital open, yet whose UHF is
-    the lowest found); with N_alpha = N_beta each one's spin-flip partner (the same diagonal
-    energy) follows it."""
+    """The loop's references: the candidate named ``keep`` first, then the others by <D|H|D>,
+    aufbau last; with N_alpha = N_beta each one's spin-flip partner (the same diagonal energy)
+    right after it.
+
+    ``keep`` is the lowest UHF rounded to a determinant: the one that leads, because the
+    diagonal energy alone misjudges antiferromagnets (same-spin exchange lowers <D|H|D>, the
+    superexchange that favours alternating spins is off-diagonal). Measured on stretched
+    hydrogen chains in site orbitals (H6 at 1.5 and 2.0 A, H8 at 1.8 A, STO-3G): the lowest
+    <D|H|D> is a ferromagnetic-block determinant of FCI weight below 1e-4, while the lowest
+    UHF's determinant is the alternating (Neel) one, the heaviest determinant of the FCI state
+    (weights 0.099, 0.168, 0.084); on the [2Fe-2S] model it is the textbook broken-symmetry
+    determinant (one iron's d shell alpha, the other's beta), 305 mHa above the lowest <D|H|D>.
+    The others enter only below aufbau's <D|H|D>, at most :data:`MAX_REFERENCES` of them: near
+    equilibrium the list is aufbau alone, and those runs are unchanged bit for bit.
+    """
     occ = aufbau(model.norb, nelec)
     floor = model.energy(*occ)
+    first = {"alpha": string_of(occ[0]), "beta": string_of(occ[1]), "energy": floor, "origin": "aufbau"}
     found: dict[tuple[int, int], dict[str, Any]] = {}
     kept_key = None
     for origin, (occ_a, occ_b) in candidates.items():
@@ -351,10 +370,10 @@ def reference_determinants(
         energy = model.energy(occ_a, occ_b)
         if key not in found and energy < floor - 1e-9:
             found[key] = {"alpha": key[0], "beta": key[1], "energy": energy, "origin": origin}
-    chosen = sorted(found.values(), key=lambda d: (d["energy"], d["alpha"], d["beta"]))[:MAX_REFERENCES]
-    kept = [found[kept_key]] if kept_key in found and found[kept_key] not in chosen else []
-    chosen = sorted(chosen + kept, key=lambda d: (d["energy"], d["alpha"], d["beta"]))
-    chosen.append({"alpha": string_of(occ[0]), "beta": string_of(occ[1]), "energy": floor, "origin": "aufbau"})
+    # Rounded: determinants equal by symmetry (degenerate orbitals) tie, broken by their strings.
+    rest = sorted(found.values(), key=lambda d: (round(d["energy"], 9), d["alpha"], d["beta"]))[:MAX_REFERENCES]
+    lead = found.get(kept_key) if kept_key is not None else None
+    chosen = [lead, *(d for d in rest if d is not lead), first] if lead is not None else [*rest, first]
     listed: list[dict[str, Any]] = []
     for det in chosen:
         partners = [det]

@@ -224,7 +224,7 @@ def verify_checksums(directory: Path, meta: dict[str, Any], arrays: dict[str, np
 
 
 def reference_strings(meta: dict[str, Any], source: str | os.PathLike[str] = "meta.json") -> list[tuple[int, int]]:
-    """The reference determinants prepare recorded, as (alpha, beta) CI strings, lowest <D|H|D> first.
+    """The reference determinants prepare recorded, as (alpha, beta) CI strings, the lowest UHF's first.
 
     The loop's first subspace holds them all and its first expansion starts from the first.
     A folder written before prepare searched for them (no ``reference_determinants``) gives

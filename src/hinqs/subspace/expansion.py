@@ -70,7 +70,7 @@ def hartree_fock_teacher(
 ) -> GroundState:
     """The first reference determinant as a teacher: what expansion starts from at the first iteration.
 
-    ``references`` lists the determinants prepare found, lowest diagonal energy first
+    ``references`` lists the determinants prepare found, the lowest UHF's determinant first
     (:func:`hinqs.io.hamiltonian.reference_strings`); None is the aufbau HF determinant. A
     broken-symmetry determinant (a, b) of N_alpha = N_beta teaches with its spin-flip partner
     (b, a), equal weights: the symmetric (singlet-like, as PySCF's singlet CI matrices are)

@@ -2,7 +2,7 @@
 
 Iteration k's subspace is iteration k-1's subspace plus the unique determinants the NQS
 sampled at k, with their sample counts summed (the counts weight the batch draws). The
-reference determinants prepare found (lowest diagonal energy first; the aufbau
+reference determinants prepare found (the lowest UHF's determinant first; the aufbau
 Hartree-Fock determinant among them, alone for folders written before the search) are
 always in it: they cost nothing and guarantee every batch can describe at least the
 mean-field state, broken-symmetry ones included where the aufbau string is a poor start.
