@@ -91,8 +91,10 @@ def test_energy_never_rises_while_the_string_cap_evicts(tmp_path):
     pt2 = summary["pt2"]
     assert abs(pt2["e_var_plus_pt2"] - e_fci) < CAPPED_LIH_PT2_HA
     assert pt2["error_mha"] == (pt2["e_var_plus_pt2"] - summary["references"]["fci"]) * 1000
-    # Seven iterations with distinct E_var: the extrapolation is made, and lands closer to FCI
-    # than the best E_var (measured: 7.9e-6 Ha below against 1.37e-5 Ha above).
+    # Where the exact energy lies by the best iteration's own numbers: E_var + 2 E_PT2 .. E_var.
+    low, high = pt2["interval"]
+    assert low <= e_fci <= high == summary["best_energy"]
+    # An extrapolation is reported only from the linear regime and only when it says more than
+    # the nearest point; when it is, its interval holds FCI.
     fit = pt2["extrapolated"]
-    assert fit is not None and fit["points"] >= 3
-    assert abs(fit["energy"] - e_fci) < abs(summary["best_energy"] - e_fci)
+    assert fit is None or abs(fit["energy"] - e_fci) <= fit["uncertainty"]

@@ -94,21 +94,24 @@ def job_events(log: str) -> list[tuple[str, str, str | None]]:
 
 
 @pytest.mark.slow
-def test_pt2_of_iteration_1_runs_before_iteration_2_ends(tmp_path):
-    """A real run through the repository's Snakefile, 2 iterations on 2 cores, one thread per step."""
+def test_each_check_reads_its_own_iterations_pt2(tmp_path):
+    """A real run through the repository's Snakefile: the stop rule reads the error estimate, so
+    iteration k's PT2 ends before k's check starts (hinqs.loop.convergence), and both
+    iterations carry their PT2. Batches of 8 determinants keep iteration 1 short of the whole
+    space (E_PT2 = 0 would stop it accurate at once)."""
     config = one_system(
         SCAN_CONFIG,
         iterations={"max": 2, "tol": 1.0e-7, "window": 1},
+        sqd={"n_batches": 2, "samples_per_batch": 8},
         parallel={"executor": "process", "workers": 1, "threads_per_worker": 1},
         references={"ccsd": False},
+        pt2={"max_dimension": 10**10},
     )
-    workdir = make_workdir(tmp_path / "overlap", config)
+    workdir = make_workdir(tmp_path / "ordered", config)
     proc = run_snakemake(workdir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = job_events(proc.stdout + proc.stderr)
-    pt2_start = events.index(("start", "pt2", "001"))
-    second = [i for i, (event, rule, k) in enumerate(events) if event == "end" and k == "002" and rule != "pt2"]
-    assert second, events
-    assert pt2_start < max(second), events  # before: pt2 jobs started only once check 002 had ended
+    for k in ("001", "002"):
+        assert events.index(("end", "pt2", k)) < events.index(("start", "check", k)), events
     records = summary(workdir, "lih_r1")["per_iteration"]
     assert len(records) == 2 and all(r["e_pt2"] is not None for r in records)

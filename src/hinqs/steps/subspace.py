@@ -36,16 +36,25 @@ def build_subspace(
 
     meta = read_meta(hamiltonian)
     norb, nelec = shape = active_shape(meta, hamiltonian)
+    grown = False
     if previous_status:
-        cap = read_status(previous_status).next_strings_cap
-        if cap is not None:
-            settings = replace(settings, max_strings=cap)
+        status = read_status(previous_status)
+        if status.next_strings_cap is not None:
+            grown = status.next_strings_cap != status.strings_cap
+            settings = replace(settings, max_strings=status.next_strings_cap)
     before = read_determinants(previous, "previous subspace") if previous else None
     drawn = read_determinants(samples, "samples file")
     state = read_state(teacher, sort=True, norb=norb, nelec=nelec) if teacher else None
     references = reference_strings(meta, hamiltonian)
     subspace, report = build(
-        settings, shape, drawn, before, state, lambda: load_hamiltonian(hamiltonian), references=references
+        settings,
+        shape,
+        drawn,
+        before,
+        state,
+        lambda: load_hamiltonian(hamiltonian),
+        references=references,
+        fill=grown,
     )
     write_determinants(out, subspace)
     if stats:

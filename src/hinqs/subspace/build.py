@@ -120,6 +120,7 @@ def build_subspace(
     teacher: GroundState | None,
     hamiltonian: Any,
     references: list[tuple[int, int]] | None = None,
+    fill: bool = False,
 ) -> tuple[Determinants, SubspaceReport]:
     """Iteration k's subspace from k-1's (``previous``), k's samples and k-1's ground state.
 
@@ -127,7 +128,8 @@ def build_subspace(
     only when expansion or the string cap needs the integrals. ``references``: the reference
     determinants prepare recorded (:func:`hinqs.io.hamiltonian.reference_strings`), always in
     the subspace, the first one the teacher when there is no ground state yet; None: aufbau HF.
-    A cap that holds every string of both spins takes the whole string space (FCI).
+    A cap that holds every string of both spins takes the whole string space (FCI). ``fill``:
+    the cap grew since the last iteration, and expansion adds enough strings to fill it.
     """
     norb, nelec = shape
     subspace = grow_subspace(previous, drawn, norb, nelec, references)
@@ -136,7 +138,8 @@ def build_subspace(
     if cap and cap >= max(comb(norb, n) for n in nelec):
         subspace = grow_subspace(subspace, whole_space(norb, nelec), norb, nelec, references)
         report.stats["whole_space"] = True
-    settings = _fill_to_cap(settings, previous)
+    if fill:  # the cap just grew: its new room is filled at once, not over several iterations
+        settings = _fill_to_cap(settings, previous)
     added_a = added_b = None
     if (settings.expansion.strings or 0) > 0 or cap > 0:
         subspace, added_a, added_b = _expand_and_cap_strings(
