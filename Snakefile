@@ -63,26 +63,33 @@ onstart:
 # The answer on the screen: one line per system (same as `hinqs summarize results`), also
 # when a finished workflow is rerun and Snakemake calls no hook ("Nothing to be done").
 ANSWERED = {}
+# A job that a cluster executor runs is a Snakemake of its own (remote or subprocess mode): it
+# runs these hooks too, and its output reaches the user's terminal; only the workflow the user
+# started speaks.
+MAIN = not (workflow.remote_exec or workflow.subprocess_exec)
 
 
 onsuccess:
     ANSWERED["done"] = True
-    print_results(RESULTS, SYSTEMS)
+    if MAIN:
+        print_results(RESULTS, SYSTEMS)
 
 
 # The reason of each failed job (the line its `hinqs` command wrote) and where its log is.
 onerror:
     ANSWERED["done"] = True
-    print_failures(log)
+    if MAIN:
+        print_failures(log)
 
 
-atexit.register(
-    answer_when_up_to_date,
-    workflow,
-    [RESULTS.system(s).summary for s in SYSTEMS],
-    lambda: print_results(RESULTS, SYSTEMS),
-    ANSWERED,
-)
+if MAIN:
+    atexit.register(
+        answer_when_up_to_date,
+        workflow,
+        [RESULTS.system(s).summary for s in SYSTEMS],
+        lambda: print_results(RESULTS, SYSTEMS),
+        ANSWERED,
+    )
 
 
 rule all:

@@ -51,10 +51,15 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
     """`snakemake --profile cluster/slurm` typed in the repo root, default config, nqs.device auto,
     on the CPU-only test cluster: no GPU is requested, every rule runs, the answer is printed."""
     results = tmp_path / "results"
-    # Three of the default's eight iterations (1.04 mHa from FCI at the third, measured locally):
-    # through the profile every step is a SLURM job with ~13 s of start-up.
+    # Three of the default's iterations (1.04 mHa from FCI at the third, measured locally):
+    # through the profile every step is a SLURM job with ~13 s of start-up. The default config
+    # with that one change, as a user's file (Snakemake's --config gives nested values as text).
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    default["iterations"] = {**default.get("iterations", {}), "max": 3}
+    config = tmp_path / "default_3.yaml"
+    config.write_text(yaml.safe_dump(default))
     proc = run_snakemake_profile(
-        REPO, "--config", f"results_dir={results}", "iterations={max: 3}", profile="cluster/slurm", timeout=1150
+        REPO, "--configfile", str(config), "--config", f"results_dir={results}", profile="cluster/slurm", timeout=1150
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
