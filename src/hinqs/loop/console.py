@@ -74,9 +74,13 @@ def failure_lines(snakemake_log: str) -> list[str]:
         found = [(reason, log) for reason, log in reasons if reason]
         if found:
             reason, log = found[0]
-            out.append(f"{rule} failed: {reason}  (full log: {log})")
+            line = f"{rule} failed: {reason}  (full log: {log})"
         elif logs:
-            out.append(f"{rule} failed; its log {logs[0]} is empty or missing")
+            line = f"{rule} failed; its log {logs[0]} is empty or missing"
+        else:
+            continue
+        if line not in out:  # a cluster job's block names more logs (its SLURM log) than the local one
+            out.append(line)
     return out
 
 
