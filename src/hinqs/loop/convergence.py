@@ -89,7 +89,7 @@ class GrowthContext:
 
     size: SystemSize
     accuracy: AccuracySettings
-    batch_cap: int | None  # the diagonalisation's batch cap (determinants)
+    determinants: int | None  # the most a grown subspace may span (the budget within the batch cap)
     fixed: bool  # the cap never grows (hinqs.loop.growth.AccuracySettings.grows)
 
 
@@ -135,7 +135,7 @@ def next_status(
         full = 0 < cap <= evidence.strings
         small_gain = delta is not None and abs(delta) < max(tol, STUCK_SHARE * abs(evidence.e_pt2))
         if full and (small_gain or streak >= window):
-            decision = next_cap(growth.size, cap, growth.accuracy, spent, growth.batch_cap, fixed=growth.fixed)
+            decision = next_cap(growth.size, cap, growth.accuracy, spent, growth.determinants, fixed=growth.fixed)
             if decision.grown:
                 next_cap_value, streak = decision.cap, 0
             elif streak >= window:

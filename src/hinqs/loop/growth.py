@@ -85,12 +85,11 @@ def largest_within_time(size: SystemSize, spent_s: float, budget: BudgetSettings
     return low
 
 
-def ceiling(size: SystemSize, spent_s: float, budget: BudgetSettings, batch_cap: int | None) -> Ceiling:
-    """What the budget allows the next iteration's cap to be (the tightest of the limits)."""
+def ceiling(size: SystemSize, spent_s: float, budget: BudgetSettings, determinants: int | None) -> Ceiling:
+    """What the budget allows the next iteration's cap to be (the tightest of the limits);
+    ``determinants``: the most a grown subspace may span (``RunSettings.growth_determinants``)."""
     limits = [Ceiling(size.n_strings, "space", f"all {size.n_strings:,} strings per spin")]
-    given = [d for d in (budget.determinants, batch_cap) if d]
-    if given:
-        determinants = min(given)
+    if determinants:
         k = size.strings_within(determinants)
         limits.append(Ceiling(k, "determinants", f"{determinants:,} determinants allow {k:,} strings per spin"))
     k = largest_within_time(size, spent_s, budget)
@@ -113,7 +112,7 @@ def next_cap(
     cap: int,
     settings: AccuracySettings,
     spent_s: float,
-    batch_cap: int | None,
+    determinants: int | None,
     *,
     fixed: bool,
 ) -> Growth:
@@ -125,7 +124,7 @@ def next_cap(
         return Growth(cap, False, Ceiling(size.n_strings, "space", "the whole string space is in use"))
     if fixed:
         return Growth(cap, False, Ceiling(cap, "fixed cap", f"the config fixes {cap:,} strings per spin"))
-    limit = ceiling(size, spent_s, settings.budget, batch_cap)
+    limit = ceiling(size, spent_s, settings.budget, determinants)
     wanted = math.ceil(cap * settings.growth_factor)
     if wanted >= WHOLE_SHARE * size.n_strings:
         wanted = size.n_strings

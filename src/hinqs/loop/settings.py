@@ -166,11 +166,9 @@ class RunSettings:
         return replace(par, workers=1, threads_per_worker=self.step_cores())
 
     def step_cores(self) -> int:
-        """Cores the diagonalize step occupies (workers x threads per worker; one worker's
-        threads for the sequential executor): the PT2 step, which follows it, uses as many."""
-        if self.parallel.executor == "sequential":
-            return self.parallel.threads_per_worker
-        return self.parallel.workers * self.parallel.threads_per_worker
+        """Cores the diagonalize step occupies: the PT2 step, which follows it, uses as many."""
+        par = self.parallel
+        return step_cores(par.executor, par.workers, par.threads_per_worker)
 
     def batch_cap(self) -> int | None:
         """The largest batch (determinants) the diagonalisation takes whole (None: no cap)."""
@@ -217,6 +215,12 @@ class RunSettings:
                 return system
         known = ", ".join(s["name"] for s in self.systems)
         raise InputError(f"no system named {name!r} in the config (known: {known})")
+
+
+def step_cores(executor: str, workers: int, threads_per_worker: int) -> int:
+    """Cores a diagonalize step occupies: workers x threads per worker, one worker's threads for
+    the sequential executor (the Snakefile's ``threads:`` and the PT2 step's threads alike)."""
+    return int(threads_per_worker) if executor == "sequential" else int(workers) * int(threads_per_worker)
 
 
 def _given(value: Any, derived: Any) -> Any:

@@ -226,10 +226,10 @@ def verify_launcher(parallel: dict[str, Any]) -> str:
 
 
 def diagonalize_threads(parallel: dict[str, Any]) -> int:
-    """Cores the diagonalize step occupies: workers x threads per worker (local executors)."""
-    if parallel["executor"] == "sequential":
-        return int(parallel["threads_per_worker"])
-    return int(parallel["workers"]) * int(parallel["threads_per_worker"])
+    """Cores the diagonalize step occupies (:func:`hinqs.loop.settings.step_cores`)."""
+    from hinqs.loop.settings import step_cores
+
+    return step_cores(parallel["executor"], parallel["workers"], parallel["threads_per_worker"])
 
 
 def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:

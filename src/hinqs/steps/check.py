@@ -49,7 +49,7 @@ def growth_context(settings: RunSettings, hamiltonian: str | os.PathLike[str]) -
     return GrowthContext(
         size=SystemSize(norb, nelec),
         accuracy=settings.accuracy,
-        batch_cap=settings.growth_determinants(),
+        determinants=settings.growth_determinants(),
         fixed=not settings.accuracy.grows(settings.subspace.max_strings is not None),
     )
 
@@ -74,7 +74,7 @@ def check(
     growth, cap = None, 0
     if hamiltonian is not None:
         growth = growth_context(settings, hamiltonian)
-        resolved = settings.for_hamiltonian(hamiltonian).subspace.max_strings or 0
+        resolved = settings.for_system(growth.size.norb, growth.size.nelec).subspace.max_strings or 0
         cap = resolved if previous is None or previous.next_strings_cap is None else previous.next_strings_cap
     rules = settings.iterations
     status = next_status(
