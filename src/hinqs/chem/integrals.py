@@ -199,6 +199,12 @@ def choose_active_space(system: dict[str, Any], mol: Any, nmo: int) -> tuple[int
     return ncore, ncas, nelecas
 
 
+# The SCF-based orbitals each ``orbitals`` choice starts from: ``auto`` is MP2's natural orbitals
+# unless prepare finds the spin symmetry broken, ``uno`` rotates canonical ones
+# (:func:`hinqs.chem.open_shells.natural_orbital_start` does the rest).
+BASE_ORBITALS = {"auto": "mp2", "uno": "hf"}
+
+
 def natural_orbitals(mf: Any, ncore: int, ncas: int, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     """MO coefficients with the active orbitals replaced by the natural orbitals of ``kind``.
 
@@ -245,7 +251,7 @@ def integrals_from_geometry(system: dict[str, Any]) -> tuple[ActiveSpaceIntegral
     check_orbital_count(ncas, f"system {system['name']!r}", "; choose a smaller active_space")
     check_correlates(system["name"], ncas, nelecas)
     mf = run_scf(mol, system["scf_conv_tol"])
-    kind = system["orbitals"]
+    kind = BASE_ORBITALS.get(system["orbitals"], system["orbitals"])
     mo_coeff, occupations = natural_orbitals(mf, ncore, ncas, kind)
     casci = mcscf.CASCI(mf, ncas, nelecas)
     casci.verbose = 0

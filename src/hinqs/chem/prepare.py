@@ -11,6 +11,7 @@ from typing import Any
 from hinqs import __version__
 from hinqs.chem.integrals import ActiveSpaceIntegrals, integrals_from_fcidump, integrals_from_geometry
 from hinqs.chem.mean_field import search_references
+from hinqs.chem.open_shells import natural_orbital_start
 from hinqs.chem.references import compute_references
 from hinqs.chem.validation import check_correlates
 from hinqs.errors import InputError
@@ -53,7 +54,9 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
 
     ``system`` and ``references`` are complete config sections (the schema's defaults filled in).
     meta.json also records the mean fields tried (``mean_field``: RHF/ROHF and UHF from each
-    start, stability, one line) and the ``reference_determinants`` the loop starts from.
+    start, stability, one line), the ``reference_determinants`` the loop starts from, and
+    ``open_shells``: where the spin symmetry broke, the UHF natural orbitals the integrals were
+    rotated into and the open shells whose couplings joined the references (else null).
     """
     ensure_writable_parent(out_dir)
     integrals: ActiveSpaceIntegrals
@@ -63,6 +66,9 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
     else:
         integrals, _ = integrals_from_geometry(system)
     search = search_references(integrals.hcore, integrals.eri, integrals.nelec, integrals.ecore)
+    integrals, search, orbitals = natural_orbital_start(system["orbitals"], integrals, search)
+    if orbitals is not None:
+        integrals.info["orbitals"] = orbitals["kind"]
     user = system.get("reference")  # optional key: no default to restate
     refs = compute_references(
         integrals.hcore,
@@ -82,6 +88,7 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         "e_hf": integrals.info.get("e_hf", refs["hf_active"]),
         "references": refs,
         "mean_field": search.record(),
+        "open_shells": orbitals,
         "reference_determinants": search.determinants,
         "active_space": integrals.info,
         "system": system,

@@ -121,6 +121,12 @@ def validate_determinants(alpha: np.ndarray, beta: np.ndarray, norb: int, nelec:
         raise ValueError(f"determinants must have {nelec[0]} alpha and {nelec[1]} beta electrons")
 
 
+def target_spin_square(nelec: tuple[int, int]) -> float:
+    """S(S+1) of the system's spin, S = (N_alpha - N_beta) / 2 (what the config's ``spin`` says)."""
+    s = 0.5 * abs(nelec[0] - nelec[1])
+    return s * (s + 1.0)
+
+
 def hartree_fock_strings(norb: int, nelec: tuple[int, int]) -> tuple[int, int]:
     """CI strings of the aufbau determinant: the lowest ``n`` orbitals of each spin filled."""
     _check_norb(norb)

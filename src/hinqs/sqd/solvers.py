@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.determinants import target_spin_square
 from hinqs.io.files import GroundState
 from hinqs.sqd.settings import SolverSettings
 
@@ -481,12 +482,6 @@ SOLVER_FUNCTIONS: dict[str, SolverFunction] = {
 
 
 SPIN_TOLERANCE = 0.5  # |<S^2> - S(S+1)| beyond which a state is another spin's root (truncated spaces: ~1e-3)
-
-
-def target_spin_square(nelec: tuple[int, int]) -> float:
-    """S(S+1) of the system's spin, S = (N_alpha - N_beta) / 2 (what the config's ``spin`` says)."""
-    s = 0.5 * abs(nelec[0] - nelec[1])
-    return s * (s + 1.0)
 
 
 def solve(

@@ -320,6 +320,24 @@ def _context(plan: dict[str, Any], subspace: Any, n_input: int, n_batches: int, 
     }
 
 
+def spin_held(settings: SQDSettings, meta: dict[str, Any], nelec: tuple[int, int]) -> SQDSettings:
+    """``settings`` with the state's spin held from the first Davidson cycle where prepare found
+    the spin symmetry broken (meta.json's ``open_shells.hold_spin``) and the config sets no
+    ``sqd.spin_sq`` of its own.
+
+    There the roots of neighbouring spins lie close (an antiferromagnet's spin ladder: the
+    [2Fe-2S] model's first unpenalised solve converged on a root of another spin), and solving
+    unpenalised first, then again with the penalty, pays for two solves."""
+    from dataclasses import replace
+
+    from hinqs.io.determinants import target_spin_square
+
+    held = (meta.get("open_shells") or {}).get("hold_spin")
+    if not held or settings.solver.spin_sq is not None:
+        return settings
+    return replace(settings, solver=replace(settings.solver, spin_sq=target_spin_square(nelec)))
+
+
 def run_diagonalization(
     hamiltonian_dir: str | os.PathLike[str],
     alpha: np.ndarray,
@@ -342,6 +360,7 @@ def run_diagonalization(
     meta = load_hamiltonian(ham_dir).meta  # a truncated or altered integral file is refused here, once
     norb, nelec = active_shape(meta, ham_dir)
     alpha, beta, counts = _validated_subspace(alpha, beta, counts, meta)
+    settings = spin_held(settings, meta, nelec)
     if teacher is not None:  # a state of another system is refused before anything is written
         read_state(teacher, sort=True, norb=norb, nelec=nelec)
     subspace = canonical_subspace(alpha, beta, counts)
