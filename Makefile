@@ -21,12 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test,mpi]"
+	# `snakemake` with its --configfile checked first: one line for a missing or malformed
+	# file, where Snakemake answers with a traceback (hinqs.loop.front)
+	ln -sf hinqs-snakemake $(BIN)/snakemake
 	touch $@
 
-# A missing config file is one line here: Snakemake reads --configfile before the Snakefile
-# runs, and answers a missing one with a traceback.
 run: setup
-	@test -r "$(CONFIG)" || { echo "make run: config file not found or not readable: $(CONFIG)" >&2; exit 2; }
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: setup

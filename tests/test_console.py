@@ -172,3 +172,31 @@ def test_the_close_atoms_override_does_not_rerun_prepare():
     assert config["systems"][0]["allow_close_atoms"] is False
     params = prepare_inputs(config, "h2")
     assert "allow_close_atoms" not in params and params["geometry"] == "H 0 0 0; H 0 0 0.74"
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda t: t / "nope.yaml", "snakemake: config file not found: "),
+        (lambda t: (t / "bad.yaml").write_text("systems: [\n") and t / "bad.yaml", "is not valid YAML (line 2"),
+        (lambda t: t, "is a folder"),
+    ],
+    ids=["missing", "malformed", "folder"],
+)
+def test_a_config_file_snakemake_cannot_load_is_one_line(make, expected, tmp_path):
+    """`snakemake --configfile <file>` typed in the repo root (the environment's snakemake,
+    hinqs.loop.front): Snakemake itself loads the file before the Snakefile and answers with a
+    traceback; here one line, exit 2, nothing written."""
+    path = make(tmp_path)
+    proc = snakemake_from_repo_root("-n", "--configfile", str(path), "--config", f"results_dir={tmp_path / 'r'}")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_options_are_read_as_snakemake_reads_them():
+    from hinqs.loop.front import config_files
+
+    argv = ["--cores", "2", "--configfile", "a.yaml", "b.yaml", "-n", "--configfiles=c.yaml", "--config", "x=1"]
+    assert config_files(argv) == ["a.yaml", "b.yaml", "c.yaml"]

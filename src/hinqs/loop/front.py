@@ -1,0 +1,73 @@
+"""The ``snakemake`` command of the repository's environment: config files checked before Snakemake reads them.
+
+Snakemake loads every ``--configfile`` while it parses its command line, before the
+Snakefile (and hinqs' one-line config check, :mod:`hinqs.config`) runs; a missing, unreadable
+or malformed file ends in a Python traceback of Snakemake's internals. ``make setup`` points
+``.venv/bin/snakemake`` at :func:`main`, which names such a file in one line (exit 2) and
+otherwise hands the command line, unchanged, to Snakemake's own entry point. Jobs Snakemake
+starts itself (``python -m snakemake``) do not pass through here: their config was checked.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+CONFIG_OPTIONS = ("--configfile", "--configfiles")
+
+
+def config_files(argv: Sequence[str]) -> list[str]:
+    """The paths given to ``--configfile``/``--configfiles`` (``--opt a b``, ``--opt=a``), in order.
+
+    Both options take one or more values, up to the next argument that starts with ``-``
+    (Snakemake's argparse ``nargs="+"``)."""
+    paths: list[str] = []
+    taking = False
+    for arg in argv:
+        option, equals, value = arg.partition("=")
+        if option in CONFIG_OPTIONS:
+            taking = not equals
+            if equals:
+                paths.append(value)
+            continue
+        if arg.startswith("-"):
+            taking = False
+        elif taking:
+            paths.append(arg)
+    return paths
+
+
+def config_file_problem(path: str) -> str | None:
+    """One line saying why Snakemake could not load ``path`` as a config file; None when it can."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return f"config file not found: {path}"
+    except IsADirectoryError:
+        return f"config file {path} is a folder"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}"
+    try:
+        yaml.safe_load(text)  # JSON is YAML: Snakemake reads both
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return f"config file {path} is not valid YAML{where}: {problem}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``snakemake`` with its config files checked first (one line and exit 2 on the first bad one)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for path in config_files(args):
+        problem = config_file_problem(path)
+        if problem is not None:
+            print(f"snakemake: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+    from snakemake.cli import main as snakemake_main
+
+    snakemake_main(args)
