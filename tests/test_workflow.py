@@ -11,6 +11,7 @@ import pytest
 from workflow_helpers import (
     SCAN_CONFIG,
     comparable,
+    differences,
     energies,
     has_colour,
     make_workdir,
@@ -98,7 +99,8 @@ def test_killed_run_resumes_to_the_same_result(scan_run, tmp_path):
     resumed = run_snakemake(workdir, "--cores", "2", "--rerun-incomplete")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "prepare" not in _jobs_run(resumed.stdout + resumed.stderr)
-    assert comparable(summary(workdir, "lih_r1")) == comparable(summary(scan_run, "lih_r1"))
+    resumed_summary, whole = comparable(summary(workdir, "lih_r1")), comparable(summary(scan_run, "lih_r1"))
+    assert resumed_summary == whole, "\n".join(differences(resumed_summary, whole))
 
 
 def _run_on_ranks(scan_run, tmp_path, executor: str) -> dict:

@@ -105,6 +105,15 @@ def has_colour(pixels, hex_colour: str, at_least: int = 50) -> bool:
     return int(np.sum(np.all(np.abs(pixels[..., :3] - rgb) < 0.02, axis=-1))) >= at_least
 
 
+def differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two JSON-like values differ, as paths with both values (an assertion's message)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def comparable(data: dict) -> dict:
     """A summary without what legitimately differs between runs (timings)."""
     data = json.loads(json.dumps(data))
