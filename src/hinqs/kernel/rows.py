@@ -168,9 +168,12 @@ def diagonal(a_hdiag, b_hdiag, a_jvec, b_occ):
 
 @nb.njit(cache=True)
 def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
-    """Sum over the columns of one row of w_b[y] <xy|H|Psi>^2 / (E - H_xy,xy), and how many terms."""
+    """Sum over the columns of one row of w_b[y] <xy|H|Psi>^2 / (E - H_xy,xy), how many terms, and
+    how many connected determinants lie below E (H_xy,xy < E: left out of the sum, whose
+    Epstein-Nesbet denominator would turn the term's sign; they belong in the space)."""
     total = 0.0
     count = 0
+    below = 0
     for i in range(len(cols)):
         v = out[i]
         if v == 0.0:
@@ -180,16 +183,19 @@ def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
         for c in range(b_occ.shape[1]):
             cross += a_jvec[x, b_occ[y, c]]
         denominator = e_var - (base + b_hdiag[y] + cross)
-        if abs(denominator) > 1e-10:
+        if denominator > 1e-10:
+            below += 1
+        elif denominator < -1e-10:
             total += w_b[y] * v * v / denominator
             count += 1
-    return total, count
+    return total, count, below
 
 
 @nb.njit(cache=True, parallel=True)
 def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
     """For each alpha target row in ``rows``, the EN-PT2 sum over its external determinants
-    (columns weighted by ``w_b``) and the number of terms.
+    (columns weighted by ``w_b``), the number of terms, and the number of connected external
+    determinants whose diagonal lies below ``e_var`` (not summed: :func:`_pt2_terms`).
 
     ``col_sets`` = (external columns, source columns + linked external columns, source
     columns), each with its columns' source indices: a source row meets only external
@@ -205,6 +211,7 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
     b_hdiag = b[4]
     sums = np.zeros(len(rows))
     counts = np.zeros(len(rows), np.int64)
+    below = np.zeros(len(rows), np.int64)
     for r in nb.prange(len(rows)):
         x = rows[r]
         if a_ident[x] >= 0:
@@ -217,10 +224,11 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
             continue
         out = np.empty(len(cols))
         fill_row(x, cols, src, pos, out, c_mat, eri2, a, b, True)
-        total, count = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var)
+        total, count, lower = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var)
         sums[r] = total
         counts[r] = count
-    return sums, counts
+        below[r] = lower
+    return sums, counts, below
 
 
 @nb.njit(cache=True, parallel=True)

@@ -75,10 +75,12 @@ class Evidence:
     e_pt2_ci95: float = 0.0
     strings: int = 0  # strings per spin of the solved product space (the larger spin)
     cap: int = 0  # the string cap its subspace was built under (0: none)
+    intruders: int = 0  # connected determinants below E_var (hinqs.subspace.pt2.PT2Estimate)
 
     def error_bound(self) -> float | None:
-        """|E_PT2| plus its half-width, or None where the PT2 says nothing (absent or positive)."""
-        if self.e_pt2 is None or self.e_pt2 > 0:
+        """|E_PT2| plus its half-width, or None where the PT2 says nothing (absent, positive, or
+        with determinants below E_var left out of it: the subspace misses what matters)."""
+        if self.e_pt2 is None or self.e_pt2 > 0 or self.intruders > 0:
             return None
         return -self.e_pt2 + self.e_pt2_ci95
 

@@ -21,23 +21,27 @@ def _best_shape(result: StepResult) -> tuple[int, int]:
     return 0, 0
 
 
-def _pt2_of(path: str | os.PathLike[str] | None) -> tuple[float | None, float]:
-    """E_PT2 and its 95 % half-width from pt2.json (None when PT2 was off or not given)."""
+def _pt2_of(path: str | os.PathLike[str] | None) -> tuple[float | None, float, int]:
+    """E_PT2, its 95 % half-width and its intruder count from pt2.json (None, 0, 0 when PT2 was
+    off or not given)."""
     if not path:
-        return None, 0.0
+        return None, 0.0, 0
     record: dict[str, Any] = read_json(path, "PT2 record")
     if record.get("e_pt2") is None:
-        return None, 0.0
+        return None, 0.0, 0
     values = (record["e_pt2"], record.get("e_pt2_ci95") or 0.0)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
         raise InputError(f"{path}: not a PT2 record (e_pt2 {values[0]!r}, e_pt2_ci95 {values[1]!r})")
-    return float(values[0]), float(values[1])
+    intruders = record.get("intruders") or 0
+    if not isinstance(intruders, int) or isinstance(intruders, bool) or intruders < 0:
+        raise InputError(f"{path}: not a PT2 record (intruders {intruders!r})")
+    return float(values[0]), float(values[1]), intruders
 
 
 def evidence_of(result: StepResult, pt2: str | os.PathLike[str] | None, cap: int) -> Evidence:
     """What the stop rule reads besides the energy: the PT2, the strings solved, the cap."""
-    e_pt2, half = _pt2_of(pt2)
-    return Evidence(e_pt2=e_pt2, e_pt2_ci95=half, strings=max(_best_shape(result)), cap=cap)
+    e_pt2, half, intruders = _pt2_of(pt2)
+    return Evidence(e_pt2=e_pt2, e_pt2_ci95=half, strings=max(_best_shape(result)), cap=cap, intruders=intruders)
 
 
 def growth_context(settings: RunSettings, hamiltonian: str | os.PathLike[str]) -> GrowthContext:

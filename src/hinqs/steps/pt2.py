@@ -43,6 +43,10 @@ def estimate_pt2(
                               rng=numpy_stream(seed, "pt2", iteration),
                               report=lambda line: print(line, flush=True), energy=ground.energy)  # fmt: skip
         record.update(estimate.as_dict())
+        if estimate.intruders:
+            print(f"pt2: {estimate.intruders:,} connected determinants lie below E_var: left out of E_PT2 "
+                  f"(their terms would change sign); the subspace misses them, so the check calls nothing "
+                  f"accurate", flush=True)  # fmt: skip
     else:
         record["skipped"] = "pt2.max_dimension is 0"
     write_json(out, record)

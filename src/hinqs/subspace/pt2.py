@@ -51,6 +51,10 @@ class PT2Estimate:
     95 % interval (Student's t with ``dof`` degrees of freedom); both 0 when ``complete``.
     ``rows`` are the alpha strings of the connected product (``product_shape``), of which
     ``rows_computed`` were summed exactly; ``external_determinants`` the terms of a complete sum.
+    ``intruders``: connected determinants whose diagonal lies below E_var, counted in a complete
+    sum and left out of it (their Epstein-Nesbet denominators change sign, and a correction
+    with them says nothing: they are what the subspace misses, and the check never calls an
+    iteration with intruders accurate); None for a sampled sum, which leaves them out too.
     """
 
     e_var: float
@@ -64,6 +68,7 @@ class PT2Estimate:
     draws: int
     connected_strings: tuple[int, int]
     external_determinants: int | None
+    intruders: int | None  # connected determinants below E_var, left out of the sum (None: sampled)
     product_shape: tuple[int, int]
     seconds: float
 
@@ -168,8 +173,9 @@ class _Problem:
             e_var = energy - ecore
         return cls(state, found, ham, e_var)
 
-    def rows(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact row sums (and term counts) of the given alpha target rows, or of all."""
+    def rows(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact row sums, term counts and intruder counts (connected determinants below E_var)
+        of the given alpha target rows, or of all."""
         return self.ham.pt2_rows(self.state.amplitudes, self.e_var, rows)
 
 
@@ -219,10 +225,10 @@ def en_pt2(
     problem = _Problem.build(hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy)
     shape = problem.ham.shape
     complete = shape[0] * shape[1] <= max_dimension
-    estimate, n_terms = None, None
+    estimate, n_terms, intruders = None, None, None
     if complete:
-        sums, counts = problem.rows()
-        e_pt2, n_terms = float(np.sum(sums)), int(np.sum(counts))
+        sums, counts, below = problem.rows()
+        e_pt2, n_terms, intruders = float(np.sum(sums)), int(np.sum(counts)), int(np.sum(below))
     else:
         estimate = _sampled(problem, hcore, eri, nelec, relative_error, rng, report, start)
         e_pt2 = estimate.value
@@ -238,6 +244,7 @@ def en_pt2(
         draws=0 if estimate is None else estimate.draws,
         connected_strings=(len(problem.found[0][0]), len(problem.found[1][0])),
         external_determinants=n_terms,
+        intruders=intruders,
         product_shape=shape,
         seconds=time.perf_counter() - start,
     )
