@@ -18,6 +18,7 @@ CASES = {
     "unknown top-level key": (lambda t: config_with(t, colour="red"), "unknown key 'colour'"),
     "unknown nested key": (lambda t: config_with(t, sqd={"n_batch": 3}), "sqd: unknown key 'n_batch'"),
     "wrong type": (lambda t: config_with(t, nqs={"samples": "many"}), "nqs.samples: 'many' is not of type 'integer'"),
+    "relative error above 1": (lambda t: config_with(t, pt2={"relative_error": 2}), "pt2.relative_error: 2 is"),
     "wrong enum": (lambda t: config_with(t, parallel={"executor": "threads"}), "parallel.executor"),
     "unknown basis": (lambda t: config_with(t, {**GOOD, "basis": "no-such-basis"}), "unknown basis 'no-such-basis'"),
     "spin incompatible": (lambda t: config_with(t, {**GOOD, "spin": 1}), "10 electrons are incompatible with spin=1"),
