@@ -24,7 +24,7 @@ SCAN_CONFIG = {
     "nqs": {"samples": 2000, "epochs": 20, "device": "cpu"},
     "sqd": {"n_batches": 2, "samples_per_batch": 40},
     "parallel": {"executor": "process", "workers": 2, "threads_per_worker": 1},
-    "iterations": {"max": 3, "tol": 1.0e-7, "window": 1},
+    "iterations": {"max": 2, "tol": 1.0e-7, "window": 1},
     # No PT2: its batches span the whole space at once, where E_PT2 = 0 would stop the loop
     # accurate at iteration 1; these tests want iterations (resume, executors, the scan).
     "pt2": {"max_dimension": 0},
