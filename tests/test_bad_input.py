@@ -19,6 +19,10 @@ CASES = {
     "unknown nested key": (lambda t: config_with(t, sqd={"n_batch": 3}), "sqd: unknown key 'n_batch'"),
     "wrong type": (lambda t: config_with(t, nqs={"samples": "many"}), "nqs.samples: 'many' is not of type 'integer'"),
     "relative error above 1": (lambda t: config_with(t, pt2={"relative_error": 2}), "pt2.relative_error: 2 is"),
+    "first atom missing a coordinate": (
+        lambda t: config_with(t, {**GOOD, "geometry": "O 0 0; H 0 0.76 0.59; H 0 -0.76 0.59"}),
+        "atom 1 ('O 0 0') has 3 fields",
+    ),
     "wrong enum": (lambda t: config_with(t, parallel={"executor": "threads"}), "parallel.executor"),
     "unknown basis": (lambda t: config_with(t, {**GOOD, "basis": "no-such-basis"}), "unknown basis 'no-such-basis'"),
     "spin incompatible": (lambda t: config_with(t, {**GOOD, "spin": 1}), "10 electrons are incompatible with spin=1"),

@@ -62,13 +62,13 @@ def check_geometry_text(name: str, geometry: Any) -> None:
     if len(lines) == 1 and _looks_like_path(lines[0]):
         # PySCF reads an existing path as a geometry file; a missing one it parses as an atom.
         raise InputError(f"system {name!r}: geometry file not found: {geometry.strip()}")
-    if len(lines[0].split()) < 4:
-        return  # Z-matrix input: PySCF checks its own format
+    if len(lines[0].split()) == 1:
+        return  # Z-matrix input (its first line is the symbol alone): PySCF checks its own format
     for number, line in enumerate(lines, start=1):
         if len(line.split()) != 4:
             raise InputError(
                 f"system {name!r}: atom {number} ({line!r}) has {len(line.split())} fields; "
-                "a Cartesian geometry line is 'symbol x y z'"
+                "a Cartesian geometry line is 'symbol x y z' (a Z-matrix starts with the symbol alone)"
             )
 
 
