@@ -13,6 +13,12 @@ kernel (the ``direct`` solver, equal to PySCF's FCI to 1e-10 Ha where both run:
 tests/test_sqd_solvers.py), converged to 1e-10 Ha.
 
     python benchmarks/strong/exact_reference.py benchmarks/strong/n2_631g_2.0.yaml [--solver direct]
+
+``--run FOLDER --iteration K`` (with ``--solver direct``) takes the integrals of a finished
+run's system folder (``FOLDER/hamiltonian``, the very integrals the run used: prepare need not
+run again) and starts the Davidson from iteration K's state, which lies mHa from the answer:
+the whole-space solve then needs a fraction of its cycles (the answer does not depend on the
+start, only the time does).
 """
 
 from __future__ import annotations
@@ -33,9 +39,22 @@ from hinqs.steps.prepare import prepare
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
+    parser.add_argument("config", nargs="?", help="the benchmark config (not needed with --run)")
     parser.add_argument("--solver", choices=("pyscf", "direct"), default="pyscf")
+    parser.add_argument("--run", type=Path, help="a finished run's system folder (results/<system>)")
+    parser.add_argument("--iteration", type=int, help="with --run: the iteration whose state starts the solve")
     args = parser.parse_args()
+    if args.run is not None:
+        ham = load_hamiltonian(args.run / "hamiltonian")
+        state = args.run / f"iter_{args.iteration:03d}" / "sqd" / "state.npz" if args.iteration else None
+        start = time.perf_counter()
+        energy = _whole_space(ham, state)
+        print(f"{args.run.name}: {ham.n_determinants:,} determinants, FCI {time.perf_counter() - start:.0f} s")
+        print(f'    reference: {{energy: {energy:.10f}, source: "FCI (hinqs direct solver over the whole '
+              f'string space, the run\'s own integrals)"}}')  # fmt: skip
+        return
+    if args.config is None:
+        parser.error("give a config, or --run")
     settings = RunSettings.from_config(load_config(args.config))
     settings = with_overrides(settings, references__fci_max_determinants=0, references__ccsd=False,
                               references__sci=False)  # fmt: skip
@@ -55,18 +74,27 @@ def main() -> None:
     print(f'    reference: {{energy: {energy:.10f}, source: "{source}"}}')
 
 
-def _whole_space(ham) -> float:
-    """The lowest state of the whole string space with the ``direct`` solver (total energy)."""
+def _whole_space(ham, state: Path | None = None) -> float:
+    """The lowest state of the whole string space with the ``direct`` solver (total energy),
+    from ``state`` (a state.npz of these integrals) embedded in it when given."""
     from pyscf.fci import cistring
 
+    from hinqs.io.files import read_state
     from hinqs.sqd.settings import SolverSettings
     from hinqs.sqd.solvers import solve
 
     nelec = tuple(ham.nelec)
     strings = [np.asarray(cistring.make_strings(range(ham.norb), n), np.int64) for n in nelec]
+    guess = None
+    if state is not None:
+        known = read_state(state, sort=True, norb=ham.norb, nelec=nelec)
+        guess = np.zeros((len(strings[0]), len(strings[1])))
+        rows = np.searchsorted(strings[0], known.strs_a.astype(np.int64))
+        cols = np.searchsorted(strings[1], known.strs_b.astype(np.int64))
+        guess[np.ix_(rows, cols)] = known.amplitudes
     settings = SolverSettings(solver="direct", max_cycle=400, conv_tol=1e-10, spin_sq=None, shift=0.1,
                               warm_start=False, device="cpu")  # fmt: skip
-    out = solve(strings[0], strings[1], ham.hcore, ham.eri, nelec, settings)
+    out = solve(strings[0], strings[1], ham.hcore, ham.eri, nelec, settings, guess)
     if not out.converged:
         raise SystemExit(f"the whole-space Davidson did not converge (residual {out.residual_norm})")
     return float(out.energy) + float(ham.ecore)
