@@ -15,8 +15,8 @@ tests/test_sqd_solvers.py), converged to 1e-10 Ha.
     python benchmarks/strong/exact_reference.py benchmarks/strong/n2_631g_2.0.yaml [--solver direct]
 
 ``--run FOLDER --iteration K`` (with ``--solver direct``) takes the integrals of a finished
-run's system folder (``FOLDER/hamiltonian``, the very integrals the run used: prepare need not
-run again) and starts the Davidson from iteration K's state, which lies mHa from the answer:
+run's system folder (the very integrals iteration K used, prepare's or the natural-orbital
+ones: prepare need not run again) and starts the Davidson from iteration K's state, which lies mHa from the answer:
 the whole-space solve then needs a fraction of its cycles (the answer does not depend on the
 start, only the time does).
 """
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--iteration", type=int, help="with --run: the iteration whose state starts the solve")
     args = parser.parse_args()
     if args.run is not None:
-        ham = load_hamiltonian(args.run / "hamiltonian")
+        ham = load_hamiltonian(_integrals_of(args.run, args.iteration))
         state = args.run / f"iter_{args.iteration:03d}" / "sqd" / "state.npz" if args.iteration else None
         start = time.perf_counter()
         energy = _whole_space(ham, state)
@@ -72,6 +72,19 @@ def main() -> None:
         seconds = time.perf_counter() - start
     print(f"{system}: {ham.n_determinants:,} determinants, FCI {seconds:.0f} s")
     print(f'    reference: {{energy: {energy:.10f}, source: "{source}"}}')
+
+
+def _integrals_of(run: Path, iteration: int | None) -> Path:
+    """The Hamiltonian folder iteration ``iteration`` of a run worked in: prepare's, or the
+    natural-orbital one after the loop turned (``natural_orbitals.after``)."""
+    import json
+
+    natural = run / "hamiltonian_natural"
+    if iteration is not None and (natural / "meta.json").is_file():
+        turned = json.loads((natural / "meta.json").read_text())["natural_orbitals"]["iteration"]
+        if iteration > turned:
+            return natural
+    return run / "hamiltonian"
 
 
 def _whole_space(ham, state: Path | None = None) -> float:
