@@ -51,13 +51,14 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
     """`snakemake --profile cluster/slurm` typed in the repo root, default config, nqs.device auto,
     on the CPU-only test cluster: no GPU is requested, every rule runs, the answer is printed."""
     results = tmp_path / "results"
-    # Two of the default's iterations: through the profile every step is a SLURM job with ~13 s
-    # of start-up (the accuracy of the default is tested locally, tests/test_user_path.py). The
-    # default config with that one change, as a user's file (Snakemake's --config gives nested
-    # values as text).
+    # One of the default's iterations (prepare, init_model, sample, subspace, diagonalize, pt2,
+    # check, summarize): through the profile every step is a SLURM job with ~13 s of start-up;
+    # the loop's later steps and the default's accuracy are tested locally (tests/test_user_path.py,
+    # tests/test_workflow.py) and through sbatch (the head job above). The default config with
+    # that one change, as a user's file (Snakemake's --config gives nested values as text).
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    default["iterations"] = {**default.get("iterations", {}), "max": 2}
-    config = tmp_path / "default_2.yaml"
+    default["iterations"] = {**default.get("iterations", {}), "max": 1}
+    config = tmp_path / "default_1.yaml"
     config.write_text(yaml.safe_dump(default))
     proc = run_snakemake_profile(
         REPO, "--configfile", str(config), "--config", f"results_dir={results}", profile="cluster/slurm", timeout=1150
@@ -70,7 +71,7 @@ def test_default_config_through_the_profile_from_the_repo_root(slurm, tmp_path):
     result = json.loads((results / name / "iter_001/sqd/result.json").read_text())
     assert result["executor"]["workers"] == 2
     summary = json.loads((results / name / "summary.json").read_text())
-    assert summary["iterations"] == 2 and 0 <= summary["error_mha"]["fci"] < 10.0
+    assert summary["iterations"] == 1 and 0 <= summary["error_mha"]["fci"] < 20.0
     assert any(line.startswith(f"{name}: E = ") for line in log.splitlines())
 
 
