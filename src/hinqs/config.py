@@ -186,19 +186,29 @@ def _check_launcher(parallel: dict[str, Any], source: str) -> None:
         )
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config file and validate it; errors name the file and the key."""
+def read_config_file(path: str | os.PathLike[str]) -> Any:
+    """The YAML (or JSON) content of a config file, unvalidated; one line naming the file when it
+    is missing, a folder, unreadable or malformed (also what the environment's ``snakemake``
+    checks before Snakemake loads the file: :mod:`hinqs.loop.front`)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read config file {path}: {exc.strerror}") from None
+    except IsADirectoryError:
+        raise InputError(f"config file {path} is a folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise InputError(f"{path}: not valid YAML{where}") from None
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"config file {path} is not valid YAML{where}: {problem}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file and validate it; errors name the file and the key."""
+    data = read_config_file(path)
     return validate_config(data, str(path))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import yaml
-
 CONFIG_OPTIONS = ("--configfile", "--configfiles")
 
 
@@ -39,35 +37,18 @@ def config_files(argv: Sequence[str]) -> list[str]:
     return paths
 
 
-def config_file_problem(path: str) -> str | None:
-    """One line saying why Snakemake could not load ``path`` as a config file; None when it can."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return f"config file not found: {path}"
-    except IsADirectoryError:
-        return f"config file {path} is a folder"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}"
-    try:
-        yaml.safe_load(text)  # JSON is YAML: Snakemake reads both
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return f"config file {path} is not valid YAML{where}: {problem}"
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """``snakemake`` with its config files checked first (one line and exit 2 on the first bad one)."""
+    from hinqs.config import read_config_file
+    from hinqs.errors import InputError
+
     args = list(sys.argv[1:] if argv is None else argv)
     for path in config_files(args):
-        problem = config_file_problem(path)
-        if problem is not None:
-            print(f"snakemake: {problem}", file=sys.stderr)
-            raise SystemExit(2)
+        try:
+            read_config_file(path)
+        except InputError as exc:
+            print(f"snakemake: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     from snakemake.cli import main as snakemake_main
 
     snakemake_main(args)
