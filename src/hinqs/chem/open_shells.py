@@ -44,13 +44,9 @@ BROKEN_SYMMETRY_GAIN = 1.6e-3
 # Most strings per spin the couplings may add: the first subspace must stay well inside the cap
 # (C(12, 6) = 924 couplings of twelve open shells fit; more open shells are left to the loop).
 MAX_COUPLINGS = 1000
-
-
-def broken_symmetry_gain(restricted_energy: float | None, uhf_energy: float | None) -> float | None:
-    """How far (Ha) the lowest UHF lies below the restricted solution; None where one is missing."""
-    if restricted_energy is None or uhf_energy is None:
-        return None
-    return float(restricted_energy - uhf_energy)
+# A UHF whose <S^2> exceeds the state's S(S+1) by more than this has broken the spin symmetry
+# (spin polarisation of an open shell near equilibrium stays near 0.05).
+SPIN_CONTAMINATION = 0.5
 
 
 def uhf_natural_orbitals(uhf: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -110,11 +106,6 @@ def coupling_determinants(
     return pairs, word
 
 
-# A UHF whose <S^2> exceeds the state's S(S+1) by more than this has broken the spin symmetry
-# (spin polarisation of an open shell near equilibrium stays near 0.05).
-SPIN_CONTAMINATION = 0.5
-
-
 def broken_symmetry(search: ReferenceSearch, nelec: tuple[int, int]) -> str | None:
     """Why the lowest UHF is a broken-symmetry state worth its natural orbitals; None when it is not.
 
@@ -123,12 +114,11 @@ def broken_symmetry(search: ReferenceSearch, nelec: tuple[int, int]) -> str | No
     <S^2> near the exact value: no reason to leave the restricted orbitals), and it lies more
     than :data:`BROKEN_SYMMETRY_GAIN` below the restricted solution.
     """
-    best = search.best_uhf()
-    if best is None or best.s2 is None:
+    best, restricted = search.best_uhf(), search.restricted.energy
+    if best is None or best.s2 is None or restricted is None:
         return None
-    gain = broken_symmetry_gain(search.restricted.energy, best.energy)
-    contamination = best.s2 - target_spin_square(nelec)
-    if contamination <= SPIN_CONTAMINATION or gain is None or gain <= BROKEN_SYMMETRY_GAIN:
+    gain = restricted - best.energy
+    if best.s2 - target_spin_square(nelec) <= SPIN_CONTAMINATION or gain <= BROKEN_SYMMETRY_GAIN:
         return None
     return (f"the UHF from {best.start} lies {gain * 1000:.1f} mHa below {search.restricted.kind} "
             f"with <S^2> {best.s2:.2f} (the state's {target_spin_square(nelec):g})")  # fmt: skip
@@ -162,7 +152,7 @@ def natural_orbital_start(
     nelec, norb = integrals.nelec, integrals.norb
     occupations, u = uhf_natural_orbitals(best.mf)
     hcore, eri = rotate_integrals(integrals.hcore, integrals.eri, u)
-    rotated = ActiveSpaceIntegrals(hcore, eri, nelec, integrals.ecore, dict(integrals.info))
+    rotated = ActiveSpaceIntegrals(hcore, eri, nelec, integrals.ecore, {**integrals.info, "orbitals": "uno"})
     model = DiagonalModel.from_integrals(hcore, eri, integrals.ecore)
     dm = np.asarray(best.mf.make_rdm1())
     pairs, word = coupling_determinants(occupations, nelec)

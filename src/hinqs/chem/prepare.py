@@ -67,8 +67,6 @@ def prepare_system(system: dict[str, Any], references: dict[str, Any], out_dir: 
         integrals, _ = integrals_from_geometry(system)
     search = search_references(integrals.hcore, integrals.eri, integrals.nelec, integrals.ecore)
     integrals, search, orbitals = natural_orbital_start(system["orbitals"], integrals, search)
-    if orbitals is not None:
-        integrals.info["orbitals"] = orbitals["kind"]
     user = system.get("reference")  # optional key: no default to restate
     refs = compute_references(
         integrals.hcore,
