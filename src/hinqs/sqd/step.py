@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 
 from hinqs.errors import InputError, StepFailed, WriteFailed
 from hinqs.io.atomic import describe_os_error
+from hinqs.io.determinants import target_spin_square
 from hinqs.io.files import StepResult, read_state, step_result, write_result, write_state
 from hinqs.io.hamiltonian import active_shape, hamiltonian_id, load_hamiltonian
 from hinqs.io.layout import SQDFiles
@@ -328,10 +329,6 @@ def spin_held(settings: SQDSettings, meta: dict[str, Any], nelec: tuple[int, int
     There the roots of neighbouring spins lie close (an antiferromagnet's spin ladder: the
     [2Fe-2S] model's first unpenalised solve converged on a root of another spin), and solving
     unpenalised first, then again with the penalty, pays for two solves."""
-    from dataclasses import replace
-
-    from hinqs.io.determinants import target_spin_square
-
     held = (meta.get("open_shells") or {}).get("hold_spin")
     if not held or settings.solver.spin_sq is not None:
         return settings
