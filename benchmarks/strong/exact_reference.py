@@ -32,7 +32,8 @@ import numpy as np
 
 from hinqs.chem.fci import fci_energy
 from hinqs.config import load_config
-from hinqs.io.hamiltonian import load_hamiltonian
+from hinqs.io.hamiltonian import load_hamiltonian, read_meta
+from hinqs.io.layout import SystemLayout
 from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.steps.prepare import prepare
 
@@ -46,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run is not None:
         ham = load_hamiltonian(_integrals_of(args.run, args.iteration))
-        state = args.run / f"iter_{args.iteration:03d}" / "sqd" / "state.npz" if args.iteration else None
+        state = SystemLayout(args.run).iteration(args.iteration).sqd / "state.npz" if args.iteration else None
         start = time.perf_counter()
         energy = _whole_space(ham, state)
         print(f"{args.run.name}: {ham.n_determinants:,} determinants, FCI {time.perf_counter() - start:.0f} s")
@@ -76,15 +77,12 @@ def main() -> None:
 
 def _integrals_of(run: Path, iteration: int | None) -> Path:
     """The Hamiltonian folder iteration ``iteration`` of a run worked in: prepare's, or the
-    natural-orbital one after the loop turned (``natural_orbitals.after``)."""
-    import json
-
-    natural = run / "hamiltonian_natural"
-    if iteration is not None and (natural / "meta.json").is_file():
-        turned = json.loads((natural / "meta.json").read_text())["natural_orbitals"]["iteration"]
-        if iteration > turned:
-            return natural
-    return run / "hamiltonian"
+    natural-orbital one after the loop turned (``SystemLayout.hamiltonian_at``)."""
+    system = SystemLayout(run)
+    if iteration is None or not (system.natural_hamiltonian / "meta.json").is_file():
+        return system.hamiltonian
+    turned = read_meta(system.natural_hamiltonian)["natural_orbitals"]["iteration"]
+    return system.hamiltonian_at(iteration, turned)
 
 
 def _whole_space(ham, state: Path | None = None) -> float:
