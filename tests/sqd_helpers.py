@@ -45,8 +45,13 @@ def n2_sto3g(out_dir: Path, bond: float):
     from hinqs.config import complete_system
     from hinqs.io.hamiltonian import load_hamiltonian
 
+    from hinqs.steps.prepare import PREPARE_THREADS
+    from hinqs.threads import thread_limit
+
     system = {"name": "n2", "geometry": f"N 0 0 0; N 0 0 {bond}", "basis": "sto-3g", "frozen_core": 2, "orbitals": "hf"}
-    ints, _ = integrals_from_geometry(complete_system(system))
+    # The thread count prepare uses: N2's pi pairs then come out in one rotation in every run.
+    with thread_limit(PREPARE_THREADS):
+        ints, _ = integrals_from_geometry(complete_system(system))
     return load_hamiltonian(write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {}))
 
 

@@ -90,8 +90,13 @@ def test_pt2_brings_the_energy_close_to_fci(n2):
     assert extrapolate(e_var[:3], e_total[:3]) is None
     fit = extrapolate(e_var, e_total)
     assert fit is not None and fit["points"] == 4 and fit["spread"] is not None and fit["model"] > 0
-    # Measured: +0.044 +- 0.236 mHa. The interval covers FCI and is narrower than the last E_var's error.
-    assert abs(fit["energy"] - e_fci) <= fit["uncertainty"] < abs(e_var[-1] - e_fci)
+    # The +- is a one-sigma figure (standard errors and the curvature shift in quadrature), so
+    # FCI lies within two of it, and it is narrower than the last E_var's error (+1.95 mHa).
+    # Measured at prepare's one thread on the development VM: +0.014 +- 0.207 mHa. N2's
+    # degenerate pi pairs may rotate otherwise on another CPU (so may the sampled states):
+    # over seven rotations seen, errors 0.014-0.065 mHa and +- 0.028-0.25.
+    error = abs(fit["energy"] - e_fci)
+    assert error <= 2 * fit["uncertainty"] and fit["uncertainty"] < abs(e_var[-1] - e_fci)
 
 
 @pytest.fixture(scope="module")
