@@ -44,7 +44,6 @@ def n2_sto3g(out_dir: Path, bond: float):
     from hinqs.chem.integrals import integrals_from_geometry
     from hinqs.config import complete_system
     from hinqs.io.hamiltonian import load_hamiltonian
-
     from hinqs.steps.prepare import PREPARE_THREADS
     from hinqs.threads import thread_limit
 

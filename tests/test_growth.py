@@ -11,6 +11,7 @@ functions, bit for bit the same files).
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -154,3 +155,51 @@ def test_a_settled_loop_that_cannot_fill_its_cap_is_stalled():
 def test_without_pt2_a_settled_loop_claims_nothing():
     status = _iterate([-5.70, -5.70, -5.70], [Evidence()] * 3)
     assert status.reason == "settled" and not status.converged
+
+
+def _falling(n: int, start: float = -5.70, step: float = 1e-3) -> list[float]:
+    """Energies that keep improving by more than tol: the loop never settles on its own."""
+    return [start - step * k for k in range(n)]
+
+
+def test_a_growing_run_goes_past_ten_iterations_until_its_modelled_time_is_spent():
+    """iterations.max null: a run whose cap grows is not cut at 10 iterations (a grown cap needs
+    iterations to fill and settle); the modelled time of accuracy.budget.hours ends it, as "budget"."""
+    from hinqs.loop.convergence import FIXED_CAP_ITERATIONS, GROWING_CAP_ITERATIONS
+    from hinqs.loop.defaults import iteration_seconds
+
+    budget = BudgetSettings(hours=0.25, cores=2, determinants=None)
+    context = GrowthContext(SIZE, AccuracySettings(None, 1.6, 1.5, budget), 8_000_000, False)
+    per_iteration = iteration_seconds(SIZE, 400, budget.cores)
+    fits = math.ceil(budget.hours * 3600.0 / per_iteration)
+    assert FIXED_CAP_ITERATIONS < fits < GROWING_CAP_ITERATIONS  # the time, not a count, decides here
+    partial = Evidence(e_pt2=-0.040, strings=300, cap=400)
+    status = None
+    for k, energy in enumerate(_falling(GROWING_CAP_ITERATIONS), start=1):
+        status = next_status(status, k, energy, tol=1e-6, window=2, max_iterations=None, evidence=partial,
+                             growth=context)  # fmt: skip
+        if status.stop:
+            break
+    assert (status.iteration, status.reason, status.converged) == (fits, "budget", False)
+    assert status.detail.startswith("time:") and status.modelled_seconds >= budget.hours * 3600.0
+
+
+def test_a_fixed_cap_or_a_run_without_pt2_stops_at_ten_iterations_by_default():
+    for context in (_context(fixed=True), None):
+        status = None
+        for k, energy in enumerate(_falling(40), start=1):
+            status = next_status(status, k, energy, tol=1e-6, window=2, max_iterations=None,
+                                 evidence=Evidence(e_pt2=-0.040, strings=300, cap=400), growth=context)  # fmt: skip
+            if status.stop:
+                break
+        assert (status.iteration, status.reason) == (10, "max_iterations") and "null" in status.detail
+
+
+def test_an_explicit_iteration_limit_is_kept():
+    status = None
+    for k, energy in enumerate(_falling(5), start=1):
+        status = next_status(status, k, energy, tol=1e-6, window=2, max_iterations=3,
+                             evidence=Evidence(e_pt2=-0.040, strings=300, cap=400), growth=_context())  # fmt: skip
+        if status.stop:
+            break
+    assert (status.iteration, status.reason, status.detail) == (3, "max_iterations", "iterations.max = 3")

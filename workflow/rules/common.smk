@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from hinqs.io.layout import RunLayout
+from hinqs.loop.convergence import ITERATION_CEILING
 from hinqs.loop.workflow_support import (
     gpus_per_nqs_job,
     iterations_to_run,
@@ -17,7 +18,8 @@ RESULTS = RunLayout.at(config["results_dir"])
 # Written by the Snakefile's onstart handler (a dry run writes nothing).
 RUN_CONFIG = str(RESULTS.config_snapshot)
 SYSTEMS = [s["name"] for s in config["systems"]]
-MAX_ITER = config["iterations"]["max"]
+# The most iterations planned; the check of each stops the loop (iterations.max null: derived).
+MAX_ITER = config["iterations"]["max"] or ITERATION_CEILING
 HINQS_ENV = "../envs/hinqs.yaml"
 # torch + the model, the sampler frontier (bounded by nqs.max_batch) and the teacher.
 NQS_MEM_MB = 4000

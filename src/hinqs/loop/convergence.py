@@ -13,12 +13,13 @@ the iteration's EN-PT2 (:class:`Evidence`):
     accuracy by default): the variational energy is that close to the exact one. Also at
     once, without waiting for the window, when that bound is below ``tol`` (the whole space).
 ``budget``  the PT2 asks for more strings but the budget allows no larger subspace
-    (:mod:`hinqs.loop.growth`: a fixed cap, the determinant budget, or the modelled time);
-    ``detail`` names which and what it allows.
+    (:mod:`hinqs.loop.growth`: a fixed cap, the determinant budget, or the modelled time),
+    or a growing run has spent the modelled time of ``accuracy.budget.hours``; ``detail``
+    names which and what it allows.
 ``stalled``  the PT2 asks for more, nothing limits the subspace, and yet the loop settled:
     it does not find the strings it needs.
 ``settled``  no error estimate (PT2 off): the energy stopped changing, nothing more is known.
-``max_iterations``  ``iterations.max`` reached first.
+``max_iterations``  ``iterations.max`` reached first (null: :func:`iteration_limit`).
 
 While the PT2 is above the target and the subspace has filled its cap without gaining
 (``growth.STUCK_SHARE`` of |E_PT2| per iteration), the next cap grows
@@ -42,6 +43,13 @@ from hinqs.loop.defaults import SystemSize, iteration_seconds
 from hinqs.loop.growth import STUCK_SHARE, AccuracySettings, next_cap
 
 REASONS = ("accurate", "budget", "stalled", "settled", "max_iterations")
+FIXED_CAP_ITERATIONS = 10  # iterations.max null, the cap fixed: the loop settles well within it
+# iterations.max null, the cap growing: a cap grown 1.5x per level needs two iterations or more
+# to fill and settle at each (a stretched N2 grew once and stopped accurate at iteration 9; an
+# iron-sulfur cluster grew twice by iteration 9 and was still gaining), so the modelled time
+# budget, not a count, should end such a run: this only bounds the workflow's plan.
+GROWING_CAP_ITERATIONS = 30
+ITERATION_CEILING = max(FIXED_CAP_ITERATIONS, GROWING_CAP_ITERATIONS)  # the most a workflow plans for
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,30 @@ class GrowthContext:
     fixed: bool  # the cap never grows (hinqs.loop.growth.AccuracySettings.grows)
 
 
+def iteration_limit(configured: int | None, growth: GrowthContext | None) -> int:
+    """The iteration count after which the loop stops (``max_iterations``): the config's
+    ``iterations.max``, else :data:`GROWING_CAP_ITERATIONS` for a run whose cap grows and
+    :data:`FIXED_CAP_ITERATIONS` for any other."""
+    if configured is not None:
+        return int(configured)
+    growing = growth is not None and not growth.fixed
+    return GROWING_CAP_ITERATIONS if growing else FIXED_CAP_ITERATIONS
+
+
+def _time_spent(growth: GrowthContext | None, spent: float) -> str | None:
+    """Why a growing run's modelled time is used up, or None (a fixed cap is the user's size:
+    the time budget only bounds growth)."""
+    if growth is None or growth.fixed:
+        return None
+    budget = growth.accuracy.budget
+    if spent < budget.hours * 3600.0:
+        return None
+    return (
+        f"time: {spent / 3600.0:.2f} h modelled on {budget.cores} cores reached accuracy.budget.hours"
+        f" = {budget.hours:g}"
+    )
+
+
 def _settled(
     previous: Status | None, best: float, energy: float, tol: float
 ) -> tuple[float | None, float | None, bool]:
@@ -110,11 +142,12 @@ def next_status(
     *,
     tol: float,
     window: int,
-    max_iterations: int,
+    max_iterations: int | None,
     evidence: Evidence | None = None,
     growth: GrowthContext | None = None,
 ) -> Status:
-    """The status after ``iteration`` produced ``energy``, given the status before it."""
+    """The status after ``iteration`` produced ``energy``, given the status before it
+    (``max_iterations``: ``iterations.max``, None to derive it, :func:`iteration_limit`)."""
     evidence = evidence or Evidence()
     energies = [*(previous.energies if previous else []), float(energy)]
     if len(energies) != iteration:
@@ -152,8 +185,16 @@ def next_status(
     elif streak >= window:
         reason = "settled" if evidence.e_pt2 is None else "stalled"
         detail = "no PT2 error estimate" if evidence.e_pt2 is None else None
-    if reason is None and iteration >= max_iterations:
-        reason, detail = "max_iterations", f"iterations.max = {max_iterations}"
+    if reason is None and not accurate and _time_spent(growth, spent):
+        reason, detail = "budget", _time_spent(growth, spent)
+    limit = iteration_limit(max_iterations, growth)
+    if reason is None and iteration >= limit:
+        named = (
+            ""
+            if max_iterations is not None
+            else " (null: the default for a " + ("growing" if limit == GROWING_CAP_ITERATIONS else "fixed") + " cap)"
+        )
+        reason, detail = "max_iterations", f"iterations.max = {limit}{named}"
     return Status(
         iteration=iteration,
         energy=float(energy),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hinqs.io.layout import RunLayout, SystemLayout
-from hinqs.loop.convergence import Status
+from hinqs.loop.convergence import ITERATION_CEILING, Status
 from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd.settings import SQDSettings
 
@@ -153,7 +153,7 @@ def run_loop(
         executor = executor_for(sqd) if keep_pool else None
         if executor is not None and hasattr(executor, "__enter__"):
             stack.enter_context(executor)  # type: ignore[arg-type]
-        for k in range(1, (max_iterations or settings.iterations.max) + 1):
+        for k in range(1, (max_iterations or settings.iterations.max or ITERATION_CEILING) + 1):
             status = _iteration((config_settings, settings), layout, ham, k, sqd, executor, clock)
             if status.stop:
                 break

@@ -63,7 +63,7 @@ class SQDSection:
 class IterationSettings:
     """``iterations``: when the loop stops."""
 
-    max: int
+    max: int | None  # None: derived (hinqs.loop.convergence.iteration_limit)
     tol: float
     window: int
 
