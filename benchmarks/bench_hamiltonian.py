@@ -17,6 +17,13 @@ there is one (otherwise from the lowest diagonal), ``conv_tol`` 1e-8, at most 60
 (PySCF's solvers on 1 thread only: each takes minutes here).
 "bits 1=2" says whether 1 and 2 threads gave the same H C (sha256 of the array) and the same
 energy. Ratios are per core: both kernels run one after another in the same invocation.
+``direct`` is the product as the ``direct`` solver applies it to a singlet's symmetric
+vector (one string set for both spins, ``sqd.spin_symmetry``: the upper triangle, mirrored);
+``direct-unmirrored`` every element (the solver before the mirror, ``spin_symmetry: false``).
+The vectors are made symmetric for both. At the 52-qubit loop's size, side by side:
+
+    python benchmarks/bench_hamiltonian.py --sizes 2800 --threads 1,2 \
+        --kernels direct-unmirrored,direct --solve-max-k 2800
 
     python benchmarks/bench_hamiltonian.py --sizes 400,1000,1500,3000 --threads 1,2 \\
         --state results_derived/n2_ccpvdz/iter_3/sqd/state.npz
@@ -53,7 +60,13 @@ SYSTEM = {
     "frozen_core": 2,
     "orbitals": "mp2",
 }
-KERNEL_SOLVER = {"direct": "direct", "direct-torch": "direct", "contract_2e": "lean", "solve_fermion": "solve_fermion"}
+KERNEL_SOLVER = {
+    "direct": "direct",
+    "direct-unmirrored": "direct",
+    "direct-torch": "direct",
+    "contract_2e": "lean",
+    "solve_fermion": "solve_fermion",
+}
 
 
 def _peak_rss_mb() -> float:
@@ -84,6 +97,7 @@ def _subspace(kind: str, ham, k: int, state_path: str | None):
     if kind == "hfsd":
         strings = _hfsd_strings(ham.norb, ham.nelec[0], k, seed=k)
         vector = np.random.default_rng(k).standard_normal((len(strings), len(strings)))
+        vector = vector + vector.T  # a singlet's symmetry, which the mirrored product assumes
         # np.sum's pairwise sum, not BLAS's norm: the same vector whatever the process's BLAS threads
         return strings, vector / np.sqrt(np.sum(vector * vector)), None
     from hinqs.io.files import read_state
@@ -93,6 +107,7 @@ def _subspace(kind: str, ham, k: int, state_path: str | None):
     weight = prob.sum(axis=1) + prob.sum(axis=0)  # closed shell: one string set for both spins
     strings = np.sort(state.strs_a[np.argsort(-weight, kind="stable")[:k]]).astype(np.int64)
     guess = state.on(strings.astype(np.uint64), strings.astype(np.uint64))
+    guess = guess + guess.T  # symmetric to the last bit, as the mirrored product assumes
     return strings, guess / np.sqrt(np.sum(guess * guess)), guess
 
 
@@ -109,12 +124,16 @@ def _contract_2e(ham, strings: np.ndarray, vector: np.ndarray):
     return np.asarray(out), time.perf_counter() - start
 
 
-def _direct(ham, strings: np.ndarray, vector: np.ndarray):
+def _direct(ham, strings: np.ndarray, vector: np.ndarray, mirrored: bool):
+    """One H C as the direct solver applies it: the upper triangle mirrored (``sqd.spin_symmetry``,
+    the default for one string set) or, ``direct-unmirrored``, every element (the solver before it)."""
     from hinqs.kernel import ProductHamiltonian
+    from hinqs.sqd.solvers import WholeOperator
 
-    ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings[:40], strings[:40]).apply(np.ones((40, 40)))  # JIT
+    small = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings[:40], strings[:40])
+    WholeOperator(small, mirrored).apply(np.ones((40, 40)))  # JIT
     start = time.perf_counter()
-    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings, strings)
+    op = WholeOperator(ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings, strings), mirrored)
     built = time.perf_counter() - start
     start = time.perf_counter()
     out = op.apply(vector)
@@ -158,8 +177,8 @@ def worker(args: argparse.Namespace) -> None:
     strings, vector, guess = _subspace(args.kind, ham, args.k, args.state)
     row = {"kind": args.kind, "k": len(strings), "kernel": args.kernel, "threads": args.threads}
     with thread_limit(args.threads):
-        if args.kernel == "direct":
-            out, seconds, row["build_s"] = _direct(ham, strings, vector)
+        if args.kernel in ("direct", "direct-unmirrored"):
+            out, seconds, row["build_s"] = _direct(ham, strings, vector, args.kernel == "direct")
         elif args.kernel == "direct-torch":
             out, seconds, row["build_s"], extra = _direct_torch(ham, strings, vector, args.device)
             row.update(device=args.device, **extra)
@@ -174,6 +193,7 @@ def worker(args: argparse.Namespace) -> None:
                 conv_tol=1e-8,
                 max_cycle=60,
                 device=device,
+                spin_symmetry=args.kernel != "direct-unmirrored",
             )
             start = time.perf_counter()
             result = solve(strings, strings, ham.hcore, ham.eri, tuple(ham.nelec), settings, guess)
@@ -221,6 +241,11 @@ def _table(rows: list[dict]) -> str:
         ref = by_key.get((r["kind"], r["k"], "contract_2e", r["threads"]))
         ref_solve = by_key.get((r["kind"], r["k"], "solve_fermion", r["threads"])) or {}
         ratio = f"{ref['hc_s'] / r['hc_s']:.1f}x" if ref and r["kernel"] == "direct" else ""
+        whole = by_key.get((r["kind"], r["k"], "direct-unmirrored", r["threads"]))
+        if whole and r["kernel"] == "direct":  # the mirrored product against the one before it
+            ratio += ("; " if ratio else "") + f"{whole['hc_s'] / r['hc_s']:.2f}x unmirrored"
+            if "solve_s" in whole and "solve_s" in r:
+                ratio += f" (solve {whole['solve_s'] / r['solve_s']:.2f}x)"
         numba = by_key.get((r["kind"], r["k"], "direct", r["threads"]))
         if r["kernel"] == "direct-torch":  # against the numba kernel, and the rate SBD quotes per GPU
             ratio = f"{dets / r['hc_s']:,.3g} det/s on {r.get('gpu', 'torch ' + r['device'])}"

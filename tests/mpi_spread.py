@@ -50,6 +50,11 @@ def main(ham_dir: str, case_path: str, out_path: str) -> None:
         both = spread.apply_both(c[lo:hi])
         s2c = spread.gather(both[1])
         same_pass = bool(np.array_equal(both[0], spread.apply(c[lo:hi])))
+        # The upper triangle of a symmetric C's product, mirrored across the ranks (singlet case).
+        c_sym = c + c.T if c.shape[0] == c.shape[1] else c
+        mirror = SpreadHamiltonian(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strs_a, strs_b),
+                                   mirrored=True)  # fmt: skip
+        sigma_mirrored = mirror.gather(mirror.apply(np.ascontiguousarray(c_sym[mirror.rows[0] : mirror.rows[1]])))
         ranks, peak = _peak(lambda: solve_spread(comm, *args))
         alone, peak_alone = _peak(lambda: solve_spread(MPI.COMM_SELF, *args))
     shared = {
@@ -68,7 +73,7 @@ def main(ham_dir: str, case_path: str, out_path: str) -> None:
         np.savez(out_path, ranks=comm.Get_size(), sigma=sigma, s2c=s2c, bounds=spread.bounds, **shared,
                  amplitudes=ranks.state.amplitudes, amplitudes_alone=alone.state.amplitudes,
                  warnings=np.array(ranks.warnings, dtype=str), peaks=peaks, peak_alone=peak_alone,
-                 halos=halos)  # fmt: skip
+                 halos=halos, sigma_mirrored=sigma_mirrored, mirrored=mirror.mirrored)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -115,6 +115,27 @@ def test_rows_from_the_ranks_are_the_whole_product_bit_for_bit(case, ranks):
     assert np.array_equal(ranks["s2c"], op.apply_spin_square(case["c"]))
 
 
+def test_mirrored_rows_from_the_ranks_are_the_one_process_mirror_bit_for_bit(case, ranks):
+    """Where both spins share their strings (the closed shell), each rank computes the upper
+    triangle of its rows and receives the rest from the ranks before it: the whole product's
+    upper triangle, bit for bit, mirrored; elsewhere (the triplet) nothing is mirrored."""
+    from hinqs.sqd.solvers import WholeOperator
+
+    ham = case["ham"]
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
+    c = case["c"]
+    assert bool(ranks["mirrored"]) == (case["name"] == "n2_closed") == op.mirrored_spins
+    if not op.mirrored_spins:
+        assert np.array_equal(ranks["sigma_mirrored"], op.apply(c))
+        return
+    c_sym = c + c.T
+    whole = WholeOperator(op, mirrored=True).apply(c_sym)
+    assert np.array_equal(ranks["sigma_mirrored"], whole) and np.array_equal(whole, whole.T)
+    full = op.apply(c_sym)
+    assert np.array_equal(np.triu(whole), np.triu(full))  # the same sums where computed
+    assert np.max(np.abs(whole - full)) < 1e-12 * np.max(np.abs(full))  # the lower: another order's rounding
+
+
 def test_spread_solve_is_one_rank_and_solve_direct_bit_for_bit(case, ranks, direct):
     assert direct.converged and bool(ranks["converged"])
     assert ranks["energy"] == direct.energy == ranks["energy_alone"]

@@ -7,6 +7,7 @@ over random subspaces (singles and doubles of HF, so that links both hit and mis
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -149,9 +150,36 @@ def test_direct_solve_is_identical_at_one_and_two_threads(hamiltonians):
     assert outs[0].spin_sq == outs[1].spin_sq
 
 
+def test_the_mirrored_solve_is_the_whole_solve_with_c_symmetric(hamiltonians):
+    """One string set for both spins, a singlet: the solve that computes each product's upper
+    triangle and mirrors it (``spin_symmetry``, the default) keeps C = C^T to the last bit and
+    gives the energy and state of the solve of every element (``spin_symmetry: false``); the
+    products agree to rounding, their upper triangles bit for bit."""
+    from hinqs.sqd.solvers import WholeOperator
+
+    ham = hamiltonians["n2"]
+    strs = _subspace(ham, 120, 0)
+    settings = solver_settings(solver="direct", conv_tol=1e-12)
+    mirrored = solve_direct(*strs, ham.hcore, ham.eri, ham.nelec, settings)
+    whole = solve_direct(*strs, ham.hcore, ham.eri, ham.nelec, replace(settings, spin_symmetry=False))
+    assert mirrored.converged and whole.converged
+    assert abs(mirrored.energy - whole.energy) < 1e-11 and abs(mirrored.spin_sq - whole.spin_sq) < 1e-9
+    c = mirrored.state.amplitudes
+    assert np.array_equal(c, c.T) and abs(abs(np.vdot(c, whole.state.amplitudes)) - 1) < 1e-9
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, *strs)
+    sigma, full = WholeOperator(op, mirrored=True).apply(c), op.apply(c)
+    assert np.array_equal(np.triu(sigma), np.triu(full)) and np.array_equal(sigma, sigma.T)
+    assert np.max(np.abs(sigma - full)) < 1e-12 * np.max(np.abs(full))
+    open_shell = hamiltonians["nh"]  # a triplet: n_alpha != n_beta, nothing to mirror
+    assert not WholeOperator(ProductHamiltonian(open_shell.hcore, open_shell.eri, open_shell.nelec,
+                                                *_subspace(open_shell, 20, 0)), mirrored=True).mirrored  # fmt: skip
+
+
 def test_a_root_of_another_spin_is_solved_again(tmp_path):
     """From an antisymmetric guess (a triplet in the S_z = 0 space) Davidson stays on the lowest
-    triplet; the batch is solved again with the spin penalty and hands on the singlet (FCI)."""
+    triplet; the batch is solved again with the spin penalty and hands on the singlet (FCI).
+    With ``spin_symmetry`` (the default) the solve keeps C = C^T, where no triplet lives: the
+    same guess lands on the singlet at once."""
     from sqd_helpers import n2_sto3g
 
     from hinqs.chem.fci import fci_energy
@@ -161,10 +189,15 @@ def test_a_root_of_another_spin_is_solved_again(tmp_path):
     strings = np.array(sorted(sum(1 << i for i in occ) for occ in combinations(range(ham.norb), 5)), np.uint64)
     noise = np.random.default_rng(0).standard_normal((len(strings), len(strings)))
     triplet_guess = noise - noise.T
-    settings = solver_settings(solver="direct")
+    e_fci = fci_energy(ham.hcore, ham.eri, ham.nelec)
+    settings = solver_settings(solver="direct", spin_symmetry=False)
     plain = SOLVER_FUNCTIONS["direct"](strings, strings, ham.hcore, ham.eri, ham.nelec, settings, triplet_guess)
     assert plain.spin_sq == pytest.approx(2.0, abs=1e-6)  # the trap: a triplet root
     out = solve(strings, strings, ham.hcore, ham.eri, ham.nelec, settings, triplet_guess)
     assert out.spin_sq < 1e-6 and out.converged
-    assert abs(out.energy - fci_energy(ham.hcore, ham.eri, ham.nelec)) < 1e-9
+    assert abs(out.energy - e_fci) < 1e-9
     assert any("solved again with the spin penalty" in w for w in out.warnings)
+    mirrored = solve(strings, strings, ham.hcore, ham.eri, ham.nelec, solver_settings(solver="direct"), triplet_guess)
+    assert mirrored.spin_sq < 1e-6 and mirrored.converged and abs(mirrored.energy - e_fci) < 1e-9
+    assert not any("solved again" in w for w in mirrored.warnings)
+    assert np.array_equal(mirrored.state.amplitudes, mirrored.state.amplitudes.T)

@@ -26,10 +26,15 @@ class RowBlock:
     its own rows and the rows it received).
     """
 
-    def __init__(self, ham: Any, start: int, stop: int) -> None:
+    def __init__(self, ham: Any, start: int, stop: int, upper: bool = False) -> None:
         start, stop = ham._square_rows(start, stop)
+        if upper and not ham.mirrored_spins:
+            raise ValueError(
+                "the upper triangle alone holds a product only where the alpha and beta strings are one set"
+            )
         self.ham = ham
         self.start, self.stop = start, stop
+        self.upper = upper
         a = ham.alpha.tables
         lo_l, hi_l = int(a[5][start]), int(a[5][stop])
         lo_h, hi_h = int(a[1][start]), int(a[1][stop])
@@ -56,6 +61,19 @@ class RowBlock:
     def rows(self) -> int:
         return self.stop - self.start
 
+    @property
+    def _upper_from(self) -> int:
+        """The kernels' ``upper_from``: the block's first global row when only the upper triangle
+        is computed, else -1 (every column)."""
+        return self.start if self.upper else -1
+
+    def mirror(self, out: np.ndarray) -> np.ndarray:
+        """``out`` (the block's rows, in place) with the lower triangle of the block's own square
+        copied from its upper one; the columns left of the block are another block's upper
+        triangle (:class:`hinqs.sqd.distributed.SpreadHamiltonian` exchanges them)."""
+        rows_kernels.mirror_block(out, self.start)
+        return out
+
     def compact(self, c: np.ndarray) -> np.ndarray:
         """The compact matrix from the whole coefficient matrix (a one-process check of the bits)."""
         c = np.asarray(c, dtype=np.float64).reshape(self.ham.shape)
@@ -63,16 +81,18 @@ class RowBlock:
 
     def apply(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``H C``, shape ``(rows, K_b)``: :meth:`ProductHamiltonian.apply_rows`' bits,
-        in one pass (:func:`hinqs.kernel.rows.square_rows`)."""
+        in one pass (:func:`hinqs.kernel.rows.square_rows`); with ``upper`` only each row's
+        columns from its diagonal on are set (those bits), the rest left for :meth:`mirror`."""
         compact = np.ascontiguousarray(compact, dtype=np.float64)
-        return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows)
+        return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows,
+                                        self._upper_from)  # fmt: skip
 
     def apply_spin_square(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``S^2 C``: :meth:`ProductHamiltonian.apply_spin_square_rows`' bits."""
         ham = self.ham
         compact = np.ascontiguousarray(compact, dtype=np.float64)
         out = rows_kernels.square_opposite(compact, ham._spin_pairs(), self.tables, ham.beta.tables, False,
-                                           0, self.rows)  # fmt: skip
+                                           0, self.rows, self._upper_from)  # fmt: skip
         out += ham._spin_constant() * compact[: self.rows]
         return out
 

@@ -125,6 +125,14 @@ class ProductHamiltonian:
         return self.alpha.targets is self.alpha.sources and self.beta.targets is self.beta.sources
 
     @property
+    def mirrored_spins(self) -> bool:
+        """Square, with one set of strings and electrons for both spins: swapping the spins maps
+        the product space onto itself and H commutes with the swap, so for a coefficient matrix
+        with ``C = C^T`` (a singlet's, any even spin's) ``H C`` is symmetric too and its upper
+        triangle says all of it (:class:`hinqs.kernel.block.RowBlock` ``upper``)."""
+        return self.square and self.nelec[0] == self.nelec[1] and np.array_equal(self.alpha.sources, self.beta.sources)
+
+    @property
     def source_shape(self) -> tuple[int, int]:
         return (self.alpha.n_sources, self.beta.n_sources)
 
@@ -175,20 +183,22 @@ class ProductHamiltonian:
         out += rows_kernels.same_spin_rows(block_t, b[1], b[2], b[3], self.shape[1]).T
         return out
 
-    def row_costs(self) -> np.ndarray:
+    def row_costs(self, upper: bool = False) -> np.ndarray:
         """Multiply-adds of each alpha row of :meth:`apply` (square operator), to split rows evenly.
 
         A row gathers its alpha links' integrals (``norb^2`` each) and coefficient rows
         (``K_b`` each), then every beta link takes a dot product over its alpha links; its
         alpha same-spin entries are axpys of length ``K_b``; the diagonal and its share of
-        the beta same-spin part cost ``K_b`` and the beta same-spin entries.
+        the beta same-spin part cost ``K_b`` and the beta same-spin entries. ``upper``: each
+        row from its diagonal on (:attr:`mirrored_spins`), the column-wise parts in proportion.
         """
         a = self.alpha.tables
         n_b = self.shape[1]
         links = np.diff(a[5]).astype(np.float64)
         same = np.diff(a[1]).astype(np.float64)
-        per_link = self.beta.link_count + n_b + self.norb**2
-        return links * per_link + same * n_b + (n_b + len(self.beta.tables[2]))
+        share = (n_b - np.arange(self.shape[0])) / max(n_b, 1) if upper else 1.0
+        per_link = share * (self.beta.link_count + n_b) + self.norb**2
+        return links * per_link + share * (same * n_b + (n_b + len(self.beta.tables[2])))
 
     def diagonal(self) -> np.ndarray:
         """H's diagonal on the targets, shape :attr:`shape`."""

@@ -129,24 +129,64 @@ def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
     return out
 
 
+@nb.njit(cache=True)
+def _first_column(i, upper_from):
+    """The first column row ``i`` of a block computes: 0, or (``upper_from >= 0``) the row's own
+    global index ``upper_from + i``, its diagonal: the upper triangle only (:func:`mirror_block`)."""
+    return upper_from + i if upper_from >= 0 else 0
+
+
+@nb.njit(cache=True)
+def _paired(p, n_rows):
+    """The rows of iteration ``p`` of a pairing loop over ``(n_rows + 1) // 2`` iterations: ``p`` and
+    ``n_rows - 1 - p``. Upper-triangle rows cost in proportion to the columns right of their
+    diagonal, so pairing the first with the last gives every iteration about equal work and
+    numba's static split of the iterations keeps its threads equally busy."""
+    last = n_rows - 1 - p
+    return p, last if last != p else -1
+
+
+@nb.njit(cache=True)
+def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
+    x = start + i
+    row = out[i]
+    first = _first_column(i, upper_from)
+    n_b = c_mat.shape[1]
+    if with_diagonal:
+        for y in range(first, n_b):
+            row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
+    else:
+        row[first:] = 0.0
+    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7],
+                   b[8])  # fmt: skip
+
+
 @nb.njit(cache=True, parallel=True)
-def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop):
+def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop, upper_from=-1):
     """Rows ``start:stop`` of the square product's opposite-spin sum, plus (``with_diagonal``)
     the same-spin diagonals. Each row is summed alone, so a block of rows (one MPI rank's
-    share) has the bits those rows have in the whole product."""
-    n_b = c_mat.shape[1]
-    cols = np.arange(n_b)
-    out = np.empty((stop - start, n_b))
-    for i in nb.prange(stop - start):
-        x = start + i
-        row = out[i]
-        if with_diagonal:
-            for y in range(n_b):
-                row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
-        else:
-            row[:] = 0.0
-        _opposite_spin(x, cols, row, c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7], b[8])
+    share) has the bits those rows have in the whole product. ``upper_from >= 0``: only the
+    columns from each row's diagonal on (row ``i``'s is ``upper_from + i``); the others are
+    left unset, for :func:`mirror_block` to fill."""
+    n_rows = stop - start
+    out = np.empty((n_rows, c_mat.shape[1]))
+    for p in nb.prange((n_rows + 1) // 2):
+        i, j = _paired(p, n_rows)
+        _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from)
+        if j >= 0:
+            _opposite_row(j, out, c_mat, eri2, a, b, with_diagonal, start, upper_from)
     return out
+
+
+@nb.njit(cache=True, parallel=True)
+def mirror_block(out, start):
+    """``out[i, y] = out[y - start, start + i]`` for the columns ``start <= y < start + i``: the
+    strictly lower triangle of the block's own square ``[start, start + rows)`` from its upper
+    triangle (the whole matrix when ``start`` is 0 and the block holds every row)."""
+    for i in nb.prange(out.shape[0]):
+        x = start + i
+        for y in range(start, x):
+            out[i, y] = out[y - start, x]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -231,38 +271,49 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
     return sums, counts, below
 
 
+@nb.njit(cache=True)
+def _square_row(x, out, c_mat, eri2, a, b, upper_from):
+    """Row ``x`` of :func:`square_rows`, from column :func:`_first_column` on."""
+    n_b = c_mat.shape[1]
+    first = _first_column(x, upper_from)
+    row = out[x]
+    for y in range(first, n_b):
+        row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
+    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7],
+                   b[8])  # fmt: skip
+    part = np.zeros(n_b)
+    for k in range(a[1][x], a[1][x + 1]):
+        value = a[3][k]
+        source = c_mat[a[2][k]]
+        for y in range(first, n_b):
+            part[y] += value * source[y]
+    for y in range(first, n_b):
+        row[y] += part[y]
+    own = c_mat[x]
+    for y in range(first, n_b):
+        v = 0.0
+        for k in range(b[1][y], b[1][y + 1]):
+            v += b[3][k] * own[b[2][k]]
+        part[y] = v
+    for y in range(first, n_b):
+        row[y] += part[y]
+
+
 @nb.njit(cache=True, parallel=True)
-def square_rows(c_mat, eri2, a, b, n_rows):
+def square_rows(c_mat, eri2, a, b, n_rows, upper_from=-1):
     """Rows ``0:n_rows`` of the square product ``H C`` in one pass, with one row of scratch per row.
 
     The same sums, in the same order, as ``square_opposite`` (diagonal, opposite-spin sum)
     plus ``same_spin_rows`` over the alpha table plus ``same_spin_rows`` of the transposed
     block over the beta table: each same-spin part is summed alone from zero, then added,
     so the bits are :meth:`ProductHamiltonian.apply_rows`' without its three whole-block
-    temporaries (a rank's memory is the vectors').
+    temporaries (a rank's memory is the vectors'). ``upper_from >= 0``: each row from its
+    diagonal on only (:func:`square_opposite`), the same bits there.
     """
-    n_b = c_mat.shape[1]
-    cols = np.arange(n_b)
-    out = np.empty((n_rows, n_b))
-    for x in nb.prange(n_rows):
-        row = out[x]
-        for y in range(n_b):
-            row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
-        _opposite_spin(x, cols, row, c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7], b[8])
-        part = np.zeros(n_b)
-        for k in range(a[1][x], a[1][x + 1]):
-            value = a[3][k]
-            source = c_mat[a[2][k]]
-            for y in range(n_b):
-                part[y] += value * source[y]
-        for y in range(n_b):
-            row[y] += part[y]
-        own = c_mat[x]
-        for y in range(n_b):
-            v = 0.0
-            for k in range(b[1][y], b[1][y + 1]):
-                v += b[3][k] * own[b[2][k]]
-            part[y] = v
-        for y in range(n_b):
-            row[y] += part[y]
+    out = np.empty((n_rows, c_mat.shape[1]))
+    for p in nb.prange((n_rows + 1) // 2):
+        i, j = _paired(p, n_rows)
+        _square_row(i, out, c_mat, eri2, a, b, upper_from)
+        if j >= 0:
+            _square_row(j, out, c_mat, eri2, a, b, upper_from)
     return out

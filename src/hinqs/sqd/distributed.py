@@ -69,19 +69,26 @@ class SpreadHamiltonian:
     batch's time is up: a message, or None.
     """
 
-    def __init__(self, comm: Any, build: Callable[[], Any], expired: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        comm: Any,
+        build: Callable[[], Any],
+        expired: Callable[[], str | None] | None = None,
+        mirrored: bool = False,
+    ) -> None:
         from hinqs.kernel.block import RowBlock
 
         self.comm = comm
         self.expired = expired
         self.ham = self._collective(build)
         self.shape: tuple[int, int] = self.ham.shape
+        self.mirrored = bool(mirrored and self.ham.mirrored_spins)
         chunks = chunk_bounds(self.shape)
-        costs = np.add.reduceat(self.ham.row_costs(), chunks[:-1]) if self.shape[0] else np.zeros(0)
+        costs = np.add.reduceat(self.ham.row_costs(self.mirrored), chunks[:-1]) if self.shape[0] else np.zeros(0)
         self.space = RowSpace(Group(comm), self.shape, split_rows(costs, comm.Get_size()))
         self.bounds = self.space.rank_rows
         self.rows = (self.space.start, self.space.stop)
-        self.block = RowBlock(self.ham, *self.rows)
+        self.block = RowBlock(self.ham, *self.rows, upper=self.mirrored)
         self._plan_exchange()
 
     def _plan_exchange(self) -> None:
@@ -141,24 +148,59 @@ class SpreadHamiltonian:
             raise RankFailed(first)
         return value
 
+    def symmetric(self, c: np.ndarray) -> np.ndarray:
+        """This rank's rows of ``c`` (in place) with the lower triangle set from the upper one where
+        :attr:`mirrored` (collective): the block's own square locally, and the columns of
+        the rows before it from their owners, each rank sending every later rank the columns
+        of its rows that rank owns (one ``Alltoallv``), the receiver transposing them in."""
+        if not self.mirrored:
+            return c
+        from mpi4py import MPI
+
+        c = c.reshape(self.space.local_shape)
+        self.block.mirror(c)
+        rank, size = self.comm.Get_rank(), self.comm.Get_size()
+        rows = np.diff(self.bounds)
+        mine = int(rows[rank])
+        send_counts = np.array([mine * int(rows[r]) if r > rank else 0 for r in range(size)], np.int64)
+        recv_counts = np.array([int(rows[r]) * mine if r < rank else 0 for r in range(size)], np.int64)
+        send = np.empty(int(send_counts.sum()))
+        offset = 0
+        for r in range(rank + 1, size):
+            n = int(send_counts[r])
+            np.copyto(send[offset : offset + n].reshape(mine, int(rows[r])), c[:, self.bounds[r] : self.bounds[r + 1]])
+            offset += n
+        recv = np.empty(int(recv_counts.sum()))
+        displacements = [np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64) for n in (send_counts, recv_counts)]
+        self.comm.Alltoallv([send, (send_counts, displacements[0]), MPI.DOUBLE],
+                            [recv, (recv_counts, displacements[1]), MPI.DOUBLE])  # fmt: skip
+        del send
+        offset = 0
+        for r in range(rank):
+            block = recv[offset : offset + int(rows[r]) * mine].reshape(int(rows[r]), mine)
+            c[:, self.bounds[r] : self.bounds[r + 1]] = block.T
+            offset += block.size
+        return c
+
     def diagonal(self) -> np.ndarray:
-        """This rank's rows of H's diagonal."""
-        return self.block.diagonal()
+        """This rank's rows of H's diagonal (collective where mirrored)."""
+        return self.symmetric(self.block.diagonal())
 
     def apply(self, c: np.ndarray) -> np.ndarray:
         """This rank's rows of ``H C`` from its rows of ``C`` (collective)."""
         compact = self._compact(c)
-        return self._collective(lambda: self.block.apply(compact))
+        return self.symmetric(self._collective(lambda: self.block.apply(compact)))
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
         """This rank's rows of ``S^2 C`` (collective)."""
         compact = self._compact(c)
-        return self._collective(lambda: self.block.apply_spin_square(compact))
+        return self.symmetric(self._collective(lambda: self.block.apply_spin_square(compact)))
 
     def apply_both(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This rank's rows of ``H C`` and ``S^2 C`` from one exchange of rows (collective)."""
         compact = self._compact(c)
-        return self._collective(lambda: (self.block.apply(compact), self.block.apply_spin_square(compact)))
+        both = self._collective(lambda: (self.block.apply(compact), self.block.apply_spin_square(compact)))
+        return self.symmetric(both[0]), self.symmetric(both[1])
 
     def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
         """This rank's rows of rank 0's whole vector (None where rank 0 has none; collective)."""
@@ -211,8 +253,8 @@ def solve_spread(
     """
     from hinqs.kernel import ProductHamiltonian
 
-    def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> SpreadHamiltonian:
-        return SpreadHamiltonian(comm, lambda: ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b), expired)
+    def operator(strs_a: np.ndarray, strs_b: np.ndarray, mirrored: bool) -> SpreadHamiltonian:
+        return SpreadHamiltonian(comm, lambda: ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b), expired, mirrored)
 
     return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], nelec, settings, guess)
 

@@ -34,6 +34,7 @@ class SolverSettings:
     shift: float
     warm_start: bool
     device: str
+    spin_symmetry: bool = True  # solve C = C^T where both spins share their strings (hinqs.sqd.solvers)
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:

@@ -277,27 +277,33 @@ class WholeOperator:
     products run as one block of all rows (:class:`hinqs.kernel.block.RowBlock`: one pass,
     no whole-size temporaries; the bits of ``ProductHamiltonian.apply``)."""
 
-    def __init__(self, ham: Any) -> None:
+    def __init__(self, ham: Any, mirrored: bool = False) -> None:
         from hinqs.kernel import ProductHamiltonian
         from hinqs.kernel.block import RowBlock
         from hinqs.sqd.davidson import Group, RowSpace
 
-        self.ham = RowBlock(ham, 0, ham.shape[0]) if isinstance(ham, ProductHamiltonian) else ham
+        numba = isinstance(ham, ProductHamiltonian)
+        self.mirrored = mirrored and numba and ham.mirrored_spins
+        self.ham = RowBlock(ham, 0, ham.shape[0], upper=self.mirrored) if numba else ham
         self.shape = ham.shape
         self.space = RowSpace(Group(None), ham.shape)
 
+    def symmetric(self, c: np.ndarray) -> np.ndarray:
+        """``c`` with its lower triangle set from its upper one where :attr:`mirrored` (in place)."""
+        return self.ham.mirror(c) if self.mirrored else c
+
     def diagonal(self) -> np.ndarray:
-        return self.ham.diagonal()
+        return self.symmetric(self.ham.diagonal())
 
     def apply(self, c: np.ndarray) -> np.ndarray:
-        return self.ham.apply(c)
+        return self.symmetric(self.ham.apply(c))
 
     def apply_both(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``H C`` and ``S^2 C`` (the spin penalty's two products)."""
-        return self.ham.apply(c), self.ham.apply_spin_square(c)
+        return self.apply(c), self.apply_spin_square(c)
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
-        return self.ham.apply_spin_square(c)
+        return self.symmetric(self.ham.apply_spin_square(c))
 
     def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
         """This rank's rows of a whole vector: all of it."""
@@ -348,8 +354,8 @@ def solve_direct(
     """Davidson (:mod:`hinqs.sqd.davidson`, one rank) on hinqs' kernel (numba, or torch on
     ``settings.device``); energy, residual and <S^2> from the final vector."""
 
-    def operator(strs_a: np.ndarray, strs_b: np.ndarray) -> WholeOperator:
-        return WholeOperator(_kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device))
+    def operator(strs_a: np.ndarray, strs_b: np.ndarray, mirrored: bool) -> WholeOperator:
+        return WholeOperator(_kernel_operator(hcore, eri, nelec, strs_a, strs_b, settings.device), mirrored)
 
     return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], nelec, settings, guess)
 
@@ -363,13 +369,15 @@ def _start_vector(op: Any, diagonal: np.ndarray, settings: SolverSettings, guess
     space = op.space
     start = op.scatter(guess)
     if start is not None:
-        start = np.ascontiguousarray(start, dtype=np.float64).ravel()
+        # A copy: the mirror writes in place, and the caller's guess is not the solver's to change.
+        start = op.symmetric(np.array(start, dtype=np.float64).reshape(space.local_shape)).ravel()
         if settings.spin_sq is not None:
             start = spin_projected(lambda x: op.apply_spin_square(x.reshape(space.local_shape)).ravel(), start, space,
                                    settings.spin_sq, nelec, norb)  # fmt: skip
         if start is not None and space.norm(start) > 0:
             return start
-    return space.unit(space.lowest(diagonal))
+    # On ties the first index: in the upper triangle, whose mirror makes the unit vector symmetric.
+    return op.symmetric(space.unit(space.lowest(diagonal)).reshape(space.local_shape)).ravel()
 
 
 def _penalised(op: Any, settings: SolverSettings) -> Callable[[np.ndarray], np.ndarray]:
@@ -402,8 +410,17 @@ def _energy_spin_residual(op: Any, c: np.ndarray, settings: SolverSettings) -> t
     return energy, spin_sq, space.norm(hc - rayleigh * c)
 
 
+def _even_spin(spin_sq: float | None) -> bool:
+    """Whether the target <S^2> (None: the lowest state of n_alpha = n_beta, which the spin check
+    of :func:`solve` then holds to S = 0) is S(S+1) of an even S: the spins C = C^T spans."""
+    if spin_sq is None:
+        return True
+    spin = 0.5 * (math.sqrt(1.0 + 4.0 * spin_sq) - 1.0)
+    return abs(spin - round(spin)) < 0.25 and round(spin) % 2 == 0
+
+
 def solve_on_operator(
-    make_operator: Callable[[np.ndarray, np.ndarray], Any],
+    make_operator: Callable[[np.ndarray, np.ndarray, bool], Any],
     ci_strs_a: np.ndarray,
     ci_strs_b: np.ndarray,
     norb: int,
@@ -411,7 +428,13 @@ def solve_on_operator(
     settings: SolverSettings,
     guess: np.ndarray | None = None,
 ) -> SolveOutput:
-    """``solve_direct`` on the operator ``make_operator(strs_a, strs_b)`` builds (int64 strings).
+    """``solve_direct`` on the operator ``make_operator(strs_a, strs_b, mirrored)`` builds (int64 strings).
+
+    ``mirrored`` (``sqd.spin_symmetry``, one set of strings and electrons for both spins, a
+    target of even spin): the operator computes the upper triangle of each product and
+    mirrors it (``symmetric``), and the start vector is made symmetric, so every Davidson
+    vector keeps ``C = C^T`` exactly (each step is elementwise or a linear combination) at
+    about half the work per product; otherwise ``symmetric`` leaves vectors as they are.
 
     The operator holds rows of the vectors: its ``space`` (a :class:`hinqs.sqd.davidson.RowSpace`),
     ``diagonal``, ``apply``, ``apply_both``, ``apply_spin_square`` on its rows, ``scatter``
@@ -429,9 +452,10 @@ def solve_on_operator(
     from hinqs.sqd.progress import DavidsonProgress
 
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
+    mirrored = settings.spin_symmetry and nelec[0] == nelec[1] and _even_spin(settings.spin_sq)
     # The kernel runs on the threads the task was given; Davidson's algebra on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
-        op = make_operator(strs_a, strs_b)
+        op = make_operator(strs_a, strs_b, mirrored and np.array_equal(strs_a, strs_b))
         space = op.space
         big = space.shape[0] * space.shape[1] >= PROGRESS_DIMENSION
         progress = DavidsonProgress(settings.conv_tol, CONTINUE_FACTOR * settings.max_cycle) if big else None
