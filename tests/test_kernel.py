@@ -105,6 +105,34 @@ def test_pt2_rows_equal_the_dense_sum(hamiltonians):
     assert rect.pt2_rows(c, e_var, None, w_b)[2].sum() == np.count_nonzero(below)
 
 
+def test_pt2_rows_of_a_symmetric_state_sum_each_pair_once_and_equal_the_dense_sum(hamiltonians):
+    """C = C^T over one string set (a singlet from the mirrored solve): the rows sum each pair of
+    determinants (x, y), (y, x) once, counted twice; the total, terms and intruders are the
+    dense sum's, while the rows split it otherwise than the unpaired rows do."""
+    ham = hamiltonians["n2"]
+    rng = np.random.default_rng(5)
+    big = random_strings(ham.norb, ham.nelec[0], 80, rng).astype(np.int64)
+    s = np.sort(rng.choice(big, 25, replace=False))
+    c = rng.standard_normal((len(s), len(s)))
+    c = c + c.T
+    c /= np.linalg.norm(c)
+    rect = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, s, s, big, big)
+    assert rect.pairs_mirror(c) and not rect.pairs_mirror(c + 1e-9 * np.triu(c))
+    e_var = float(np.vdot(c, ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, s, s).apply(c)))
+    hc, hdiag = rect.apply(c), rect.diagonal()
+    outside = np.ones(hc.shape, bool)
+    outside[np.ix_(np.searchsorted(big, s), np.searchsorted(big, s))] = False
+    connected = outside & (hc != 0)
+    below = connected & (hdiag < e_var)
+    keep = connected & ~below
+    expected = float(np.sum(np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0)))
+    sums, counts, intruders = rect.pt2_rows(c, e_var, paired=True)
+    assert abs(sums.sum() - expected) < 1e-12 * abs(expected)
+    assert counts.sum() == np.count_nonzero(keep) and intruders.sum() == np.count_nonzero(below) > 0
+    unpaired = rect.pt2_rows(c, e_var)[0]
+    assert abs(unpaired.sum() - expected) < 1e-12 * abs(expected) and not np.allclose(sums, unpaired)
+
+
 def test_kernel_bits_do_not_depend_on_threads(hamiltonians):
     ham = hamiltonians["n2"]
     strs = _subspace(ham, 150, 0)

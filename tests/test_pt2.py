@@ -63,6 +63,17 @@ def test_complete_pt2_equals_the_full_space_sum(n2):
     assert abs(estimate.e_var - e_var) < 1e-10 and abs(estimate.e_var - out.energy - n2.ecore) < 1e-9
     assert estimate.e_pt2 < -1e-3  # 20 of 56 strings: a real correction
     assert abs(estimate.e_pt2 - e_pt2) < 1e-10
+    # A singlet from the direct solver is symmetric to the last bit: its rows sum each pair once.
+    from sqd_helpers import solver_settings
+
+    from hinqs.sqd.solvers import solve_direct
+
+    out = solve_direct(strings, strings, n2.hcore, n2.eri, n2.nelec, solver_settings(solver="direct"))
+    assert np.array_equal(out.state.amplitudes, out.state.amplitudes.T)
+    estimate = en_pt2(
+        n2.hcore, n2.eri, n2.ecore, tuple(n2.nelec), strings, strings, out.state.amplitudes, 10**7, relative_error=0.005
+    )
+    assert abs(estimate.e_pt2 - _full_space_pt2(n2, strings, out.state.amplitudes)[1]) < 1e-10
 
 
 def test_pt2_brings_the_energy_close_to_fci(n2):

@@ -152,6 +152,7 @@ def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
     row = out[i]
     first = _first_column(i, upper_from)
     n_b = c_mat.shape[1]
+    row[:first] = 0.0  # left of the diagonal: the mirror's to fill (zeros, not whatever memory held)
     if with_diagonal:
         for y in range(first, n_b):
             row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
@@ -167,7 +168,7 @@ def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop, upper_from=-1
     the same-spin diagonals. Each row is summed alone, so a block of rows (one MPI rank's
     share) has the bits those rows have in the whole product. ``upper_from >= 0``: only the
     columns from each row's diagonal on (row ``i``'s is ``upper_from + i``); the others are
-    left unset, for :func:`mirror_block` to fill."""
+    zero, for :func:`mirror_block` to fill."""
     n_rows = stop - start
     out = np.empty((n_rows, c_mat.shape[1]))
     for p in nb.prange((n_rows + 1) // 2):
@@ -207,10 +208,11 @@ def diagonal(a_hdiag, b_hdiag, a_jvec, b_occ):
 
 
 @nb.njit(cache=True)
-def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
+def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var, paired):
     """Sum over the columns of one row of w_b[y] <xy|H|Psi>^2 / (E - H_xy,xy), how many terms, and
     how many connected determinants lie below E (H_xy,xy < E: left out of the sum, whose
-    Epstein-Nesbet denominator would turn the term's sign; they belong in the space)."""
+    Epstein-Nesbet denominator would turn the term's sign; they belong in the space).
+    ``paired``: each column other than ``y = x`` stands for the pair (x, y), (y, x) (counted twice)."""
     total = 0.0
     count = 0
     below = 0
@@ -219,20 +221,32 @@ def _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, base, e_var):
         if v == 0.0:
             continue
         y = cols[i]
+        times = 2 if paired and y != x else 1
         cross = 0.0
         for c in range(b_occ.shape[1]):
             cross += a_jvec[x, b_occ[y, c]]
         denominator = e_var - (base + b_hdiag[y] + cross)
         if denominator > 1e-10:
-            below += 1
+            below += times
         elif denominator < -1e-10:
-            total += w_b[y] * v * v / denominator
-            count += 1
+            total += times * (w_b[y] * v * v / denominator)
+            count += times
     return total, count, below
 
 
+@nb.njit(cache=True)
+def _pair_columns(x, cols, src, order):
+    """The columns of row ``x`` that stand for their pair: ``order[y] >= order[x]``, with their
+    sources and the positions among them of the source columns."""
+    keep = np.empty(len(cols), np.bool_)
+    for i in range(len(cols)):
+        keep[i] = order[cols[i]] >= order[x]
+    picked, picked_src = cols[keep], src[keep]
+    return picked, picked_src, np.flatnonzero(picked_src >= 0)
+
+
 @nb.njit(cache=True, parallel=True)
-def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
+def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order):
     """For each alpha target row in ``rows``, the EN-PT2 sum over its external determinants
     (columns weighted by ``w_b``), the number of terms, and the number of connected external
     determinants whose diagonal lies below ``e_var`` (not summed: :func:`_pt2_terms`).
@@ -242,6 +256,12 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
     columns; an external row with single links meets the source columns and the external
     columns that have links too; an external row without single links (a double of the
     subspace) only the source columns. Every other element is zero.
+
+    ``order`` (empty: every column): a rank of every target string, for a symmetric state
+    over one string set (the terms of (x, y) and (y, x) are equal): row ``x`` then sums only
+    the columns ranked at or above its own, each standing for its pair, so the rows still
+    partition the whole sum at half the columns (a rank that is a pseudo-random permutation
+    gives every row about half of its columns, not the first rows all of theirs).
     """
     ext_cols, ext_src, linked_cols, linked_src, in_cols, in_src = col_sets
     ext_pos = np.flatnonzero(ext_src >= 0)
@@ -260,11 +280,14 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows):
             cols, src, pos = linked_cols, linked_src, linked_pos
         else:
             cols, src, pos = in_cols, in_src, in_pos
+        paired = len(order) > 0
+        if paired:
+            cols, src, pos = _pair_columns(x, cols, src, order)
         if len(cols) == 0:
             continue
         out = np.empty(len(cols))
         fill_row(x, cols, src, pos, out, c_mat, eri2, a, b, True)
-        total, count, lower = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var)
+        total, count, lower = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var, paired)
         sums[r] = total
         counts[r] = count
         below[r] = lower
@@ -277,6 +300,7 @@ def _square_row(x, out, c_mat, eri2, a, b, upper_from):
     n_b = c_mat.shape[1]
     first = _first_column(x, upper_from)
     row = out[x]
+    row[:first] = 0.0  # left of the diagonal: the mirror's to fill
     for y in range(first, n_b):
         row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
     _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7],

@@ -175,8 +175,9 @@ class _Problem:
 
     def rows(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exact row sums, term counts and intruder counts (connected determinants below E_var)
-        of the given alpha target rows, or of all."""
-        return self.ham.pt2_rows(self.state.amplitudes, self.e_var, rows)
+        of the given alpha target rows, or of all (then each pair of determinants once where the
+        state is a symmetric singlet's: :meth:`hinqs.kernel.ProductHamiltonian.pt2_rows`)."""
+        return self.ham.pt2_rows(self.state.amplitudes, self.e_var, rows, paired=rows is None)
 
 
 def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, start) -> Any:
