@@ -263,7 +263,7 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="400,1000,1500,3000")
+    parser.add_argument("--sizes", default="400,1000,1500,3000", help="K of the 'hfsd' subspaces ('': none)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--kernels", default="contract_2e,solve_fermion,direct")
     parser.add_argument("--state", help="a run's state.npz: adds the 'run' subspaces")
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         hamiltonian = write_hamiltonian(Path(tmp) / "ham", ints.hcore, ints.eri, ints.nelec, ints.ecore, {})
         kinds = ["hfsd"] + (["run"] if args.state else [])
         for kind in kinds:
-            for k in (int(s) for s in (args.sizes if kind == "hfsd" else args.run_sizes).split(",")):
+            for k in (int(s) for s in (args.sizes if kind == "hfsd" else args.run_sizes).split(",") if s):
                 for kernel in args.kernels.split(","):
                     if kernel == "contract_2e" and k > args.reference_max_k:
                         continue
