@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hinqs.kernel import rows as rows_kernels
+from hinqs.kernel.links import SideTables
 
 
 class RowBlock:
@@ -36,25 +37,25 @@ class RowBlock:
         self.start, self.stop = start, stop
         self.upper = upper
         a = ham.alpha.tables
-        lo_l, hi_l = int(a[5][start]), int(a[5][stop])
-        lo_h, hi_h = int(a[1][start]), int(a[1][stop])
-        reached = np.union1d(a[6][lo_l:hi_l], a[2][lo_h:hi_h]).astype(np.int64)
+        lo_l, hi_l = int(a.lptr[start]), int(a.lptr[stop])
+        lo_h, hi_h = int(a.hptr[start]), int(a.hptr[stop])
+        reached = np.union1d(a.lsrc[lo_l:hi_l], a.hsrc[lo_h:hi_h]).astype(np.int64)
         self.halo = reached[(reached < start) | (reached >= stop)]
         position = np.full(ham.shape[0], -1, np.int64)
         position[start:stop] = np.arange(stop - start)
         position[self.halo] = (stop - start) + np.arange(len(self.halo))
         n = stop - start
         ident = np.arange(n, dtype=np.int64)
-        self.tables = (
+        self.tables = SideTables(
             ident,
-            a[1][start : stop + 1] - lo_h,
-            position[a[2][lo_h:hi_h]],
-            a[3][lo_h:hi_h],
-            a[4][start:stop],
-            a[5][start : stop + 1] - lo_l,
-            position[a[6][lo_l:hi_l]],
-            a[7][lo_l:hi_l],
-            a[8][lo_l:hi_l],
+            a.hptr[start : stop + 1] - lo_h,
+            position[a.hsrc[lo_h:hi_h]],
+            a.hval[lo_h:hi_h],
+            a.hdiag[start:stop],
+            a.lptr[start : stop + 1] - lo_l,
+            position[a.lsrc[lo_l:hi_l]],
+            a.lpair[lo_l:hi_l],
+            a.lsign[lo_l:hi_l],
         )
 
     @property
@@ -99,5 +100,5 @@ class RowBlock:
     def diagonal(self) -> np.ndarray:
         """The block's rows of H's diagonal (:meth:`ProductHamiltonian.diagonal`'s bits)."""
         ham = self.ham
-        return rows_kernels.diagonal(self.tables[4], ham.beta.tables[4], ham._jvec[self.start : self.stop],
+        return rows_kernels.diagonal(self.tables.hdiag, ham.beta.tables.hdiag, ham._jvec[self.start : self.stop],
                                      ham.beta.occ)  # fmt: skip

@@ -17,6 +17,7 @@ thread count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -245,6 +246,26 @@ class SameSpinTable:
     source: np.ndarray
     value: np.ndarray
     diagonal: np.ndarray
+
+
+class SideTables(NamedTuple):
+    """One spin side of a product as the row kernels read it (:mod:`hinqs.kernel.rows`), by target
+    string: a named tuple, which numba passes into its kernels as one argument."""
+
+    ident: np.ndarray  # the target's index among the sources, -1 when it is not one
+    hptr: np.ndarray  # same-spin Hamiltonian (CSR by target): row pointers,
+    hsrc: np.ndarray  # source strings,
+    hval: np.ndarray  # values,
+    hdiag: np.ndarray  # and the targets' same-spin diagonal
+    lptr: np.ndarray  # single-excitation links (CSR by target): row pointers,
+    lsrc: np.ndarray  # source strings,
+    lpair: np.ndarray  # orbital pair p * norb + q,
+    lsign: np.ndarray  # and fermionic sign
+
+    @classmethod
+    def of(cls, ident: np.ndarray, same: SameSpinTable, links: LinkTable) -> SideTables:
+        return cls(ident, same.ptr, same.source, same.value, same.diagonal, links.ptr, links.source, links.pair,
+                   links.sign)  # fmt: skip
 
 
 def single_links(sources: np.ndarray, targets: np.ndarray, norb: int, nel: int) -> LinkTable:

@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 
 from hinqs.kernel import rows as rows_kernels
-from hinqs.kernel.links import orbital_lists, same_spin_table, single_links
+from hinqs.kernel.links import SideTables, orbital_lists, same_spin_table, single_links
 
 
 @contextlib.contextmanager
@@ -73,7 +73,7 @@ class _Side:
     n_sources: int
     ident: np.ndarray
     occ: np.ndarray
-    tables: tuple
+    tables: SideTables
 
     @classmethod
     def build(cls, sources: np.ndarray, targets: np.ndarray, nel: int, h1: np.ndarray, eri: np.ndarray) -> _Side:
@@ -86,13 +86,11 @@ class _Side:
             found = sources[position] == targets
             ident[found] = position[found]
         occ, _ = orbital_lists(targets, norb, nel)
-        tables = (ident, same.ptr, same.source, same.value, same.diagonal)
-        tables += (links.ptr, links.source, links.pair, links.sign)
-        return cls(sources, targets, len(sources), ident, occ, tables)
+        return cls(sources, targets, len(sources), ident, occ, SideTables.of(ident, same, links))
 
     @property
     def link_count(self) -> int:
-        return len(self.tables[6])
+        return len(self.tables.lsrc)
 
     def columns(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Target columns selected by a boolean mask, and their source indices."""
@@ -192,9 +190,9 @@ class ProductHamiltonian:
         start, stop = self._square_rows(start, stop)
         a, b = self.alpha.tables, self.beta.tables
         out = rows_kernels.square_opposite(c, self._eri2, a, b, True, start, stop)
-        out += rows_kernels.same_spin_rows(c, a[1][start : stop + 1], a[2], a[3], stop - start)
+        out += rows_kernels.same_spin_rows(c, a.hptr[start : stop + 1], a.hsrc, a.hval, stop - start)
         block_t = np.ascontiguousarray(c[start:stop].T)
-        out += rows_kernels.same_spin_rows(block_t, b[1], b[2], b[3], self.shape[1]).T
+        out += rows_kernels.same_spin_rows(block_t, b.hptr, b.hsrc, b.hval, self.shape[1]).T
         return out
 
     def row_costs(self, upper: bool = False) -> np.ndarray:
@@ -208,15 +206,15 @@ class ProductHamiltonian:
         """
         a = self.alpha.tables
         n_b = self.shape[1]
-        links = np.diff(a[5]).astype(np.float64)
-        same = np.diff(a[1]).astype(np.float64)
+        links = np.diff(a.lptr).astype(np.float64)
+        same = np.diff(a.hptr).astype(np.float64)
         share = (n_b - np.arange(self.shape[0])) / max(n_b, 1) if upper else 1.0
         per_link = share * (self.beta.link_count + n_b) + self.norb**2
-        return links * per_link + share * (same * n_b + (n_b + len(self.beta.tables[2])))
+        return links * per_link + share * (same * n_b + (n_b + len(self.beta.tables.hsrc)))
 
     def diagonal(self) -> np.ndarray:
         """H's diagonal on the targets, shape :attr:`shape`."""
-        return rows_kernels.diagonal(self.alpha.tables[4], self.beta.tables[4], self._jvec, self.beta.occ)
+        return rows_kernels.diagonal(self.alpha.tables.hdiag, self.beta.tables.hdiag, self._jvec, self.beta.occ)
 
     def _spin_pairs(self) -> np.ndarray:
         """S^2's "integrals" for the opposite-spin sum, W[pq, qp] = -1; built once (a Davidson with
@@ -290,7 +288,7 @@ class ProductHamiltonian:
         paired = paired and w_b is None and self.pairs_mirror(c)
         w_b = np.ones(self.shape[1]) if w_b is None else np.ascontiguousarray(w_b, dtype=np.float64)
         source_col = self.beta.ident >= 0
-        linked = np.diff(self.beta.tables[5]) > 0
+        linked = np.diff(self.beta.tables.lptr) > 0
         col_sets = (
             *self.beta.columns(~source_col),
             *self.beta.columns(source_col | linked),

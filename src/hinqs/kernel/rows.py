@@ -1,7 +1,7 @@
 """The numba row kernels: one output row of H C over chosen columns, by one thread, in a fixed order.
 
-Each spin side of a product is described by a tuple ``(ident, hptr, hsrc, hval, hdiag,
-lptr, lsrc, lpair, lsign)`` over its *target* strings: ``ident`` maps a target to its index
+Each spin side of a product is described by its named tables over its *target* strings
+(:class:`hinqs.kernel.links.SideTables`): ``ident`` maps a target to its index
 among the sources (-1 when it is not one), ``h*`` is the same-spin table
 (:class:`hinqs.kernel.links.SameSpinTable`) and ``l*`` the single-excitation links
 (:class:`hinqs.kernel.links.LinkTable`). ``C`` is the coefficient matrix over sources.
@@ -44,7 +44,7 @@ def _dot(e_t, rs, a_t, j, n):
 
 
 @nb.njit(cache=True)
-def _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_lsrc, b_lpair, b_lsign):
+def _opposite_spin(x, cols, out, c_mat, eri2, a, b):
     """Add ``sum_{alpha links k} s_k sum_{beta links m} s_m (pq_k|rs_m) C[J_k, J'_m]`` to ``out``.
 
     For one row the alpha links are few (about 40 at 26 orbitals), so they go innermost:
@@ -52,25 +52,25 @@ def _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, 
     each beta link adds ``s_m E[rs_m] . A[J'_m]``, a contiguous dot product. Every element
     is summed over its links in table order: one fixed order whatever the thread count.
     """
-    first, last = a_lptr[x], a_lptr[x + 1]
+    first, last = a.lptr[x], a.lptr[x + 1]
     n_links = last - first
     if n_links == 0:
         return
     e_t = np.empty((eri2.shape[1], n_links))
     a_t = np.empty((c_mat.shape[1], n_links))
     for k in range(n_links):
-        erow = eri2[a_lpair[first + k]]
-        sign = a_lsign[first + k]
+        erow = eri2[a.lpair[first + k]]
+        sign = a.lsign[first + k]
         for rs in range(eri2.shape[1]):
             e_t[rs, k] = sign * erow[rs]
-        crow = c_mat[a_lsrc[first + k]]
+        crow = c_mat[a.lsrc[first + k]]
         for j in range(c_mat.shape[1]):
             a_t[j, k] = crow[j]
     for i in range(len(cols)):
         y = cols[i]
         acc = 0.0
-        for m in range(b_lptr[y], b_lptr[y + 1]):
-            acc += b_lsign[m] * _dot(e_t, b_lpair[m], a_t, b_lsrc[m], n_links)
+        for m in range(b.lptr[y], b.lptr[y + 1]):
+            acc += b.lsign[m] * _dot(e_t, b.lpair[m], a_t, b.lsrc[m], n_links)
         out[i] += acc
 
 
@@ -84,10 +84,8 @@ def fill_row(x, cols, col_src, src_pos, out, c_mat, eri2, a, b, same_spin):
     diagonals: what the S^2 operator (an opposite-spin sum only) uses with its own
     "integrals" in ``eri2``.
     """
-    a_ident, a_hptr, a_hsrc, a_hval, a_hdiag, a_lptr, a_lsrc, a_lpair, a_lsign = a
-    _, b_hptr, b_hsrc, b_hval, b_hdiag, b_lptr, b_lsrc, b_lpair, b_lsign = b
     ncol = len(cols)
-    ia = a_ident[x]
+    ia = a.ident[x]
     for i in range(ncol):
         out[i] = 0.0
     if same_spin:
@@ -97,16 +95,16 @@ def fill_row(x, cols, col_src, src_pos, out, c_mat, eri2, a, b, same_spin):
                 y = cols[i]
                 v = 0.0
                 if col_src[i] >= 0:
-                    v = (a_hdiag[x] + b_hdiag[y]) * own[col_src[i]]
-                for m in range(b_hptr[y], b_hptr[y + 1]):
-                    v += b_hval[m] * own[b_hsrc[m]]
+                    v = (a.hdiag[x] + b.hdiag[y]) * own[col_src[i]]
+                for m in range(b.hptr[y], b.hptr[y + 1]):
+                    v += b.hval[m] * own[b.hsrc[m]]
                 out[i] = v
-        for k in range(a_hptr[x], a_hptr[x + 1]):
-            value = a_hval[k]
-            row = c_mat[a_hsrc[k]]
+        for k in range(a.hptr[x], a.hptr[x + 1]):
+            value = a.hval[k]
+            row = c_mat[a.hsrc[k]]
             for i in src_pos:
                 out[i] += value * row[col_src[i]]
-    _opposite_spin(x, cols, out, c_mat, eri2, a_lptr, a_lsrc, a_lpair, a_lsign, b_lptr, b_lsrc, b_lpair, b_lsign)
+    _opposite_spin(x, cols, out, c_mat, eri2, a, b)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -155,11 +153,10 @@ def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
     row[:first] = 0.0  # left of the diagonal: the mirror's to fill (zeros, not whatever memory held)
     if with_diagonal:
         for y in range(first, n_b):
-            row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
+            row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
     else:
         row[first:] = 0.0
-    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7],
-                   b[8])  # fmt: skip
+    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a, b)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -267,16 +264,15 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
     ext_pos = np.flatnonzero(ext_src >= 0)
     linked_pos = np.flatnonzero(linked_src >= 0)
     in_pos = np.flatnonzero(in_src >= 0)
-    a_ident, a_lptr = a[0], a[5]
-    b_hdiag = b[4]
+    b_hdiag = b.hdiag
     sums = np.zeros(len(rows))
     counts = np.zeros(len(rows), np.int64)
     below = np.zeros(len(rows), np.int64)
     for r in nb.prange(len(rows)):
         x = rows[r]
-        if a_ident[x] >= 0:
+        if a.ident[x] >= 0:
             cols, src, pos = ext_cols, ext_src, ext_pos
-        elif a_lptr[x + 1] > a_lptr[x]:
+        elif a.lptr[x + 1] > a.lptr[x]:
             cols, src, pos = linked_cols, linked_src, linked_pos
         else:
             cols, src, pos = in_cols, in_src, in_pos
@@ -287,7 +283,7 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
             continue
         out = np.empty(len(cols))
         fill_row(x, cols, src, pos, out, c_mat, eri2, a, b, True)
-        total, count, lower = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a[4][x], e_var, paired)
+        total, count, lower = _pt2_terms(x, cols, out, b_hdiag, a_jvec, b_occ, w_b, a.hdiag[x], e_var, paired)
         sums[r] = total
         counts[r] = count
         below[r] = lower
@@ -302,13 +298,12 @@ def _square_row(x, out, c_mat, eri2, a, b, upper_from):
     row = out[x]
     row[:first] = 0.0  # left of the diagonal: the mirror's to fill
     for y in range(first, n_b):
-        row[y] = (a[4][x] + b[4][y]) * c_mat[x, y]
-    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a[5], a[6], a[7], a[8], b[5], b[6], b[7],
-                   b[8])  # fmt: skip
+        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
+    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a, b)
     part = np.zeros(n_b)
-    for k in range(a[1][x], a[1][x + 1]):
-        value = a[3][k]
-        source = c_mat[a[2][k]]
+    for k in range(a.hptr[x], a.hptr[x + 1]):
+        value = a.hval[k]
+        source = c_mat[a.hsrc[k]]
         for y in range(first, n_b):
             part[y] += value * source[y]
     for y in range(first, n_b):
@@ -316,8 +311,8 @@ def _square_row(x, out, c_mat, eri2, a, b, upper_from):
     own = c_mat[x]
     for y in range(first, n_b):
         v = 0.0
-        for k in range(b[1][y], b[1][y + 1]):
-            v += b[3][k] * own[b[2][k]]
+        for k in range(b.hptr[y], b.hptr[y + 1]):
+            v += b.hval[k] * own[b.hsrc[k]]
         part[y] = v
     for y in range(first, n_b):
         row[y] += part[y]

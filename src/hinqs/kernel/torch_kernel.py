@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from hinqs.kernel.device_memory import WORK_MB, device_need, row_bytes
+from hinqs.kernel.links import SideTables
 from hinqs.kernel.operator import ProductHamiltonian
 
 # A chunk's rows have at most this many times the links of its first (rows sorted by links):
@@ -83,9 +84,9 @@ def _padded(ptr: np.ndarray, rows: np.ndarray, width: int, *columns: np.ndarray)
     ]
 
 
-def _dense(n_targets: int, n_sources: int, tables: tuple) -> np.ndarray:
+def _dense(n_targets: int, n_sources: int, tables: SideTables) -> np.ndarray:
     """One spin's same-spin Hamiltonian targets x sources, the same-spin diagonal where a target is a source."""
-    ident, hptr, hsrc, hval, hdiag = tables[:5]
+    ident, hptr, hsrc, hval, hdiag = tables.ident, tables.hptr, tables.hsrc, tables.hval, tables.hdiag
     out = np.zeros((n_targets, n_sources))
     out[np.repeat(np.arange(n_targets), np.diff(hptr)), hsrc] = hval  # one entry per (target, source)
     own = np.flatnonzero(ident >= 0)
@@ -119,7 +120,7 @@ class TorchProductHamiltonian:
         sb, tb = self.source_shape[1], self.shape[1]
 
         # Beta links: one flat index into T[x] = (pair among the used ones) x beta sources.
-        b_lptr, b_lsrc, b_lpair, b_lsign = b[5:9]
+        b_lptr, b_lsrc, b_lpair, b_lsign = b.lptr, b.lsrc, b.lpair, b.lsign
         used, pair_used = np.unique(b_lpair, return_inverse=True)
         self._pairs = len(used)
         b_width = int(np.diff(b_lptr).max(initial=0))
@@ -134,7 +135,7 @@ class TorchProductHamiltonian:
         self._spin_cols = self._put(w)
 
         # Alpha rows by number of links (stable), in chunks that fit the budget.
-        a_lptr, a_lsrc, a_lpair, a_lsign = a[5:9]
+        a_lptr, a_lsrc, a_lpair, a_lsign = a.lptr, a.lsrc, a.lpair, a.lsign
         counts = np.diff(a_lptr)
         order = np.argsort(counts, kind="stable")
         order = order[counts[order] > 0] if self._pairs else order[:0]
@@ -159,12 +160,12 @@ class TorchProductHamiltonian:
         # Same-spin parts, dense; the rows/columns whose target is a source (rectangular products).
         self._h_alpha = self._put(_dense(self.shape[0], self.source_shape[0], a))
         self._h_beta_t = self._put(np.ascontiguousarray(_dense(tb, sb, b).T))
-        self._alpha_square = _identity(a[0], self.source_shape[0])
-        self._beta_square = _identity(b[0], sb)
-        self._alpha_own = self._put(np.flatnonzero(a[0] >= 0))
-        self._alpha_src = self._put(a[0][a[0] >= 0])
-        self._beta_own = self._put(np.flatnonzero(b[0] >= 0))
-        self._beta_src = self._put(b[0][b[0] >= 0])
+        self._alpha_square = _identity(a.ident, self.source_shape[0])
+        self._beta_square = _identity(b.ident, sb)
+        self._alpha_own = self._put(np.flatnonzero(a.ident >= 0))
+        self._alpha_src = self._put(a.ident[a.ident >= 0])
+        self._beta_own = self._put(np.flatnonzero(b.ident >= 0))
+        self._beta_src = self._put(b.ident[b.ident >= 0])
 
     @classmethod
     def from_integrals(

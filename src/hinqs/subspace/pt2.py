@@ -188,7 +188,7 @@ def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, 
         raise ValueError("a sampled PT2 needs a random stream")
     ham = problem.ham
     q = _row_proposal(hcore, eri, nelec, problem.state, problem.found[0], problem.e_var, ham.alpha.targets)
-    cheap = np.flatnonzero((ham.alpha.ident >= 0) | (np.diff(ham.alpha.tables[5]) == 0))
+    cheap = np.flatnonzero((ham.alpha.ident >= 0) | (np.diff(ham.alpha.tables.lptr) == 0))
     if report:
         report(
             f"pt2: {ham.shape[0]:,} x {ham.shape[1]:,} strings, {len(cheap):,} rows exact, "
