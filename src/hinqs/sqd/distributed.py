@@ -22,6 +22,11 @@ write it; the others return an empty array as the state's amplitudes.
 Every rank builds the whole operator's tables (``K_a + K_b`` times their links: tens of MB
 at 4,000 strings per spin, against GB for the vectors).
 
+A singlet over one string set (``sqd.spin_symmetry``) keeps ``C = C^T``: each rank computes
+the upper triangle of its rows and receives the columns left of its block from the ranks
+before it (one ``Alltoallv`` per product, at most a block's size), the same bits as the
+one-process mirror (:meth:`SpreadHamiltonian.symmetric`).
+
 Failures are collective. A rank whose block raises tells the others in the exchange that
 follows every product, and every rank then raises the same error, so the batch fails on all
 ranks together and the executor can retry it; the batch timeout is rank 0's clock, checked
