@@ -73,8 +73,9 @@ def worker(args: argparse.Namespace) -> None:
             products.append(time.perf_counter() - start)
             return out
 
-    def build(a: np.ndarray, b: np.ndarray) -> Timed:
-        return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b))
+    def build(a: np.ndarray, b: np.ndarray, mirrored: bool = True) -> Timed:
+        """The solver's operator: a closed shell over one string set is mirrored (sqd.spin_symmetry)."""
+        return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b), mirrored=mirrored)
 
     settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle)
     with thread_limit(1):
@@ -86,7 +87,8 @@ def worker(args: argparse.Namespace) -> None:
         built = time.perf_counter() - start
         lo, hi = op.rows
         n = len(strings)
-        vector = np.sin(0.7 * np.arange(lo * n, hi * n, dtype=np.float64)).reshape(hi - lo, n)  # this rank's rows
+        rows, cols = np.arange(lo, hi, dtype=np.float64)[:, None], np.arange(n, dtype=np.float64)[None, :]
+        vector = np.sin(0.7 * (rows * n + cols)) + np.sin(0.7 * (cols * n + rows))  # this rank's rows, C = C^T
         sigma = op.apply(vector)
         whole = op.gather(sigma)
         hc_sha = _sha(whole) if comm.Get_rank() == 0 else ""
