@@ -65,8 +65,12 @@ def test_a_stretched_chain_reaches_fci_by_growing_past_its_first_cap(tmp_path):
     assert caps[0] == START and caps[-1] == 70, caps  # grown to every string
     assert caps == sorted(caps) and len(set(caps)) >= 3, caps  # in steps, never shrinking
     assert run.status.reason == "accurate" and run.status.converged
-    assert summary["best_energy"] == pytest.approx(_fci(), abs=1e-8)
+    e_fci = _fci()
+    assert summary["best_energy"] == pytest.approx(e_fci, abs=1e-8)
     assert summary["stop_reason"] == "accurate"
+    # E_PT2 = 0 in the whole space: the interval is the solve's own (Weinstein's bound), and holds FCI
+    low, high = summary["pt2"]["interval"]
+    assert low <= e_fci <= high and high - low < 1e-4
 
 
 @pytest.mark.slow

@@ -74,6 +74,7 @@ def iteration_record(system: SystemLayout, k: int) -> dict[str, Any]:
         "subspace_dimension": int(np.prod(best_shape)) if best_shape else None,
         "batch_dimensions": data.get("dimensions"),
         "davidson_converged": data.get("converged"),
+        "davidson_residual": result.best_record().get("residual_norm") if result else None,
         "batches_capped": (data.get("capping") or {}).get("n_capped"),
         "batches_ok": sum(1 for b in batches if b.get("status") == "ok"),
         "batches_failed": sum(1 for b in batches if b.get("status") != "ok"),
@@ -136,7 +137,9 @@ def _pt2_summary(
         "e_var_plus_pt2": top["e_var_plus_pt2"],
         "complete": top["pt2_complete"],
         "error_mha": error(top["e_var_plus_pt2"]),
-        "interval": bracket(top["energy"], top["e_pt2"], top.get("e_pt2_ci95") or 0.0),
+        "interval": bracket(
+            top["energy"], top["e_pt2"], top.get("e_pt2_ci95") or 0.0, top.get("davidson_residual") or 0.0
+        ),
         "extrapolated": None if fit is None else {**fit, "error_mha": error(fit["energy"])},
     }
 
