@@ -142,3 +142,11 @@ def system_with_subspace(root: Path, name: str, n_pairs: int, n_strings: int) ->
     np.savez(subspace, alpha=alpha, beta=beta, counts=counts)
     return {"ham": ham_dir, "nelec": ham.nelec, "alpha": alpha, "beta": beta, "counts": counts, "subspace": subspace,
             "root": root}  # fmt: skip
+
+
+def computed_mask(n: int) -> np.ndarray:
+    """Which elements of a mirrored n x n product its rows compute (hinqs.kernel.rows.computes):
+    each row its cyclic window of half the columns, every pair (x, y), (y, x) once."""
+    from hinqs.kernel.rows import computes
+
+    return np.array([[computes(g, y, n) for y in range(n)] for g in range(n)])

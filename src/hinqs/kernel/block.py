@@ -30,9 +30,7 @@ class RowBlock:
     def __init__(self, ham: Any, start: int, stop: int, upper: bool = False) -> None:
         start, stop = ham._square_rows(start, stop)
         if upper and not ham.mirrored_spins:
-            raise ValueError(
-                "the upper triangle alone holds a product only where the alpha and beta strings are one set"
-            )
+            raise ValueError("half of a product holds all of it only where the alpha and beta strings are one set")
         self.ham = ham
         self.start, self.stop = start, stop
         self.upper = upper
@@ -64,15 +62,21 @@ class RowBlock:
 
     @property
     def _upper_from(self) -> int:
-        """The kernels' ``upper_from``: the block's first global row when only the upper triangle
-        is computed, else -1 (every column)."""
+        """The kernels' ``upper_from``: the block's first global row when each row computes only its
+        window of half the columns (:func:`hinqs.kernel.rows._half_width`), else -1 (every column)."""
         return self.start if self.upper else -1
 
     def mirror(self, out: np.ndarray) -> np.ndarray:
-        """``out`` (the block's rows, in place) with the lower triangle of the block's own square
-        copied from its upper one; the columns left of the block are another block's upper
-        triangle (:class:`hinqs.sqd.distributed.SpreadHamiltonian` exchanges them)."""
+        """``out`` (the block's rows, in place) with the elements of the block's own square that its
+        rows do not compute copied from those that do; the other columns' come from the
+        other blocks (:meth:`fill_from`, :class:`hinqs.sqd.distributed.SpreadHamiltonian`)."""
         rows_kernels.mirror_block(out, self.start)
+        return out
+
+    def fill_from(self, out: np.ndarray, other: np.ndarray, other_start: int) -> np.ndarray:
+        """``out`` (in place) with the columns of another block's rows (``other``: those rows at this
+        block's columns, starting at global row ``other_start``) that this block's rows do not compute."""
+        rows_kernels.fill_transposed(out, np.ascontiguousarray(other), self.start, other_start)
         return out
 
     def compact(self, c: np.ndarray) -> np.ndarray:
@@ -83,7 +87,7 @@ class RowBlock:
     def apply(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``H C``, shape ``(rows, K_b)``: :meth:`ProductHamiltonian.apply_rows`' bits,
         in one pass (:func:`hinqs.kernel.rows.square_rows`); with ``upper`` only each row's
-        columns from its diagonal on are set (those bits), the rest left for :meth:`mirror`."""
+        window of half the columns is set (those bits), the rest left for :meth:`mirror`."""
         compact = np.ascontiguousarray(compact, dtype=np.float64)
         return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows,
                                         self._upper_from)  # fmt: skip

@@ -140,8 +140,8 @@ class ProductHamiltonian:
     def mirrored_spins(self) -> bool:
         """Square, with one set of strings and electrons for both spins: swapping the spins maps
         the product space onto itself and H commutes with the swap, so for a coefficient matrix
-        with ``C = C^T`` (a singlet's, any even spin's) ``H C`` is symmetric too and its upper
-        triangle says all of it (:class:`hinqs.kernel.block.RowBlock` ``upper``)."""
+        with ``C = C^T`` (a singlet's, any even spin's) ``H C`` is symmetric too and half of it
+        says all of it (:class:`hinqs.kernel.block.RowBlock` ``upper``)."""
         return self.square and self.nelec[0] == self.nelec[1] and np.array_equal(self.alpha.sources, self.beta.sources)
 
     @property
@@ -202,13 +202,18 @@ class ProductHamiltonian:
         (``K_b`` each), then every beta link takes a dot product over its alpha links; its
         alpha same-spin entries are axpys of length ``K_b``; the diagonal and its share of
         the beta same-spin part cost ``K_b`` and the beta same-spin entries. ``upper``: each
-        row from its diagonal on (:attr:`mirrored_spins`), the column-wise parts in proportion.
+        row over its window of half the columns (:attr:`mirrored_spins`), the column-wise parts
+        in proportion.
         """
         a = self.alpha.tables
         n_b = self.shape[1]
         links = np.diff(a.lptr).astype(np.float64)
         same = np.diff(a.hptr).astype(np.float64)
-        share = (n_b - np.arange(self.shape[0])) / max(n_b, 1) if upper else 1.0
+        share = 1.0
+        if upper:  # each row computes its window of columns (hinqs.kernel.rows._half_width): half of them
+            rows = np.arange(self.shape[0])
+            half = (n_b - 1) // 2 if n_b % 2 else np.where(rows < n_b // 2, n_b // 2, n_b // 2 - 1)
+            share = (half + 1) / max(n_b, 1)
         per_link = share * (self.beta.link_count + n_b) + self.norb**2
         return links * per_link + share * (same * n_b + (n_b + len(self.beta.tables.hsrc)))
 

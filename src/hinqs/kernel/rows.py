@@ -44,18 +44,10 @@ def _dot(e_t, rs, a_t, j, n):
 
 
 @nb.njit(cache=True)
-def _opposite_spin(x, cols, out, c_mat, eri2, a, b):
-    """Add ``sum_{alpha links k} s_k sum_{beta links m} s_m (pq_k|rs_m) C[J_k, J'_m]`` to ``out``.
-
-    For one row the alpha links are few (about 40 at 26 orbitals), so they go innermost:
-    ``E[rs, k] = s_k (pq_k|rs)`` and ``A[J', k] = C[J_k, J']`` are gathered once per row, and
-    each beta link adds ``s_m E[rs_m] . A[J'_m]``, a contiguous dot product. Every element
-    is summed over its links in table order: one fixed order whatever the thread count.
-    """
+def _link_rows(x, c_mat, eri2, a):
+    """Row ``x``'s alpha links gathered: ``E[rs, k] = s_k (pq_k|rs)`` and ``A[J', k] = C[J_k, J']``."""
     first, last = a.lptr[x], a.lptr[x + 1]
     n_links = last - first
-    if n_links == 0:
-        return
     e_t = np.empty((eri2.shape[1], n_links))
     a_t = np.empty((c_mat.shape[1], n_links))
     for k in range(n_links):
@@ -66,12 +58,32 @@ def _opposite_spin(x, cols, out, c_mat, eri2, a, b):
         crow = c_mat[a.lsrc[first + k]]
         for j in range(c_mat.shape[1]):
             a_t[j, k] = crow[j]
+    return e_t, a_t
+
+
+@nb.njit(cache=True)
+def _link_sum(y, e_t, a_t, b):
+    """Element ``y`` of the row whose links gave ``e_t``, ``a_t``: its beta links in table order."""
+    acc = 0.0
+    for m in range(b.lptr[y], b.lptr[y + 1]):
+        acc += b.lsign[m] * _dot(e_t, b.lpair[m], a_t, b.lsrc[m], e_t.shape[1])
+    return acc
+
+
+@nb.njit(cache=True)
+def _opposite_spin(x, cols, out, c_mat, eri2, a, b):
+    """Add ``sum_{alpha links k} s_k sum_{beta links m} s_m (pq_k|rs_m) C[J_k, J'_m]`` to ``out``.
+
+    For one row the alpha links are few (about 40 at 26 orbitals), so they go innermost:
+    ``E[rs, k] = s_k (pq_k|rs)`` and ``A[J', k] = C[J_k, J']`` are gathered once per row, and
+    each beta link adds ``s_m E[rs_m] . A[J'_m]``, a contiguous dot product. Every element
+    is summed over its links in table order: one fixed order whatever the thread count.
+    """
+    if a.lptr[x + 1] == a.lptr[x]:
+        return
+    e_t, a_t = _link_rows(x, c_mat, eri2, a)
     for i in range(len(cols)):
-        y = cols[i]
-        acc = 0.0
-        for m in range(b.lptr[y], b.lptr[y + 1]):
-            acc += b.lsign[m] * _dot(e_t, b.lpair[m], a_t, b.lsrc[m], n_links)
-        out[i] += acc
+        out[i] += _link_sum(cols[i], e_t, a_t, b)
 
 
 @nb.njit(cache=True)
@@ -128,63 +140,95 @@ def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
 
 
 @nb.njit(cache=True)
-def _first_column(i, upper_from):
-    """The first column row ``i`` of a block computes: 0, or (``upper_from >= 0``) the row's own
-    global index ``upper_from + i``, its diagonal: the upper triangle only (:func:`mirror_block`)."""
-    return upper_from + i if upper_from >= 0 else 0
+def _half_width(g, n):
+    """How many columns past its diagonal row ``g`` of a mirrored ``n x n`` product computes.
+
+    Row ``g`` computes the columns ``g, g + 1, ..., g + H`` cyclically (mod ``n``): half the row
+    whatever ``g`` is, so rows cost alike and a split by rows splits work and memory alike.
+    Every element off the diagonal is computed by exactly one of its row and its column's row:
+    for odd ``n``, ``H = (n - 1) / 2``; for even ``n`` the element at distance ``n / 2`` is
+    computed by whichever of the two rows lies in the first half."""
+    if n % 2 == 1:
+        return (n - 1) // 2
+    return n // 2 if g < n // 2 else n // 2 - 1
 
 
 @nb.njit(cache=True)
-def _paired(p, n_rows):
-    """The rows of iteration ``p`` of a pairing loop over ``(n_rows + 1) // 2`` iterations: ``p`` and
-    ``n_rows - 1 - p``. Upper-triangle rows cost in proportion to the columns right of their
-    diagonal, so pairing the first with the last gives every iteration about equal work and
-    numba's static split of the iterations keeps its threads equally busy."""
-    last = n_rows - 1 - p
-    return p, last if last != p else -1
+def _window(i, n, upper_from):
+    """The columns row ``i`` of a block computes, as ``[lo, hi)`` and ``[0, wrap)``: all of them when
+    ``upper_from < 0``, else (the block's first global row is ``upper_from``) its cyclic window."""
+    if upper_from < 0:
+        return 0, n, 0
+    g = upper_from + i
+    end = g + _half_width(g, n) + 1
+    return g, min(end, n), max(0, end - n)
+
+
+@nb.njit(cache=True)
+def computes(g, y, n):
+    """Whether row ``g`` of a mirrored ``n x n`` product computes column ``y`` (:func:`_half_width`)."""
+    return (y - g) % n <= _half_width(g, n)
 
 
 @nb.njit(cache=True)
 def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
     x = start + i
     row = out[i]
-    first = _first_column(i, upper_from)
-    n_b = c_mat.shape[1]
-    row[:first] = 0.0  # left of the diagonal: the mirror's to fill (zeros, not whatever memory held)
+    lo, hi, wrap = _window(i, c_mat.shape[1], upper_from)
+    row[:] = 0.0  # outside the window: the mirror's to fill (zeros, not whatever memory held)
     if with_diagonal:
-        for y in range(first, n_b):
+        for y in range(lo, hi):
             row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
-    else:
-        row[first:] = 0.0
-    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a, b)
+        for y in range(wrap):
+            row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
+    if a.lptr[x + 1] > a.lptr[x]:
+        e_t, a_t = _link_rows(x, c_mat, eri2, a)
+        for y in range(lo, hi):
+            row[y] += _link_sum(y, e_t, a_t, b)
+        for y in range(wrap):
+            row[y] += _link_sum(y, e_t, a_t, b)
 
 
 @nb.njit(cache=True, parallel=True)
 def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop, upper_from=-1):
     """Rows ``start:stop`` of the square product's opposite-spin sum, plus (``with_diagonal``)
     the same-spin diagonals. Each row is summed alone, so a block of rows (one MPI rank's
-    share) has the bits those rows have in the whole product. ``upper_from >= 0``: only the
-    columns from each row's diagonal on (row ``i``'s is ``upper_from + i``); the others are
-    zero, for :func:`mirror_block` to fill."""
+    share) has the bits those rows have in the whole product. ``upper_from >= 0``: only each
+    row's window of columns (:func:`_half_width`; row ``i`` is global row ``upper_from + i``);
+    the others are zero, for :func:`mirror_block` to fill."""
     n_rows = stop - start
     out = np.empty((n_rows, c_mat.shape[1]))
-    for p in nb.prange((n_rows + 1) // 2):
-        i, j = _paired(p, n_rows)
+    for i in nb.prange(n_rows):
         _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from)
-        if j >= 0:
-            _opposite_row(j, out, c_mat, eri2, a, b, with_diagonal, start, upper_from)
     return out
 
 
 @nb.njit(cache=True, parallel=True)
 def mirror_block(out, start):
-    """``out[i, y] = out[y - start, start + i]`` for the columns ``start <= y < start + i``: the
-    strictly lower triangle of the block's own square ``[start, start + rows)`` from its upper
-    triangle (the whole matrix when ``start`` is 0 and the block holds every row)."""
+    """``out[i, y] = out[y - start, start + i]`` for the columns ``y`` of the block's own rows
+    ``[start, start + rows)`` that row ``start + i`` does not compute (:func:`computes`): the
+    block's own square made symmetric from the elements its rows computed (the whole matrix
+    when ``start`` is 0 and the block holds every row; other columns come from other blocks,
+    :func:`fill_transposed`)."""
+    n = out.shape[1]
     for i in nb.prange(out.shape[0]):
-        x = start + i
-        for y in range(start, x):
-            out[i, y] = out[y - start, x]
+        g = start + i
+        for y in range(start, start + out.shape[0]):
+            if not computes(g, y, n):
+                out[i, y] = out[y - start, g]
+
+
+@nb.njit(cache=True, parallel=True)
+def fill_transposed(out, block, start, other_start):
+    """Into this block's rows (global ``start + i``), the columns ``other_start + j`` they do not
+    compute, from ``block[j, i]``: another block's rows at this block's columns (transposed)."""
+    n = out.shape[1]
+    for i in nb.prange(out.shape[0]):
+        g = start + i
+        for j in range(block.shape[0]):
+            y = other_start + j
+            if not computes(g, y, n):
+                out[i, y] = block[j, i]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -291,31 +335,48 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
 
 
 @nb.njit(cache=True)
-def _square_row(x, out, c_mat, eri2, a, b, upper_from):
-    """Row ``x`` of :func:`square_rows`, from column :func:`_first_column` on."""
-    n_b = c_mat.shape[1]
-    first = _first_column(x, upper_from)
-    row = out[x]
-    row[:first] = 0.0  # left of the diagonal: the mirror's to fill
-    for y in range(first, n_b):
-        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
-    _opposite_spin(x, np.arange(first, n_b), row[first:], c_mat, eri2, a, b)
-    part = np.zeros(n_b)
+def _square_range(x, lo, hi, row, part, c_mat, a, b):
+    """Row ``x``'s same-spin parts over columns ``[lo, hi)``, each summed alone from zero and added:
+    the alpha table's axpys, then the beta table applied to the row's own coefficients."""
+    for y in range(lo, hi):
+        part[y] = 0.0
     for k in range(a.hptr[x], a.hptr[x + 1]):
         value = a.hval[k]
         source = c_mat[a.hsrc[k]]
-        for y in range(first, n_b):
+        for y in range(lo, hi):
             part[y] += value * source[y]
-    for y in range(first, n_b):
+    for y in range(lo, hi):
         row[y] += part[y]
     own = c_mat[x]
-    for y in range(first, n_b):
+    for y in range(lo, hi):
         v = 0.0
         for k in range(b.hptr[y], b.hptr[y + 1]):
             v += b.hval[k] * own[b.hsrc[k]]
         part[y] = v
-    for y in range(first, n_b):
+    for y in range(lo, hi):
         row[y] += part[y]
+
+
+@nb.njit(cache=True)
+def _square_row(x, out, c_mat, eri2, a, b, upper_from):
+    """Row ``x`` of :func:`square_rows` over its window (:func:`_window`): diagonal, opposite-spin
+    sum, then the same-spin parts, each element in that order."""
+    lo, hi, wrap = _window(x, c_mat.shape[1], upper_from)
+    row = out[x]
+    row[:] = 0.0  # outside the window: the mirror's to fill
+    for y in range(lo, hi):
+        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
+    for y in range(wrap):
+        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
+    if a.lptr[x + 1] > a.lptr[x]:
+        e_t, a_t = _link_rows(x, c_mat, eri2, a)
+        for y in range(lo, hi):
+            row[y] += _link_sum(y, e_t, a_t, b)
+        for y in range(wrap):
+            row[y] += _link_sum(y, e_t, a_t, b)
+    part = np.empty(c_mat.shape[1])
+    _square_range(x, lo, hi, row, part, c_mat, a, b)
+    _square_range(x, 0, wrap, row, part, c_mat, a, b)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -326,13 +387,10 @@ def square_rows(c_mat, eri2, a, b, n_rows, upper_from=-1):
     plus ``same_spin_rows`` over the alpha table plus ``same_spin_rows`` of the transposed
     block over the beta table: each same-spin part is summed alone from zero, then added,
     so the bits are :meth:`ProductHamiltonian.apply_rows`' without its three whole-block
-    temporaries (a rank's memory is the vectors'). ``upper_from >= 0``: each row from its
-    diagonal on only (:func:`square_opposite`), the same bits there.
+    temporaries (a rank's memory is the vectors'). ``upper_from >= 0``: each row over its
+    window only (:func:`square_opposite`), the same bits there.
     """
     out = np.empty((n_rows, c_mat.shape[1]))
-    for p in nb.prange((n_rows + 1) // 2):
-        i, j = _paired(p, n_rows)
-        _square_row(i, out, c_mat, eri2, a, b, upper_from)
-        if j >= 0:
-            _square_row(j, out, c_mat, eri2, a, b, upper_from)
+    for x in nb.prange(n_rows):
+        _square_row(x, out, c_mat, eri2, a, b, upper_from)
     return out

@@ -22,10 +22,10 @@ write it; the others return an empty array as the state's amplitudes.
 Every rank builds the whole operator's tables (``K_a + K_b`` times their links: tens of MB
 at 4,000 strings per spin, against GB for the vectors).
 
-A singlet over one string set (``sqd.spin_symmetry``) keeps ``C = C^T``: each rank computes
-the upper triangle of its rows and receives the columns left of its block from the ranks
-before it (one ``Alltoallv`` per product, at most a block's size), the same bits as the
-one-process mirror (:meth:`SpreadHamiltonian.symmetric`).
+A singlet over one string set (``sqd.spin_symmetry``) keeps ``C = C^T``: each row computes
+a cyclic window of half its columns (rows cost alike, so rows split work and memory alike),
+and each rank receives the rest from the other ranks (one ``Alltoallv`` per product, about
+one block), the same bits as the one-process mirror (:meth:`SpreadHamiltonian.symmetric`).
 
 Failures are collective. A rank whose block raises tells the others in the exchange that
 follows every product, and every rank then raises the same error, so the batch fails on all
@@ -154,10 +154,11 @@ class SpreadHamiltonian:
         return value
 
     def symmetric(self, c: np.ndarray) -> np.ndarray:
-        """This rank's rows of ``c`` (in place) with the lower triangle set from the upper one where
-        :attr:`mirrored` (collective): the block's own square locally, and the columns of
-        the rows before it from their owners, each rank sending every later rank the columns
-        of its rows that rank owns (one ``Alltoallv``), the receiver transposing them in."""
+        """This rank's rows of ``c`` (in place) made symmetric where :attr:`mirrored` (collective):
+        each element its row does not compute (:func:`hinqs.kernel.rows.computes`) is set from
+        the transposed element, which its column's row computed: in the block's own square
+        locally, elsewhere from the owner of that row, every rank sending every other rank
+        its rows at that rank's columns (one ``Alltoallv``, about one block per rank)."""
         if not self.mirrored:
             return c
         from mpi4py import MPI
@@ -165,26 +166,22 @@ class SpreadHamiltonian:
         c = c.reshape(self.space.local_shape)
         self.block.mirror(c)
         rank, size = self.comm.Get_rank(), self.comm.Get_size()
-        rows = np.diff(self.bounds)
+        rows = np.diff(self.bounds).astype(np.int64)
         mine = int(rows[rank])
-        send_counts = np.array([mine * int(rows[r]) if r > rank else 0 for r in range(size)], np.int64)
-        recv_counts = np.array([int(rows[r]) * mine if r < rank else 0 for r in range(size)], np.int64)
-        send = np.empty(int(send_counts.sum()))
-        offset = 0
-        for r in range(rank + 1, size):
-            n = int(send_counts[r])
-            np.copyto(send[offset : offset + n].reshape(mine, int(rows[r])), c[:, self.bounds[r] : self.bounds[r + 1]])
-            offset += n
-        recv = np.empty(int(recv_counts.sum()))
-        displacements = [np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64) for n in (send_counts, recv_counts)]
-        self.comm.Alltoallv([send, (send_counts, displacements[0]), MPI.DOUBLE],
-                            [recv, (recv_counts, displacements[1]), MPI.DOUBLE])  # fmt: skip
+        counts = np.array([0 if r == rank else mine * int(rows[r]) for r in range(size)], np.int64)
+        displacements = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        send = np.empty(int(counts.sum()))
+        for r in range(size):
+            if r != rank:
+                block = send[displacements[r] : displacements[r] + counts[r]].reshape(mine, int(rows[r]))
+                np.copyto(block, c[:, self.bounds[r] : self.bounds[r + 1]])
+        recv = np.empty(int(counts.sum()))  # from rank r: its rows x mine, as many as I sent it
+        self.comm.Alltoallv([send, (counts, displacements), MPI.DOUBLE], [recv, (counts, displacements), MPI.DOUBLE])
         del send
-        offset = 0
-        for r in range(rank):
-            block = recv[offset : offset + int(rows[r]) * mine].reshape(int(rows[r]), mine)
-            c[:, self.bounds[r] : self.bounds[r + 1]] = block.T
-            offset += block.size
+        for r in range(size):
+            if r != rank:
+                other = recv[displacements[r] : displacements[r] + counts[r]].reshape(int(rows[r]), mine)
+                self.block.fill_from(c, other, int(self.bounds[r]))
         return c
 
     def diagonal(self) -> np.ndarray:

@@ -263,9 +263,7 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float | None]:
     return float(intercept), float(slope), math.sqrt(sigma2 * (1.0 / len(x) + x.mean() ** 2 / sxx))
 
 
-def bracket(
-    e_var: float, e_pt2: float, half_width: float = 0.0, residual: float = 0.0
-) -> tuple[float, float] | None:
+def bracket(e_var: float, e_pt2: float, half_width: float = 0.0, residual: float = 0.0) -> tuple[float, float] | None:
     """Where the exact energy lies, as far as one variational energy and its PT2 can say.
 
     The top is E_var, a variational upper bound. The bottom is E_var + 2 E_PT2 (less the PT2's
