@@ -171,11 +171,11 @@ def computes(g, y, n):
 
 
 @nb.njit(cache=True)
-def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
-    x = start + i
-    row = out[i]
-    lo, hi, wrap = _window(i, c_mat.shape[1], upper_from)
-    row[:] = 0.0  # outside the window: the mirror's to fill (zeros, not whatever memory held)
+def _diagonal_and_links(x, row, lo, hi, wrap, c_mat, eri2, a, b, with_diagonal):
+    """Row ``x`` over its columns ``[lo, hi)`` and ``[0, wrap)``: the diagonal term (``with_diagonal``)
+    then the opposite-spin sum; the other columns zero (the mirror's to fill, not whatever
+    memory held)."""
+    row[:] = 0.0
     if with_diagonal:
         for y in range(lo, hi):
             row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
@@ -187,6 +187,12 @@ def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
             row[y] += _link_sum(y, e_t, a_t, b)
         for y in range(wrap):
             row[y] += _link_sum(y, e_t, a_t, b)
+
+
+@nb.njit(cache=True)
+def _opposite_row(i, out, c_mat, eri2, a, b, with_diagonal, start, upper_from):
+    lo, hi, wrap = _window(i, c_mat.shape[1], upper_from)
+    _diagonal_and_links(start + i, out[i], lo, hi, wrap, c_mat, eri2, a, b, with_diagonal)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -363,17 +369,7 @@ def _square_row(x, out, c_mat, eri2, a, b, upper_from):
     sum, then the same-spin parts, each element in that order."""
     lo, hi, wrap = _window(x, c_mat.shape[1], upper_from)
     row = out[x]
-    row[:] = 0.0  # outside the window: the mirror's to fill
-    for y in range(lo, hi):
-        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
-    for y in range(wrap):
-        row[y] = (a.hdiag[x] + b.hdiag[y]) * c_mat[x, y]
-    if a.lptr[x + 1] > a.lptr[x]:
-        e_t, a_t = _link_rows(x, c_mat, eri2, a)
-        for y in range(lo, hi):
-            row[y] += _link_sum(y, e_t, a_t, b)
-        for y in range(wrap):
-            row[y] += _link_sum(y, e_t, a_t, b)
+    _diagonal_and_links(x, row, lo, hi, wrap, c_mat, eri2, a, b, True)
     part = np.empty(c_mat.shape[1])
     _square_range(x, lo, hi, row, part, c_mat, a, b)
     _square_range(x, 0, wrap, row, part, c_mat, a, b)
