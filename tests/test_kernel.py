@@ -205,6 +205,25 @@ def test_the_mirrored_solve_is_the_whole_solve_with_c_symmetric(hamiltonians):
                                                 *_subspace(open_shell, 20, 0)), mirrored=True).mirrored  # fmt: skip
 
 
+def test_a_mirrored_start_is_the_lowest_determinant_and_its_spin_swapped_partner(hamiltonians):
+    """Where the lowest diagonal lies off the product's diagonal, at an element its row does not
+    compute, the mirrored start still holds it: both (x, y) and (y, x), not the zero the
+    mirror of a one-element vector would give."""
+    from hinqs.sqd.solvers import WholeOperator, _start_vector
+
+    ham = hamiltonians["n2"]
+    strs = _subspace(ham, 30, 0)
+    op = WholeOperator(ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, *strs), mirrored=True)
+    n = len(strs[0])
+    done = computed_mask(n)
+    x, y = np.argwhere(~done)[0]  # an element row x leaves to row y
+    diagonal = op.diagonal().copy()
+    diagonal[x, y] = diagonal[y, x] = diagonal.min() - 1.0
+    start = _start_vector(op, diagonal.ravel(), solver_settings(solver="direct"), None, ham.nelec, ham.norb)
+    start = start.reshape(n, n)
+    assert start[x, y] == start[y, x] == 1.0 and np.count_nonzero(start) == 2
+
+
 def test_a_root_of_another_spin_is_solved_again(tmp_path):
     """From an antisymmetric guess (a triplet in the S_z = 0 space) Davidson stays on the lowest
     triplet; the batch is solved again with the spin penalty and hands on the singlet (FCI).

@@ -20,9 +20,9 @@ bits at any thread count (numba's ``prange`` over rows). The same row kernel ser
 rectangular product (targets other than the sources: the PT2's external strings, the
 expansion's candidates), and the PT2 sums its terms row by row without storing the product.
 Where both spins share one set of strings and electrons (a closed-shell singlet), a
-symmetric ``C`` gives a symmetric ``sigma``: the row kernels then compute each row from its
-diagonal on and the rest is mirrored (:class:`hinqs.kernel.block.RowBlock` ``upper``), half
-the work, as PySCF's ``direct_spin0`` does for singlets.
+symmetric ``C`` gives a symmetric ``sigma``: the row kernels then compute each row's cyclic
+window of half its columns and the rest is mirrored (:class:`hinqs.kernel.block.RowBlock`
+``upper``), half the work, as PySCF's ``direct_spin0`` uses a singlet's symmetry.
 
 Modules: :mod:`hinqs.kernel.links` (string excitations and link tables),
 :mod:`hinqs.kernel.rows` (the numba row kernels), :mod:`hinqs.kernel.operator` (the

@@ -289,7 +289,8 @@ class WholeOperator:
         self.space = RowSpace(Group(None), ham.shape)
 
     def symmetric(self, c: np.ndarray) -> np.ndarray:
-        """``c`` with its lower triangle set from its upper one where :attr:`mirrored` (in place)."""
+        """``c`` (in place) with the elements its rows do not compute set from the transposed ones,
+        which they do (:func:`hinqs.kernel.rows.computes`), where :attr:`mirrored`."""
         return self.ham.mirror(c) if self.mirrored else c
 
     def diagonal(self) -> np.ndarray:
@@ -376,8 +377,12 @@ def _start_vector(op: Any, diagonal: np.ndarray, settings: SolverSettings, guess
                                    settings.spin_sq, nelec, norb)  # fmt: skip
         if start is not None and space.norm(start) > 0:
             return start
-    # On ties the first index: in the upper triangle, whose mirror makes the unit vector symmetric.
-    return op.symmetric(space.unit(space.lowest(diagonal)).reshape(space.local_shape)).ravel()
+    index = space.lowest(diagonal)
+    start = space.unit(index)
+    if op.mirrored:  # the determinant and its spin-swapped partner, alike
+        row, column = divmod(index, space.shape[1])
+        start += space.unit(column * space.shape[1] + row)
+    return start
 
 
 def _penalised(op: Any, settings: SolverSettings) -> Callable[[np.ndarray], np.ndarray]:
@@ -431,8 +436,8 @@ def solve_on_operator(
     """``solve_direct`` on the operator ``make_operator(strs_a, strs_b, mirrored)`` builds (int64 strings).
 
     ``mirrored`` (``sqd.spin_symmetry``, one set of strings and electrons for both spins, a
-    target of even spin): the operator computes the upper triangle of each product and
-    mirrors it (``symmetric``), and the start vector is made symmetric, so every Davidson
+    target of even spin): the operator computes half of each product and mirrors it
+    (``symmetric``), and the start vector is made symmetric, so every Davidson
     vector keeps ``C = C^T`` exactly (each step is elementwise or a linear combination) at
     about half the work per product; otherwise ``symmetric`` leaves vectors as they are.
 
