@@ -77,6 +77,19 @@ def test_rectangular_product_is_the_embedded_square_product(hamiltonians):
     assert np.array_equal(rect.diagonal(), square.diagonal())
 
 
+def _dense_pt2_terms(ham, sa, sb, big, c):
+    """E_var of ``c`` over ``sa x sb`` and, over the dense product into ``big x big``: H C, H's
+    diagonal, the external determinants kept in the sum and those below E_var (intruders)."""
+    e_var = float(np.vdot(c, ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, sa, sb).apply(c)))
+    rect = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, sa, sb, big, big)
+    hc, hdiag = rect.apply(c), rect.diagonal()
+    outside = np.ones(hc.shape, bool)
+    outside[np.ix_(np.searchsorted(big, sa), np.searchsorted(big, sb))] = False
+    connected = outside & (hc != 0)
+    below = connected & (hdiag < e_var)
+    return e_var, hc, hdiag, connected & ~below, below
+
+
 def test_pt2_rows_equal_the_dense_sum(hamiltonians):
     """The streamed EN-PT2 sum equals the same sum over the dense rectangular product, weights included."""
     ham = hamiltonians["n2"]
@@ -88,15 +101,9 @@ def test_pt2_rows_equal_the_dense_sum(hamiltonians):
     c /= np.linalg.norm(c)
     rect = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, sa, sb, big, big)
     w_a, w_b = rng.uniform(1, 3, len(big)), rng.uniform(1, 3, len(big))
-    e_var = float(np.vdot(c, ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, sa, sb).apply(c)))
-    hc, hdiag = rect.apply(c), rect.diagonal()
-    outside = np.ones(hc.shape, bool)
-    outside[np.ix_(np.searchsorted(big, sa), np.searchsorted(big, sb))] = False
-    connected = outside & (hc != 0)
     # a random vector lies high: many connected determinants sit below it (intruders), and their
     # terms, whose denominators changed sign, are counted apart and left out of the sum
-    below = connected & (hdiag < e_var)
-    keep = connected & ~below
+    e_var, hc, hdiag, keep, below = _dense_pt2_terms(ham, sa, sb, big, c)
     assert np.count_nonzero(below) > 0 and np.count_nonzero(keep) > 0
     expected = float(w_a @ np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0) @ w_b)
     total, count = rect.pt2(c, e_var, w_a, w_b)
@@ -118,13 +125,7 @@ def test_pt2_rows_of_a_symmetric_state_sum_each_pair_once_and_equal_the_dense_su
     c /= np.linalg.norm(c)
     rect = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, s, s, big, big)
     assert rect.pairs_mirror(c) and not rect.pairs_mirror(c + 1e-9 * np.triu(c))
-    e_var = float(np.vdot(c, ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, s, s).apply(c)))
-    hc, hdiag = rect.apply(c), rect.diagonal()
-    outside = np.ones(hc.shape, bool)
-    outside[np.ix_(np.searchsorted(big, s), np.searchsorted(big, s))] = False
-    connected = outside & (hc != 0)
-    below = connected & (hdiag < e_var)
-    keep = connected & ~below
+    e_var, hc, hdiag, keep, below = _dense_pt2_terms(ham, s, s, big, c)
     expected = float(np.sum(np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0)))
     sums, counts, intruders = rect.pt2_rows(c, e_var, paired=True)
     assert abs(sums.sum() - expected) < 1e-12 * abs(expected)

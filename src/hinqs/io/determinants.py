@@ -12,6 +12,7 @@ bit (orbital ``norb - 1``). Conversions to and from that layout live here and no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,11 @@ def target_spin_square(nelec: tuple[int, int]) -> float:
     """S(S+1) of the system's spin, S = (N_alpha - N_beta) / 2 (what the config's ``spin`` says)."""
     s = 0.5 * abs(nelec[0] - nelec[1])
     return s * (s + 1.0)
+
+
+def spin_of_square(spin_sq: float) -> float:
+    """S from an <S^2> = S(S+1)."""
+    return 0.5 * (math.sqrt(1.0 + 4.0 * spin_sq) - 1.0)
 
 
 def hartree_fock_strings(norb: int, nelec: tuple[int, int]) -> tuple[int, int]:

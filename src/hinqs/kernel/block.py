@@ -63,7 +63,7 @@ class RowBlock:
     @property
     def _upper_from(self) -> int:
         """The kernels' ``upper_from``: the block's first global row when each row computes only its
-        window of half the columns (:func:`hinqs.kernel.rows._half_width`), else -1 (every column)."""
+        window of half the columns (:func:`hinqs.kernel.rows.half_width`), else -1 (every column)."""
         return self.start if self.upper else -1
 
     def mirror(self, out: np.ndarray) -> np.ndarray:

@@ -137,12 +137,21 @@ class ProductHamiltonian:
         return self.alpha.targets is self.alpha.sources and self.beta.targets is self.beta.sources
 
     @property
+    def _one_string_set(self) -> bool:
+        """Both spins have the same electrons, source strings and target strings."""
+        return (
+            self.nelec[0] == self.nelec[1]
+            and np.array_equal(self.alpha.sources, self.beta.sources)
+            and np.array_equal(self.alpha.targets, self.beta.targets)
+        )
+
+    @property
     def mirrored_spins(self) -> bool:
         """Square, with one set of strings and electrons for both spins: swapping the spins maps
         the product space onto itself and H commutes with the swap, so for a coefficient matrix
         with ``C = C^T`` (a singlet's, any even spin's) ``H C`` is symmetric too and half of it
         says all of it (:class:`hinqs.kernel.block.RowBlock` ``upper``)."""
-        return self.square and self.nelec[0] == self.nelec[1] and np.array_equal(self.alpha.sources, self.beta.sources)
+        return self.square and self._one_string_set
 
     @property
     def source_shape(self) -> tuple[int, int]:
@@ -210,9 +219,8 @@ class ProductHamiltonian:
         links = np.diff(a.lptr).astype(np.float64)
         same = np.diff(a.hptr).astype(np.float64)
         share = 1.0
-        if upper:  # each row computes its window of columns (hinqs.kernel.rows._half_width): half of them
-            rows = np.arange(self.shape[0])
-            half = (n_b - 1) // 2 if n_b % 2 else np.where(rows < n_b // 2, n_b // 2, n_b // 2 - 1)
+        if upper:  # each row computes its window of columns (hinqs.kernel.rows.half_width): half of them
+            half = np.array([rows_kernels.half_width(g, n_b) for g in range(self.shape[0])], np.float64)
             share = (half + 1) / max(n_b, 1)
         per_link = share * (self.beta.link_count + n_b) + self.norb**2
         return links * per_link + share * (same * n_b + (n_b + len(self.beta.tables.hsrc)))
@@ -263,8 +271,7 @@ class ProductHamiltonian:
         and of target strings for both spins, equal electrons, and ``c = c^T`` to the last bit
         (the ``direct`` solver's singlets). :meth:`pt2_rows` may then sum each pair once."""
         c = np.asarray(c).reshape(self.source_shape)
-        same = self.nelec[0] == self.nelec[1] and np.array_equal(self.alpha.sources, self.beta.sources)
-        return bool(same and np.array_equal(self.alpha.targets, self.beta.targets) and np.array_equal(c, c.T))
+        return bool(self._one_string_set and np.array_equal(c, c.T))
 
     def pt2_rows(
         self,

@@ -140,7 +140,7 @@ def same_spin_rows(c_mat, hptr, hsrc, hval, n_rows):
 
 
 @nb.njit(cache=True)
-def _half_width(g, n):
+def half_width(g, n):
     """How many columns past its diagonal row ``g`` of a mirrored ``n x n`` product computes.
 
     Row ``g`` computes the columns ``g, g + 1, ..., g + H`` cyclically (mod ``n``): half the row
@@ -160,14 +160,14 @@ def _window(i, n, upper_from):
     if upper_from < 0:
         return 0, n, 0
     g = upper_from + i
-    end = g + _half_width(g, n) + 1
+    end = g + half_width(g, n) + 1
     return g, min(end, n), max(0, end - n)
 
 
 @nb.njit(cache=True)
 def computes(g, y, n):
-    """Whether row ``g`` of a mirrored ``n x n`` product computes column ``y`` (:func:`_half_width`)."""
-    return (y - g) % n <= _half_width(g, n)
+    """Whether row ``g`` of a mirrored ``n x n`` product computes column ``y`` (:func:`half_width`)."""
+    return (y - g) % n <= half_width(g, n)
 
 
 @nb.njit(cache=True)
@@ -200,7 +200,7 @@ def square_opposite(c_mat, eri2, a, b, with_diagonal, start, stop, upper_from=-1
     """Rows ``start:stop`` of the square product's opposite-spin sum, plus (``with_diagonal``)
     the same-spin diagonals. Each row is summed alone, so a block of rows (one MPI rank's
     share) has the bits those rows have in the whole product. ``upper_from >= 0``: only each
-    row's window of columns (:func:`_half_width`; row ``i`` is global row ``upper_from + i``);
+    row's window of columns (:func:`half_width`; row ``i`` is global row ``upper_from + i``);
     the others are zero, for :func:`mirror_block` to fill."""
     n_rows = stop - start
     out = np.empty((n_rows, c_mat.shape[1]))
@@ -315,6 +315,7 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
     linked_pos = np.flatnonzero(linked_src >= 0)
     in_pos = np.flatnonzero(in_src >= 0)
     b_hdiag = b.hdiag
+    paired = len(order) > 0
     sums = np.zeros(len(rows))
     counts = np.zeros(len(rows), np.int64)
     below = np.zeros(len(rows), np.int64)
@@ -326,7 +327,6 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
             cols, src, pos = linked_cols, linked_src, linked_pos
         else:
             cols, src, pos = in_cols, in_src, in_pos
-        paired = len(order) > 0
         if paired:
             cols, src, pos = _pair_columns(x, cols, src, order)
         if len(cols) == 0:

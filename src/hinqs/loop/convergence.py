@@ -185,16 +185,14 @@ def next_status(
     elif streak >= window:
         reason = "settled" if evidence.e_pt2 is None else "stalled"
         detail = "no PT2 error estimate" if evidence.e_pt2 is None else None
-    if reason is None and not accurate and _time_spent(growth, spent):
-        reason, detail = "budget", _time_spent(growth, spent)
+    if reason is None and not accurate and (spent_detail := _time_spent(growth, spent)):
+        reason, detail = "budget", spent_detail
     limit = iteration_limit(max_iterations, growth)
     if reason is None and iteration >= limit:
-        named = (
-            ""
-            if max_iterations is not None
-            else " (null: the default for a " + ("growing" if limit == GROWING_CAP_ITERATIONS else "fixed") + " cap)"
-        )
-        reason, detail = "max_iterations", f"iterations.max = {limit}{named}"
+        detail = f"iterations.max = {limit}"
+        if max_iterations is None:
+            detail += f" (null: the default for a {'growing' if limit == GROWING_CAP_ITERATIONS else 'fixed'} cap)"
+        reason = "max_iterations"
     return Status(
         iteration=iteration,
         energy=float(energy),

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hinqs.io.determinants import spin_of_square
 from hinqs.kernel.chunks import chunk_dots, chunk_occupations, ordered_sum
 
 CHUNK_ELEMENTS = 4096  # elements per reduction chunk (whole alpha rows): fixed, never the rank count's
@@ -248,7 +249,7 @@ def spin_projected(
     :data:`PROJECTION_STEPS` spins nearest ``S`` allowed by the electrons and orbitals. None
     when less than :data:`MIN_PROJECTED` of the norm is left: ``x`` was another spin.
     """
-    spin = 0.5 * (math.sqrt(1.0 + 4.0 * target) - 1.0)
+    spin = spin_of_square(target)
     low = 0.5 * abs(nelec[0] - nelec[1])
     high = 0.5 * min(nelec[0] + nelec[1], 2 * norb - nelec[0] - nelec[1])
     others = [s for s in np.arange(low, high + 0.5, 1.0) if abs(s - spin) > 0.25]

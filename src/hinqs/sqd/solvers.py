@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from hinqs.io.determinants import target_spin_square
+from hinqs.io.determinants import spin_of_square, target_spin_square
 from hinqs.io.files import GroundState
 from hinqs.sqd.settings import SolverSettings
 
@@ -420,7 +420,7 @@ def _even_spin(spin_sq: float | None) -> bool:
     of :func:`solve` then holds to S = 0) is S(S+1) of an even S: the spins C = C^T spans."""
     if spin_sq is None:
         return True
-    spin = 0.5 * (math.sqrt(1.0 + 4.0 * spin_sq) - 1.0)
+    spin = spin_of_square(spin_sq)
     return abs(spin - round(spin)) < 0.25 and round(spin) % 2 == 0
 
 
@@ -457,10 +457,11 @@ def solve_on_operator(
     from hinqs.sqd.progress import DavidsonProgress
 
     strs_a, strs_b = np.asarray(ci_strs_a).astype(np.int64), np.asarray(ci_strs_b).astype(np.int64)
-    mirrored = settings.spin_symmetry and nelec[0] == nelec[1] and _even_spin(settings.spin_sq)
+    # The operator mirrors only where both spins share their strings and electrons (mirrored_spins).
+    mirrored = settings.spin_symmetry and _even_spin(settings.spin_sq)
     # The kernel runs on the threads the task was given; Davidson's algebra on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
-        op = make_operator(strs_a, strs_b, mirrored and np.array_equal(strs_a, strs_b))
+        op = make_operator(strs_a, strs_b, mirrored)
         space = op.space
         big = space.shape[0] * space.shape[1] >= PROGRESS_DIMENSION
         progress = DavidsonProgress(settings.conv_tol, CONTINUE_FACTOR * settings.max_cycle) if big else None
