@@ -128,7 +128,9 @@ def test_pt2_rows_of_a_symmetric_state_sum_each_pair_once_and_equal_the_dense_su
     e_var, hc, hdiag, keep, below = _dense_pt2_terms(ham, s, s, big, c)
     expected = float(np.sum(np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0)))
     sums, counts, intruders = rect.pt2_rows(c, e_var, paired=True)
-    assert abs(sums.sum() - expected) < 1e-12 * abs(expected)
+    # Each pair takes (x, y)'s terms for both: H_xx of (x, y) and (y, x) differ in the last bits
+    # (summed in another order), which small denominators magnify (measured up to 1.7e-12).
+    assert abs(sums.sum() - expected) < 1e-11 * abs(expected)
     assert counts.sum() == np.count_nonzero(keep) and intruders.sum() == np.count_nonzero(below) > 0
     unpaired = rect.pt2_rows(c, e_var)[0]
     assert abs(unpaired.sum() - expected) < 1e-12 * abs(expected) and not np.allclose(sums, unpaired)
