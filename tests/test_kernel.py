@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from sqd_helpers import computed_mask, kernel_hamiltonians, random_strings, solver_settings
 
-from hinqs.kernel import ProductHamiltonian, kernel_threads
+from hinqs.kernel import ProductHamiltonian
 from hinqs.sqd.solvers import solve_direct, solve_with_solve_fermion
+from hinqs.threads import numba_threads
 
 pytestmark = pytest.mark.usefixtures("one_solver_thread")
 
@@ -141,9 +142,9 @@ def test_kernel_bits_do_not_depend_on_threads(hamiltonians):
     strs = _subspace(ham, 150, 0)
     c = np.random.default_rng(3).standard_normal((len(strs[0]), len(strs[1])))
     op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, *strs)
-    with kernel_threads(1):
+    with numba_threads(1):
         one = op.apply(c)
-    with kernel_threads(2):
+    with numba_threads(2):
         two = op.apply(c)
     assert np.array_equal(one, two)
 

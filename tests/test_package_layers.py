@@ -43,3 +43,26 @@ def test_io_imports_only_errors():
         for top in _hinqs_imports(path) - {"io", "errors"}
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_base_modules_import_no_package():
+    """threads, deadline, seeding and errors sit below every package (the kernel included)."""
+    wrong = [
+        f"{name}.py imports hinqs.{top}"
+        for name in ("threads", "deadline", "seeding", "errors")
+        for top in _hinqs_imports(ROOT / f"{name}.py") - {"errors", ""}
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_thread_counts_are_set_in_one_module():
+    """Only hinqs.threads sets a pool's size (numba, torch, threadpoolctl)."""
+    setters = ("set_num_threads(", "threadpool_limits(")
+    wrong = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path in sorted(ROOT.rglob("*.py"))
+        if path.name != "threads.py" or path.parent != ROOT
+        for line in path.read_text().splitlines()
+        if any(setter in line for setter in setters) and not line.lstrip().startswith("#")
+    ]
+    assert not wrong, "\n".join(wrong)

@@ -1,7 +1,15 @@
-"""Thread limits shared by every step that calls BLAS/OpenMP: prepare, the SQD solves and PT2.
+"""Every thread count hinqs sets, in one place: BLAS/OpenMP pools, numba's kernels, torch.
 
-Below the domains (like :mod:`hinqs.deadline`): the engine pins its solves with it, and the
-prepare and PT2 steps pin theirs, without either reaching into the other's package.
+Below the domains (like :mod:`hinqs.deadline`): the engine, prepare, PT2 and the NQS stages
+pin their threads with it without reaching into each other's packages, and it imports none
+of them (numba, torch and PySCF load only when a block asks for their pools).
+
+Why one place: the kernel's bits do not depend on its thread count (each output row is one
+thread's, summed in a fixed order), but BLAS's do (OpenBLAS splits a dot product of more
+than 10,000 elements across its threads), so each block says which pool may use the task's
+threads and which runs on one. A spawned worker reads its counts from the environment
+(:func:`thread_variables`) before NumPy loads; a process that loaded NumPy earlier keeps the
+count it loaded with unless a block here limits it.
 """
 
 from __future__ import annotations
@@ -9,29 +17,86 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",  # the size of numba's pool for hinqs.kernel: a worker never starts more
+)
+
+
+def thread_variables(threads: int) -> dict[str, str]:
+    """The environment a process needs, before NumPy loads, to start its pools at ``threads``.
+
+    ``OMP_WAIT_POLICY=PASSIVE`` keeps idle OpenMP threads from spinning, which costs 2-5x
+    when threads outnumber free cores.
+    """
+    return {**{name: str(threads) for name in THREAD_VARS}, "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int) -> Iterator[int]:
+    """Run hinqs' numba kernels of this thread on ``threads`` threads (at most numba's pool size)."""
+    import numba as nb
+
+    previous = nb.get_num_threads()
+    used = max(1, min(int(threads), nb.config.NUMBA_NUM_THREADS))
+    nb.set_num_threads(used)
+    try:
+        yield used
+    finally:
+        nb.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[int]:
+    """Torch's CPU threads for a block (``None``: keep the current count), put back afterwards.
+
+    The putting back is also a guard: numba's OpenMP layer, if a user selects it, resets the
+    process's OpenMP thread count, which torch shares.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(before if threads is None else int(threads))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
 
 @contextlib.contextmanager
 def thread_limit(threads: int) -> Iterator[int]:
-    """Run every thread pool of this process on ``threads`` threads; yield the count OpenMP reports.
+    """Run every pool of this process (BLAS, OpenMP, PySCF's, numba's) on ``threads``; yield
+    the count OpenMP reports.
 
-    Every pool, not only PySCF's OpenMP: NumPy's bundled OpenBLAS splits a dot product of
-    more than 10,000 elements across its threads, so Davidson's overlaps (vectors of the
-    batch's product-space size) round differently at 1 and 2 BLAS threads. A spawned
-    worker gets its BLAS thread count from the environment before NumPy loads; a process
-    that loaded NumPy earlier (the ``sequential`` executor's, a user's script) keeps the
-    count it loaded with, one per core, unless it is limited here. Limiting it gives
-    every executor the same arithmetic, hence the same bits. Libraries are limited as
-    loaded when the block starts, so the caller imports the solver's modules first.
+    Every pool, not only PySCF's OpenMP: limiting NumPy's bundled BLAS too gives every
+    executor (a spawned worker, the ``sequential`` executor's process, a user's script) the
+    same arithmetic, hence the same bits. Libraries are limited as loaded when the block
+    starts, so the caller imports the solver's modules first.
     """
     from pyscf import lib
     from threadpoolctl import threadpool_limits
 
-    from hinqs.kernel import kernel_threads
-
     previous = lib.num_threads()
-    with threadpool_limits(limits=threads), kernel_threads(threads):
+    with threadpool_limits(limits=threads), numba_threads(threads):
         lib.num_threads(threads)
         try:
             yield lib.num_threads()
         finally:
             lib.num_threads(previous)
+
+
+@contextlib.contextmanager
+def kernel_on_task_threads() -> Iterator[int]:
+    """The kernel on the threads the task was given (PySCF's count, set by :func:`thread_limit`
+    or the worker's environment), BLAS on one: the Davidson's vector algebra then sums in
+    one order whatever the thread count, and the kernel's rows do not depend on it."""
+    from pyscf import lib
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), numba_threads(lib.num_threads()) as used:
+        yield used

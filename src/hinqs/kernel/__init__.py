@@ -43,6 +43,6 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-from hinqs.kernel.operator import ProductHamiltonian, kernel_threads
+from hinqs.kernel.operator import ProductHamiltonian
 
-__all__ = ["ProductHamiltonian", "kernel_threads"]
+__all__ = ["ProductHamiltonian"]

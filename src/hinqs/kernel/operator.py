@@ -7,8 +7,6 @@ connected strings) without ever forming the enlarged product space's vector.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba as nb
@@ -16,21 +14,6 @@ import numpy as np
 
 from hinqs.kernel import rows as rows_kernels
 from hinqs.kernel.links import SideTables, orbital_lists, same_spin_table, single_links
-
-
-@contextlib.contextmanager
-def kernel_threads(threads: int) -> Iterator[int]:
-    """Run the kernels of this thread on ``threads`` numba threads (at most numba's pool size).
-
-    The result does not depend on it: each output row is one thread's, summed in a fixed order.
-    """
-    previous = nb.get_num_threads()
-    used = max(1, min(int(threads), nb.config.NUMBA_NUM_THREADS))
-    nb.set_num_threads(used)
-    try:
-        yield used
-    finally:
-        nb.set_num_threads(previous)
 
 
 @nb.njit(cache=True)

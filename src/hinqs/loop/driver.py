@@ -26,6 +26,7 @@ from hinqs.io.layout import RunLayout, SystemLayout
 from hinqs.loop.convergence import ITERATION_CEILING, Status
 from hinqs.loop.settings import RunSettings, with_overrides
 from hinqs.sqd.settings import SQDSettings
+from hinqs.threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,6 @@ class LoopRun:
     @property
     def system_dir(self) -> Path:
         return self.system.root
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Torch's CPU threads for the NQS stages, as the rules give them (OMP_NUM_THREADS=1)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Clock:
@@ -96,7 +84,7 @@ def _iteration(
     here, before = system.iteration(k), system.iteration(k - 1)
     previous = None if k == 1 else before  # iteration 1 has no previous subspace, state or status
     clock.new_iteration()
-    with clock.stage("sample"), _torch_threads(1):
+    with clock.stage("sample"), torch_threads(1):
         known = previous and previous.subspace
         sample(settings.nqs, settings.seed, before.model, k, here.samples, stats=here.sample_stats,
                previous_subspace=known, hamiltonian=ham)  # fmt: skip
@@ -114,7 +102,7 @@ def _iteration(
         pt2 = here.pt2 if settings.pt2.max_dimension > 0 else None
         status = check(config_settings, k, here.result, here.status, previous_status=last, pt2=pt2, hamiltonian=ham)
     if not status.stop:
-        with clock.stage("train"), _torch_threads(1):
+        with clock.stage("train"), torch_threads(1):
             train(settings.nqs, before.model, here.state, k, here.model, history=here.train_history,
                   previous_samples=here.samples, hamiltonian=ham, expansion=settings.subspace.expansion)  # fmt: skip
     return status

@@ -52,6 +52,7 @@ import numpy as np
 from hinqs.io.determinants import spin_of_square, target_spin_square
 from hinqs.io.files import GroundState
 from hinqs.sqd.settings import SolverSettings
+from hinqs.threads import kernel_on_task_threads
 
 
 @dataclass
@@ -448,10 +449,6 @@ def solve_on_operator(
     (:class:`hinqs.sqd.distributed.SpreadHamiltonian`). The returned state's amplitudes are
     whole on rank 0 (elsewhere an empty array).
     """
-    from pyscf import lib
-    from threadpoolctl import threadpool_limits
-
-    from hinqs.kernel import kernel_threads
     from hinqs.kernel.links import orbital_lists
     from hinqs.sqd.davidson import CONTINUE_FACTOR, davidson
     from hinqs.sqd.progress import DavidsonProgress
@@ -460,7 +457,7 @@ def solve_on_operator(
     # The operator mirrors only where both spins share their strings and electrons (mirrored_spins).
     mirrored = settings.spin_symmetry and _even_spin(settings.spin_sq)
     # The kernel runs on the threads the task was given; Davidson's algebra on one BLAS thread.
-    with threadpool_limits(limits=1, user_api="blas"), kernel_threads(lib.num_threads()):
+    with kernel_on_task_threads():
         op = make_operator(strs_a, strs_b, mirrored)
         space = op.space
         big = space.shape[0] * space.shape[1] >= PROGRESS_DIMENSION

@@ -1,12 +1,12 @@
 """Start-up of worker processes: thread counts and launcher variables, set before NumPy loads.
 
 OpenMP and BLAS read their thread counts once, when the library loads, so a worker must
-have ``OMP_NUM_THREADS`` and friends in its environment before NumPy or PySCF is imported.
+have ``OMP_NUM_THREADS`` and friends (:func:`hinqs.threads.thread_variables`) in its
+environment before NumPy or PySCF is imported.
 The ``process`` executor therefore sets them twice: in the parent's environment for the
 instant the pool spawns its processes (a spawned child inherits them before its
 interpreter starts, whatever the parent's ``__main__`` imports), and again in the worker
-initializer. ``OMP_WAIT_POLICY=PASSIVE`` keeps idle OpenMP threads from spinning, which
-costs 2-5x when threads outnumber free cores. Each solve then pins every pool again
+initializer. Each solve then pins every pool again
 (:func:`hinqs.threads.thread_limit`), which is what makes a process that loaded NumPy
 before any of this (the ``sequential`` executor's) compute the same bits as a worker.
 
@@ -33,16 +33,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hinqs.sqd.messages import BatchStarted, WorkerHello, WorkerInfo
+from hinqs.threads import thread_variables
 
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "NUMBA_NUM_THREADS",  # the size of numba's pool for hinqs.kernel: a worker never starts more
-)
 LAUNCHER_PREFIXES = ("OMPI_", "PMI_", "PMIX_", "HYDRA_", "I_MPI_", "MPI_LOCALNRANKS", "MPI_LOCALRANKID")
 LAUNCHER_NAMES = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID")
 
@@ -52,8 +44,7 @@ _numpy_before_environment: bool | None = None
 
 def worker_environment(threads: int, environ: Mapping[str, str], strip_launcher: bool) -> dict[str, str | None]:
     """The changes a worker needs: variable -> new value, or ``None`` to remove it."""
-    changes: dict[str, str | None] = {name: str(threads) for name in THREAD_VARS}
-    changes["OMP_WAIT_POLICY"] = "PASSIVE"
+    changes: dict[str, str | None] = {**thread_variables(threads)}
     if strip_launcher:
         for name in environ:
             if name.startswith(LAUNCHER_PREFIXES) or name in LAUNCHER_NAMES:

@@ -205,17 +205,14 @@ def _timed_first_order(
     nqs: NQSSettings, hamiltonian: Any, expansion: ExpansionSettings | None, timer: dict[str, float]
 ) -> Any:
     """The first-order determinants of a ground state, timed into ``timer``; torch's thread count
-    is put back afterwards (a guard: numba's OpenMP layer, if a user selects it, resets the
-    process's OpenMP thread count, which torch shares)."""
+    is put back afterwards (:func:`hinqs.threads.torch_threads`)."""
 
     def first_order(ground: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        import torch
+        from hinqs.threads import torch_threads
 
-        started, threads = time.perf_counter(), torch.get_num_threads()
-        try:
+        started = time.perf_counter()
+        with torch_threads():
             found = _first_order(ground, hamiltonian, expansion, nqs.first_order_determinants)
-        finally:
-            torch.set_num_threads(threads)
         timer["first_order_s"] = time.perf_counter() - started
         return found
 
