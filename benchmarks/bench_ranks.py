@@ -78,7 +78,7 @@ def worker(args: argparse.Namespace) -> None:
         return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b), mirrored=mirrored)
 
     settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle)
-    with thread_limit(1):
+    with thread_limit(1, load_pyscf=False):  # as the distributed executor's direct solve
         small = build(strings[:40], strings[:40])  # numba's compile, outside the timings
         small.apply(np.ones(small.space.local_shape))
         products.clear()

@@ -15,6 +15,7 @@ count it loaded with unless a block here limits it.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 THREAD_VARS = (
@@ -69,34 +70,40 @@ def torch_threads(threads: int | None = None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def thread_limit(threads: int) -> Iterator[int]:
-    """Run every pool of this process (BLAS, OpenMP, PySCF's, numba's) on ``threads``; yield
-    the count OpenMP reports.
+def thread_limit(threads: int, *, load_pyscf: bool = True) -> Iterator[int]:
+    """Run every pool of this process (BLAS, OpenMP, numba's, PySCF's) on ``threads``; yield
+    the count the solver's pool reports (PySCF's OpenMP, else numba's).
 
     Every pool, not only PySCF's OpenMP: limiting NumPy's bundled BLAS too gives every
     executor (a spawned worker, the ``sequential`` executor's process, a user's script) the
     same arithmetic, hence the same bits. Libraries are limited as loaded when the block
-    starts, so the caller imports the solver's modules first.
+    starts, so the caller imports the solver's modules first. ``load_pyscf=False`` limits
+    PySCF only where it is already loaded: hinqs' own ``direct`` solver and PT2 do not need
+    it, and a rank of a spread solve saves its 40 MB (docs/performance.md).
     """
-    from pyscf import lib
     from threadpoolctl import threadpool_limits
 
-    previous = lib.num_threads()
-    with threadpool_limits(limits=threads), numba_threads(threads):
-        lib.num_threads(threads)
+    if load_pyscf:
+        import pyscf.lib  # noqa: F401
+    lib = sys.modules.get("pyscf.lib")
+    previous = lib.num_threads() if lib is not None else None
+    with threadpool_limits(limits=threads), numba_threads(threads) as used:
+        if lib is not None:
+            lib.num_threads(threads)
         try:
-            yield lib.num_threads()
+            yield lib.num_threads() if lib is not None else used
         finally:
-            lib.num_threads(previous)
+            if lib is not None:
+                lib.num_threads(previous)
 
 
 @contextlib.contextmanager
 def kernel_on_task_threads() -> Iterator[int]:
-    """The kernel on the threads the task was given (PySCF's count, set by :func:`thread_limit`
-    or the worker's environment), BLAS on one: the Davidson's vector algebra then sums in
+    """The kernel on the threads the task was given (numba's count, as :func:`thread_limit` or
+    the worker's environment set it), BLAS on one: the Davidson's vector algebra then sums in
     one order whatever the thread count, and the kernel's rows do not depend on it."""
-    from pyscf import lib
+    import numba as nb
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"), numba_threads(lib.num_threads()) as used:
+    with threadpool_limits(limits=1, user_api="blas"), numba_threads(nb.get_num_threads()) as used:
         yield used

@@ -186,7 +186,7 @@ def run_task(task: BatchTask, solve_function: SolverFunction | None = None) -> B
     try:
         with (
             time_limit(task.timeout),
-            thread_limit(task.threads) as threads_used,
+            thread_limit(task.threads, load_pyscf=task.solver.solver != "direct") as threads_used,
             faults.FaultRun(faults.lookup(task.index, task.attempt)) as injected,
         ):
             ham = open_hamiltonian(task.hamiltonian_dir)

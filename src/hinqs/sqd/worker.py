@@ -108,7 +108,7 @@ def preload(solver: str | None, device: str | None = None) -> float:
     # Davidson's per-cycle lines of a long solve reach the step's log as they happen.
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    if solver is not None:
+    if solver is not None and solver != "direct":  # the direct solver is hinqs' kernel: no PySCF
         import pyscf.fci.selected_ci  # noqa: F401
     if solver == "solve_fermion":
         import qiskit_addon_sqd.fermion  # noqa: F401

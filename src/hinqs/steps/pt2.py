@@ -37,7 +37,7 @@ def estimate_pt2(
     ham = load_hamiltonian(hamiltonian)
     ground = checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
     if settings.max_dimension > 0:
-        with thread_limit(threads):
+        with thread_limit(threads, load_pyscf=False):  # hinqs' kernel only
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, relative_error=settings.relative_error,
                               rng=numpy_stream(seed, "pt2", iteration),
