@@ -36,6 +36,7 @@ launcher then ends the job, as for the ``mpi`` executor.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -188,21 +189,30 @@ class SpreadHamiltonian:
         """This rank's rows of H's diagonal (collective where mirrored)."""
         return self.symmetric(self.block.diagonal())
 
+    def _product(self, c: np.ndarray, *kernels: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+        """Each kernel's rows from one exchange of ``c``'s halo rows, then mirrored (collective).
+
+        The rows and their halo (about one whole vector at 2 ranks) are let go before the
+        mirror's exchange buffers are taken, so the product's peak is the larger of the two
+        and not their sum.
+        """
+        compact = self._compact(c)
+        outs = self._collective(functools.partial(_each, kernels, compact))
+        del compact
+        return [self.symmetric(out) for out in outs]
+
     def apply(self, c: np.ndarray) -> np.ndarray:
         """This rank's rows of ``H C`` from its rows of ``C`` (collective)."""
-        compact = self._compact(c)
-        return self.symmetric(self._collective(lambda: self.block.apply(compact)))
+        return self._product(c, self.block.apply)[0]
 
     def apply_spin_square(self, c: np.ndarray) -> np.ndarray:
         """This rank's rows of ``S^2 C`` (collective)."""
-        compact = self._compact(c)
-        return self.symmetric(self._collective(lambda: self.block.apply_spin_square(compact)))
+        return self._product(c, self.block.apply_spin_square)[0]
 
     def apply_both(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This rank's rows of ``H C`` and ``S^2 C`` from one exchange of rows (collective)."""
-        compact = self._compact(c)
-        both = self._collective(lambda: (self.block.apply(compact), self.block.apply_spin_square(compact)))
-        return self.symmetric(both[0]), self.symmetric(both[1])
+        h_c, s_c = self._product(c, self.block.apply, self.block.apply_spin_square)
+        return h_c, s_c
 
     def scatter(self, whole: np.ndarray | None) -> np.ndarray | None:
         """This rank's rows of rank 0's whole vector (None where rank 0 has none; collective)."""
@@ -232,6 +242,11 @@ class SpreadHamiltonian:
         counts = np.diff(self.bounds) * self.shape[1]
         self.comm.Gatherv(c, [out, (counts, self.bounds[:-1] * self.shape[1]), MPI.DOUBLE], root=0)
         return out
+
+
+def _each(kernels: tuple[Callable[[np.ndarray], np.ndarray], ...], rows: np.ndarray) -> list[np.ndarray]:
+    """Every kernel applied to the same rows (no closure keeps ``rows`` alive after the call)."""
+    return [kernel(rows) for kernel in kernels]
 
 
 def solve_spread(
