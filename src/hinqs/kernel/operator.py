@@ -47,6 +47,11 @@ def _pair_order(strings: np.ndarray) -> np.ndarray:
     return order
 
 
+def _same(sources: tuple[np.ndarray, np.ndarray], targets: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Both spins have the same source strings and the same target strings."""
+    return np.array_equal(sources[0], sources[1]) and np.array_equal(targets[0], targets[1])
+
+
 @dataclass(frozen=True)
 class _Side:
     """One spin of a product: link tables from its sources into its targets, as the row kernels take them."""
@@ -108,7 +113,13 @@ class ProductHamiltonian:
             sources[1] if targets_b is None else _as_strings(targets_b),
         )
         self.alpha = _Side.build(sources[0], targets[0], self.nelec[0], h1, eri)
-        self.beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
+        if self.nelec[0] == self.nelec[1] and _same(sources, targets):
+            # a closed shell over one string set (every singlet batch of the loop): one set of
+            # tables serves both spins, half the operator's memory (read-only; the kernels
+            # only read them)
+            self.beta = self.alpha
+        else:
+            self.beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
         self._eri2 = eri.reshape(self.norb**2, self.norb**2)
         jmat = np.ascontiguousarray(np.einsum("ppqq->pq", eri))
         self._jvec = _jvec(self.alpha.occ, jmat)
