@@ -176,3 +176,17 @@ def test_every_memory_request_of_a_shipped_config_fits_a_16_gb_node(name):
     # Larger batches ask for more; the PT2 setting does not move it.
     bigger = pt2_mem_mb({**config["sqd"], "samples_per_batch": 2000, "max_dimension": 16_000_000}, config["parallel"])
     assert bigger > pt2_mem_mb({**config["sqd"], "samples_per_batch": 200}, config["parallel"])
+
+
+def test_a_spread_batch_is_requested_per_rank_share():
+    """The distributed executor's ranks each hold 1/P of a batch's vectors and the halo: the
+    request is P such shares, far below P whole batches (one memory model, dimension.estimate_mb)."""
+    from hinqs.loop.workflow_support import diagonalize_mem_mb
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+
+    sqd = {"max_dimension": 64_000_000, "solver": "direct", "samples_per_batch": 10_000}
+    spread = diagonalize_mem_mb(sqd, {"executor": "distributed", "workers": 16})
+    assert spread == int((PARENT_MB + 16 * estimate_mb(64_000_000, "direct", ranks=16)) / USABLE_FRACTION + 0.5)
+    pooled = diagonalize_mem_mb(sqd, {"executor": "process", "workers": 16})
+    assert spread < pooled / 5
+    assert estimate_mb(64_000_000, "direct", ranks=16) < estimate_mb(64_000_000, "direct") / 5

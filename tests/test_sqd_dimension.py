@@ -227,3 +227,20 @@ def test_a_batch_solved_from_another_guess_is_not_reused(n2, tmp_path):
     copy.write_bytes(first.read_bytes())
     assert run(copy).summary["n_reused"] == 2  # the content counts, not the file name
     assert run(second).summary["n_reused"] == 0  # another guess: solved again
+
+
+def test_a_batch_too_large_for_one_process_fits_when_spread_over_ranks():
+    """The same per-process memory refuses a batch in one worker and takes it over 8 ranks,
+    each holding its rows of the vectors and the halo (dimension.estimate_mb with ranks)."""
+    from types import SimpleNamespace
+
+    batch = SimpleNamespace(index=0, n_determinants=20_000_000, shape=(4_472, 4_472))
+    per_process = dimension.estimate_mb(batch.n_determinants, "direct", ranks=8) + 1
+    assert per_process < dimension.estimate_mb(batch.n_determinants, "direct") / 3
+    one = dimension.MemoryBudget(per_process, per_process, "test", 1)
+    with pytest.raises(InputError, match="batch 0: 4472 x 4472 = 20,000,000 determinants need about"):
+        dimension.check_fits([batch], "direct", one, None, False)
+    ranks = dimension.MemoryBudget(8 * per_process, per_process, "test", 8, holder="rank")
+    dimension.check_fits([batch], "direct", ranks, None, False)
+    fits = dimension.dimension_for_mb(per_process, "direct", ranks=8)
+    assert batch.n_determinants <= fits < batch.n_determinants * 1.01  # the 1 MB above: 22k more

@@ -241,10 +241,12 @@ def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: i
     when that is smaller. ``max_strings`` is the config's string cap (``subspace.max_strings``);
     without one the cap is derived and may grow (:mod:`hinqs.loop.growth`) up to the batch cap.
     """
-    from hinqs.sqd.dimension import resolve_max_dimension
+    from hinqs.sqd.dimension import batch_ranks, resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
-    cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), int(parallel["workers"]))
+    workers = int(parallel["workers"])
+    cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), workers,
+                                batch_ranks(parallel.get("executor", "process"), workers))  # fmt: skip
     if per_batch:
         largest = (2 * int(per_batch)) ** 2
     elif max_strings:
@@ -276,13 +278,15 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_string
     """Memory (MB) to ask the scheduler for one diagonalize step, from the step's own estimate.
 
     Each worker may solve one batch of the largest dimension the config allows
-    (:func:`_largest_batch`, :func:`hinqs.sqd.dimension.estimate_mb`), and the parent holds
+    (:func:`_largest_batch`, :func:`hinqs.sqd.dimension.estimate_mb`); for the ``distributed``
+    executor each rank holds its share of one batch spread over all of them. The parent holds
     the subspace and the merged state. The step, granted this as ``SLURM_MEM_PER_NODE``, then
     finds that every batch the request was sized for fits.
     """
-    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, batch_ranks, estimate_mb
 
     largest = _largest_batch(sqd, parallel, max_strings)
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
-    need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"])
+    ranks = batch_ranks(parallel.get("executor", "process"), workers)
+    need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"], ranks)
     return int(need / USABLE_FRACTION + 0.5)

@@ -21,7 +21,12 @@ shells: ``K^2`` with K the union of both spins' strings), so a few thousand samp
   needs, what there is and where that figure came from), unless ``sqd.shrink_to_memory``
   asks to cut it to what fits (:func:`memory_dimension`; result.json records the cut);
 - for a batch spread over MPI ranks (``parallel.executor: distributed``), finds what each
-  rank has instead (:func:`rank_memory_mb`): every rank holds the batch's vectors whole.
+  rank has instead (:func:`rank_memory_mb`) and what each rank needs: its rows of the
+  batch's vectors and, during a product, the rows its links reach on the other ranks
+  (``estimate_mb(..., ranks=P)``), so a batch larger than one node's memory fits P ranks.
+
+One model serves the step's checks, its ``sqd.shrink_to_memory`` cut, the derived cap and the
+memory the workflow asks the scheduler for (:mod:`hinqs.loop.workflow_support`).
 
 Nothing here imports PySCF: the checks run in the parent before a worker is started.
 """
@@ -57,6 +62,13 @@ BASELINE_MB = {"solve_fermion": 350, "lean": 150, "direct": 250}
 # state determinant; rounded up like the solvers' figures.
 PT2_BASELINE_MB = 350
 PT2_BYTES_PER_DETERMINANT = 250
+# A batch spread over P ranks: each rank holds 1/P of the Davidson's vectors and, during a
+# product, the rows its links reach on the other ranks (the halo, at most the other ranks'
+# rows: under one whole vector) with a copy of its own rows. So per rank the vectors' bytes
+# divide by P and one vector's (8 B per determinant) does not. Measured with
+# benchmarks/bench_ranks.py at 4 M determinants (docs/performance.md): 663 and 680 MB per rank
+# at 2 ranks against 1,137 MB at one; the model says 914 and 1,450.
+HALO_BYTES_PER_DETERMINANT = 8
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
 # Fraction of the detected memory a step plans to use: the rest is headroom for the page
@@ -80,6 +92,11 @@ class MemoryBudget:
     workers: int
     holder: str = "worker"  # what holds one share: a pool's worker, or a rank of a batch spread over ranks
 
+    @property
+    def ranks(self) -> int:
+        """Processes one batch is spread over: every rank (``holder`` rank), else one worker."""
+        return self.workers if self.holder == "rank" else 1
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, recorded in result.json."""
         return {
@@ -91,15 +108,29 @@ class MemoryBudget:
         }
 
 
-def estimate_mb(dimension: int, solver: str) -> float:
-    """Peak resident memory (MB) of one worker solving a subspace of ``dimension`` determinants."""
-    return BASELINE_MB[solver] + BYTES_PER_DETERMINANT[solver] * dimension / 1e6
+def _bytes_per_determinant(solver: str, ranks: int) -> float:
+    """Bytes one process holds per determinant of a batch spread over ``ranks`` ranks (1: a worker)."""
+    if ranks <= 1:
+        return float(BYTES_PER_DETERMINANT[solver])
+    return BYTES_PER_DETERMINANT[solver] / ranks + HALO_BYTES_PER_DETERMINANT
 
 
-def dimension_for_mb(memory_mb: float, solver: str) -> int:
-    """Largest dimension whose estimate fits in ``memory_mb`` (0 when not even the baseline does)."""
+def estimate_mb(dimension: int, solver: str, ranks: int = 1) -> float:
+    """Peak resident memory (MB) of one worker solving a subspace of ``dimension`` determinants,
+    or of one of the ``ranks`` MPI ranks a batch is spread over."""
+    return BASELINE_MB[solver] + _bytes_per_determinant(solver, ranks) * dimension / 1e6
+
+
+def dimension_for_mb(memory_mb: float, solver: str, ranks: int = 1) -> int:
+    """Largest dimension whose estimate fits in ``memory_mb`` per process (0 when not even the
+    baseline does)."""
     spare = memory_mb - BASELINE_MB[solver]
-    return max(0, int(spare * 1e6 / BYTES_PER_DETERMINANT[solver]))
+    return max(0, int(spare * 1e6 / _bytes_per_determinant(solver, ranks)))
+
+
+def batch_ranks(executor: str, workers: int) -> int:
+    """Processes one batch is spread over: every rank for ``distributed``, else one worker."""
+    return max(1, int(workers)) if executor == "distributed" else 1
 
 
 def slurm_memory_mb(env: dict[str, str] | None = None) -> tuple[float, str] | None:
@@ -143,11 +174,11 @@ def rank_memory_mb(
 ) -> tuple[float, str]:
     """Memory (MB) one MPI rank of a batch spread over ``ranks`` ranks may use, and where that came from.
 
-    Every rank holds the Davidson's vectors whole, so each needs what one worker needs for
-    the batch. ``sqd.memory_mb`` is the step's, all ranks together; SLURM's
-    ``SLURM_MEM_PER_NODE`` and the node's available memory are the node's, shared by the
-    ``ranks_on_node`` ranks there; ``SLURM_MEM_PER_CPU`` is per CPU, times the CPUs of one
-    task. The leader (rank 0) also holds the step's own data (:data:`PARENT_MB`).
+    What each rank needs for a batch is :func:`estimate_mb` with the ranks. ``sqd.memory_mb``
+    is the step's, all ranks together; SLURM's ``SLURM_MEM_PER_NODE`` and the node's
+    available memory are the node's, shared by the ``ranks_on_node`` ranks there;
+    ``SLURM_MEM_PER_CPU`` is per CPU, times the CPUs of one task. The leader (rank 0) also
+    holds the step's own data (:data:`PARENT_MB`).
     """
     env = os.environ if env is None else env
     parent = PARENT_MB if leader else 0.0
@@ -182,11 +213,14 @@ def round_down(dimension: int) -> int:
     return dimension // scale * scale
 
 
-def resolve_max_dimension(max_dimension: int | None, solver: str, memory_mb: float | None, workers: int) -> int | None:
+def resolve_max_dimension(
+    max_dimension: int | None, solver: str, memory_mb: float | None, workers: int, ranks: int = 1
+) -> int | None:
     """The cap to apply: the configured one, the derived one (``None``), or no cap (0).
 
-    Derived from the config only (see the module docstring): each worker's share of
-    ``sqd.memory_mb`` when it is set, else :data:`AUTO_MAX_DIMENSION`.
+    Derived from the config only (see the module docstring): what each worker's share of
+    ``sqd.memory_mb`` holds (each of the ``ranks`` a batch is spread over, for the
+    ``distributed`` executor) when it is set, else :data:`AUTO_MAX_DIMENSION`.
     """
     if max_dimension == 0:
         return None
@@ -194,13 +228,13 @@ def resolve_max_dimension(max_dimension: int | None, solver: str, memory_mb: flo
         return int(max_dimension)
     if memory_mb is None:
         return AUTO_MAX_DIMENSION
-    return round_down(dimension_for_mb(memory_budget(workers, memory_mb).per_worker_mb, solver))
+    return round_down(dimension_for_mb(memory_budget(workers, memory_mb).per_worker_mb, solver, ranks))
 
 
 def memory_dimension(budget: MemoryBudget, solver: str) -> int:
-    """The largest (rounded) dimension a worker's share of ``budget`` holds; 0 when not even the
-    solver's baseline fits. What ``sqd.shrink_to_memory`` cuts a batch to."""
-    fits = dimension_for_mb(budget.per_worker_mb, solver)
+    """The largest (rounded) dimension a worker's (or each rank's) share of ``budget`` holds; 0 when
+    not even the solver's baseline fits. What ``sqd.shrink_to_memory`` cuts a batch to."""
+    fits = dimension_for_mb(budget.per_worker_mb, solver, budget.ranks)
     return round_down(fits) if fits > 0 else 0
 
 
@@ -268,7 +302,7 @@ def check_fits(
     """
     advice = ", or set sqd.shrink_to_memory: true to cut the batch to what fits"
     for batch in batches:
-        need = estimate_mb(batch.n_determinants, solver)
+        need = estimate_mb(batch.n_determinants, solver, budget.ranks)
         if need > budget.per_worker_mb:
             ka, kb = batch.shape
             cap = "no cap (sqd.max_dimension: 0)" if max_dimension is None else f"sqd.max_dimension = {max_dimension:,}"

@@ -52,6 +52,7 @@ from hinqs.sqd.batches import Batch, canonical_subspace, cap_batch, form_batches
 from hinqs.sqd.device_check import check_step_device
 from hinqs.sqd.dimension import (
     MemoryBudget,
+    batch_ranks,
     check_fits,
     estimate_mb,
     memory_budget,
@@ -123,7 +124,9 @@ def plan_batches(
     if budget is None:
         budget = memory_budget(settings.parallel.workers, settings.memory_mb)
     solver = settings.solver.solver
-    configured = resolve_max_dimension(settings.max_dimension, solver, settings.memory_mb, settings.parallel.workers)
+    parallel = settings.parallel
+    configured = resolve_max_dimension(settings.max_dimension, solver, settings.memory_mb, parallel.workers,
+                                       batch_ranks(parallel.executor, parallel.workers))  # fmt: skip
     max_dimension, shrunk = configured, None
     if settings.shrink_to_memory:
         max_dimension, shrunk = _shrunk_cap(batches, configured, budget, solver)
@@ -153,7 +156,7 @@ def _shrunk_cap(
     (after the configured cap) would not fit; with a record of the cut for result.json."""
     fits = memory_dimension(budget, solver)
     after_cap = [min(b.n_determinants, configured) if configured is not None else b.n_determinants for b in batches]
-    if fits < 1 or all(estimate_mb(d, solver) <= budget.per_worker_mb for d in after_cap):
+    if fits < 1 or all(estimate_mb(d, solver, budget.ranks) <= budget.per_worker_mb for d in after_cap):
         return configured, None  # nothing to shrink (or nothing fits: check_fits refuses)
     cut = [b.index for b, d in zip(batches, after_cap, strict=True) if d > fits]
     log.warning(
