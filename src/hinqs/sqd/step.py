@@ -118,8 +118,8 @@ def plan_batches(
     reference path and the parallel path agree) only refuses a batch that does not fit, or,
     with ``sqd.shrink_to_memory``, cuts it further (recorded under ``shrunk``). Raises
     :class:`InputError` (one line) for a batch that still does not fit. ``budget`` replaces
-    that share (the ``distributed`` executor's: what each of its ranks has, as every rank
-    holds the batch's Davidson vectors whole).
+    that share (the ``distributed`` executor's: what each of its ranks has, each rank holding
+    its share of the batch, :func:`hinqs.sqd.dimension.estimate_mb` with the ranks).
     """
     if budget is None:
         budget = memory_budget(settings.parallel.workers, settings.memory_mb)
