@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	# `snakemake` with its --configfile checked first: one line for a missing or malformed
 	# file, where Snakemake answers with a traceback (hinqs.loop.front)
 	ln -sf hinqs-snakemake $(BIN)/snakemake
+	# numba's kernels compiled once here, into its cache, not by every worker of the first run
+	$(BIN)/python -m hinqs.steps.warm
 	touch $@
 
 run: setup
