@@ -67,7 +67,7 @@ PT2_BYTES_PER_DETERMINANT = 250
 # rows: under one whole vector) with a copy of its own rows. So per rank the vectors' bytes
 # divide by P and one vector's (8 B per determinant) does not. Measured with
 # benchmarks/bench_ranks.py at 4 M determinants (docs/performance.md): 663 and 680 MB per rank
-# at 2 ranks against 1,137 MB at one; the model says 914 and 1,450.
+# at 2 ranks against 1,137 MB at one; the model says 882 and 1,450.
 HALO_BYTES_PER_DETERMINANT = 8
 # What the parent process of a step holds besides the workers (pool, merged state).
 PARENT_MB = 300
