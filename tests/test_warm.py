@@ -39,3 +39,20 @@ def test_after_the_warm_up_the_steps_compile_no_kernel(tmp_path):
             en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), sa, sb, c, max_dimension, relative_error=0.5,
                    rng=np.random.default_rng(0), energy=out.energy + ham.ecore)  # fmt: skip
     assert _kernel_counts() == before
+
+
+def test_the_step_sees_a_cold_cache(tmp_path):
+    """An empty numba cache (a fresh install without make setup) reads as cold, so the
+    diagonalize step compiles the kernels once in its parent; the warmed one reads as warm."""
+    import os
+    import subprocess
+    import sys
+
+    from hinqs.steps.warm import kernels_cached, warm_kernels
+
+    warm_kernels()
+    assert kernels_cached()
+    check = "from hinqs.steps.warm import kernels_cached; print(kernels_cached())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty")}
+    cold = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True)
+    assert cold.stdout.strip() == "False"

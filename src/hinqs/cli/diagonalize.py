@@ -106,15 +106,17 @@ def run(args: argparse.Namespace) -> int:
 def _solve(args: argparse.Namespace, step: Any, executor: Any) -> int:
     """The step itself (``executor`` None: the one the settings name); print the merged energy.
 
-    hinqs' kernels (the ``direct`` solver's) are compiled, or loaded from numba's cache, here,
-    before any worker or other rank needs them (:mod:`hinqs.steps.warm`): the log says which.
+    hinqs' kernels (the ``direct`` solver's), where numba's cache lacks them, are compiled here
+    once, before any worker or other rank needs them (:mod:`hinqs.steps.warm`), and the log
+    says what it cost.
     """
     from hinqs.steps.diagonalize import diagonalize
 
     if step.solver.solver == "direct":
-        from hinqs.steps.warm import warm_kernels
+        from hinqs.steps.warm import kernels_cached, warm_kernels
 
-        print(warm_kernels().line(), flush=True)
+        if not kernels_cached():
+            print(warm_kernels().line(), flush=True)
     result = diagonalize(args.hamiltonian, args.subspace, args.out, step, executor=executor, teacher=args.teacher)
     summary = result.summary
     print(

@@ -6,8 +6,9 @@ about a minute and a half of one core to compile on the 2-core development VM (8
 for a first ``direct`` solve against 2.7 s from the cache), so without a warm-up every worker
 of a fresh installation compiles the same kernels at once, in its first batch's time and
 timeout. ``make setup`` warms the cache (``python -m hinqs.steps.warm``); the diagonalize step
-warms it again in the parent before its workers start (seconds, from the cache) and reports
-what it found.
+checks it (:func:`kernels_cached`, milliseconds) and, where a kernel is missing (a fresh
+install without ``make setup``, edited sources), compiles them in the parent before its
+workers start and logs what it cost.
 
 The warm-up runs the real code paths on a tiny made-up Hamiltonian (6 orbitals): the
 ``direct`` solve of a closed shell (the singlet's mirror) and of an open shell with the spin
@@ -17,6 +18,7 @@ row block of a spread product, so every argument type the loop uses is compiled.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -57,18 +59,35 @@ def _strings(nel: int) -> np.ndarray:
     return np.array(sorted(sum(1 << i for i in c) for c in combinations(range(NORB), nel)), dtype=np.int64)
 
 
-def _kernel_counts() -> tuple[int, int]:
-    """(compiled, loaded) specialisations over every numba kernel of :mod:`hinqs.kernel`."""
+def _dispatchers() -> list:
+    """Every numba kernel of :mod:`hinqs.kernel`."""
     from numba.core.registry import CPUDispatcher
 
     from hinqs.kernel import chunks, links, operator, rows
 
+    modules = (chunks, links, operator, rows)
+    return [v for module in modules for v in vars(module).values() if isinstance(v, CPUDispatcher)]
+
+
+def kernels_cached() -> bool:
+    """Whether numba's cache holds hinqs' kernels compiled from the current sources: some index
+    file is there and none is stale (numba's own bookkeeping, read in milliseconds: an index
+    written for an older source reads as empty; helpers inlined into other kernels have none).
+    False where it cannot tell: the warm-up is then run, which is always right."""
+    try:
+        files = [d._cache._cache_file for d in _dispatchers()]
+        indexed = [f for f in files if os.path.exists(f._index_path)]
+        return bool(indexed) and all(f._load_index() for f in indexed)
+    except Exception:  # a numba without these internals
+        return False
+
+
+def _kernel_counts() -> tuple[int, int]:
+    """(compiled, loaded) specialisations over every numba kernel of :mod:`hinqs.kernel`."""
     compiled = loaded = 0
-    for module in (chunks, links, operator, rows):
-        for value in vars(module).values():
-            if isinstance(value, CPUDispatcher):
-                compiled += sum(value.stats.cache_misses.values())
-                loaded += sum(value.stats.cache_hits.values())
+    for dispatcher in _dispatchers():
+        compiled += sum(dispatcher.stats.cache_misses.values())
+        loaded += sum(dispatcher.stats.cache_hits.values())
     return compiled, loaded
 
 
