@@ -190,3 +190,19 @@ def test_a_spread_batch_is_requested_per_rank_share():
     pooled = diagonalize_mem_mb(sqd, {"executor": "process", "workers": 16})
     assert spread < pooled / 5
     assert estimate_mb(64_000_000, "direct", ranks=16) < estimate_mb(64_000_000, "direct") / 5
+
+
+def test_a_spread_batch_asks_memory_per_cpu_and_the_rest_per_node():
+    """diagonalize's mem_mb_per_cpu: a rank's share (and rank 0's own data) over its CPUs, read
+    back by the step as SLURM_MEM_PER_CPU x CPUs x 0.8; 0 (ask mem_mb) for the other executors."""
+    from hinqs.loop.workflow_support import diagonalize_mem_per_cpu
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb, rank_memory_mb
+
+    sqd = {"max_dimension": 64_000_000, "solver": "direct", "samples_per_batch": 10_000}
+    par = {"executor": "distributed", "workers": 16, "threads_per_worker": 4}
+    per_cpu = diagonalize_mem_per_cpu(sqd, par)
+    granted, _ = rank_memory_mb(None, 16, 4, True, {"SLURM_MEM_PER_CPU": str(per_cpu), "SLURM_CPUS_PER_TASK": "4"})
+    need = estimate_mb(64_000_000, "direct", ranks=16)
+    assert need <= granted < need + 4 / USABLE_FRACTION
+    assert per_cpu * 4 * 16 < (PARENT_MB + 16 * estimate_mb(64_000_000, "direct")) / 5  # far below whole copies
+    assert diagonalize_mem_per_cpu(sqd, {**par, "executor": "process"}) == 0

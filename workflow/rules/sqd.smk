@@ -2,6 +2,7 @@
 from hinqs.loop.workflow_support import (
     diagonalize_launcher,
     diagonalize_mem_mb,
+    diagonalize_mem_per_cpu,
     diagonalize_threads,
     fixed_strings,
     pt2_mem_mb,
@@ -61,6 +62,9 @@ rule diagonalize:
     threads: diagonalize_threads(config["parallel"])
     resources:
         mem_mb=diagonalize_mem_mb(config["sqd"], config["parallel"], fixed_strings(config)),
+        # a batch spread over ranks (parallel.executor: distributed) asks per CPU, whatever
+        # the nodes its ranks land on; 0 elsewhere (the plugin then asks mem_mb for the node)
+        mem_mb_per_cpu=diagonalize_mem_per_cpu(config["sqd"], config["parallel"], fixed_strings(config)),
     log:
         str(SYS.log("diagonalize", "{k}")),
     benchmark:

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import shutil
@@ -290,3 +291,23 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_string
     ranks = batch_ranks(parallel.get("executor", "process"), workers)
     need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"], ranks)
     return int(need / USABLE_FRACTION + 0.5)
+
+
+def diagonalize_mem_per_cpu(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
+    """Memory (MB) per CPU to ask the scheduler for a batch spread over MPI ranks (``distributed``),
+    else 0 (the step asks ``mem_mb`` for the node instead).
+
+    Each rank needs its share of the largest batch (:func:`hinqs.sqd.dimension.estimate_mb`
+    with the ranks) and rank 0 the step's own data as well; SLURM grants ``--mem-per-cpu``
+    times a task's CPUs (``threads_per_worker``) to each rank wherever its node, which is what
+    the step reads back (:func:`hinqs.sqd.dimension.rank_memory_mb`). So a run over several
+    nodes (``--set-resources diagonalize:mpi=srun diagonalize:tasks=...``, docs/how-to/slurm.md)
+    asks per rank, not the sum of all ranks on one node.
+    """
+    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+
+    if parallel.get("executor") != "distributed":
+        return 0
+    ranks, threads = int(parallel["workers"]), max(1, int(parallel.get("threads_per_worker") or 1))
+    rank = estimate_mb(_largest_batch(sqd, parallel, max_strings), sqd["solver"], ranks) + PARENT_MB
+    return math.ceil(rank / USABLE_FRACTION / threads)
