@@ -207,3 +207,28 @@ def test_an_explicit_iteration_limit_is_kept():
         if status.stop:
             break
     assert (status.iteration, status.reason, status.detail) == (3, "max_iterations", "iterations.max = 3")
+
+
+def test_a_subspace_cycling_between_two_energies_settles():
+    """Measured (stretched N2/6-31G, the expansion alone): from its best, the subspace alternated
+    between two energies 6e-6 Ha apart; each rise restarted the settled count, so the loop ran
+    to its 30-iteration ceiling. A rise back to an energy it had is no change: the cycle settles,
+    here accurate (its PT2 is below the target); rises to new energies never do."""
+    small = Evidence(e_pt2=-0.00133, strings=909, cap=909)
+
+    def first_stop(energies):
+        status = None
+        for k, energy in enumerate(energies, start=1):
+            status = next_status(status, k, energy, tol=1e-6, window=2, max_iterations=30, evidence=small,
+                                 growth=_context())  # fmt: skip
+            if status.stop:
+                break
+        return status
+
+    cycle = [-108.8392, -108.8399, *([-108.839930, -108.839924] * 12)]
+    status = first_stop(cycle)
+    assert status.reason == "accurate" and status.converged
+    assert status.iteration == 6  # 5 settles (no gain, no rise), 6 rises back to iteration 4's energy
+    # Rising every other iteration but reaching a new best each pair: still gaining, no stop.
+    falling = [-108.8399 - 1e-5 * (k // 2) + (6e-6 if k % 2 else 0.0) for k in range(24)]
+    assert not first_stop(falling).stop

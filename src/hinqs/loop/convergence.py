@@ -6,8 +6,11 @@ only grows. The loop therefore follows the best (lowest) energy so far, and an i
 *settles* when (a) the best energy improved by less than ``iterations.tol`` and (b) the
 iteration's own energy did not rise by more than ``tol`` over the previous one's (a rising
 energy means the subspace is changing). ``window`` settled iterations in a row end the
-exchange of strings at the current size. What that means is read from the error estimate,
-the iteration's EN-PT2 (:class:`Evidence`):
+exchange of strings at the current size. A rise to an energy the loop already had (within
+``tol``, among the last ``window + 1``) is no change either: the subspace cycles between sets
+of strings (measured: stretched N2 with the expansion alone alternated between two energies
+6e-6 Ha apart for 25 iterations, each rise restarting the count, until the iteration ceiling).
+What that means is read from the error estimate, the iteration's EN-PT2 (:class:`Evidence`):
 
 ``accurate``  |E_PT2| plus its 95 % half-width is within ``accuracy.target_mha`` (chemical
     accuracy by default): the variational energy is that close to the exact one. Also at
@@ -128,11 +131,16 @@ def _time_spent(growth: GrowthContext | None, spent: float) -> str | None:
 
 
 def _settled(
-    previous: Status | None, best: float, energy: float, tol: float
+    previous: Status | None, best: float, energy: float, tol: float, window: int
 ) -> tuple[float | None, float | None, bool]:
-    delta = None if previous is None else best - previous.best_energy
-    rise = None if previous is None else float(energy) - previous.energy
-    return delta, rise, delta is not None and abs(delta) < tol and rise is not None and rise <= tol
+    """(delta of the best, rise over the previous energy, settled): the best gained less than
+    ``tol`` and the energy did not rise by more, or rose back to one of the last ``window + 1``."""
+    if previous is None:
+        return None, None, False
+    delta = best - previous.best_energy
+    rise = float(energy) - previous.energy
+    revisited = any(abs(float(energy) - e) <= tol for e in previous.energies[-(window + 1) :])
+    return delta, rise, abs(delta) < tol and (rise <= tol or revisited)
 
 
 def next_status(
@@ -153,7 +161,7 @@ def next_status(
     if len(energies) != iteration:
         raise InputError(f"iteration {iteration} follows a status with {len(energies) - 1} iterations")
     best = min(energies)
-    delta, rise, settled = _settled(previous, best, energy, tol)
+    delta, rise, settled = _settled(previous, best, energy, tol, window)
     streak = (previous.streak + 1 if previous else 1) if settled else 0
     cap = evidence.cap
     spent = (previous.modelled_seconds or 0.0) if previous else 0.0
