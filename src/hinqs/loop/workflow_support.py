@@ -247,7 +247,7 @@ def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: i
     per_batch = sqd.get("samples_per_batch")
     workers = int(parallel["workers"])
     cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), workers,
-                                batch_ranks(parallel.get("executor", "process"), workers))  # fmt: skip
+                                batch_ranks(parallel.get("executor"), workers))  # fmt: skip
     if per_batch:
         largest = (2 * int(per_batch)) ** 2
     elif max_strings:
@@ -288,7 +288,7 @@ def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_string
 
     largest = _largest_batch(sqd, parallel, max_strings)
     workers = int(parallel["workers"])  # the step divides its memory among the configured workers
-    ranks = batch_ranks(parallel.get("executor", "process"), workers)
+    ranks = batch_ranks(parallel.get("executor"), workers)
     need = PARENT_MB + workers * estimate_mb(largest, sqd["solver"], ranks)
     return int(need / USABLE_FRACTION + 0.5)
 

@@ -128,7 +128,7 @@ def dimension_for_mb(memory_mb: float, solver: str, ranks: int = 1) -> int:
     return max(0, int(spare * 1e6 / _bytes_per_determinant(solver, ranks)))
 
 
-def batch_ranks(executor: str, workers: int) -> int:
+def batch_ranks(executor: str | None, workers: int) -> int:
     """Processes one batch is spread over: every rank for ``distributed``, else one worker."""
     return max(1, int(workers)) if executor == "distributed" else 1
 
