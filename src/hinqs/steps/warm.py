@@ -2,13 +2,13 @@
 
 numba compiles a kernel at its first call and writes it to its cache (next to the sources, or
 ``NUMBA_CACHE_DIR``), from which a later process loads it in seconds. hinqs' kernels take
-about a minute and a half of one core to compile on the 2-core development VM (88 s measured
-for a first ``direct`` solve against 2.7 s from the cache), so without a warm-up every worker
-of a fresh installation compiles the same kernels at once, in its first batch's time and
-timeout. ``make setup`` warms the cache (``python -m hinqs.steps.warm``); the diagonalize step
-checks it (:func:`kernels_cached`, milliseconds) and, where a kernel is missing (a fresh
-install without ``make setup``, edited sources), compiles them in the parent before its
-workers start and logs what it cost.
+about a minute of one core to compile (60 s for 75 specialisations on the 2-core development
+VM; a first ``direct`` solve took 88 s cold against 2.7 s from the cache), so without a
+warm-up every worker of a fresh installation compiles the same kernels at once, in its first
+batch's time and timeout. ``make setup`` warms the cache (``python -m hinqs.steps.warm``);
+the diagonalize step checks it (:func:`kernels_cached`, a fraction of a second) and, where a
+kernel is missing (a fresh install without ``make setup``, edited sources), compiles them in
+the parent before its workers start and logs what it cost.
 
 The warm-up runs the real code paths on a tiny made-up Hamiltonian (6 orbitals): the
 ``direct`` solve of a closed shell (the singlet's mirror) and of an open shell with the spin
@@ -36,9 +36,6 @@ class Warmup:
     seconds: float
     compiled: int
     loaded: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"seconds": round(self.seconds, 2), "compiled": self.compiled, "loaded": self.loaded}
 
     def line(self) -> str:
         source = f"{self.compiled} compiled, {self.loaded} from numba's cache"
