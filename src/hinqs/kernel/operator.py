@@ -132,12 +132,9 @@ class ProductHamiltonian:
 
     @property
     def _one_string_set(self) -> bool:
-        """Both spins have the same electrons, source strings and target strings."""
-        return (
-            self.nelec[0] == self.nelec[1]
-            and np.array_equal(self.alpha.sources, self.beta.sources)
-            and np.array_equal(self.alpha.targets, self.beta.targets)
-        )
+        """Both spins have the same electrons, source strings and target strings: then the
+        constructor gave them one set of tables."""
+        return self.beta is self.alpha
 
     @property
     def mirrored_spins(self) -> bool:
