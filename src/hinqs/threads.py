@@ -85,16 +85,23 @@ def thread_limit(threads: int, *, load_pyscf: bool = True) -> Iterator[int]:
 
     if load_pyscf:
         import pyscf.lib  # noqa: F401
+    with threadpool_limits(limits=threads), numba_threads(threads) as used, _pyscf_threads(threads) as omp:
+        yield used if omp is None else omp
+
+
+@contextlib.contextmanager
+def _pyscf_threads(threads: int) -> Iterator[int | None]:
+    """PySCF's OpenMP count for a block where PySCF is loaded (yields the count it reports), else None."""
     lib = sys.modules.get("pyscf.lib")
-    previous = lib.num_threads() if lib is not None else None
-    with threadpool_limits(limits=threads), numba_threads(threads) as used:
-        if lib is not None:
-            lib.num_threads(threads)
-        try:
-            yield lib.num_threads() if lib is not None else used
-        finally:
-            if lib is not None:
-                lib.num_threads(previous)
+    if lib is None:
+        yield None
+        return
+    previous = lib.num_threads()
+    lib.num_threads(threads)
+    try:
+        yield lib.num_threads()
+    finally:
+        lib.num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -105,5 +112,5 @@ def kernel_on_task_threads() -> Iterator[int]:
     import numba as nb
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"), numba_threads(nb.get_num_threads()) as used:
-        yield used
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield nb.get_num_threads()

@@ -186,7 +186,7 @@ def run_task(task: BatchTask, solve_function: SolverFunction | None = None) -> B
     try:
         with (
             time_limit(task.timeout),
-            thread_limit(task.threads, load_pyscf=task.solver.solver != "direct") as threads_used,
+            thread_limit(task.threads, load_pyscf=False) as threads_used,  # preload loaded what the solver needs
             faults.FaultRun(faults.lookup(task.index, task.attempt)) as injected,
         ):
             ham = open_hamiltonian(task.hamiltonian_dir)
