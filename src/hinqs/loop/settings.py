@@ -172,11 +172,10 @@ class RunSettings:
 
     def batch_cap(self) -> int | None:
         """The largest batch (determinants) the diagonalisation takes whole (None: no cap)."""
-        from hinqs.sqd.dimension import batch_ranks, resolve_max_dimension
+        from hinqs.sqd.dimension import resolve_max_dimension
 
         solver, par = self.sqd.solver.solver, self.parallel
-        return resolve_max_dimension(self.sqd.max_dimension, solver, self.sqd.memory_mb, par.workers,
-                                     batch_ranks(par.executor, par.workers))  # fmt: skip
+        return resolve_max_dimension(self.sqd.max_dimension, solver, self.sqd.memory_mb, par.workers, par.executor)
 
     def growth_determinants(self) -> int | None:
         """The most determinants a grown subspace may span: the budget's, within the batch cap."""

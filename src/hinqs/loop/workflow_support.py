@@ -242,12 +242,11 @@ def _largest_batch(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: i
     when that is smaller. ``max_strings`` is the config's string cap (``subspace.max_strings``);
     without one the cap is derived and may grow (:mod:`hinqs.loop.growth`) up to the batch cap.
     """
-    from hinqs.sqd.dimension import batch_ranks, resolve_max_dimension
+    from hinqs.sqd.dimension import resolve_max_dimension
 
     per_batch = sqd.get("samples_per_batch")
-    workers = int(parallel["workers"])
-    cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), workers,
-                                batch_ranks(parallel.get("executor"), workers))  # fmt: skip
+    cap = resolve_max_dimension(sqd.get("max_dimension"), sqd["solver"], sqd.get("memory_mb"), int(parallel["workers"]),
+                                parallel.get("executor"))  # fmt: skip
     if per_batch:
         largest = (2 * int(per_batch)) ** 2
     elif max_strings:
@@ -308,6 +307,6 @@ def diagonalize_mem_per_cpu(sqd: dict[str, Any], parallel: dict[str, Any], max_s
 
     if parallel.get("executor") != "distributed":
         return 0
-    ranks, threads = int(parallel["workers"]), max(1, int(parallel.get("threads_per_worker") or 1))
+    ranks, threads = int(parallel["workers"]), int(parallel["threads_per_worker"])
     rank = estimate_mb(_largest_batch(sqd, parallel, max_strings), sqd["solver"], ranks) + PARENT_MB
     return math.ceil(rank / USABLE_FRACTION / threads)

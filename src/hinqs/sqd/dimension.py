@@ -214,13 +214,13 @@ def round_down(dimension: int) -> int:
 
 
 def resolve_max_dimension(
-    max_dimension: int | None, solver: str, memory_mb: float | None, workers: int, ranks: int = 1
+    max_dimension: int | None, solver: str, memory_mb: float | None, workers: int, executor: str | None = None
 ) -> int | None:
     """The cap to apply: the configured one, the derived one (``None``), or no cap (0).
 
     Derived from the config only (see the module docstring): what each worker's share of
-    ``sqd.memory_mb`` holds (each of the ``ranks`` a batch is spread over, for the
-    ``distributed`` executor) when it is set, else :data:`AUTO_MAX_DIMENSION`.
+    ``sqd.memory_mb`` holds (each rank's share of a batch spread over all ``workers`` ranks,
+    for the ``distributed`` ``executor``) when it is set, else :data:`AUTO_MAX_DIMENSION`.
     """
     if max_dimension == 0:
         return None
@@ -228,6 +228,7 @@ def resolve_max_dimension(
         return int(max_dimension)
     if memory_mb is None:
         return AUTO_MAX_DIMENSION
+    ranks = batch_ranks(executor, workers)
     return round_down(dimension_for_mb(memory_budget(workers, memory_mb).per_worker_mb, solver, ranks))
 
 

@@ -52,7 +52,6 @@ from hinqs.sqd.batches import Batch, canonical_subspace, cap_batch, form_batches
 from hinqs.sqd.device_check import check_step_device
 from hinqs.sqd.dimension import (
     MemoryBudget,
-    batch_ranks,
     check_fits,
     estimate_mb,
     memory_budget,
@@ -126,7 +125,7 @@ def plan_batches(
     solver = settings.solver.solver
     parallel = settings.parallel
     configured = resolve_max_dimension(settings.max_dimension, solver, settings.memory_mb, parallel.workers,
-                                       batch_ranks(parallel.executor, parallel.workers))  # fmt: skip
+                                       parallel.executor)  # fmt: skip
     max_dimension, shrunk = configured, None
     if settings.shrink_to_memory:
         max_dimension, shrunk = _shrunk_cap(batches, configured, budget, solver)
