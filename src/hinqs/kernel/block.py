@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from hinqs.kernel import rows as rows_kernels
@@ -90,7 +91,7 @@ class RowBlock:
         window of half the columns is set (those bits), the rest left for :meth:`mirror`."""
         compact = np.ascontiguousarray(compact, dtype=np.float64)
         return rows_kernels.square_rows(compact, self.ham._eri2, self.tables, self.ham.beta.tables, self.rows,
-                                        self._upper_from)  # fmt: skip
+                                        self._upper_from, numba.get_num_threads())  # fmt: skip
 
     def apply_spin_square(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``S^2 C``: :meth:`ProductHamiltonian.apply_spin_square_rows`' bits."""

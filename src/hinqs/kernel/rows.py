@@ -340,53 +340,105 @@ def pt2_rows(c_mat, eri2, a, b, a_jvec, b_occ, w_b, e_var, col_sets, rows, order
     return sums, counts, below
 
 
+SAME_SPIN_TILE = 128  # columns an alpha same-spin pass reads of C's rows at a time: every row's tile fits the L3
+
+
 @nb.njit(cache=True)
-def _square_range(x, lo, hi, row, part, c_mat, a, b):
-    """Row ``x``'s same-spin parts over columns ``[lo, hi)``, each summed alone from zero and added:
-    the alpha table's axpys, then the beta table applied to the row's own coefficients."""
-    for y in range(lo, hi):
-        part[y] = 0.0
-    for k in range(a.hptr[x], a.hptr[x + 1]):
-        value = a.hval[k]
-        source = c_mat[a.hsrc[k]]
-        for y in range(lo, hi):
-            part[y] += value * source[y]
-    for y in range(lo, hi):
-        row[y] += part[y]
-    own = c_mat[x]
-    for y in range(lo, hi):
-        v = 0.0
+def _alpha_same_spin(c_mat, a, out, x0, x1, upper_from):
+    """Add rows ``x0:x1``'s alpha same-spin parts, each element summed alone from zero in table
+    order, then added. Column tile by column tile (:data:`SAME_SPIN_TILE`): the rows of ``C``
+    the entries read are then a tile's width, which stays in the cache for the next rows,
+    instead of whole rows streamed from memory for every row (2.8x at 2,800 strings per spin).
+    The sums run over slices (indices that cannot be negative): LLVM vectorises those loops,
+    not ones indexed ``start + i`` (measured 2.4x)."""
+    n = c_mat.shape[1]
+    buf = np.empty(SAME_SPIN_TILE)
+    for t0 in range(0, n, SAME_SPIN_TILE):
+        t1 = min(n, t0 + SAME_SPIN_TILE)
+        for x in range(x0, x1):
+            lo, hi, wrap = _window(x, n, upper_from)
+            for s, e in ((max(lo, t0), min(hi, t1)), (t0, min(wrap, t1))):
+                if s >= e:
+                    continue
+                m = e - s
+                for i in range(m):
+                    buf[i] = 0.0
+                for k in range(a.hptr[x], a.hptr[x + 1]):
+                    value = a.hval[k]
+                    source = c_mat[a.hsrc[k]][s:e]
+                    for i in range(m):
+                        buf[i] += value * source[i]
+                target = out[x][s:e]
+                for i in range(m):
+                    target[i] += buf[i]
+
+
+@nb.njit(cache=True)
+def _computed(r0, r, y, n, upper_from):
+    """Whether row ``r0 + r`` of a block computes column ``y`` (its window, or every column)."""
+    return upper_from < 0 or computes(upper_from + r0 + r, y, n)
+
+
+@nb.njit(cache=True)
+def _beta_same_spin(r0, out, c_mat, b, upper_from):
+    """Add the beta same-spin parts of rows ``r0 : r0 + 8`` (fewer at the end): element ``(x, y)``
+    sums column ``y``'s entries over ``C[x]`` alone from zero in table order, then is added
+    (where row ``x`` computes ``y``). Eight rows share each read of a column's entries, and
+    their eight sums are independent chains the core runs side by side (one row's sum is a
+    chain of dependent adds: 2x slower)."""
+    n = c_mat.shape[1]
+    rows = min(8, out.shape[0] - r0)
+    last = r0 + rows - 1  # a short block reads its last row again in the missing places, unused
+    c0, c1, c2, c3 = c_mat[r0], c_mat[min(r0 + 1, last)], c_mat[min(r0 + 2, last)], c_mat[min(r0 + 3, last)]
+    c4, c5, c6, c7 = c_mat[min(r0 + 4, last)], c_mat[min(r0 + 5, last)], c_mat[min(r0 + 6, last)], c_mat[last]
+    for y in range(n):
+        wanted = False
+        for r in range(rows):
+            wanted = wanted or _computed(r0, r, y, n, upper_from)
+        if not wanted:
+            continue
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         for k in range(b.hptr[y], b.hptr[y + 1]):
-            v += b.hval[k] * own[b.hsrc[k]]
-        part[y] = v
-    for y in range(lo, hi):
-        row[y] += part[y]
-
-
-@nb.njit(cache=True)
-def _square_row(x, out, c_mat, eri2, a, b, upper_from):
-    """Row ``x`` of :func:`square_rows` over its window (:func:`_window`): diagonal, opposite-spin
-    sum, then the same-spin parts, each element in that order."""
-    lo, hi, wrap = _window(x, c_mat.shape[1], upper_from)
-    row = out[x]
-    _diagonal_and_links(x, row, lo, hi, wrap, c_mat, eri2, a, b, True)
-    part = np.empty(c_mat.shape[1])
-    _square_range(x, lo, hi, row, part, c_mat, a, b)
-    _square_range(x, 0, wrap, row, part, c_mat, a, b)
+            value = b.hval[k]
+            j = b.hsrc[k]
+            s0 += value * c0[j]
+            s1 += value * c1[j]
+            s2 += value * c2[j]
+            s3 += value * c3[j]
+            s4 += value * c4[j]
+            s5 += value * c5[j]
+            s6 += value * c6[j]
+            s7 += value * c7[j]
+        sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+        for r in range(rows):
+            if _computed(r0, r, y, n, upper_from):
+                out[r0 + r, y] += sums[r]
 
 
 @nb.njit(cache=True, parallel=True)
-def square_rows(c_mat, eri2, a, b, n_rows, upper_from=-1):
-    """Rows ``0:n_rows`` of the square product ``H C`` in one pass, with one row of scratch per row.
+def square_rows(c_mat, eri2, a, b, n_rows, upper_from, chunks):
+    """Rows ``0:n_rows`` of the square product ``H C``, each element summed as
+    :meth:`ProductHamiltonian.apply_rows` sums it, without its whole-block temporaries.
 
-    The same sums, in the same order, as ``square_opposite`` (diagonal, opposite-spin sum)
-    plus ``same_spin_rows`` over the alpha table plus ``same_spin_rows`` of the transposed
-    block over the beta table: each same-spin part is summed alone from zero, then added,
-    so the bits are :meth:`ProductHamiltonian.apply_rows`' without its three whole-block
-    temporaries (a rank's memory is the vectors'). ``upper_from >= 0``: each row over its
-    window only (:func:`square_opposite`), the same bits there.
+    Element ``(x, y)`` is the diagonal term, plus the opposite-spin sum, plus the alpha
+    same-spin part (summed alone from zero), plus the beta same-spin part (likewise): the
+    same sums in the same order as ``square_opposite`` + ``same_spin_rows`` over the alpha
+    table + ``same_spin_rows`` of the transposed block over the beta table, so the same
+    bits, at any thread count. The three passes are laid out for the memory, not the
+    arithmetic (:func:`_alpha_same_spin`, :func:`_beta_same_spin`): the same-spin parts, 40 %
+    of a product at 2,800 strings per spin before, take about half as long.
+    ``upper_from >= 0``: each row over its window only (:func:`square_opposite`), the same
+    bits there; -1: every column. ``chunks``: the threads (numba's count, which a compiled
+    function cannot read and still be cached), one contiguous run of rows each for the
+    alpha pass.
     """
-    out = np.empty((n_rows, c_mat.shape[1]))
+    n = c_mat.shape[1]
+    out = np.empty((n_rows, n))
     for x in nb.prange(n_rows):
-        _square_row(x, out, c_mat, eri2, a, b, upper_from)
+        lo, hi, wrap = _window(x, n, upper_from)
+        _diagonal_and_links(x, out[x], lo, hi, wrap, c_mat, eri2, a, b, True)
+    for chunk in nb.prange(chunks):
+        _alpha_same_spin(c_mat, a, out, chunk * n_rows // chunks, (chunk + 1) * n_rows // chunks, upper_from)
+    for block in nb.prange((n_rows + 7) // 8):
+        _beta_same_spin(8 * block, out, c_mat, b, upper_from)
     return out
