@@ -28,6 +28,17 @@ The vectors are made symmetric for both. At the 52-qubit loop's size, side by si
     python benchmarks/bench_hamiltonian.py --sizes 400,1000,1500,3000 --threads 1,2 \\
         --state results_derived/n2_ccpvdz/iter_3/sqd/state.npz
 
+``--baseline COMMIT`` adds the ``baseline`` rows: this repository's ``direct`` solver as it was
+at ``COMMIT`` (a git worktree of it, imported first in the row's process), on the same
+subspace, vector and warm start, in the same invocation: the side-by-side measure of what a
+change did to the whole solve (issue 30's "today's" solver is the commit it was filed at):
+
+    python benchmarks/bench_hamiltonian.py --sizes '' --run-sizes 2800 --threads 1 \
+        --kernels baseline,direct --baseline db785bf --solve-max-k 2800 --state <run>/iter_006/sqd/state.npz
+
+Every solving row first solves a 40-string corner of its subspace, so numba's compilation
+(cold in a fresh worktree) is not timed.
+
 ``direct-torch`` is the torch kernel (:mod:`hinqs.kernel.torch_kernel`) on ``--device``
 (``cpu``: torch's CPU build, the GPU formulation on the host; ``cuda``: the GPU), one H C
 timed after a warm-up product (cuBLAS's initialisation is not the kernel's), its solve the
@@ -63,6 +74,7 @@ SYSTEM = {
 KERNEL_SOLVER = {
     "direct": "direct",
     "direct-unmirrored": "direct",
+    "baseline": "direct",
     "direct-torch": "direct",
     "contract_2e": "lean",
     "solve_fermion": "solve_fermion",
@@ -140,6 +152,32 @@ def _direct(ham, strings: np.ndarray, vector: np.ndarray, mirrored: bool):
     return out, time.perf_counter() - start, built
 
 
+def _baseline(ham, strings: np.ndarray, vector: np.ndarray):
+    """One H C through the baseline commit's ``ProductHamiltonian.apply`` (its own API: no WholeOperator)."""
+    from hinqs.kernel import ProductHamiltonian
+
+    ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings[:40], strings[:40]).apply(np.ones((40, 40)))  # JIT
+    start = time.perf_counter()
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strings, strings)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    out = op.apply(vector)
+    return out, time.perf_counter() - start, built
+
+
+def _solver_settings(kernel: str, device: str):
+    """The solver settings of a row: ``conv_tol`` 1e-8, 60 cycles; the mirror off for
+    ``direct-unmirrored``; the baseline commit's own settings module (it had no mirror)."""
+    try:
+        from hinqs.loop.settings import RunSettings, with_overrides
+    except ImportError:  # commits before the loop's modules moved (d2a6ee1)
+        from hinqs.settings import RunSettings, with_overrides
+    changes = {"solver": KERNEL_SOLVER[kernel], "conv_tol": 1e-8, "max_cycle": 60, "device": device}
+    if kernel != "baseline":
+        changes["spin_symmetry"] = kernel != "direct-unmirrored"
+    return with_overrides(RunSettings.defaults().sqd.solver, **changes)
+
+
 def _direct_torch(ham, strings: np.ndarray, vector: np.ndarray, device: str):
     """One H C on the torch kernel after a warm-up product; the build includes the numba tables."""
     import torch
@@ -167,18 +205,18 @@ def _direct_torch(ham, strings: np.ndarray, vector: np.ndarray, device: str):
 def worker(args: argparse.Namespace) -> None:
     """One row: H C (and a whole solve) in this process, on ``--threads`` threads; prints JSON."""
     from hinqs.io.hamiltonian import load_hamiltonian
-    from hinqs.loop.settings import RunSettings, with_overrides
     from hinqs.sqd.solvers import solve
     from hinqs.threads import thread_limit
 
-    # A run's subspace is solved in that run's own orbitals: its Hamiltonian folder, not a fresh
-    # prepare (N2's degenerate pi orbitals rotate from one SCF to the next).
-    ham = load_hamiltonian(Path(args.state).parents[2] / "hamiltonian" if args.kind == "run" else args.hamiltonian)
+    ham = load_hamiltonian(args.hamiltonian)
     strings, vector, guess = _subspace(args.kind, ham, args.k, args.state)
     row = {"kind": args.kind, "k": len(strings), "kernel": args.kernel, "threads": args.threads}
     with thread_limit(args.threads):
         if args.kernel in ("direct", "direct-unmirrored"):
             out, seconds, row["build_s"] = _direct(ham, strings, vector, args.kernel == "direct")
+        elif args.kernel == "baseline":
+            out, seconds, row["build_s"] = _baseline(ham, strings, vector)
+            row["commit"] = args.baseline
         elif args.kernel == "direct-torch":
             out, seconds, row["build_s"], extra = _direct_torch(ham, strings, vector, args.device)
             row.update(device=args.device, **extra)
@@ -187,14 +225,9 @@ def worker(args: argparse.Namespace) -> None:
         row.update(hc_s=seconds, hc_sha=hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16])
         if args.solve:
             device = ("torch-cpu" if args.device == "cpu" else args.device) if args.kernel == "direct-torch" else "cpu"
-            settings = with_overrides(
-                RunSettings.defaults().sqd.solver,
-                solver=KERNEL_SOLVER[args.kernel],
-                conv_tol=1e-8,
-                max_cycle=60,
-                device=device,
-                spin_symmetry=args.kernel != "direct-unmirrored",
-            )
+            settings = _solver_settings(args.kernel, device)
+            corner = strings[:40]
+            solve(corner, corner, ham.hcore, ham.eri, tuple(ham.nelec), settings)  # compiles what the solve adds
             start = time.perf_counter()
             result = solve(strings, strings, ham.hcore, ham.eri, tuple(ham.nelec), settings, guess)
             row.update(solve_s=time.perf_counter() - start, energy=result.energy + ham.ecore)
@@ -203,8 +236,30 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(row), flush=True)
 
 
+def _state_hamiltonian(state: Path) -> Path:
+    """The Hamiltonian folder beside a run's state whose integrals the state was solved in (its
+    ``hamiltonian`` id: prepare's orbitals or the natural-orbital turn's): the subspace is solved in
+    that run's own orbitals, not a fresh prepare's (N2's degenerate pi orbitals rotate between SCFs)."""
+    ident = str(np.load(state)["hamiltonian"])
+    for folder in sorted(state.parents[2].glob("hamiltonian*")):
+        sha = json.loads((folder / "meta.json").read_text())["sha256"]
+        if f"{sha['hcore.npy']}:{sha['eri.npy']}" == ident:
+            return folder
+    raise SystemExit(f"{state}: no Hamiltonian folder beside it has the integrals it was solved in")
+
+
+def _baseline_tree(commit: str) -> Path:
+    """A git worktree of this repository at ``commit`` (made once, kept for its numba cache)."""
+    repo = Path(__file__).resolve().parents[1]
+    tree = Path(tempfile.gettempdir()) / f"hinqs-baseline-{commit}"
+    if not (tree / "src" / "hinqs").is_dir():
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), commit], check=True,
+                       capture_output=True)  # fmt: skip
+    return tree
+
+
 def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: int) -> dict:
-    ours = kernel.startswith("direct")
+    ours = kernel.startswith("direct") or kernel == "baseline"
     solve = k <= (args.solve_max_k if ours else args.reference_solve_max_k)
     solve = solve and (ours or threads == 1)  # PySCF's solves once: minutes each on 2 cores
     if kernel == "solve_fermion" and not solve:
@@ -212,7 +267,10 @@ def _run_row(args, hamiltonian: Path, kind: str, k: int, kernel: str, threads: i
     command = [sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian), "--kind", kind]
     command += ["--k", str(k), "--kernel", kernel, "--threads", str(threads)]
     command += ["--state", args.state or "", "--device", args.device] + (["--solve"] if solve else [])
+    command += ["--baseline", args.baseline or ""]
     env = {**os.environ, **{name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    if kernel == "baseline":  # the baseline commit's package shadows this checkout's
+        env["PYTHONPATH"] = os.pathsep.join([str(_baseline_tree(args.baseline) / "src"), env.get("PYTHONPATH", "")])
     env["NUMBA_NUM_THREADS"] = str(threads)
     if kernel == "direct-torch":  # torch's OpenMP threads wait passively, as in hinqs' workers (hinqs.sqd.worker):
         env["OMP_WAIT_POLICY"] = "PASSIVE"  # spinning ones made 2 threads 4x slower than 1 on the shared VM
@@ -241,6 +299,10 @@ def _table(rows: list[dict]) -> str:
         ref = by_key.get((r["kind"], r["k"], "contract_2e", r["threads"]))
         ref_solve = by_key.get((r["kind"], r["k"], "solve_fermion", r["threads"])) or {}
         ratio = f"{ref['hc_s'] / r['hc_s']:.1f}x" if ref and r["kernel"] == "direct" else ""
+        base = by_key.get((r["kind"], r["k"], "baseline", r["threads"]))
+        if base and r["kernel"] == "direct" and "solve_s" in base and "solve_s" in r:
+            ratio += ("; " if ratio else "") + f"{base['hc_s'] / r['hc_s']:.2f}x at {base['commit']}"
+            ratio += f" (solve {base['solve_s'] / r['solve_s']:.2f}x)"
         whole = by_key.get((r["kind"], r["k"], "direct-unmirrored", r["threads"]))
         if whole and r["kernel"] == "direct":  # the mirrored product against the one before it
             ratio += ("; " if ratio else "") + f"{whole['hc_s'] / r['hc_s']:.2f}x unmirrored"
@@ -272,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--solve-max-k", type=int, default=3000, help="largest K solved whole by direct")
     parser.add_argument("--reference-solve-max-k", type=int, default=400, help="largest K solved whole by lean")
     parser.add_argument("--device", default="cpu", help="where direct-torch runs: cpu (torch's CPU build) or cuda")
+    parser.add_argument("--baseline", help="a commit whose direct solver the 'baseline' rows run (a git worktree)")
     parser.add_argument("--out", help="write the rows as JSON lines here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hamiltonian", help=argparse.SUPPRESS)
@@ -283,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         args.threads = int(args.threads)
         args.state = args.state or None
+        args.baseline = args.baseline or None
         worker(args)
         return
     from hinqs.chem.integrals import integrals_from_geometry
@@ -296,11 +360,14 @@ def main(argv: list[str] | None = None) -> None:
         kinds = ["hfsd"] + (["run"] if args.state else [])
         for kind in kinds:
             for k in (int(s) for s in (args.sizes if kind == "hfsd" else args.run_sizes).split(",") if s):
+                folder = _state_hamiltonian(Path(args.state)) if kind == "run" else hamiltonian
                 for kernel in args.kernels.split(","):
                     if kernel == "contract_2e" and k > args.reference_max_k:
                         continue
+                    if kernel == "baseline" and not args.baseline:
+                        raise SystemExit("the baseline rows need --baseline COMMIT")
                     for threads in (int(t) for t in args.threads.split(",")):
-                        row = _run_row(args, hamiltonian, kind, k, kernel, threads)
+                        row = _run_row(args, folder, kind, k, kernel, threads)
                         if not row:
                             continue
                         rows.append(row)
