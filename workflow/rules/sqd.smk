@@ -5,7 +5,9 @@ from hinqs.loop.workflow_support import (
     diagonalize_mem_per_cpu,
     diagonalize_threads,
     fixed_strings,
+    pt2_launcher,
     pt2_mem_mb,
+    pt2_mem_per_cpu,
 )
 
 
@@ -87,16 +89,19 @@ rule pt2:
         pt2=config["pt2"],
         ham=lambda w: hamiltonian_of(w.system, w.k),
         iteration=lambda w: int(w.k),
-    # the diagonalize step's cores: the PT2 follows it on the critical path (the check reads it)
+        launch=pt2_launcher(config["parallel"]),
+    # the diagonalize step's cores: the PT2 follows it on the critical path (the check reads it);
+    # over MPI ranks (parallel.executor: distributed) on the same ranks, each a share of the rows
     threads: diagonalize_threads(config["parallel"])
     resources:
         mem_mb=pt2_mem_mb(config["sqd"], config["parallel"], fixed_strings(config)),
+        mem_mb_per_cpu=pt2_mem_per_cpu(config["sqd"], config["parallel"], fixed_strings(config)),
     log:
         str(SYS.log("pt2", "{k}")),
     benchmark:
         str(SYS.benchmark("pt2", "{k}"))
     shell:
-        "hinqs pt2 --config {params.config} --hamiltonian {params.ham} --state {input.state}"
+        "{params.launch} pt2 --config {params.config} --hamiltonian {params.ham} --state {input.state}"
         " --iteration {params.iteration} --threads {threads} --out {output.pt2} > {log} 2>&1"
 
 

@@ -226,6 +226,13 @@ def verify_launcher(parallel: dict[str, Any]) -> str:
     return "hinqs" if parallel["executor"] == "distributed" else diagonalize_launcher(parallel)
 
 
+def pt2_launcher(parallel: dict[str, Any]) -> str:
+    """The command that runs ``hinqs pt2``: under the MPI launcher on ``workers`` ranks for the
+    ``distributed`` executor (each rank sums a share of the rows, :mod:`hinqs.subspace.pt2_ranks`),
+    else one process (the ``mpi`` executor's ranks solve batches; a PT2 is one sum)."""
+    return diagonalize_launcher(parallel) if parallel["executor"] == "distributed" else "hinqs"
+
+
 def diagonalize_threads(parallel: dict[str, Any]) -> int:
     """Cores the diagonalize step occupies (:func:`hinqs.loop.settings.step_cores`)."""
     from hinqs.loop.settings import step_cores
@@ -272,6 +279,19 @@ def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int |
 
     need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
     return int(need / USABLE_FRACTION + 0.5)
+
+
+def pt2_mem_per_cpu(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
+    """Memory (MB) per CPU of the PT2 step over MPI ranks (``distributed``), else 0 (``mem_mb``).
+
+    Every rank holds the whole state and the operator's tables (:func:`pt2_mem_mb`'s need, per
+    rank), on ``threads_per_worker`` CPUs wherever its node."""
+    from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT, USABLE_FRACTION
+
+    if parallel.get("executor") != "distributed":
+        return 0
+    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
+    return math.ceil(need / USABLE_FRACTION / int(parallel["threads_per_worker"]))
 
 
 def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:

@@ -20,18 +20,26 @@ def estimate_pt2(
     *,
     seed: int,
     iteration: int,
+    comm: Any | None = None,
 ) -> dict[str, Any]:
     """Read the state and the integrals, sum the correction on ``threads`` threads, write ``out``.
 
     A state of another system, or with non-finite numbers, is refused in one line before
     anything is computed or written.
 
-    A sampled correction draws from the named stream ``("pt2", iteration)`` of ``seed``."""
+    A sampled correction draws from the named stream ``("pt2", iteration)`` of ``seed``.
+    With ``comm`` (an MPI communicator) every rank runs this on ``threads`` threads of its own
+    and computes a share of the rows (:mod:`hinqs.subspace.pt2_ranks`, the same bits as one
+    process); rank 0 alone reports and writes."""
     from hinqs.io.atomic import write_json
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.seeding import numpy_stream
     from hinqs.subspace.pt2 import en_pt2
+    from hinqs.subspace.pt2_ranks import RowDeal
     from hinqs.threads import thread_limit
+
+    deal = RowDeal(comm)
+    report = (lambda line: print(line, flush=True)) if deal.leader else None
 
     record: dict[str, Any] = {"max_dimension": settings.max_dimension, "iteration": iteration}
     ham = load_hamiltonian(hamiltonian)
@@ -41,15 +49,16 @@ def estimate_pt2(
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, relative_error=settings.relative_error,
                               rng=numpy_stream(seed, "pt2", iteration),
-                              report=lambda line: print(line, flush=True), energy=ground.energy)  # fmt: skip
-        record.update(estimate.as_dict())
-        if estimate.intruders:
+                              report=report, energy=ground.energy, deal=deal)  # fmt: skip
+        record.update(estimate.as_dict(), ranks=deal.size)
+        if estimate.intruders and deal.leader:
             print(f"pt2: {estimate.intruders:,} connected determinants lie below E_var: left out of E_PT2 "
                   f"(their terms would change sign); the subspace misses them, so the check calls nothing "
                   f"accurate", flush=True)  # fmt: skip
     else:
         record["skipped"] = "pt2.max_dimension is 0"
-    write_json(out, record)
+    if deal.leader:
+        write_json(out, record)
     return record
 
 

@@ -22,6 +22,9 @@ enlarged product's size. The rows partition the sum exactly, ``E_PT2 = sum_x R(x
   (``PARENT_SHARE``), so that every row with a term has q > 0. Draws come from the run's
   named stream ``("pt2", iteration)``: a run is reproducible.
 
+Over the ranks of an MPI communicator (the ``distributed`` executor) every rank computes a
+share of each request's rows (:mod:`hinqs.subspace.pt2_ranks`): the same bits at any rank count.
+
 E_var + E_PT2 is then much closer to the exact energy than E_var, and the linear fit of
 E_var against E_PT2 over the iterations extrapolates to E_PT2 = 0 (:func:`extrapolate`).
 """
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from hinqs.io.files import GroundState
+from hinqs.subspace.pt2_ranks import RowDeal
 
 PROPOSAL_PARTNERS = 8  # heaviest other-spin strings a connected string's proposal score is summed over
 PROPOSAL_SINGLES_PARENTS = 1  # other-spin strings whose single excitations join those partners
@@ -173,14 +177,21 @@ class _Problem:
             e_var = energy - ecore
         return cls(state, found, ham, e_var)
 
-    def rows(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rows(self, deal: RowDeal, rows: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Exact row sums, term counts and intruder counts (connected determinants below E_var)
         of the given alpha target rows, or of all (then each pair of determinants once where the
-        state is a symmetric singlet's: :meth:`hinqs.kernel.ProductHamiltonian.pt2_rows`)."""
-        return self.ham.pt2_rows(self.state.amplitudes, self.e_var, rows, paired=rows is None)
+        state is a symmetric singlet's: :meth:`hinqs.kernel.ProductHamiltonian.pt2_rows`), dealt
+        over ``deal``'s ranks (collective)."""
+        paired = rows is None
+        wanted = np.arange(self.ham.shape[0]) if rows is None else rows
+
+        def compute(mine: np.ndarray) -> tuple[np.ndarray, ...]:
+            return self.ham.pt2_rows(self.state.amplitudes, self.e_var, mine, paired=paired)
+
+        return deal.compute(wanted, compute)
 
 
-def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, start) -> Any:
+def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, start, deal: RowDeal) -> Any:
     """The semistochastic sum: Psi's own rows and rows without single links exactly, the rest by strata."""
     from hinqs.subspace.strata import stratified_sum
 
@@ -195,7 +206,7 @@ def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, 
             f"proposal {time.perf_counter() - start:.0f} s"
         )
     return stratified_sum(
-        q, lambda rows: problem.rows(rows)[0], relative_error, rng, n_strata=N_STRATA, always=cheap, report=report
+        q, lambda rows: problem.rows(deal, rows)[0], relative_error, rng, n_strata=N_STRATA, always=cheap, report=report
     )
 
 
@@ -213,14 +224,18 @@ def en_pt2(
     rng: np.random.Generator | None = None,
     report: Callable[[str], None] | None = None,
     energy: float | None = None,
+    deal: RowDeal | None = None,
 ) -> PT2Estimate:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (CI strings).
 
     Complete when the connected product fits ``max_dimension``; otherwise semistochastic to
     a 95 % interval of ``relative_error`` |E_PT2|, drawing from ``rng`` (required then).
     ``report`` gets progress lines. ``energy`` is the state's total energy when known (the
-    solver's, in state.npz): the denominators' reference without one more H|Psi>.
+    solver's, in state.npz): the denominators' reference without one more H|Psi>. ``deal``
+    shares the rows among MPI ranks (collective: every rank calls this, each returns the same
+    estimate); give ``report`` on one rank only.
     """
+    deal = deal or RowDeal()
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
     problem = _Problem.build(hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy)
@@ -228,10 +243,10 @@ def en_pt2(
     complete = shape[0] * shape[1] <= max_dimension
     estimate, n_terms, intruders = None, None, None
     if complete:
-        sums, counts, below = problem.rows()
+        sums, counts, below = problem.rows(deal)
         e_pt2, n_terms, intruders = float(np.sum(sums)), int(np.sum(counts)), int(np.sum(below))
     else:
-        estimate = _sampled(problem, hcore, eri, nelec, relative_error, rng, report, start)
+        estimate = _sampled(problem, hcore, eri, nelec, relative_error, rng, report, start, deal)
         e_pt2 = estimate.value
     return PT2Estimate(
         e_var=problem.e_var + ecore,
