@@ -246,3 +246,21 @@ def test_open_shell_sampled_pt2_of_the_step_lands_on_the_complete_sum(ch2_state,
     args = (ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), strs_a, strs_b, amplitudes, 10)
     recomputed = en_pt2(*args, relative_error=0.01, rng=numpy_stream(3, "pt2", 2))
     assert abs(record["e_pt2"] - recomputed.e_pt2) < 1e-9 and record["draws"] == recomputed.draws
+
+
+def test_string_weights_are_numpy_s_bits_without_a_squared_copy(ch2_state):
+    """The PT2 step's string weights, a few rows squared at a time, equal NumPy's whole-matrix
+    sums to the last bit (row sums pairwise, column sums in row order); a sorted state is its
+    own sorted form, so the step copies its amplitudes once (normalised), not twice."""
+    from hinqs.io.files import GroundState, read_state, square_sums
+
+    _, _, state_path, _ = ch2_state
+    ground = read_state(state_path)
+    rng = np.random.default_rng(2)
+    for amps in (ground.amplitudes, rng.standard_normal((700, 300)), rng.standard_normal((1, 5))):
+        rows, cols = square_sums(amps)
+        assert np.array_equal(rows, (amps**2).sum(axis=1)) and np.array_equal(cols, (amps**2).sum(axis=0))
+    assert ground.sorted() is ground
+    shuffled = GroundState(ground.strs_a[::-1].copy(), ground.strs_b, ground.amplitudes[::-1].copy())
+    again = shuffled.sorted()
+    assert again is not shuffled and np.array_equal(again.amplitudes, ground.amplitudes)

@@ -180,10 +180,36 @@ class GroundState:
         out[np.ix_(rows_to, cols_to)] = np.asarray(self.amplitudes, np.float64)[np.ix_(rows_from, cols_from)]
         return out
 
+    def string_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each alpha and each beta string's summed |c|^2 over the other spin (:func:`square_sums`)."""
+        return square_sums(self.amplitudes)
+
     def sorted(self) -> GroundState:
-        """The same state with each spin's strings in ascending order (amplitudes permuted along)."""
+        """The same state with each spin's strings in ascending order (amplitudes permuted along);
+        itself when they already are (no copy of the amplitudes: a state of 10^8 determinants
+        is GBs)."""
+        if all(len(s) < 2 or bool(np.all(s[1:] > s[:-1])) for s in (self.strs_a, self.strs_b)):
+            return self
         oa, ob = np.argsort(self.strs_a, kind="stable"), np.argsort(self.strs_b, kind="stable")
         return replace(self, strs_a=self.strs_a[oa], strs_b=self.strs_b[ob], amplitudes=self.amplitudes[np.ix_(oa, ob)])
+
+
+SQUARE_ROWS = 256  # rows of amplitudes squared at a time by square_sums
+
+
+def square_sums(amps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(amps**2).sum(axis=1)`` and ``(amps**2).sum(axis=0)`` to the last bit, squaring
+    :data:`SQUARE_ROWS` rows at a time instead of the whole matrix (a state-sized temporary:
+    the PT2 step's largest after the state itself). The column sums add the squared rows in
+    row order, as NumPy's reduction over the first axis does."""
+    amps = np.asarray(amps, dtype=np.float64)
+    rows, cols = np.empty(amps.shape[0]), np.zeros(amps.shape[1])
+    for start in range(0, amps.shape[0], SQUARE_ROWS):
+        block = amps[start : start + SQUARE_ROWS] ** 2
+        rows[start : start + len(block)] = block.sum(axis=1)
+        for row in block:
+            cols += row
+    return rows, cols
 
 
 def _shared(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

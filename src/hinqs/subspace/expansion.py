@@ -49,7 +49,7 @@ from itertools import combinations
 import numpy as np
 
 from hinqs.io.determinants import Determinants, closed_shell, hartree_fock_strings, unique_determinants
-from hinqs.io.files import GroundState, check_state, read_state
+from hinqs.io.files import GroundState, check_state, read_state, square_sums
 from hinqs.subspace.ranking import top_groups
 from hinqs.subspace.settings import ExpansionSettings
 
@@ -215,7 +215,7 @@ def _partner_columns(
     for HF orbitals (Brillouin): the opposite-spin double excitations (x, y), the largest
     class of correlation, would never be found from an HF-like teacher.
     """
-    weight = (amps**2).sum(axis=0)
+    weight = square_sums(amps)[1]
     cols = np.sort(np.argsort(-weight, kind="stable")[:n_partners])
     singles = np.setdiff1d(excitations(_top(other, weight, singles_parents), norb, doubles=False), other)
     partners = np.union1d(other[cols], singles)

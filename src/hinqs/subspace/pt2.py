@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -162,10 +162,12 @@ class _Problem:
 
         sa, sb = np.asarray(strs_a).astype(np.int64), np.asarray(strs_b).astype(np.int64)
         amps = np.asarray(amplitudes, np.float64).reshape(len(sa), len(sb))
-        state = GroundState(sa, sb, amps / np.linalg.norm(amps)).sorted()  # the kernel wants sorted strings
-        prob = state.amplitudes**2
+        # sorted strings for the kernel (no copy where they are), then one normalised copy:
+        # with the caller's, two state-sized arrays are all the step holds (16 B per determinant)
+        state = GroundState(sa, sb, amps).sorted()
+        state = replace(state, amplitudes=state.amplitudes / np.linalg.norm(state.amplitudes))
         found = []
-        for own, weight in ((state.strs_a, prob.sum(axis=1)), (state.strs_b, prob.sum(axis=0))):
+        for own, weight in zip((state.strs_a, state.strs_b), state.string_weights(), strict=True):
             strings, parent = connected_strings(own, weight, hcore.shape[0])
             found.append((strings[parent > 0], parent[parent > 0]))
         targets = [np.union1d(np.asarray(own, np.int64), c) for own, (c, _) in zip((sa, sb), found, strict=True)]
