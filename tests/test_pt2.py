@@ -183,6 +183,25 @@ def test_connected_strings_are_the_single_and_double_excitations(n2):
     assert np.allclose(mass, (parents[expect] * weight).sum(axis=1))
 
 
+def test_compiled_excitations_add_parent_weights_in_bincount_s_order():
+    """Over several blocks of parents (5 electrons in 16 orbitals, N2/6-31G's active space), the
+    compiled enumeration gives np.unique's strings and np.bincount's weights over every
+    Python-enumerated excitation, to the last bit."""
+    from hinqs.subspace.excite import PARENTS_PER_BLOCK, excitation_weights
+    from hinqs.subspace.expansion import excited_strings
+
+    rng = np.random.default_rng(8)
+    norb = 16
+    strings = random_strings(norb, 5, 2 * PARENTS_PER_BLOCK + 77, rng, max_exc=3)
+    weight = rng.random(len(strings)) ** 3
+    assert len(strings) > 2 * PARENTS_PER_BLOCK
+    every = [excited_strings(int(p), norb) for p in strings]
+    unique, inverse = np.unique(np.concatenate(every), return_inverse=True)
+    mass = np.bincount(inverse.ravel(), weights=np.repeat(weight, [len(e) for e in every]), minlength=len(unique))
+    found, got = excitation_weights(strings, weight, norb)
+    assert np.array_equal(found, unique) and np.array_equal(got, mass)
+
+
 # -- open shells, through the step production runs ---------------------------------------------
 
 CH2_TRIPLET = {"name": "ch2", "geometry": "C 0 0 0.1031; H 0 0.9989 -0.3093; H 0 -0.9989 -0.3093", "basis": "6-31g",

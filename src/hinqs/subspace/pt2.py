@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from hinqs.io.files import GroundState
+from hinqs.subspace.excite import excitation_weights
 from hinqs.subspace.pt2_ranks import RowDeal
 
 PROPOSAL_PARTNERS = 8  # heaviest other-spin strings a connected string's proposal score is summed over
@@ -90,17 +91,10 @@ class PT2Estimate:
 def connected_strings(strings: np.ndarray, weight: np.ndarray, norb: int) -> tuple[np.ndarray, np.ndarray]:
     """The strings H connects to ``strings`` from outside (their single and double excitations,
     ``strings`` excluded), sorted, and each one's parent weight: the summed ``weight`` of the
-    strings it is excited from. Zero parent weight means no term through that spin's link."""
-    from hinqs.subspace.expansion import excited_strings
-
+    strings it is excited from. Zero parent weight means no term through that spin's link.
+    Compiled, a block of parents at a time (:mod:`hinqs.subspace.excite`)."""
     strings = np.asarray(strings, np.uint64)
-    found = [excited_strings(p, norb) for p in strings.tolist()]
-    if not found:
-        return np.zeros(0, np.int64), np.zeros(0)
-    every = np.concatenate(found)
-    parent_weight = np.repeat(np.asarray(weight, np.float64), [len(f) for f in found])
-    unique, inverse = np.unique(every, return_inverse=True)
-    mass = np.bincount(inverse.ravel(), weights=parent_weight, minlength=len(unique))
+    unique, mass = excitation_weights(strings, weight, norb)
     outside = ~np.isin(unique, strings)
     return unique[outside].astype(np.int64), mass[outside]
 
