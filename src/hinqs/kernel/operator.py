@@ -120,10 +120,24 @@ class ProductHamiltonian:
             self.beta = self.alpha
         else:
             self.beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
+        self._h1, self._eri = h1, eri
         self._eri2 = eri.reshape(self.norb**2, self.norb**2)
         jmat = np.ascontiguousarray(np.einsum("ppqq->pq", eri))
         self._jvec = _jvec(self.alpha.occ, jmat)
         self._w: np.ndarray | None = None
+
+    def with_beta(self, strings: np.ndarray) -> ProductHamiltonian:
+        """This operator's alpha side (its tables shared, not rebuilt) with ``strings`` as the beta
+        sources and targets: the PT2's proposal scores its connected alpha strings against a few
+        partner beta strings with the tables the PT2 itself uses (the largest part of a
+        rectangular operator, built once)."""
+        out = object.__new__(ProductHamiltonian)
+        out.norb, out.nelec = self.norb, self.nelec
+        out._h1, out._eri, out._eri2, out._jvec, out._w = self._h1, self._eri, self._eri2, self._jvec, None
+        strings = _as_strings(strings)
+        out.alpha = self.alpha
+        out.beta = _Side.build(strings, strings, self.nelec[1], self._h1, self._eri)
+        return out
 
     @property
     def square(self) -> bool:

@@ -164,6 +164,14 @@ def _pt2_scores(
     ``energy`` is the teacher's energy over its whole space (the EN denominators' reference).
     """
     hc, hdiag, _, cand_rows = h_on_block(hcore, eri, nelec, strs_a, strs_b, amps, candidates)
+    return scores_from(hc, hdiag, cand_rows, strs_b, energy)
+
+
+def scores_from(
+    hc: np.ndarray, hdiag: np.ndarray, cand_rows: np.ndarray, strs_b: np.ndarray, energy: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """EN-PT2 scores of the candidate rows ``cand_rows`` of ``H|Psi>`` (``hc``, diagonal ``hdiag``,
+    columns ``strs_b``) against ``energy``, and each one's best partner column (its largest term)."""
     rows_hc = hc[cand_rows] ** 2
     denom = np.maximum(hdiag[cand_rows] - energy, 1e-3)
     contrib = rows_hc / denom

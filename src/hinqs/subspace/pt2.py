@@ -100,25 +100,22 @@ def connected_strings(strings: np.ndarray, weight: np.ndarray, norb: int) -> tup
 
 
 def proposal_scores(
-    hcore: np.ndarray,
-    eri: np.ndarray,
-    nelec: tuple[int, int],
-    state: GroundState,
-    connected: np.ndarray,
-    parent_weight: np.ndarray,
-    e_var: float,
+    ham: Any, state: GroundState, connected: np.ndarray, parent_weight: np.ndarray, e_var: float
 ) -> np.ndarray:
-    """The sampling weight of each connected alpha string (beta: pass the transposed state):
-    its EN-PT2 score against a few heavy partners, normalised, mixed with its parent weight."""
-    from hinqs.subspace.expansion import _partner_columns, _pt2_scores
+    """The sampling weight of each connected alpha string: its EN-PT2 score against a few heavy
+    partners, normalised, mixed with its parent weight. ``ham`` is the PT2's operator from the
+    state into its connected strings; the scores use its alpha tables with the partners as the
+    beta strings (:meth:`hinqs.kernel.ProductHamiltonian.with_beta`), the expansion's arithmetic
+    (:func:`hinqs.subspace.expansion.scores_from`)."""
+    from hinqs.subspace.expansion import _partner_columns, scores_from
 
-    norb = hcore.shape[0]
-    own = np.asarray(state.strs_a).astype(np.uint64)
     other = np.asarray(state.strs_b).astype(np.uint64)
     partners, partner_amps = _partner_columns(
-        other, state.amplitudes, norb, PROPOSAL_PARTNERS, singles_parents=PROPOSAL_SINGLES_PARENTS
+        other, state.amplitudes, ham.norb, PROPOSAL_PARTNERS, singles_parents=PROPOSAL_SINGLES_PARENTS
     )
-    score, _ = _pt2_scores(hcore, eri, nelec, own, partners, partner_amps, connected.astype(np.uint64), e_var)
+    scoring = ham.with_beta(partners)
+    rows = np.searchsorted(scoring.alpha.targets, np.asarray(connected, np.int64))
+    score, _ = scores_from(scoring.apply(partner_amps), scoring.diagonal(), rows, partners, e_var)
     mix = PARENT_SHARE * parent_weight / parent_weight.sum()
     if score.sum() > 0:
         return (1.0 - PARENT_SHARE) * score / score.sum() + mix
@@ -133,11 +130,11 @@ def _variational_energy(ham: Any, state: GroundState) -> float:
     return float(np.vdot(state.amplitudes, ham.apply(state.amplitudes)))
 
 
-def _row_proposal(hcore, eri, nelec, state: GroundState, found, e_var: float, rows: np.ndarray) -> np.ndarray:
+def _row_proposal(ham: Any, state: GroundState, found, e_var: float) -> np.ndarray:
     """q of every alpha target row: the proposal of its string (connected rows), 0 for Psi's own."""
     strings, weight = found
-    q = np.zeros(len(rows))
-    q[np.searchsorted(rows, strings)] = proposal_scores(hcore, eri, nelec, state, strings, weight, e_var)
+    q = np.zeros(ham.shape[0])
+    q[np.searchsorted(ham.alpha.targets, strings)] = proposal_scores(ham, state, strings, weight, e_var)
     return q
 
 
@@ -187,14 +184,14 @@ class _Problem:
         return deal.compute(wanted, compute)
 
 
-def _sampled(problem: _Problem, hcore, eri, nelec, relative_error, rng, report, start, deal: RowDeal) -> Any:
+def _sampled(problem: _Problem, relative_error, rng, report, start, deal: RowDeal) -> Any:
     """The semistochastic sum: Psi's own rows and rows without single links exactly, the rest by strata."""
     from hinqs.subspace.strata import stratified_sum
 
     if rng is None:
         raise ValueError("a sampled PT2 needs a random stream")
     ham = problem.ham
-    q = _row_proposal(hcore, eri, nelec, problem.state, problem.found[0], problem.e_var, ham.alpha.targets)
+    q = _row_proposal(ham, problem.state, problem.found[0], problem.e_var)
     cheap = np.flatnonzero((ham.alpha.ident >= 0) | (np.diff(ham.alpha.tables.lptr) == 0))
     if report:
         report(
@@ -242,7 +239,7 @@ def en_pt2(
         sums, counts, below = problem.rows(deal)
         e_pt2, n_terms, intruders = float(np.sum(sums)), int(np.sum(counts)), int(np.sum(below))
     else:
-        estimate = _sampled(problem, hcore, eri, nelec, relative_error, rng, report, start, deal)
+        estimate = _sampled(problem, relative_error, rng, report, start, deal)
         e_pt2 = estimate.value
     return PT2Estimate(
         e_var=problem.e_var + ecore,
