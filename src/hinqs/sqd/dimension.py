@@ -56,12 +56,14 @@ from hinqs.io.files import read_state
 # kernel's [C, -C] copy and two product-sized work arrays (about 40 B): 300 B still covers it.
 BYTES_PER_DETERMINANT = {"solve_fermion": 300, "lean": 300, "direct": 300}
 BASELINE_MB = {"solve_fermion": 350, "lean": 150, "direct": 250}
-# The PT2 step (hinqs.subspace.pt2) holds the state, its link tables into the connected
-# strings and one row's work arrays per thread: 319-580 MB peak at 0.18-2.25 M determinants
-# in the 52-qubit run (benchmarks/n2_ccpvdz/README.md), about 300 MB of imports and 125 B per
-# state determinant; rounded up like the solvers' figures.
+# The PT2 step (hinqs.subspace.pt2) holds the state twice (the file's and a normalised copy),
+# its link tables into the connected strings and one row's work arrays per thread: measured
+# 647 MB peak RSS for a sampled PT2 of the 52-qubit run's 8.0 M-determinant state on 2 threads
+# (commit eded586), about 300 MB of imports and 43 B per state determinant (297-678 MB per PT2
+# step of that loop's 0.3-8.0 M-determinant states at 15961b0, before the proposal shared the
+# PT2's tables: benchmarks/n2_ccpvdz/README.md); rounded up like the solvers' figures.
 PT2_BASELINE_MB = 350
-PT2_BYTES_PER_DETERMINANT = 250
+PT2_BYTES_PER_DETERMINANT = 100
 # A batch spread over P ranks: each rank holds 1/P of the Davidson's vectors and, during a
 # product, the rows its links reach on the other ranks (the halo, at most the other ranks'
 # rows: under one whole vector) with a copy of its own rows. So per rank the vectors' bytes
