@@ -14,6 +14,8 @@ from hinqs.loop.workflow_support import (
     diagonalize_launcher,
     diagonalize_threads,
     iterations_to_run,
+    pt2_launcher,
+    pt2_mem_per_cpu,
     snapshot_config,
     verify_launcher,
 )
@@ -110,8 +112,23 @@ def test_launcher_and_threads():
     assert diagonalize_launcher({**par, "executor": "distributed"}) == "srun -n 3 python -m mpi4py -m hinqs"
     assert verify_launcher({**par, "executor": "distributed"}) == "hinqs"
     assert verify_launcher(par) == diagonalize_launcher(par)
+    # the PT2 runs on the distributed executor's ranks (a share of the rows each), else in one process
+    assert pt2_launcher({**par, "executor": "distributed"}) == "srun -n 3 python -m mpi4py -m hinqs"
+    assert pt2_launcher(par) == pt2_launcher({**par, "executor": "process"}) == "hinqs"
     assert diagonalize_threads({**par, "executor": "process"}) == 6
     assert diagonalize_threads({**par, "executor": "sequential"}) == 2
+
+
+def test_a_pt2_on_ranks_asks_a_whole_state_per_rank_per_cpu():
+    """Every PT2 rank holds the state: its per-CPU request is one process's need over the rank's
+    CPUs, and the other executors ask none per CPU (their rule asks mem_mb)."""
+    from hinqs.loop.workflow_support import pt2_mem_mb
+
+    sqd = {"n_batches": 1, "samples_per_batch": 2000, "max_dimension": 16_000_000, "solver": "direct"}
+    par = {"executor": "distributed", "workers": 4, "threads_per_worker": 2}
+    per_cpu = pt2_mem_per_cpu(sqd, par)
+    assert per_cpu * 2 >= pt2_mem_mb(sqd, par) > per_cpu
+    assert pt2_mem_per_cpu(sqd, {**par, "executor": "process"}) == 0
 
 
 def test_diagonalize_memory_request_grows_with_batch_and_workers():
