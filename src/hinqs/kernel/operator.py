@@ -112,18 +112,23 @@ class ProductHamiltonian:
             sources[0] if targets_a is None else _as_strings(targets_a),
             sources[1] if targets_b is None else _as_strings(targets_b),
         )
-        self.alpha = _Side.build(sources[0], targets[0], self.nelec[0], h1, eri)
+        alpha = _Side.build(sources[0], targets[0], self.nelec[0], h1, eri)
         if self.nelec[0] == self.nelec[1] and _same(sources, targets):
             # a closed shell over one string set (every singlet batch of the loop): one set of
             # tables serves both spins, half the operator's memory (read-only; the kernels
             # only read them)
-            self.beta = self.alpha
+            beta = alpha
         else:
-            self.beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
-        self._h1, self._eri = h1, eri
-        self._eri2 = eri.reshape(self.norb**2, self.norb**2)
+            beta = _Side.build(sources[1], targets[1], self.nelec[1], h1, eri)
         jmat = np.ascontiguousarray(np.einsum("ppqq->pq", eri))
-        self._jvec = _jvec(self.alpha.occ, jmat)
+        self._assemble(h1, eri, alpha, beta, _jvec(alpha.occ, jmat))
+
+    def _assemble(self, h1: np.ndarray, eri: np.ndarray, alpha: _Side, beta: _Side, jvec: np.ndarray) -> None:
+        """Set the operator's sides and integrals (the constructor's, and :meth:`with_beta`'s)."""
+        self._h1, self._eri = h1, eri
+        self.alpha, self.beta = alpha, beta
+        self._eri2 = eri.reshape(self.norb**2, self.norb**2)
+        self._jvec = jvec  # the alpha targets' Coulomb rows: the alpha side's alone
         self._w: np.ndarray | None = None
 
     def with_beta(self, strings: np.ndarray) -> ProductHamiltonian:
@@ -133,10 +138,9 @@ class ProductHamiltonian:
         rectangular operator, built once)."""
         out = object.__new__(ProductHamiltonian)
         out.norb, out.nelec = self.norb, self.nelec
-        out._h1, out._eri, out._eri2, out._jvec, out._w = self._h1, self._eri, self._eri2, self._jvec, None
         strings = _as_strings(strings)
-        out.alpha = self.alpha
-        out.beta = _Side.build(strings, strings, self.nelec[1], self._h1, self._eri)
+        beta = _Side.build(strings, strings, self.nelec[1], self._h1, self._eri)
+        out._assemble(self._h1, self._eri, self.alpha, beta, self._jvec)
         return out
 
     @property

@@ -271,27 +271,36 @@ def fixed_strings(config: dict[str, Any]) -> int | None:
     return None if given is None or grow else int(given)
 
 
+def _pt2_need_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None) -> float:
+    """What one PT2 process holds (MB): the largest state a batch can hold and its tables."""
+    from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT
+
+    return PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
+
+
+def _per_cpu(need_mb: float, parallel: dict[str, Any]) -> int:
+    """A rank's need (MB) as a per-CPU request for the ``distributed`` executor's ranks (each on
+    ``threads_per_worker`` CPUs, wherever its node), else 0: the rule then asks ``mem_mb``."""
+    from hinqs.sqd.dimension import USABLE_FRACTION
+
+    if parallel.get("executor") != "distributed":
+        return 0
+    return math.ceil(need_mb / USABLE_FRACTION / int(parallel["threads_per_worker"]))
+
+
 def pt2_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
     """Memory (MB) of the PT2 step: it streams the connected product row by row from the
     state's own links (:mod:`hinqs.subspace.pt2`), so it grows with the largest state a batch
     can hold, never with ``pt2.max_dimension`` (which only decides complete or sampled)."""
-    from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT, USABLE_FRACTION
+    from hinqs.sqd.dimension import USABLE_FRACTION
 
-    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
-    return int(need / USABLE_FRACTION + 0.5)
+    return int(_pt2_need_mb(sqd, parallel, max_strings) / USABLE_FRACTION + 0.5)
 
 
 def pt2_mem_per_cpu(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
-    """Memory (MB) per CPU of the PT2 step over MPI ranks (``distributed``), else 0 (``mem_mb``).
-
-    Every rank holds the whole state and the operator's tables (:func:`pt2_mem_mb`'s need, per
-    rank), on ``threads_per_worker`` CPUs wherever its node."""
-    from hinqs.sqd.dimension import PT2_BASELINE_MB, PT2_BYTES_PER_DETERMINANT, USABLE_FRACTION
-
-    if parallel.get("executor") != "distributed":
-        return 0
-    need = PT2_BASELINE_MB + PT2_BYTES_PER_DETERMINANT * _largest_batch(sqd, parallel, max_strings) / 1e6
-    return math.ceil(need / USABLE_FRACTION / int(parallel["threads_per_worker"]))
+    """Memory (MB) per CPU of the PT2 step over MPI ranks (``distributed``), else 0 (``mem_mb``):
+    every rank holds the whole state and the operator's tables, one process's need."""
+    return _per_cpu(_pt2_need_mb(sqd, parallel, max_strings), parallel)
 
 
 def diagonalize_mem_mb(sqd: dict[str, Any], parallel: dict[str, Any], max_strings: int | None = None) -> int:
@@ -323,10 +332,7 @@ def diagonalize_mem_per_cpu(sqd: dict[str, Any], parallel: dict[str, Any], max_s
     nodes (``--set-resources diagonalize:mpi=srun diagonalize:tasks=...``, docs/how-to/slurm.md)
     asks per rank, not the sum of all ranks on one node.
     """
-    from hinqs.sqd.dimension import PARENT_MB, USABLE_FRACTION, estimate_mb
+    from hinqs.sqd.dimension import PARENT_MB, estimate_mb
 
-    if parallel.get("executor") != "distributed":
-        return 0
-    ranks, threads = int(parallel["workers"]), int(parallel["threads_per_worker"])
-    rank = estimate_mb(_largest_batch(sqd, parallel, max_strings), sqd["solver"], ranks) + PARENT_MB
-    return math.ceil(rank / USABLE_FRACTION / threads)
+    rank = estimate_mb(_largest_batch(sqd, parallel, max_strings), sqd["solver"], int(parallel["workers"])) + PARENT_MB
+    return _per_cpu(rank, parallel)

@@ -164,8 +164,7 @@ class _Problem:
         targets = [np.union1d(np.asarray(own, np.int64), c) for own, (c, _) in zip((sa, sb), found, strict=True)]
         ham = ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b, targets[0], targets[1])
         if energy is None:
-            square = ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b)
-            e_var = float(np.vdot(state.amplitudes, square.apply(state.amplitudes)))
+            e_var = _variational_energy(ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b), state)
         else:
             e_var = energy - ecore
         return cls(state, found, ham, e_var)
