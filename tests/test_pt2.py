@@ -8,6 +8,8 @@ with the selected-CI product-space kernels ``hinqs.subspace.pt2`` uses.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sqd_helpers import n2_sto3g, random_strings
@@ -183,12 +185,22 @@ def test_connected_strings_are_the_single_and_double_excitations(n2):
     assert np.allclose(mass, (parents[expect] * weight).sum(axis=1))
 
 
+def excited_strings(parent: int, norb: int) -> np.ndarray:
+    """The reference: one string's single then double same-spin excitations, in Python integers,
+    in the compiled enumeration's order (occupied ascending, then virtual; pairs in order)."""
+    occ = [i for i in range(norb) if parent >> i & 1]
+    vir = [i for i in range(norb) if not parent >> i & 1]
+    singles = [(1 << i) | (1 << a) for i in occ for a in vir]
+    occ_pairs = [(1 << i) | (1 << j) for i, j in itertools.combinations(occ, 2)]
+    vir_pairs = [(1 << a) | (1 << b) for a, b in itertools.combinations(vir, 2)]
+    return np.array([parent ^ m for m in singles + [o | v for o in occ_pairs for v in vir_pairs]], dtype=np.uint64)
+
+
 def test_compiled_excitations_add_parent_weights_in_bincount_s_order():
     """Over several blocks of parents (5 electrons in 16 orbitals, N2/6-31G's active space), the
     compiled enumeration gives np.unique's strings and np.bincount's weights over every
     Python-enumerated excitation, to the last bit."""
     from hinqs.subspace.excite import PARENTS_PER_BLOCK, excitation_weights
-    from hinqs.subspace.expansion import excited_strings
 
     rng = np.random.default_rng(8)
     norb = 16

@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 
 from hinqs.io.determinants import Determinants, closed_shell, hartree_fock_strings, unique_determinants
 from hinqs.io.files import GroundState, check_state, read_state, square_sums
+from hinqs.subspace.excite import excited
 from hinqs.subspace.ranking import top_groups
 from hinqs.subspace.settings import ExpansionSettings
 
@@ -84,23 +84,11 @@ def hartree_fock_teacher(
     return GroundState(np.array([ref_a], np.uint64), np.array([ref_b], np.uint64), np.ones((1, 1)))
 
 
-def excited_strings(parent: int, norb: int, *, doubles: bool = True) -> np.ndarray:
-    """The single (and double) same-spin excitations of one string, in a fixed order."""
-    occ = [i for i in range(norb) if parent >> i & 1]
-    vir = [i for i in range(norb) if not parent >> i & 1]
-    singles = [(1 << i) | (1 << a) for i in occ for a in vir]
-    occ_pairs = [(1 << i) | (1 << j) for i, j in combinations(occ, 2)]
-    vir_pairs = [(1 << a) | (1 << b) for a, b in combinations(vir, 2)]
-    pairs = [o | v for o in occ_pairs for v in vir_pairs] if doubles else []
-    return np.array([parent ^ m for m in singles + pairs], dtype=np.uint64)
-
-
 def excitations(parents: np.ndarray, norb: int, *, doubles: bool = True) -> np.ndarray:
-    """Sorted unique strings that are single (and double) excitations of any parent (parents excluded)."""
-    out = [excited_strings(p, norb, doubles=doubles) for p in np.asarray(parents, dtype=np.uint64).tolist()]
-    if not out:
-        return np.zeros(0, np.uint64)
-    return np.setdiff1d(np.unique(np.concatenate(out)), np.asarray(parents, np.uint64))
+    """Sorted unique strings that are single (and double) excitations of any parent (parents
+    excluded), enumerated by :func:`hinqs.subspace.excite.excited`."""
+    parents = np.asarray(parents, dtype=np.uint64)
+    return np.setdiff1d(excited(parents, norb, doubles=doubles), parents)
 
 
 def _top(strings: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
