@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,29 @@ def run_hinqs(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
         text=True,
         timeout=timeout,
     )
+
+
+_RENAMES: list[list[str]] = []  # the open recorders; Python's audit hooks cannot be removed
+
+
+def _record_rename(event: str, args: tuple) -> None:
+    if event == "os.rename" and _RENAMES:  # os.replace raises "os.rename" too
+        _RENAMES[-1].append(Path(os.fsdecode(args[1])).name)
+
+
+sys.addaudithook(_record_rename)
+
+
+@contextlib.contextmanager
+def renamed_files() -> Iterator[list[str]]:
+    """The names files were renamed to inside the block, in order: the moment each atomic
+    write (hinqs.io.atomic) made its output visible."""
+    names: list[str] = []
+    _RENAMES.append(names)
+    try:
+        yield names
+    finally:
+        _RENAMES.remove(names)
 
 
 def write_config(path: Path, data: dict) -> Path:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import yaml
+from conftest import renamed_files
 
 from hinqs.config import load_config
 from hinqs.io.determinants import Determinants, hartree_fock_strings
@@ -213,7 +214,9 @@ def test_subspace_command_applies_options(tmp_path):
         amplitudes=np.array([[0.9, 0.1], [0.1, 0.3]]),
     )
     argv = ["subspace", "--hamiltonian", ham, "--samples", tmp_path / "s.npz", "--config", cfg, "--teacher", teacher]
-    assert main([str(x) for x in [*argv, "--out", tmp_path / "b.npz"]]) == 0
+    with renamed_files() as written:  # the side file first (hinqs.io.atomic)
+        assert main([str(x) for x in [*argv, "--out", tmp_path / "b.npz", "--stats", tmp_path / "b.json"]]) == 0
+    assert written == ["b.json", "b.npz"]
     out = read_determinants(tmp_path / "b.npz")
     assert len(out) <= 6 and len(out) >= 4
     assert read_teacher_state(teacher).amplitudes.shape == (2, 2)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_hinqs
+from conftest import renamed_files, run_hinqs
 
 from hinqs.cli import main
 from hinqs.io.determinants import validate_determinants
@@ -85,6 +85,24 @@ def test_init_sample_train_sample(workdir):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "n_new_unique" in json.loads((tmp / "s2.json").read_text())
+
+
+def test_side_files_are_written_before_the_file_the_next_step_reads(workdir):
+    """A step killed between its two writes must leave the side file, not the main output:
+    Snakemake does not rerun a job added after a checkpoint whose requested output exists
+    (hinqs.io.atomic), and the summary's line for that iteration would stay empty."""
+    tmp, config = workdir
+    c = str(config)
+    main(["init-model", "--config", c, "--hamiltonian", str(tmp / "ham"), "--out", str(tmp / "m0.pt")])
+    with renamed_files() as sampled:
+        sample = ["sample", "--config", c, "--model", str(tmp / "m0.pt"), "--iteration", "1"]
+        assert main([*sample, "--out", str(tmp / "s1.npz"), "--stats", str(tmp / "s1.json")]) == 0
+    assert sampled == ["s1.json", "s1.npz"]
+    _teacher(tmp / "state.npz")
+    with renamed_files() as trained:
+        train = ["train", "--config", c, "--model", str(tmp / "m0.pt"), "--teacher", str(tmp / "state.npz")]
+        assert main([*train, "--iteration", "1", "--out", str(tmp / "m1.pt"), "--history", str(tmp / "h1.json")]) == 0
+    assert trained == ["h1.json", "m1.pt"]
 
 
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys):

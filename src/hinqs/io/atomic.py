@@ -3,6 +3,12 @@
 A killed step or a bad input must never leave a half-written file that a rerun (or
 Snakemake) would take for a finished one. ``os.replace`` within one folder is atomic on
 POSIX file systems, including the parallel file systems of clusters.
+
+A step with several outputs writes its side files (statistics, histories) first and the file
+the next step reads last. Snakemake checks its incomplete-job markers only for the jobs of its
+first DAG; a job added after a checkpoint (every iteration after the first), killed between
+two writes, is not rerun by ``--rerun-incomplete`` when the file the next step asks for exists,
+and a side file written after it would stay missing (its iteration's line in summary.json empty).
 """
 
 from __future__ import annotations

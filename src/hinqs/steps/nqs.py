@@ -101,7 +101,6 @@ def sample(
     wall = time.perf_counter() - started
     validate_determinants(drawn.alpha, drawn.beta, state.config.norb, state.config.nelec)
     dets = drawn.determinants
-    write_samples(out, drawn)
     report: dict[str, Any] = {
         "iteration": iteration,
         "seed": seed,
@@ -118,8 +117,9 @@ def sample(
         from hinqs.nqs.diagnostics import new_against
 
         report.update(new_against(dets, read_determinants(previous_subspace, "previous subspace"), nqs.samples))
-    if stats:
+    if stats:  # side file first: see hinqs.io.atomic
         write_json(stats, report)
+    write_samples(out, drawn)
     return report
 
 
@@ -275,7 +275,7 @@ def train(
         from hinqs.nqs.diagnostics import previous_summary
 
         data["previous"] = previous_summary(state, nqs, iteration, read_samples(previous_samples), probe_samples)
-    save_checkpoint(state, out)
-    if history:
+    if history:  # side file first: see hinqs.io.atomic
         write_json(history, data)
+    save_checkpoint(state, out)
     return TrainStepRecord(data, len(target), str(device))

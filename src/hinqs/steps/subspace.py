@@ -56,7 +56,7 @@ def build_subspace(
         references=references,
         fill=grown,
     )
-    write_determinants(out, subspace)
-    if stats:
+    if stats:  # side file first: see hinqs.io.atomic
         write_json(stats, report.stats)
+    write_determinants(out, subspace)
     return report
