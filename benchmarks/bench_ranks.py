@@ -17,6 +17,13 @@ have the sha256 of the 1-rank row's; every rank of a row must get the same energ
     python benchmarks/bench_ranks.py --sizes 1500,4000 --ranks 1,2 --max-cycle 60,3
     # a cluster node or an allocation (srun needs no --mpiexec when launched inside the job):
     python benchmarks/bench_ranks.py --sizes 1500,4000 --ranks 4,8,16,32,64 --mpiexec "srun -n {ranks}"
+    # each rank's rows on a GPU of its own (sqd.device cuda; torch-cpu: torch's CPU build):
+    python benchmarks/bench_ranks.py --sizes 4000 --ranks 1,2,4 --device cuda
+
+With ``--device`` other than ``cpu`` the rows run on the torch kernel
+(:class:`hinqs.kernel.torch_kernel.TorchRowBlock`), unmirrored, and each row adds the
+device and every rank's peak device memory; their bits are the torch rows', equal to the
+numba rows' to rounding only.
 """
 
 from __future__ import annotations
@@ -75,9 +82,11 @@ def worker(args: argparse.Namespace) -> None:
 
     def build(a: np.ndarray, b: np.ndarray, mirrored: bool = True) -> Timed:
         """The solver's operator: a closed shell over one string set is mirrored (sqd.spin_symmetry)."""
-        return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b), mirrored=mirrored)
+        return Timed(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, a, b), mirrored=mirrored,
+                     device=args.device)  # fmt: skip
 
-    settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle)
+    settings = with_overrides(RunSettings.defaults().sqd.solver, conv_tol=1e-8, max_cycle=args.max_cycle,
+                              device=args.device)  # fmt: skip
     with thread_limit(1, load_pyscf=False):  # as the distributed executor's direct solve
         small = build(strings[:40], strings[:40])  # numba's compile, outside the timings
         small.apply(np.ones(small.space.local_shape))
@@ -111,20 +120,32 @@ def worker(args: argparse.Namespace) -> None:
         "energy": result.energy + ham.ecore,
         "hc_sha": hc_sha,
         "state_sha": _sha(np.array([result.energy]), result.state.amplitudes),
+        "device": args.device,
     }
-    mine = {"peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss_before, "energy": row["energy"]}
+    mine = {"peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss_before, "energy": row["energy"],
+            "device_mb": _device_peak_mb(small.device)}  # fmt: skip
     rows = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
         same = all(r["energy"] == row["energy"] for r in rows)
         row.update(peak_rss_mb=[round(r["peak_rss_mb"]) for r in rows],
-                   rss_before_mb=[round(r["rss_before_mb"]) for r in rows], ranks_agree=same)  # fmt: skip
+                   rss_before_mb=[round(r["rss_before_mb"]) for r in rows], ranks_agree=same,
+                   device_mb=[r["device_mb"] for r in rows])  # fmt: skip
         print(json.dumps(row), flush=True)
+
+
+def _device_peak_mb(device: object) -> float | None:
+    """Peak device memory torch allocated on this rank's GPU (MB); None off a GPU."""
+    if device is None or getattr(device, "type", "") != "cuda":
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20)
 
 
 def _run_row(args: argparse.Namespace, hamiltonian: Path, k: int, ranks: int, max_cycle: int) -> dict:
     launcher = shlex.split(args.mpiexec.format(ranks=ranks))
     command = [*launcher, sys.executable, __file__, "--worker", "--hamiltonian", str(hamiltonian)]
-    command += ["--k", str(k), "--max-cycle", str(max_cycle)]
+    command += ["--k", str(k), "--max-cycle", str(max_cycle), "--device", args.device]
     env = {**os.environ, **{name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}}
     if args.mmap_threshold:  # glibc: a fixed threshold, so freed vectors go back to the OS (RSS = what is held)
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
@@ -134,12 +155,19 @@ def _run_row(args: argparse.Namespace, hamiltonian: Path, k: int, ranks: int, ma
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _device_cell(row: dict) -> str:
+    """The row's device, with every rank's peak device memory where it ran on a GPU."""
+    peaks = [m for m in row.get("device_mb") or [] if m is not None]
+    device = row.get("device", "cpu")
+    return f"{device} ({', '.join(str(m) for m in peaks)})" if peaks else device
+
+
 def _table(rows: list[dict]) -> str:
     lines = [
         "| K per spin | determinants | ranks | build s | H C s | H C s (mean in solve) | products | solve s | "
         "converged | E (Ha) | RSS MB before the solve | peak RSS MB per rank | peak / 1 rank's | ranks agree | "
-        "bits = 1 rank |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "bits = 1 rank | device (peak MB per rank) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     one = {r["k"]: r for r in rows if r.get("ranks") == 1 and "error" not in r}
     for r in rows:
@@ -156,7 +184,8 @@ def _table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['k']:,} | {r['k'] ** 2:,} | {r['ranks']} | {r['build_s']:.2f} | {r['hc_s']:.2f} | "
             f"{r['hc_mean_s']:.2f} | {r['products']} | {r['solve_s']:.1f} | {'yes' if r['converged'] else 'no'} | "
-            f"{r['energy']:.8f} | {before} | {rss} | {ratio} | {'yes' if r['ranks_agree'] else 'no'} | {same} |"
+            f"{r['energy']:.8f} | {before} | {rss} | {ratio} | {'yes' if r['ranks_agree'] else 'no'} | {same} | "
+            f"{_device_cell(r)} |"
         )
     return "\n".join(lines)
 
@@ -168,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-cycle", default="60", help="Davidson cycles per size (one value, or one per size)")
     parser.add_argument("--mpiexec", default=str(Path(sys.executable).with_name("mpiexec")) + " -n {ranks}")
     parser.add_argument("--out", help="write the rows as JSON lines here")
+    parser.add_argument("--device", default="cpu", help="sqd.device of the ranks' rows: cpu (numba), cuda, torch-cpu")
     parser.add_argument("--mmap-threshold", type=int, default=0,
                         help="glibc's MALLOC_MMAP_THRESHOLD_ for the ranks (0: glibc's dynamic default)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -6,13 +6,15 @@ Every rank computes its rows of H C and S^2 C from its rows of ``c`` (rank 0 gat
 then solves the batch over all ranks and over itself alone (``COMM_SELF``), measuring the
 peak bytes numpy allocated during each solve (``tracemalloc``: the Davidson's vectors and
 the rows exchanged). Rank 0 writes what it got to OUT, with every rank's peaks and halo,
-and whether every rank got the same bits of what every rank returns.
+and whether every rank got the same bits of what every rank returns. The same rows and solve
+run once more with the rows on a torch device (``torch-cpu``: torch's CPU build).
 """
 
 from __future__ import annotations
 
 import sys
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
@@ -21,6 +23,7 @@ from sqd_helpers import solver_settings
 from hinqs.io.hamiltonian import load_hamiltonian
 from hinqs.kernel import ProductHamiltonian
 from hinqs.sqd.distributed import SpreadHamiltonian, solve_spread
+from hinqs.sqd.registry import TORCH_CPU
 from hinqs.threads import thread_limit
 
 
@@ -57,6 +60,14 @@ def main(ham_dir: str, case_path: str, out_path: str) -> None:
         sigma_mirrored = mirror.gather(mirror.apply(np.ascontiguousarray(c_sym[mirror.rows[0] : mirror.rows[1]])))
         ranks, peak = _peak(lambda: solve_spread(comm, *args))
         alone, peak_alone = _peak(lambda: solve_spread(MPI.COMM_SELF, *args))
+        # The rows on a torch device (torch's CPU here): the same exchange, the torch kernel.
+        on_torch = SpreadHamiltonian(comm, lambda: ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, strs_a, strs_b),
+                                     mirrored=True, device=TORCH_CPU)  # fmt: skip
+        lo, hi = on_torch.rows
+        sigma_torch = on_torch.gather(on_torch.apply(c_sym[lo:hi] if on_torch.mirrored else c[lo:hi]))
+        s2c_torch = on_torch.gather(on_torch.apply_spin_square(c[lo:hi]))
+        torch_args = (*args[:5], replace(settings, device=TORCH_CPU), guess)
+        solved_torch = solve_spread(comm, *torch_args)
     shared = {
         "energy": ranks.energy,
         "occ_a": ranks.state.occ_a,
@@ -65,6 +76,7 @@ def main(ham_dir: str, case_path: str, out_path: str) -> None:
         "residual": ranks.residual_norm,
         "converged": ranks.converged,
         "energy_alone": alone.energy,
+        "energy_torch": solved_torch.energy,
     }
     agree = all(np.array_equal(v, w) for v, w in zip(shared.values(), comm.bcast(shared).values(), strict=True))
     peaks = comm.gather(peak, root=0)
@@ -73,7 +85,9 @@ def main(ham_dir: str, case_path: str, out_path: str) -> None:
         np.savez(out_path, ranks=comm.Get_size(), sigma=sigma, s2c=s2c, bounds=spread.bounds, **shared,
                  amplitudes=ranks.state.amplitudes, amplitudes_alone=alone.state.amplitudes,
                  warnings=np.array(ranks.warnings, dtype=str), peaks=peaks, peak_alone=peak_alone,
-                 halos=halos, sigma_mirrored=sigma_mirrored, mirrored=mirror.mirrored)  # fmt: skip
+                 halos=halos, sigma_mirrored=sigma_mirrored, mirrored=mirror.mirrored, sigma_torch=sigma_torch,
+                 s2c_torch=s2c_torch, torch_mirrored=on_torch.mirrored,
+                 amplitudes_torch=solved_torch.state.amplitudes)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -147,6 +147,24 @@ def test_spread_solve_is_one_rank_and_solve_direct_bit_for_bit(case, ranks, dire
     assert ranks["spin"] == direct.spin_sq and ranks["residual"] == direct.residual_norm
 
 
+def test_rows_on_a_torch_device_from_the_ranks_are_the_product_to_rounding(case, ranks):
+    """Each rank's rows by the torch kernel (torch's CPU here, a GPU per rank on a cluster) from
+    the same exchange of halo rows: every column computed (never mirrored), the whole product
+    and S^2 product to float rounding."""
+    ham = case["ham"]
+    op = ProductHamiltonian(ham.hcore, ham.eri, ham.nelec, case["strs_a"], case["strs_b"])
+    c = case["c"]
+    assert not ranks["torch_mirrored"]
+    for got, want in ((ranks["sigma_torch"], op.apply(c)), (ranks["s2c_torch"], op.apply_spin_square(c))):
+        assert got.shape == want.shape and np.max(np.abs(got - want)) < 1e-12 * np.max(np.abs(want))
+
+
+def test_a_spread_solve_on_a_torch_device_is_the_numba_solve_to_rounding(case, ranks, direct):
+    assert abs(float(ranks["energy_torch"]) - direct.energy) < 1e-10
+    overlap = abs(np.vdot(ranks["amplitudes_torch"], direct.state.amplitudes))
+    assert overlap > 1 - 1e-9
+
+
 def test_spread_solve_agrees_with_pyscf(case, direct):
     """The closed shell against PySCF's selected-CI solve of the batch; the triplet, a whole space,
     against PySCF's FCI."""

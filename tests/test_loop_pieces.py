@@ -178,6 +178,22 @@ def test_gpu_request_by_device_and_site_setting():
         gpus_per_nqs_job("auto", {"HINQS_SLURM_GPUS": "two"})
 
 
+def test_the_diagonalize_rule_asks_a_gpu_per_rank_for_the_torch_kernel():
+    """The shipped defaults' sqd and parallel sections, with the device and executor varied."""
+    from hinqs.config import schema_defaults
+    from hinqs.loop.workflow_support import gpus_per_diagonalize_job
+
+    config = schema_defaults()
+    sqd, parallel = config["sqd"], {**config["parallel"], "workers": 4}
+    assert gpus_per_diagonalize_job(sqd, parallel, {}) == 0  # sqd.device cpu: the numba kernel
+    cuda = {**sqd, "device": "cuda"}
+    assert gpus_per_diagonalize_job(cuda, {**parallel, "executor": "process"}, {}) == 1  # the workers share it
+    assert gpus_per_diagonalize_job(cuda, {**parallel, "executor": "distributed"}, {}) == 4
+    assert gpus_per_diagonalize_job(cuda, {**parallel, "executor": "mpi"}, {}) == 4
+    assert gpus_per_diagonalize_job(cuda, {**parallel, "executor": "distributed"}, {"HINQS_SLURM_GPUS": "0"}) == 0
+    assert gpus_per_diagonalize_job({**cuda, "solver": "solve_fermion"}, parallel, {}) == 0
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "n2_ccpvdz.yaml"])
 def test_every_memory_request_of_a_shipped_config_fits_a_16_gb_node(name):
     """The scheduler is asked for what the step can use, not for a figure from an unrelated

@@ -146,6 +146,19 @@ def test_device_names():
         assert resolve_device("auto") is None
         with pytest.raises(InputError, match="no CUDA GPU"):
             resolve_device("cuda")
+    else:  # the ranks of a node take its GPUs in turn; an explicit index is kept
+        count = torch.cuda.device_count()
+        assert resolve_device("cuda", count + 1) == torch.device("cuda", 1 % count)
+        assert resolve_device("cuda:0", 1) == torch.device("cuda:0")
+
+
+def test_a_rank_s_place_on_its_node_comes_from_its_launcher():
+    from hinqs.sqd.device_check import node_rank
+
+    assert node_rank({"OMPI_COMM_WORLD_LOCAL_RANK": "3", "SLURM_LOCALID": "0"}) == 3  # mpiexec inside srun
+    assert node_rank({"MPI_LOCALRANKID": "2"}) == 2
+    assert node_rank({"SLURM_LOCALID": "1"}) == 1
+    assert node_rank({"SLURM_LOCALID": "n/a"}) == 0 and node_rank({}) == 0
 
 
 def test_the_numba_kernel_keeps_its_fingerprints():
@@ -197,3 +210,13 @@ def test_the_step_refuses_a_batch_the_gpu_cannot_hold():
     line = str(refused.value)
     assert "\n" not in line and line.startswith("batch ") and "(stated, shared by 4 worker(s)" in line
     check_step_device(batches, solver_settings(device="cpu"), norb, nelec, 4)  # the numba kernel: nothing to check
+    # Spread over 4 ranks with a GPU each, a rank holds a quarter of the rows (and a halo of all):
+    # a GPU too small for the whole batch holds a rank's share.
+    from hinqs.kernel.device_memory import USABLE_FRACTION
+
+    quarter = device_need(largest.shape, (-(-largest.shape[0] // 4), largest.shape[1]), norb, nelec, 1024.0).total_mb
+    assert quarter < need
+    free = (quarter + need) / 2 / USABLE_FRACTION
+    check_device_batches(batches, norb, nelec, free, "cuda:0", 4, "stated", spread=True)
+    with pytest.raises(InputError):
+        check_device_batches(batches, norb, nelec, free, "cuda:0", 1, "stated")

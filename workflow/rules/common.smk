@@ -4,6 +4,7 @@ from pathlib import Path
 from hinqs.io.layout import RunLayout
 from hinqs.loop.convergence import ITERATION_CEILING
 from hinqs.loop.workflow_support import (
+    gpus_per_diagonalize_job,
     gpus_per_nqs_job,
     iterations_to_run,
     per_iteration_inputs,
@@ -25,6 +26,8 @@ HINQS_ENV = "../envs/hinqs.yaml"
 NQS_MEM_MB = 4000
 # nqs.device auto asks for a GPU only where the cluster (partition) has one.
 USE_GPU = gpus_per_nqs_job(config["nqs"]["device"])
+# sqd.device cuda/auto: a GPU per rank of a spread or MPI batch, one for the process workers.
+SOLVE_GPUS = gpus_per_diagonalize_job(config["sqd"], config["parallel"])
 # Output patterns: {system} and {k} are wildcards.
 SYS = RESULTS.system("{system}")
 IT = SYS.iteration("{k}")

@@ -67,6 +67,7 @@ rule diagonalize:
         # a batch spread over ranks (parallel.executor: distributed) asks per CPU, whatever
         # the nodes its ranks land on; 0 elsewhere (the plugin then asks mem_mb for the node)
         mem_mb_per_cpu=diagonalize_mem_per_cpu(config["sqd"], config["parallel"], fixed_strings(config)),
+        gpu=SOLVE_GPUS,
     log:
         str(SYS.log("diagonalize", "{k}")),
     benchmark:

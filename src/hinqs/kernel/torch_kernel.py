@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from hinqs.kernel.block import RowBlock
 from hinqs.kernel.device_memory import WORK_MB, device_need, row_bytes
 from hinqs.kernel.links import SideTables
 from hinqs.kernel.operator import ProductHamiltonian
@@ -240,10 +242,14 @@ class TorchProductHamiltonian:
         out[self._alpha_own] += c[self._alpha_src] @ self._h_beta_t
         return out
 
+    def spin_exchange_tensor(self, c: torch.Tensor) -> torch.Tensor:
+        """``-sum_pq E^a_qp E^b_pq C``: S^2's opposite-spin sum, without its diagonal constant."""
+        return self._opposite(self._source_tensor(c), self._spin_cols)
+
     def apply_spin_square_tensor(self, c: torch.Tensor) -> torch.Tensor:
         """``S^2 C``: (N_b + S_z (S_z + 1)) C - sum_pq E^a_qp E^b_pq C, as the numba operator computes it."""
         c = self._source_tensor(c)
-        out = self._opposite(c, self._spin_cols)
+        out = self.spin_exchange_tensor(c)
         if self.source_shape == self.shape:
             sz = 0.5 * (self.nelec[0] - self.nelec[1])
             out += (self.nelec[1] + sz * (sz + 1.0)) * c
@@ -264,3 +270,62 @@ class TorchProductHamiltonian:
     def diagonal(self) -> np.ndarray:
         """H's diagonal on the targets (the numba operator's: computed once per solve, on the host)."""
         return self.cpu.diagonal()
+
+
+@dataclass(frozen=True)
+class _Side:
+    tables: SideTables
+
+
+@dataclass(frozen=True)
+class _BlockTables:
+    """A row block's tables where :class:`TorchProductHamiltonian` reads an operator's: its alpha
+    targets the block's rows, its alpha sources the compact matrix's rows (own, then halo)."""
+
+    norb: int
+    nelec: tuple[int, int]
+    shape: tuple[int, int]
+    source_shape: tuple[int, int]
+    alpha: _Side
+    beta: Any
+
+
+class TorchRowBlock:
+    """A :class:`hinqs.kernel.block.RowBlock`'s rows of ``H C`` and ``S^2 C`` on a torch device.
+
+    What a rank of the distributed solve keeps on its GPU: the block's alpha tables (renumbered
+    into the compact matrix ``[own rows; halo rows]``), the beta tables and the integrals; each
+    product moves the compact matrix to the device and the block's rows back. The same batched
+    products as :class:`TorchProductHamiltonian`, so the rows agree with the numba block's to
+    float rounding, not bit for bit. Every row computes all of its columns (no mirrored
+    windows): a GPU has the flops, and the mirror's exchange would cost a transfer per product.
+    """
+
+    def __init__(self, block: RowBlock, device: torch.device | str, work_mb: float | None = None) -> None:
+        if block.upper:
+            raise ValueError("the torch rows compute every column: build the RowBlock with upper=False")
+        ham = block.ham
+        self.block = block
+        self.rows, self.halo = block.rows, block.halo
+        tables = _BlockTables(ham.norb, ham.nelec, (block.rows, ham.shape[1]),
+                              (block.rows + len(block.halo), ham.shape[1]), _Side(block.tables), ham.beta)  # fmt: skip
+        self.device_ham = TorchProductHamiltonian(tables, ham._eri2, device, work_mb)  # type: ignore[arg-type]
+
+    def planned_mb(self) -> float:
+        """The device memory the block's tables, vectors and largest chunk take (MB)."""
+        return self.device_ham.planned_mb()
+
+    def apply(self, compact: np.ndarray) -> np.ndarray:
+        """The block's rows of ``H C`` from the compact matrix (own rows, then halo rows)."""
+        return self.device_ham.apply(compact)
+
+    def apply_spin_square(self, compact: np.ndarray) -> np.ndarray:
+        """The block's rows of ``S^2 C``: the opposite-spin sum on the device, the constant on the host."""
+        device_ham = self.device_ham
+        out = device_ham.spin_exchange_tensor(device_ham._host_to_device(compact)).cpu().numpy()
+        out += self.block.ham._spin_constant() * np.asarray(compact, dtype=np.float64)[: self.rows]
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        """The block's rows of H's diagonal (the numba block's, on the host)."""
+        return self.block.diagonal()

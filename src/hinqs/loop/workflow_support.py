@@ -89,6 +89,21 @@ def _local_gpu_present() -> bool:
     return Path("/dev/nvidiactl").exists() or Path("/dev/nvidia0").exists()
 
 
+def gpus_per_diagonalize_job(
+    sqd: dict[str, Any], parallel: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> int:
+    """GPUs the diagonalize rule declares (``resources: gpu``, ``sbatch --gpus``) for ``sqd.device``.
+
+    None for the numba kernel (``cpu``, or any solver but ``direct``). Otherwise, where
+    :func:`gpus_per_nqs_job` would ask for one: one GPU per rank for the ``mpi`` and
+    ``distributed`` executors (a rank takes its node's GPUs in turn,
+    :func:`hinqs.sqd.distributed.rank_device`), one for the process workers, which share it.
+    """
+    if sqd["solver"] != "direct" or not gpus_per_nqs_job(sqd["device"], environ):
+        return 0
+    return int(parallel["workers"]) if parallel["executor"] in ("mpi", "distributed") else 1
+
+
 def gpus_per_nqs_job(device: str, environ: Mapping[str, str] | None = None) -> int:
     """GPUs each NQS rule declares (``resources: gpu``), which the SLURM plugin turns into ``--gpus``.
 

@@ -27,6 +27,13 @@ a cyclic window of half its columns (rows cost alike, so rows split work and mem
 and each rank receives the rest from the other ranks (one ``Alltoallv`` per product, about
 one block), the same bits as the one-process mirror (:meth:`SpreadHamiltonian.symmetric`).
 
+With ``sqd.device`` ``cuda`` (or ``auto`` where torch sees a GPU) each rank keeps its block's
+tables on a GPU of its own (:func:`rank_device`) and computes its rows there with the torch
+kernel (:class:`hinqs.kernel.torch_kernel.TorchRowBlock`): the same exchange of halo rows, the
+Davidson's vectors on the host, every column of a row computed (no mirror). The rows then
+agree with the numba kernel's to float rounding, not bit for bit, and so do the energies
+across rank counts; every rank still returns the same bits as every other.
+
 Failures are collective. A rank whose block raises tells the others in the exchange that
 follows every product, and every rank then raises the same error, so the batch fails on all
 ranks together and the executor can retry it; the batch timeout is rank 0's clock, checked
@@ -72,7 +79,8 @@ class SpreadHamiltonian:
     rows and the reductions), ``diagonal``, ``apply``, ``apply_spin_square`` and
     ``apply_both`` on this rank's rows (the same bits as those rows of the whole product),
     ``scatter`` and ``gather``. ``expired`` (rank 0's) says, after each product, whether the
-    batch's time is up: a message, or None.
+    batch's time is up: a message, or None. ``device`` is ``sqd.device``: ``cpu`` (or None) the
+    numba rows, else the torch rows on the device it resolves to for this rank (:func:`rank_device`).
     """
 
     def __init__(
@@ -81,6 +89,7 @@ class SpreadHamiltonian:
         build: Callable[[], Any],
         expired: Callable[[], str | None] | None = None,
         mirrored: bool = False,
+        device: str | None = None,
     ) -> None:
         from hinqs.kernel.block import RowBlock
 
@@ -88,13 +97,19 @@ class SpreadHamiltonian:
         self.expired = expired
         self.ham = self._collective(build)
         self.shape: tuple[int, int] = self.ham.shape
-        self.mirrored = bool(mirrored and self.ham.mirrored_spins)
+        self.device = None
+        if device is not None:
+            local = _node_rank(comm)
+            self.device = self._collective(lambda: rank_device(device, local))
+        # rows on a torch device compute every column (hinqs.kernel.torch_kernel.TorchRowBlock)
+        self.mirrored = bool(mirrored and self.ham.mirrored_spins and self.device is None)
         chunks = chunk_bounds(self.shape)
         costs = np.add.reduceat(self.ham.row_costs(self.mirrored), chunks[:-1]) if self.shape[0] else np.zeros(0)
         self.space = RowSpace(Group(comm), self.shape, split_rows(costs, comm.Get_size()))
         self.bounds = self.space.rank_rows
         self.rows = (self.space.start, self.space.stop)
-        self.block = RowBlock(self.ham, *self.rows, upper=self.mirrored)
+        block = RowBlock(self.ham, *self.rows, upper=self.mirrored)
+        self.block = block if self.device is None else self._collective(lambda: _device_rows(block, self.device))
         self._plan_exchange()
 
     def _plan_exchange(self) -> None:
@@ -244,6 +259,41 @@ class SpreadHamiltonian:
         return out
 
 
+def _node_rank(comm: Any) -> int:
+    """This rank's place among the ranks on its node (collective)."""
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return int(node.Get_rank())
+    finally:
+        node.Free()
+
+
+def rank_device(name: str, rank_on_node: int) -> Any:
+    """The torch device a rank's rows run on for ``sqd.device`` ``name`` (None: the numba kernel):
+    with a plain ``cuda`` the node's GPUs in turn (:func:`hinqs.sqd.device_check.resolve_device`)."""
+    from hinqs.sqd.device_check import resolve_device
+
+    return resolve_device(name, rank_on_node)
+
+
+def _device_rows(block: Any, device: Any) -> Any:
+    """The block's rows on ``device`` (:class:`hinqs.kernel.torch_kernel.TorchRowBlock`); on a GPU,
+    checked first against its free memory (one line naming both figures when they do not fit)."""
+    from hinqs.kernel import torch_kernel
+
+    if device.type == "cuda":
+        from hinqs.kernel.device_memory import WORK_MB, check_device_fits, device_need
+
+        torch_kernel.deterministic_cuda()
+        ham, n_b = block.ham, block.ham.shape[1]
+        target = (block.rows, n_b)
+        need = device_need((block.rows + len(block.halo), n_b), target, ham.norb, ham.nelec, WORK_MB["cuda"])
+        check_device_fits(target, need, torch_kernel.free_mb(device), str(device), "torch.cuda.mem_get_info")
+    return torch_kernel.TorchRowBlock(block, device)
+
+
 def _each(kernels: tuple[Callable[[np.ndarray], np.ndarray], ...], rows: np.ndarray) -> list[np.ndarray]:
     """Every kernel applied to the same rows (no closure keeps ``rows`` alive after the call)."""
     return [kernel(rows) for kernel in kernels]
@@ -266,12 +316,16 @@ def solve_spread(
     Called on every rank (collective), with rank 0's ``guess`` (the others' is not read);
     every rank returns the same energy, <S^2>, residual and occupancies, bit for bit, which
     are also ``solve_direct``'s; rank 0 alone gets the state's amplitudes (the others an
-    empty array), ``solve_direct``'s bits.
+    empty array), ``solve_direct``'s bits. On a torch ``settings.device`` the products run on
+    each rank's device, equal to those to float rounding.
     """
     from hinqs.kernel import ProductHamiltonian
 
     def operator(strs_a: np.ndarray, strs_b: np.ndarray, mirrored: bool) -> SpreadHamiltonian:
-        return SpreadHamiltonian(comm, lambda: ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b), expired, mirrored)
+        def build() -> ProductHamiltonian:
+            return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
+
+        return SpreadHamiltonian(comm, build, expired, mirrored, settings.device)
 
     return solve_on_operator(operator, ci_strs_a, ci_strs_b, hcore.shape[0], nelec, settings, guess)
 

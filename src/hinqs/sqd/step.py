@@ -367,7 +367,8 @@ def run_diagonalization(
                            seed=settings.seed, iteration=settings.iteration)  # fmt: skip
     runner = executor or executor_for(settings)
     batches, plan = plan_batches(batches, settings, nelec, teacher, _rank_budget(runner, settings))
-    check_step_device(batches, settings.solver, norb, nelec, settings.parallel.workers)
+    spread = settings.parallel.executor == "distributed"
+    check_step_device(batches, settings.solver, norb, nelec, settings.parallel.workers, spread)
     # Warm start: every batch's Davidson starts from the previous ground state (the teacher),
     # so what that state holds is part of every batch's fingerprint.
     guess = str(Path(teacher).resolve()) if teacher is not None and settings.solver.warm_start else None
