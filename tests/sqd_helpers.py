@@ -32,10 +32,15 @@ def build_hamiltonian(name: str, out_dir: Path) -> Path:
     """Active-space integrals of a named system (frozen core) through hinqs' own prepare path."""
     from hinqs.chem.integrals import integrals_from_geometry
     from hinqs.config import complete_system
+    from hinqs.steps.prepare import PREPARE_THREADS
+    from hinqs.threads import thread_limit
 
     atom, basis, spin, frozen = SYSTEMS[name]
     system = {"name": name, "geometry": atom, "basis": basis, "spin": spin, "frozen_core": frozen, "orbitals": "hf"}
-    ints, _ = integrals_from_geometry(complete_system(system))
+    # prepare's thread count: the same bits in every run (N2's degenerate pi orbitals otherwise
+    # come out rotated with the BLAS threads a test process happens to have)
+    with thread_limit(PREPARE_THREADS):
+        ints, _ = integrals_from_geometry(complete_system(system))
     return write_hamiltonian(out_dir, ints.hcore, ints.eri, ints.nelec, ints.ecore, {"system": name})
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqd_helpers import computed_mask, kernel_hamiltonians, random_strings, solver_settings
 
 from hinqs.kernel import ProductHamiltonian
+from hinqs.kernel.operator import _pair_order
 from hinqs.sqd.solvers import solve_direct, solve_with_solve_fermion
 from hinqs.threads import numba_threads
 
@@ -129,9 +130,18 @@ def test_pt2_rows_of_a_symmetric_state_sum_each_pair_once_and_equal_the_dense_su
     e_var, hc, hdiag, keep, below = _dense_pt2_terms(ham, s, s, big, c)
     expected = float(np.sum(np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0)))
     sums, counts, intruders = rect.pt2_rows(c, e_var, paired=True)
-    # Each pair takes (x, y)'s terms for both: H_xx of (x, y) and (y, x) differ in the last bits
-    # (summed in another order), which small denominators magnify (measured up to 1.7e-12).
-    assert abs(sums.sum() - expected) < 1e-11 * abs(expected)
+    # Each pair takes the terms of the one its rank order picks (hinqs.kernel.operator._pair_order)
+    # for both: the dense sum taken the same way is the rows' to summation order ...
+    order = _pair_order(big)
+    terms = np.where(keep, hc**2 / np.where(keep, e_var - hdiag, 1.0), 0.0)
+    upper = order[None, :] > order[:, None]
+    paired = 2.0 * float(np.sum(terms[upper])) + float(np.trace(terms))
+    assert abs(sums.sum() - paired) < 1e-12 * abs(paired)
+    # ... and the whole dense sum's to the rounding of the pairs' denominators: H_xx of (x, y) and
+    # (y, x) differ in the last bits (summed in another order), which small denominators magnify.
+    rounding = 64 * np.finfo(float).eps * float(np.max(np.abs(hdiag)))
+    magnified = rounding * float(np.sum(np.where(keep, (hc / np.where(keep, e_var - hdiag, 1.0)) ** 2, 0.0)))
+    assert abs(paired - expected) < 1e-12 * abs(expected) + 2 * magnified
     assert counts.sum() == np.count_nonzero(keep) and intruders.sum() == np.count_nonzero(below) > 0
     unpaired = rect.pt2_rows(c, e_var)[0]
     assert abs(unpaired.sum() - expected) < 1e-12 * abs(expected) and not np.allclose(sums, unpaired)
