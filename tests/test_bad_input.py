@@ -16,7 +16,10 @@ def config_with(tmp_path: Path, system: dict | None = None, **top) -> Path:
 
 CASES = {
     "unknown top-level key": (lambda t: config_with(t, colour="red"), "unknown key 'colour'"),
-    "unknown nested key": (lambda t: config_with(t, sqd={"n_batch": 3}), "sqd: unknown key 'n_batch'"),
+    "unknown nested key": (
+        lambda t: config_with(t, sqd={"n_batch": 3}),
+        "sqd: unknown key 'n_batch' (did you mean 'n_batches'?)",
+    ),
     "wrong type": (lambda t: config_with(t, nqs={"samples": "many"}), "nqs.samples: 'many' is not of type 'integer'"),
     "relative error above 1": (lambda t: config_with(t, pt2={"relative_error": 2}), "pt2.relative_error: 2 is"),
     "first atom missing a coordinate": (

@@ -50,7 +50,10 @@ CASES = {
         "systems[0].frozen_core: 1.0 is not an integer",
     ),
     "no systems": ({"systems": []}, "systems: the list is empty"),
-    "a misspelt top-level key": ({"systems": [H2], "iteration": {"max": 2}}, "unknown key 'iteration'"),
+    "a misspelt top-level key": (
+        {"systems": [H2], "iteration": {"max": 2}},
+        "unknown key 'iteration' (did you mean 'iterations'?)",
+    ),
     "an empty results folder name": ({"systems": [H2], "results_dir": " "}, "results_dir is empty"),
     # chemistry
     "atoms far too close": (

@@ -68,13 +68,22 @@ def _location(path: Any) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     where = _location(error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{where}: unknown key {', '.join(repr(k) for k in extra)}"
+        known = list(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        return f"{where}: unknown key {', '.join(_with_suggestion(k, known) for k in extra)}"
     if error.validator == "minItems" and where == "systems":
         return "systems: the list is empty; give at least one system (a name and a geometry or an fcidump)"
     if error.validator == "type" and isinstance(error.instance, float) and "integer" in _as_list(error.validator_value):
         return f"{where}: {error.instance!r} is not an integer (a count: write it without a decimal point)"
     return f"{where}: {error.message}"
+
+
+def _with_suggestion(key: Any, known: list[str]) -> str:
+    """``'n_batchs' (did you mean 'n_batches'?)`` where a known key is close; else the key alone."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
 
 def _as_list(value: Any) -> list[Any]:
