@@ -194,6 +194,19 @@ def test_the_diagonalize_rule_asks_a_gpu_per_rank_for_the_torch_kernel():
     assert gpus_per_diagonalize_job({**cuda, "solver": "solve_fermion"}, parallel, {}) == 0
 
 
+def test_the_pt2_rule_asks_a_gpu_per_rank_for_pt2_device():
+    from hinqs.config import schema_defaults
+    from hinqs.loop.workflow_support import gpus_per_pt2_job
+
+    config = schema_defaults()
+    pt2, parallel = config["pt2"], {**config["parallel"], "workers": 3}
+    assert gpus_per_pt2_job(pt2, parallel, {}) == 0  # pt2.device cpu: the numba rows
+    cuda = {**pt2, "device": "cuda"}
+    assert gpus_per_pt2_job(cuda, {**parallel, "executor": "process"}, {}) == 1  # one process sums the rows
+    assert gpus_per_pt2_job(cuda, {**parallel, "executor": "distributed"}, {}) == 3  # a rank's share each
+    assert gpus_per_pt2_job({**pt2, "device": "auto"}, parallel, {"HINQS_SLURM_GPUS": "0"}) == 0
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "n2_ccpvdz.yaml"])
 def test_every_memory_request_of_a_shipped_config_fits_a_16_gb_node(name):
     """The scheduler is asked for what the step can use, not for a figure from an unrelated

@@ -242,13 +242,13 @@ def ch2_state(tmp_path_factory):
     return ham, root / "ham", root / "state.npz", (strs_a, strs_b, out.state.amplitudes)
 
 
-def _pt2_step(ham_dir, state, out, max_dimension: int, relative_error: float) -> dict:
+def _pt2_step(ham_dir, state, out, max_dimension: int, relative_error: float, device: str = "cpu") -> dict:
     """The pt2 step as the workflow runs it (the solver's energy from state.npz passed on)."""
     from hinqs.steps.pt2 import estimate_pt2
     from hinqs.subspace.settings import PT2Settings
 
-    return estimate_pt2(PT2Settings(max_dimension=max_dimension, relative_error=relative_error), 1, ham_dir, state,
-                        out, seed=3, iteration=2)  # fmt: skip
+    settings = PT2Settings(max_dimension=max_dimension, relative_error=relative_error, device=device)
+    return estimate_pt2(settings, 1, ham_dir, state, out, seed=3, iteration=2)
 
 
 def test_open_shell_pt2_of_the_step_equals_the_full_space_sum(ch2_state, tmp_path):
@@ -277,6 +277,23 @@ def test_open_shell_sampled_pt2_of_the_step_lands_on_the_complete_sum(ch2_state,
     args = (ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), strs_a, strs_b, amplitudes, 10)
     recomputed = en_pt2(*args, relative_error=0.01, rng=numpy_stream(3, "pt2", 2))
     assert abs(record["e_pt2"] - recomputed.e_pt2) < 1e-9 and record["draws"] == recomputed.draws
+
+
+def test_pt2_rows_on_a_torch_device_are_the_numba_sums_to_rounding(ch2_state, tmp_path):
+    """pt2.device: the step's rows by the torch kernel (torch's CPU build here; a GPU on a
+    cluster), complete and sampled: the numba step's numbers to float rounding, the same draws."""
+    from hinqs.sqd.registry import TORCH_CPU
+
+    _, ham_dir, state, _ = ch2_state
+    for max_dimension, relative_error in ((10**7, 0.005), (10, 0.01)):
+        numba = _pt2_step(ham_dir, state, tmp_path / "numba.json", max_dimension, relative_error)
+        on_torch = _pt2_step(ham_dir, state, tmp_path / "torch.json", max_dimension, relative_error, TORCH_CPU)
+        assert on_torch["complete"] == numba["complete"] == (max_dimension > 10)
+        assert abs(on_torch["e_pt2"] - numba["e_pt2"]) < 1e-12 * abs(numba["e_pt2"])
+        assert on_torch["draws"] == numba["draws"] and on_torch["rows_computed"] == numba["rows_computed"]
+        assert on_torch["intruders"] == numba["intruders"]
+        if numba["complete"]:
+            assert on_torch["external_determinants"] == numba["external_determinants"]
 
 
 def test_string_weights_are_numpy_s_bits_without_a_squared_copy(ch2_state):

@@ -6,6 +6,7 @@ from hinqs.loop.convergence import ITERATION_CEILING
 from hinqs.loop.workflow_support import (
     gpus_per_diagonalize_job,
     gpus_per_nqs_job,
+    gpus_per_pt2_job,
     iterations_to_run,
     per_iteration_inputs,
     fcidump_input,
@@ -28,6 +29,7 @@ NQS_MEM_MB = 4000
 USE_GPU = gpus_per_nqs_job(config["nqs"]["device"])
 # sqd.device cuda/auto: a GPU per rank of a spread or MPI batch, one for the process workers.
 SOLVE_GPUS = gpus_per_diagonalize_job(config["sqd"], config["parallel"])
+PT2_GPUS = gpus_per_pt2_job(config["pt2"], config["parallel"])
 # Output patterns: {system} and {k} are wildcards.
 SYS = RESULTS.system("{system}")
 IT = SYS.iteration("{k}")

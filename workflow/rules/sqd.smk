@@ -97,6 +97,7 @@ rule pt2:
     resources:
         mem_mb=pt2_mem_mb(config["sqd"], config["parallel"], fixed_strings(config)),
         mem_mb_per_cpu=pt2_mem_per_cpu(config["sqd"], config["parallel"], fixed_strings(config)),
+        gpu=PT2_GPUS,
     log:
         str(SYS.log("pt2", "{k}")),
     benchmark:

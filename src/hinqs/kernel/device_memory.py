@@ -76,14 +76,10 @@ class DeviceNeed:
         )
 
 
-def device_need(
-    sources: tuple[int, int], targets: tuple[int, int], norb: int, nelec: tuple[int, int], work_mb: float
-) -> DeviceNeed:
-    """An upper estimate of the device memory the torch kernel holds for one product.
-
-    ``sources`` and ``targets`` are the (alpha, beta) string counts (equal for a batch's
-    square Davidson operator).
-    """
+def _tables_and_row(
+    sources: tuple[int, int], targets: tuple[int, int], norb: int, nelec: tuple[int, int]
+) -> tuple[int, int]:
+    """The operator's tables on the device (float64 words) and one chunk row's bytes."""
     sa, sb = sources
     ta, tb = targets
     la, lb = max_links(norb, nelec[0], sa), max_links(norb, nelec[1], sb)
@@ -92,11 +88,39 @@ def device_need(
     tables += ta * (3 * la + 1) + 2 * tb * lb  # padded links: row, source, pair, sign / flat index, sign
     tables += 2 * (ta + tb)  # the targets that are sources, and their source indices
     tables += ta * sa + tb * sb  # the dense same-spin Hamiltonians
-    vectors = sa * sb + 3 * ta * tb  # C, sigma and the two same-spin products
-    per_row = row_bytes(la, pairs, sb, tb, lb)
-    work = min(ta * per_row, max(work_mb * 2**20, per_row))  # a chunk fills the budget, or holds one row
+    return tables, row_bytes(la, pairs, sb, tb, lb)
+
+
+def _need(tables: int, vectors: int, per_row: int, rows: int, work_mb: float) -> DeviceNeed:
+    work = min(rows * per_row, max(work_mb * 2**20, per_row))  # a chunk fills the budget, or holds one row
     mb = 1.0 / 2**20
     return DeviceNeed(tables * _F8 * mb, vectors * _F8 * mb, work * mb)
+
+
+def device_need(
+    sources: tuple[int, int], targets: tuple[int, int], norb: int, nelec: tuple[int, int], work_mb: float
+) -> DeviceNeed:
+    """An upper estimate of the device memory the torch kernel holds for one product.
+
+    ``sources`` and ``targets`` are the (alpha, beta) string counts (equal for a batch's
+    square Davidson operator).
+    """
+    tables, per_row = _tables_and_row(sources, targets, norb, nelec)
+    vectors = sources[0] * sources[1] + 3 * targets[0] * targets[1]  # C, sigma and the two same-spin products
+    return _need(tables, vectors, per_row, targets[0], work_mb)
+
+
+def pt2_device_need(
+    sources: tuple[int, int], targets: tuple[int, int], norb: int, nelec: tuple[int, int], work_mb: float
+) -> DeviceNeed:
+    """The same estimate for the PT2's rows (``TorchProductHamiltonian.pt2_rows``): the tables,
+    C, the sources' rows of ``C H_bb^T`` over every beta target, the diagonal's Coulomb rows and
+    occupations, and one chunk of rows (its products and terms), never the connected product."""
+    tables, per_row = _tables_and_row(sources, targets, norb, nelec)
+    sa, sb = sources
+    ta, tb = targets
+    vectors = sa * sb + sa * tb + norb * (ta + tb)
+    return _need(tables, vectors, per_row + 4 * tb * _F8, ta, work_mb)
 
 
 def check_device_fits(shape: tuple[int, int], need: DeviceNeed, free_mb: float, device: str, source: str) -> None:

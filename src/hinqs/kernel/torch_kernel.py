@@ -66,6 +66,21 @@ def free_mb(device: torch.device) -> float:
 
 
 @dataclass(frozen=True)
+class _PT2Context:
+    """What every chunk of a PT2 request reads, on the device."""
+
+    e_var: float
+    jvec: torch.Tensor  # (alpha targets, norb): the diagonal's opposite-spin Coulomb rows
+    occupied_t: torch.Tensor  # (norb, beta targets): 1 where a beta target occupies the orbital
+    a_hdiag: torch.Tensor  # same-spin diagonals
+    b_hdiag: torch.Tensor
+    row_source: torch.Tensor  # (alpha targets,) the target is a source
+    col_source: torch.Tensor  # (beta targets,)
+    own_at: torch.Tensor  # (alpha targets,) its row among the sources' rows in beta_part, or -1
+    beta_part: torch.Tensor  # (alpha sources' target rows, beta targets): C H_bb^T
+
+
+@dataclass(frozen=True)
 class _Chunk:
     """Alpha target rows of one batched product, their links padded to the chunk's longest row."""
 
@@ -137,27 +152,11 @@ class TorchProductHamiltonian:
         self._spin_cols = self._put(w)
 
         # Alpha rows by number of links (stable), in chunks that fit the budget.
-        a_lptr, a_lsrc, a_lpair, a_lsign = a.lptr, a.lsrc, a.lpair, a.lsign
-        counts = np.diff(a_lptr)
+        self._a_tables, self._b_tables, self._b_width = a, b, b_width
+        counts = np.diff(a.lptr)
         order = np.argsort(counts, kind="stable")
         order = order[counts[order] > 0] if self._pairs else order[:0]
-        self._chunks: list[_Chunk] = []
-        start = 0
-        while start < len(order):
-            stop, first = start + 1, int(counts[order[start]])
-            while stop < len(order):
-                width = int(counts[order[stop]])  # sorted: the chunk's longest row so far
-                if (
-                    width > PADDING * first
-                    or (stop + 1 - start) * row_bytes(width, self._pairs, sb, tb, b_width) > work_mb * 2**20
-                ):
-                    break
-                stop += 1
-            rows = order[start:stop]
-            width = int(counts[rows[-1]])
-            source, pair, sign = _padded(a_lptr, rows, width, a_lsrc, a_lpair, a_lsign)
-            self._chunks.append(_Chunk(*(self._put(x) for x in (rows, source, pair, sign))))
-            start = stop
+        self._chunks = self._plan(order)
 
         # Same-spin parts, dense; the rows/columns whose target is a source (rectangular products).
         self._h_alpha = self._put(_dense(self.shape[0], self.source_shape[0], a))
@@ -168,6 +167,31 @@ class TorchProductHamiltonian:
         self._alpha_src = self._put(a.ident[a.ident >= 0])
         self._beta_own = self._put(np.flatnonzero(b.ident >= 0))
         self._beta_src = self._put(b.ident[b.ident >= 0])
+
+    def _plan(self, order: np.ndarray) -> list[_Chunk]:
+        """Chunks of the alpha target rows ``order`` (sorted by their number of links), each row's
+        links padded to its chunk's longest, each chunk's work within :attr:`work_mb`."""
+        a = self._a_tables
+        counts = np.diff(a.lptr)
+        sb, tb = self.source_shape[1], self.shape[1]
+        chunks: list[_Chunk] = []
+        start = 0
+        while start < len(order):
+            stop, first = start + 1, int(counts[order[start]])
+            while stop < len(order):
+                width = int(counts[order[stop]])  # sorted: the chunk's longest row so far
+                if (
+                    width > PADDING * first
+                    or (stop + 1 - start) * row_bytes(width, self._pairs, sb, tb, self._b_width) > self.work_mb * 2**20
+                ):
+                    break
+                stop += 1
+            rows = order[start:stop]
+            width = int(counts[rows[-1]])
+            source, pair, sign = _padded(a.lptr, rows, width, a.lsrc, a.lpair, a.lsign)
+            chunks.append(_Chunk(*(self._put(x) for x in (rows, source, pair, sign))))
+            start = stop
+        return chunks
 
     @classmethod
     def from_integrals(
@@ -215,15 +239,80 @@ class TorchProductHamiltonian:
         """:func:`hinqs.kernel.device_memory.device_need`'s bound for this operator's shapes and budget (MB)."""
         return device_need(self.source_shape, self.shape, self.norb, self.nelec, self.work_mb).total_mb
 
+    def _chunk_opposite(self, c: torch.Tensor, chunk: _Chunk, pair_cols: torch.Tensor) -> torch.Tensor:
+        """The opposite-spin sum of one chunk's rows: ``(R, beta targets)``."""
+        e = pair_cols[chunk.pair] * chunk.sign.unsqueeze(-1)  # (R, L, pairs)
+        t = torch.bmm(e.transpose(1, 2), c[chunk.source])  # (R, pairs, beta sources)
+        gathered = t.reshape(len(chunk.rows), -1)[:, self._beta_flat]  # (R, beta targets, beta links)
+        return (gathered * self._beta_sign).sum(-1)
+
     def _opposite(self, c: torch.Tensor, pair_cols: torch.Tensor) -> torch.Tensor:
         """``sum_l s_l sum_m s'_m (pq_l|rs_m) C[J_l, J'_m]`` for every target, ``pair_cols`` the "integrals"."""
         out = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
         for chunk in self._chunks:
-            e = pair_cols[chunk.pair] * chunk.sign.unsqueeze(-1)  # (R, L, pairs)
-            t = torch.bmm(e.transpose(1, 2), c[chunk.source])  # (R, pairs, beta sources)
-            gathered = t.reshape(len(chunk.rows), -1)[:, self._beta_flat]  # (R, beta targets, beta links)
-            out[chunk.rows] = (gathered * self._beta_sign).sum(-1)
+            out[chunk.rows] = self._chunk_opposite(c, chunk, pair_cols)
         return out
+
+    def pt2_rows(
+        self, c: np.ndarray, e_var: float, rows: np.ndarray, jvec: np.ndarray, occ_b: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`hinqs.kernel.ProductHamiltonian.pt2_rows` of the alpha target ``rows`` on this device.
+
+        For each row, the sum over its determinants outside the sources' product of
+        ``<x|H|C>^2 / (e_var - H_xx)`` (terms with ``H_xx`` above ``e_var``), the number of
+        terms and of intruders (``H_xx`` below ``e_var``, left out), as the numba rows count
+        them. A chunk of rows at a time (its links' chunks, :meth:`_plan`), each reduced on the
+        device as soon as it is computed: nothing of the targets' product is held. ``jvec`` and
+        ``occ_b`` are the numba operator's (``_jvec``, ``beta.occ``): the diagonal's
+        opposite-spin Coulomb part, as one matrix product. The sums agree with the numba
+        rows' to float rounding.
+        """
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        c_t = self._host_to_device(c)
+        a, ident_b = self._a_tables, self._b_tables.ident
+        occupied = np.zeros((self.shape[1], self.norb))
+        occupied[np.repeat(np.arange(self.shape[1]), occ_b.shape[1]), occ_b.reshape(-1)] = 1.0
+        own_at = np.full(self.shape[0], -1, np.int64)  # a target row's place among the sources' rows
+        own_at[np.flatnonzero(a.ident >= 0)] = np.arange(int(np.count_nonzero(a.ident >= 0)))
+        context = _PT2Context(
+            e_var=float(e_var),
+            jvec=self._put(np.asarray(jvec, dtype=np.float64)),
+            occupied_t=self._put(np.ascontiguousarray(occupied.T)),
+            a_hdiag=self._put(a.hdiag),
+            b_hdiag=self._put(self._b_tables.hdiag),
+            row_source=self._put(a.ident >= 0),
+            col_source=self._put(ident_b >= 0),
+            own_at=self._put(own_at),
+            beta_part=c_t[self._alpha_src] @ self._h_beta_t,  # beta same-spin of the rows that are sources
+        )
+        sums, counts, below = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+        position = np.argsort(np.diff(a.lptr)[rows], kind="stable")
+        done = 0
+        for chunk in self._plan(rows[position]):
+            at = position[done : done + len(chunk.rows)]
+            sums[at], counts[at], below[at] = (t.cpu().numpy() for t in self._pt2_chunk(c_t, chunk, context))
+            done += len(chunk.rows)
+        return sums, counts, below
+
+    def _pt2_chunk(self, c: torch.Tensor, chunk: _Chunk, ctx: _PT2Context) -> tuple[torch.Tensor, ...]:
+        """One chunk's rows of H C over every beta target, reduced to their PT2 sums and counts."""
+        rows = chunk.rows
+        if chunk.source.shape[1] and self._pairs:
+            v = self._chunk_opposite(c, chunk, self._eri_cols)
+        else:  # no alpha links (a double of the sources' strings): the same-spin parts alone
+            v = torch.zeros((len(rows), self.shape[1]), dtype=torch.float64, device=self.device)
+        v[:, self._beta_own] += self._h_alpha[rows] @ c[:, self._beta_src]
+        own = ctx.own_at[rows]
+        is_own = own >= 0
+        v[is_own] += ctx.beta_part[own[is_own]]
+        hdiag = ctx.a_hdiag[rows].unsqueeze(1) + ctx.b_hdiag.unsqueeze(0) + ctx.jvec[rows] @ ctx.occupied_t
+        outside = ~(ctx.row_source[rows].unsqueeze(1) & ctx.col_source.unsqueeze(0))
+        connected = outside & (v != 0.0)
+        denominator = ctx.e_var - hdiag
+        intruder = connected & (denominator > 1e-10)
+        kept = connected & (denominator < -1e-10)
+        terms = torch.where(kept, v * v / torch.where(kept, denominator, torch.ones_like(denominator)), 0.0)
+        return terms.sum(1), kept.sum(1), intruder.sum(1)
 
     def _source_tensor(self, c: torch.Tensor) -> torch.Tensor:
         if tuple(c.shape) != self.source_shape or c.dtype != torch.float64:

@@ -104,6 +104,15 @@ def gpus_per_diagonalize_job(
     return int(parallel["workers"]) if parallel["executor"] in ("mpi", "distributed") else 1
 
 
+def gpus_per_pt2_job(pt2: dict[str, Any], parallel: dict[str, Any], environ: Mapping[str, str] | None = None) -> int:
+    """GPUs the PT2 rule declares for ``pt2.device``: none for ``cpu``; else, where
+    :func:`gpus_per_nqs_job` would ask for one, one per rank when the PT2 runs over the
+    ``distributed`` executor's ranks (:func:`pt2_launcher`), else one."""
+    if not gpus_per_nqs_job(pt2["device"], environ):
+        return 0
+    return int(parallel["workers"]) if parallel["executor"] == "distributed" else 1
+
+
 def gpus_per_nqs_job(device: str, environ: Mapping[str, str] | None = None) -> int:
     """GPUs each NQS rule declares (``resources: gpu``), which the SLURM plugin turns into ``--gpus``.
 

@@ -45,11 +45,12 @@ def estimate_pt2(
     ham = load_hamiltonian(hamiltonian)
     ground = checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
     if settings.max_dimension > 0:
+        device = _device(settings.device)
         with thread_limit(threads, load_pyscf=False):  # hinqs' kernel only
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, relative_error=settings.relative_error,
                               rng=numpy_stream(seed, "pt2", iteration),
-                              report=report, energy=ground.energy, deal=deal)  # fmt: skip
+                              report=report, energy=ground.energy, deal=deal, device=device)  # fmt: skip
         record.update(estimate.as_dict(), ranks=deal.size)
         if estimate.intruders and deal.leader:
             print(f"pt2: {estimate.intruders:,} connected determinants lie below E_var: left out of E_PT2 "
@@ -60,6 +61,21 @@ def estimate_pt2(
     if deal.leader:
         write_json(out, record)
     return record
+
+
+def _device(name: str) -> Any:
+    """``pt2.device`` -> the torch device the rows are summed on, or None (the numba rows). A rank
+    of a PT2 over MPI ranks takes its node's GPUs in turn (:func:`hinqs.sqd.device_check.resolve_device`)."""
+    if name == "cpu":
+        return None
+    from hinqs.sqd.device_check import resolve_device
+
+    where = resolve_device(name)
+    if where is not None and where.type == "cuda":
+        from hinqs.kernel.torch_kernel import deterministic_cuda
+
+        deterministic_cuda()
+    return where
 
 
 def checked_state(path: str | os.PathLike[str], norb: int, nelec: tuple[int, int]) -> GroundState:

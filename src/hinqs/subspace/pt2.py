@@ -146,9 +146,12 @@ class _Problem:
     found: list[tuple[np.ndarray, np.ndarray]]  # per spin: connected strings with a parent, their parent weight
     ham: Any  # hinqs.kernel.ProductHamiltonian from the state's strings into state + connected strings
     e_var: float  # electronic
+    device_ham: Any = None  # the same operator's tables on a torch device: the rows summed there
 
     @classmethod
-    def build(cls, hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy: float | None) -> _Problem:
+    def build(
+        cls, hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy: float | None, device: Any = None
+    ) -> _Problem:
         from hinqs.kernel import ProductHamiltonian
 
         sa, sb = np.asarray(strs_a).astype(np.int64), np.asarray(strs_b).astype(np.int64)
@@ -167,17 +170,32 @@ class _Problem:
             e_var = _variational_energy(ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b), state)
         else:
             e_var = energy - ecore
-        return cls(state, found, ham, e_var)
+        device_ham = None
+        if device is not None:
+            from hinqs.kernel import torch_kernel
+
+            if device.type == "cuda":  # one line, before any table is on the GPU, when they would not fit
+                from hinqs.kernel.device_memory import WORK_MB, check_device_fits, pt2_device_need
+
+                need = pt2_device_need(ham.source_shape, ham.shape, ham.norb, ham.nelec, WORK_MB["cuda"])
+                free = torch_kernel.free_mb(device)
+                check_device_fits(ham.shape, need, free, str(device), "torch.cuda.mem_get_info (pt2.device)")
+            device_ham = torch_kernel.TorchProductHamiltonian(ham, eri, device)
+        return cls(state, found, ham, e_var, device_ham)
 
     def rows(self, deal: RowDeal, rows: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Exact row sums, term counts and intruder counts (connected determinants below E_var)
         of the given alpha target rows, or of all (then each pair of determinants once where the
         state is a symmetric singlet's: :meth:`hinqs.kernel.ProductHamiltonian.pt2_rows`), dealt
-        over ``deal``'s ranks (collective)."""
+        over ``deal``'s ranks (collective). On a torch device every row sums all of its columns
+        (:meth:`hinqs.kernel.torch_kernel.TorchProductHamiltonian.pt2_rows`)."""
         paired = rows is None
         wanted = np.arange(self.ham.shape[0]) if rows is None else rows
 
         def compute(mine: np.ndarray) -> tuple[np.ndarray, ...]:
+            if self.device_ham is not None:
+                return self.device_ham.pt2_rows(self.state.amplitudes, self.e_var, mine, self.ham._jvec,
+                                                self.ham.beta.occ)  # fmt: skip
             return self.ham.pt2_rows(self.state.amplitudes, self.e_var, mine, paired=paired)
 
         return deal.compute(wanted, compute)
@@ -217,6 +235,7 @@ def en_pt2(
     report: Callable[[str], None] | None = None,
     energy: float | None = None,
     deal: RowDeal | None = None,
+    device: Any = None,
 ) -> PT2Estimate:
     """EN-PT2 of the state ``amplitudes`` over ``strs_a x strs_b`` (CI strings).
 
@@ -225,12 +244,13 @@ def en_pt2(
     ``report`` gets progress lines. ``energy`` is the state's total energy when known (the
     solver's, in state.npz): the denominators' reference without one more H|Psi>. ``deal``
     shares the rows among MPI ranks (collective: every rank calls this, each returns the same
-    estimate); give ``report`` on one rank only.
+    estimate); give ``report`` on one rank only. ``device`` (a ``torch.device``): the rows are
+    summed there by the torch kernel, to float rounding of the numba rows' sums.
     """
     deal = deal or RowDeal()
     start = time.perf_counter()
     hcore, eri = np.asarray(hcore, np.float64), np.asarray(eri, np.float64)
-    problem = _Problem.build(hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy)
+    problem = _Problem.build(hcore, eri, ecore, nelec, strs_a, strs_b, amplitudes, energy, device)
     shape = problem.ham.shape
     complete = shape[0] * shape[1] <= max_dimension
     estimate, n_terms, intruders = None, None, None

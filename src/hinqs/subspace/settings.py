@@ -24,6 +24,7 @@ class PT2Settings:
 
     max_dimension: int  # 0: off; the largest connected product summed completely
     relative_error: float  # semistochastic otherwise: the 95 % interval's half-width relative to |E_PT2|
+    device: str  # cpu: the numba rows; cuda/auto: the torch rows on a GPU
 
 
 @dataclass(frozen=True)
