@@ -10,6 +10,9 @@ of pt2.json equals the 1-rank row's (the bits must not depend on the ranks). For
 
     python benchmarks/bench_pt2_ranks.py --state <run>/n2_ccpvdz/iter_006/sqd/state.npz \\
         --hamiltonian <run>/n2_ccpvdz/hamiltonian_natural --ranks 1,2 --threads 1
+
+``--device cuda``: the rows on each rank's GPU (``pt2.device``); compare its E_PT2 with a
+``--device cpu`` row's (equal to float rounding, not bit for bit).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _row(args: argparse.Namespace, ranks: int, tmp: Path) -> dict:
         "seed": args.seed,
         "systems": [system],
         "parallel": {"executor": "distributed", "workers": ranks, "threads_per_worker": args.threads},
-        "pt2": {"max_dimension": args.max_dimension, "relative_error": args.relative_error},
+        "pt2": {"max_dimension": args.max_dimension, "relative_error": args.relative_error, "device": args.device},
     }))  # fmt: skip
     out = tmp / f"pt2_{ranks}.json"
     launch = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py"] if ranks > 1 else [sys.executable]
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-dimension", type=int, default=10**9, help="pt2.max_dimension (complete up to it)")
     parser.add_argument("--relative-error", type=float, default=0.005, help="pt2.relative_error of a sampled sum")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--device", default="cpu", help="pt2.device: cpu (numba rows), cuda (each rank's GPU), auto")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

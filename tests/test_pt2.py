@@ -292,8 +292,10 @@ def test_pt2_rows_on_a_torch_device_are_the_numba_sums_to_rounding(ch2_state, tm
         assert abs(on_torch["e_pt2"] - numba["e_pt2"]) < 1e-12 * abs(numba["e_pt2"])
         assert on_torch["draws"] == numba["draws"] and on_torch["rows_computed"] == numba["rows_computed"]
         assert on_torch["intruders"] == numba["intruders"]
-        if numba["complete"]:
-            assert on_torch["external_determinants"] == numba["external_determinants"]
+        if numba["complete"]:  # a term is a nonzero <x|H|Psi>: one that cancels to 0.0 in one summation
+            # order may not in the other (3 of 2.2e8 at 52 qubits, docs/performance.md)
+            terms = numba["external_determinants"]
+            assert abs(on_torch["external_determinants"] - terms) <= 1e-6 * terms
 
 
 def test_string_weights_are_numpy_s_bits_without_a_squared_copy(ch2_state):
