@@ -113,7 +113,7 @@ def device_need(
 def pt2_device_need(
     sources: tuple[int, int], targets: tuple[int, int], norb: int, nelec: tuple[int, int], work_mb: float
 ) -> DeviceNeed:
-    """The same estimate for the PT2's rows (``TorchProductHamiltonian.pt2_rows``): the tables,
+    """The same estimate for the PT2's rows (``TorchPT2Rows``): the tables,
     C, the sources' rows of ``C H_bb^T`` over every beta target, the diagonal's Coulomb rows and
     occupations, and one chunk of rows (its products and terms), never the connected product."""
     tables, per_row = _tables_and_row(sources, targets, norb, nelec)

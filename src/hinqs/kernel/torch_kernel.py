@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from hinqs.kernel.block import RowBlock
-from hinqs.kernel.device_memory import WORK_MB, device_need, row_bytes
+from hinqs.kernel.device_memory import WORK_MB, DeviceNeed, check_device_fits, device_need, row_bytes
 from hinqs.kernel.links import SideTables
 from hinqs.kernel.operator import ProductHamiltonian
 
@@ -65,19 +65,14 @@ def free_mb(device: torch.device) -> float:
     return free / 2**20
 
 
-@dataclass(frozen=True)
-class _PT2Context:
-    """What every chunk of a PT2 request reads, on the device."""
-
-    e_var: float
-    jvec: torch.Tensor  # (alpha targets, norb): the diagonal's opposite-spin Coulomb rows
-    occupied_t: torch.Tensor  # (norb, beta targets): 1 where a beta target occupies the orbital
-    a_hdiag: torch.Tensor  # same-spin diagonals
-    b_hdiag: torch.Tensor
-    row_source: torch.Tensor  # (alpha targets,) the target is a source
-    col_source: torch.Tensor  # (beta targets,)
-    own_at: torch.Tensor  # (alpha targets,) its row among the sources' rows in beta_part, or -1
-    beta_part: torch.Tensor  # (alpha sources' target rows, beta targets): C H_bb^T
+def prepare_device(device: torch.device, shape: tuple[int, int], need: DeviceNeed) -> None:
+    """Before any table goes to a CUDA ``device``: cuBLAS's reproducible GEMMs, and the one-line
+    refusal (:func:`hinqs.kernel.device_memory.check_device_fits`) when ``need`` does not fit its
+    free memory. Nothing on torch's CPU. Every user of the kernel (one batch, a rank's rows, the
+    PT2's rows) goes through here."""
+    if device.type == "cuda":
+        deterministic_cuda()
+        check_device_fits(shape, need, free_mb(device), str(device), "torch.cuda.mem_get_info")
 
 
 @dataclass(frozen=True)
@@ -253,67 +248,6 @@ class TorchProductHamiltonian:
             out[chunk.rows] = self._chunk_opposite(c, chunk, pair_cols)
         return out
 
-    def pt2_rows(
-        self, c: np.ndarray, e_var: float, rows: np.ndarray, jvec: np.ndarray, occ_b: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`hinqs.kernel.ProductHamiltonian.pt2_rows` of the alpha target ``rows`` on this device.
-
-        For each row, the sum over its determinants outside the sources' product of
-        ``<x|H|C>^2 / (e_var - H_xx)`` (terms with ``H_xx`` above ``e_var``), the number of
-        terms and of intruders (``H_xx`` below ``e_var``, left out), as the numba rows count
-        them. A chunk of rows at a time (its links' chunks, :meth:`_plan`), each reduced on the
-        device as soon as it is computed: nothing of the targets' product is held. ``jvec`` and
-        ``occ_b`` are the numba operator's (``_jvec``, ``beta.occ``): the diagonal's
-        opposite-spin Coulomb part, as one matrix product. The sums agree with the numba
-        rows' to float rounding.
-        """
-        rows = np.ascontiguousarray(rows, dtype=np.int64)
-        c_t = self._host_to_device(c)
-        a, ident_b = self._a_tables, self._b_tables.ident
-        occupied = np.zeros((self.shape[1], self.norb))
-        occupied[np.repeat(np.arange(self.shape[1]), occ_b.shape[1]), occ_b.reshape(-1)] = 1.0
-        own_at = np.full(self.shape[0], -1, np.int64)  # a target row's place among the sources' rows
-        own_at[np.flatnonzero(a.ident >= 0)] = np.arange(int(np.count_nonzero(a.ident >= 0)))
-        context = _PT2Context(
-            e_var=float(e_var),
-            jvec=self._put(np.asarray(jvec, dtype=np.float64)),
-            occupied_t=self._put(np.ascontiguousarray(occupied.T)),
-            a_hdiag=self._put(a.hdiag),
-            b_hdiag=self._put(self._b_tables.hdiag),
-            row_source=self._put(a.ident >= 0),
-            col_source=self._put(ident_b >= 0),
-            own_at=self._put(own_at),
-            beta_part=c_t[self._alpha_src] @ self._h_beta_t,  # beta same-spin of the rows that are sources
-        )
-        sums, counts, below = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
-        position = np.argsort(np.diff(a.lptr)[rows], kind="stable")
-        done = 0
-        for chunk in self._plan(rows[position]):
-            at = position[done : done + len(chunk.rows)]
-            sums[at], counts[at], below[at] = (t.cpu().numpy() for t in self._pt2_chunk(c_t, chunk, context))
-            done += len(chunk.rows)
-        return sums, counts, below
-
-    def _pt2_chunk(self, c: torch.Tensor, chunk: _Chunk, ctx: _PT2Context) -> tuple[torch.Tensor, ...]:
-        """One chunk's rows of H C over every beta target, reduced to their PT2 sums and counts."""
-        rows = chunk.rows
-        if chunk.source.shape[1] and self._pairs:
-            v = self._chunk_opposite(c, chunk, self._eri_cols)
-        else:  # no alpha links (a double of the sources' strings): the same-spin parts alone
-            v = torch.zeros((len(rows), self.shape[1]), dtype=torch.float64, device=self.device)
-        v[:, self._beta_own] += self._h_alpha[rows] @ c[:, self._beta_src]
-        own = ctx.own_at[rows]
-        is_own = own >= 0
-        v[is_own] += ctx.beta_part[own[is_own]]
-        hdiag = ctx.a_hdiag[rows].unsqueeze(1) + ctx.b_hdiag.unsqueeze(0) + ctx.jvec[rows] @ ctx.occupied_t
-        outside = ~(ctx.row_source[rows].unsqueeze(1) & ctx.col_source.unsqueeze(0))
-        connected = outside & (v != 0.0)
-        denominator = ctx.e_var - hdiag
-        intruder = connected & (denominator > 1e-10)
-        kept = connected & (denominator < -1e-10)
-        terms = torch.where(kept, v * v / torch.where(kept, denominator, torch.ones_like(denominator)), 0.0)
-        return terms.sum(1), kept.sum(1), intruder.sum(1)
-
     def _source_tensor(self, c: torch.Tensor) -> torch.Tensor:
         if tuple(c.shape) != self.source_shape or c.dtype != torch.float64:
             raise ValueError(f"C must be float64 of shape {self.source_shape}, got {c.dtype} {tuple(c.shape)}")
@@ -400,10 +334,6 @@ class TorchRowBlock:
                               (block.rows + len(block.halo), ham.shape[1]), _Side(block.tables), ham.beta)  # fmt: skip
         self.device_ham = TorchProductHamiltonian(tables, ham._eri2, device, work_mb)  # type: ignore[arg-type]
 
-    def planned_mb(self) -> float:
-        """The device memory the block's tables, vectors and largest chunk take (MB)."""
-        return self.device_ham.planned_mb()
-
     def apply(self, compact: np.ndarray) -> np.ndarray:
         """The block's rows of ``H C`` from the compact matrix (own rows, then halo rows)."""
         return self.device_ham.apply(compact)
@@ -418,3 +348,69 @@ class TorchRowBlock:
     def diagonal(self) -> np.ndarray:
         """The block's rows of H's diagonal (the numba block's, on the host)."""
         return self.block.diagonal()
+
+
+class TorchPT2Rows:
+    """:meth:`hinqs.kernel.ProductHamiltonian.pt2_rows` of one state on the device of ``ham``.
+
+    For each requested alpha target row, the sum over its determinants outside the sources'
+    product of ``<x|H|C>^2 / (e_var - H_xx)`` (terms with ``H_xx`` above ``e_var``), the number
+    of terms and of intruders (``H_xx`` below ``e_var``, left out), as the numba rows count them.
+    What every request reads (C, the diagonal's parts, the sources' rows of ``C H_bb^T``) goes
+    to the device once, when the state's rows are first asked for; a request is summed a chunk
+    of rows at a time (:meth:`TorchProductHamiltonian._plan`), each reduced on the device as soon
+    as it is computed, so nothing of the targets' product is held. ``jvec`` and ``occ_b`` are
+    the numba operator's (``_jvec``, ``beta.occ``): the diagonal's opposite-spin Coulomb part,
+    as one matrix product. The sums agree with the numba rows' to float rounding.
+    """
+
+    def __init__(
+        self, ham: TorchProductHamiltonian, c: np.ndarray, e_var: float, jvec: np.ndarray, occ_b: np.ndarray
+    ) -> None:
+        self.ham = ham
+        a, b = ham._a_tables, ham._b_tables
+        n_b = ham.shape[1]
+        occupied = np.zeros((n_b, ham.norb))
+        occupied[np.repeat(np.arange(n_b), occ_b.shape[1]), occ_b.reshape(-1)] = 1.0
+        own_at = np.full(ham.shape[0], -1, np.int64)  # a target row's place among the sources' rows
+        own_at[np.flatnonzero(a.ident >= 0)] = np.arange(int(np.count_nonzero(a.ident >= 0)))
+        self.e_var = float(e_var)
+        self.c = ham._host_to_device(c)
+        self.jvec = ham._put(np.asarray(jvec, dtype=np.float64))  # (alpha targets, norb)
+        self.occupied_t = ham._put(np.ascontiguousarray(occupied.T))  # (norb, beta targets)
+        self.a_hdiag, self.b_hdiag = ham._put(a.hdiag), ham._put(b.hdiag)
+        self.col_source = ham._put(b.ident >= 0)
+        self.own_at = ham._put(own_at)  # -1: the row is not a source
+        self.beta_part = self.c[ham._alpha_src] @ ham._h_beta_t  # the source rows' beta same-spin part
+
+    def __call__(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row sums, term counts and intruder counts of the alpha target ``rows``."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        sums, counts, below = np.zeros(len(rows)), np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+        position = np.argsort(np.diff(self.ham._a_tables.lptr)[rows], kind="stable")
+        done = 0
+        for chunk in self.ham._plan(rows[position]):
+            at = position[done : done + len(chunk.rows)]
+            sums[at], counts[at], below[at] = (t.cpu().numpy() for t in self._chunk(chunk))
+            done += len(chunk.rows)
+        return sums, counts, below
+
+    def _chunk(self, chunk: _Chunk) -> tuple[torch.Tensor, ...]:
+        """One chunk's rows of H C over every beta target, reduced to their PT2 sums and counts."""
+        ham, rows = self.ham, chunk.rows
+        if chunk.source.shape[1] and ham._pairs:
+            v = ham._chunk_opposite(self.c, chunk, ham._eri_cols)
+        else:  # no alpha links (a double of the sources' strings): the same-spin parts alone
+            v = torch.zeros((len(rows), ham.shape[1]), dtype=torch.float64, device=ham.device)
+        v[:, ham._beta_own] += ham._h_alpha[rows] @ self.c[:, ham._beta_src]
+        own = self.own_at[rows]
+        is_own = own >= 0
+        v[is_own] += self.beta_part[own[is_own]]
+        hdiag = self.a_hdiag[rows].unsqueeze(1) + self.b_hdiag.unsqueeze(0) + self.jvec[rows] @ self.occupied_t
+        outside = ~(is_own.unsqueeze(1) & self.col_source.unsqueeze(0))
+        connected = outside & (v != 0.0)
+        denominator = self.e_var - hdiag
+        intruder = connected & (denominator > 1e-10)
+        kept = connected & (denominator < -1e-10)
+        terms = torch.where(kept, v * v / torch.where(kept, denominator, torch.ones_like(denominator)), 0.0)
+        return terms.sum(1), kept.sum(1), intruder.sum(1)

@@ -97,7 +97,7 @@ def gpus_per_diagonalize_job(
     None for the numba kernel (``cpu``, or any solver but ``direct``). Otherwise, where
     :func:`gpus_per_nqs_job` would ask for one: one GPU per rank for the ``mpi`` and
     ``distributed`` executors (a rank takes its node's GPUs in turn,
-    :func:`hinqs.sqd.distributed.rank_device`), one for the process workers, which share it.
+    :func:`hinqs.sqd.device_check.resolve_device`), one for the process workers, which share it.
     """
     if sqd["solver"] != "direct" or not gpus_per_nqs_job(sqd["device"], environ):
         return 0

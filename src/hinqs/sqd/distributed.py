@@ -28,7 +28,8 @@ and each rank receives the rest from the other ranks (one ``Alltoallv`` per prod
 one block), the same bits as the one-process mirror (:meth:`SpreadHamiltonian.symmetric`).
 
 With ``sqd.device`` ``cuda`` (or ``auto`` where torch sees a GPU) each rank keeps its block's
-tables on a GPU of its own (:func:`rank_device`) and computes its rows there with the torch
+tables on a GPU of its own (its node's GPUs in turn,
+:func:`hinqs.sqd.device_check.resolve_device`) and computes its rows there with the torch
 kernel (:class:`hinqs.kernel.torch_kernel.TorchRowBlock`): the same exchange of halo rows, the
 Davidson's vectors on the host, every column of a row computed (no mirror). The rows then
 agree with the numba kernel's to float rounding, not bit for bit, and so do the energies
@@ -80,7 +81,7 @@ class SpreadHamiltonian:
     ``apply_both`` on this rank's rows (the same bits as those rows of the whole product),
     ``scatter`` and ``gather``. ``expired`` (rank 0's) says, after each product, whether the
     batch's time is up: a message, or None. ``device`` is ``sqd.device``: ``cpu`` (or None) the
-    numba rows, else the torch rows on the device it resolves to for this rank (:func:`rank_device`).
+    numba rows, else the torch rows on the device it resolves to for this rank.
     """
 
     def __init__(
@@ -99,8 +100,10 @@ class SpreadHamiltonian:
         self.shape: tuple[int, int] = self.ham.shape
         self.device = None
         if device is not None:
+            from hinqs.sqd.device_check import resolve_device
+
             local = _node_rank(comm)
-            self.device = self._collective(lambda: rank_device(device, local))
+            self.device = self._collective(lambda: resolve_device(device, local))
         # rows on a torch device compute every column (hinqs.kernel.torch_kernel.TorchRowBlock)
         self.mirrored = bool(mirrored and self.ham.mirrored_spins and self.device is None)
         chunks = chunk_bounds(self.shape)
@@ -270,27 +273,16 @@ def _node_rank(comm: Any) -> int:
         node.Free()
 
 
-def rank_device(name: str, rank_on_node: int) -> Any:
-    """The torch device a rank's rows run on for ``sqd.device`` ``name`` (None: the numba kernel):
-    with a plain ``cuda`` the node's GPUs in turn (:func:`hinqs.sqd.device_check.resolve_device`)."""
-    from hinqs.sqd.device_check import resolve_device
-
-    return resolve_device(name, rank_on_node)
-
-
 def _device_rows(block: Any, device: Any) -> Any:
-    """The block's rows on ``device`` (:class:`hinqs.kernel.torch_kernel.TorchRowBlock`); on a GPU,
-    checked first against its free memory (one line naming both figures when they do not fit)."""
+    """The block's rows on ``device`` (:class:`hinqs.kernel.torch_kernel.TorchRowBlock`), a GPU's
+    free memory checked first against the block's rows and halo (one line when they do not fit)."""
     from hinqs.kernel import torch_kernel
+    from hinqs.kernel.device_memory import WORK_MB, device_need
 
-    if device.type == "cuda":
-        from hinqs.kernel.device_memory import WORK_MB, check_device_fits, device_need
-
-        torch_kernel.deterministic_cuda()
-        ham, n_b = block.ham, block.ham.shape[1]
-        target = (block.rows, n_b)
-        need = device_need((block.rows + len(block.halo), n_b), target, ham.norb, ham.nelec, WORK_MB["cuda"])
-        check_device_fits(target, need, torch_kernel.free_mb(device), str(device), "torch.cuda.mem_get_info")
+    ham, n_b = block.ham, block.ham.shape[1]
+    target = (block.rows, n_b)
+    need = device_need((block.rows + len(block.halo), n_b), target, ham.norb, ham.nelec, WORK_MB["cuda"])
+    torch_kernel.prepare_device(device, target, need)
     return torch_kernel.TorchRowBlock(block, device)
 
 

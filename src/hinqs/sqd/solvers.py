@@ -330,17 +330,14 @@ def _kernel_operator(
     if device == "cpu":
         return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
     from hinqs.kernel import torch_kernel
-    from hinqs.kernel.device_memory import WORK_MB, check_device_fits, device_need
+    from hinqs.kernel.device_memory import WORK_MB, device_need
     from hinqs.sqd.device_check import resolve_device
 
     where = resolve_device(device)
     if where is None:  # auto without a GPU
         return ProductHamiltonian(hcore, eri, nelec, strs_a, strs_b)
-    if where.type == "cuda":
-        torch_kernel.deterministic_cuda()
-        shape = (len(strs_a), len(strs_b))
-        need = device_need(shape, shape, hcore.shape[0], nelec, WORK_MB["cuda"])
-        check_device_fits(shape, need, torch_kernel.free_mb(where), str(where), "torch.cuda.mem_get_info")
+    shape = (len(strs_a), len(strs_b))
+    torch_kernel.prepare_device(where, shape, device_need(shape, shape, hcore.shape[0], nelec, WORK_MB["cuda"]))
     return torch_kernel.TorchProductHamiltonian.from_integrals(hcore, eri, nelec, strs_a, strs_b, where)
 
 

@@ -34,6 +34,7 @@ def estimate_pt2(
     from hinqs.io.atomic import write_json
     from hinqs.io.hamiltonian import load_hamiltonian
     from hinqs.seeding import numpy_stream
+    from hinqs.sqd.device_check import resolve_device
     from hinqs.subspace.pt2 import en_pt2
     from hinqs.subspace.pt2_ranks import RowDeal
     from hinqs.threads import thread_limit
@@ -45,7 +46,7 @@ def estimate_pt2(
     ham = load_hamiltonian(hamiltonian)
     ground = checked_state(state, ham.norb, tuple(ham.nelec))  # also when skipped: no record for a foreign state
     if settings.max_dimension > 0:
-        device = _device(settings.device)
+        device = resolve_device(settings.device)  # None for cpu (torch not imported): the numba rows
         with thread_limit(threads, load_pyscf=False):  # hinqs' kernel only
             estimate = en_pt2(ham.hcore, ham.eri, ham.ecore, tuple(ham.nelec), ground.strs_a, ground.strs_b,
                               ground.amplitudes, settings.max_dimension, relative_error=settings.relative_error,
@@ -61,21 +62,6 @@ def estimate_pt2(
     if deal.leader:
         write_json(out, record)
     return record
-
-
-def _device(name: str) -> Any:
-    """``pt2.device`` -> the torch device the rows are summed on, or None (the numba rows). A rank
-    of a PT2 over MPI ranks takes its node's GPUs in turn (:func:`hinqs.sqd.device_check.resolve_device`)."""
-    if name == "cpu":
-        return None
-    from hinqs.sqd.device_check import resolve_device
-
-    where = resolve_device(name)
-    if where is not None and where.type == "cuda":
-        from hinqs.kernel.torch_kernel import deterministic_cuda
-
-        deterministic_cuda()
-    return where
 
 
 def checked_state(path: str | os.PathLike[str], norb: int, nelec: tuple[int, int]) -> GroundState:

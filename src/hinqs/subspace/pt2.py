@@ -146,7 +146,7 @@ class _Problem:
     found: list[tuple[np.ndarray, np.ndarray]]  # per spin: connected strings with a parent, their parent weight
     ham: Any  # hinqs.kernel.ProductHamiltonian from the state's strings into state + connected strings
     e_var: float  # electronic
-    device_ham: Any = None  # the same operator's tables on a torch device: the rows summed there
+    device_rows: Any = None  # the rows on a torch device (hinqs.kernel.torch_kernel.TorchPT2Rows)
 
     @classmethod
     def build(
@@ -170,32 +170,29 @@ class _Problem:
             e_var = _variational_energy(ProductHamiltonian(hcore, eri, nelec, state.strs_a, state.strs_b), state)
         else:
             e_var = energy - ecore
-        device_ham = None
+        device_rows = None
         if device is not None:
             from hinqs.kernel import torch_kernel
+            from hinqs.kernel.device_memory import WORK_MB, pt2_device_need
 
-            if device.type == "cuda":  # one line, before any table is on the GPU, when they would not fit
-                from hinqs.kernel.device_memory import WORK_MB, check_device_fits, pt2_device_need
-
-                need = pt2_device_need(ham.source_shape, ham.shape, ham.norb, ham.nelec, WORK_MB["cuda"])
-                free = torch_kernel.free_mb(device)
-                check_device_fits(ham.shape, need, free, str(device), "torch.cuda.mem_get_info (pt2.device)")
+            need = pt2_device_need(ham.source_shape, ham.shape, ham.norb, ham.nelec, WORK_MB["cuda"])
+            torch_kernel.prepare_device(device, ham.shape, need)
             device_ham = torch_kernel.TorchProductHamiltonian(ham, eri, device)
-        return cls(state, found, ham, e_var, device_ham)
+            device_rows = torch_kernel.TorchPT2Rows(device_ham, state.amplitudes, e_var, ham._jvec, ham.beta.occ)
+        return cls(state, found, ham, e_var, device_rows)
 
     def rows(self, deal: RowDeal, rows: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Exact row sums, term counts and intruder counts (connected determinants below E_var)
         of the given alpha target rows, or of all (then each pair of determinants once where the
         state is a symmetric singlet's: :meth:`hinqs.kernel.ProductHamiltonian.pt2_rows`), dealt
         over ``deal``'s ranks (collective). On a torch device every row sums all of its columns
-        (:meth:`hinqs.kernel.torch_kernel.TorchProductHamiltonian.pt2_rows`)."""
+        (:class:`hinqs.kernel.torch_kernel.TorchPT2Rows`)."""
         paired = rows is None
         wanted = np.arange(self.ham.shape[0]) if rows is None else rows
 
         def compute(mine: np.ndarray) -> tuple[np.ndarray, ...]:
-            if self.device_ham is not None:
-                return self.device_ham.pt2_rows(self.state.amplitudes, self.e_var, mine, self.ham._jvec,
-                                                self.ham.beta.occ)  # fmt: skip
+            if self.device_rows is not None:
+                return self.device_rows(mine)
             return self.ham.pt2_rows(self.state.amplitudes, self.e_var, mine, paired=paired)
 
         return deal.compute(wanted, compute)
